@@ -1,0 +1,63 @@
+//! One post on the wall: who wrote it and when, its text, and for an AI post the prompt, the
+//! live progress card and, once finished, the answer rendered as safe Markdown.
+use leptos::{prelude::*, task::spawn_local};
+
+use super::progress_card::AIGenerationProgress;
+use crate::{
+    api, format,
+    live::{Entry, WallStore},
+    markdown,
+    types::{JobStatus, PostKind},
+};
+
+#[component]
+pub fn PostCard(entry: Entry) -> impl IntoView {
+    let store = expect_context::<WallStore>();
+    let post = entry.post.clone();
+    let post_id = post.id;
+    let mine = {
+        let post = post.clone();
+        Signal::derive(move || store.viewer_tag.with(|t| t.as_deref() == Some(post.author_tag.as_str())))
+    };
+    let delete_error = RwSignal::new(None::<String>);
+    let delete = move |_| {
+        spawn_local(async move {
+            match api::delete_post(post_id).await {
+                Ok(()) => store.remove(post_id),
+                Err(e) => delete_error.set(Some(e.message)),
+            }
+        });
+    };
+    let job = entry.job;
+    let text = entry.text;
+    let completed = move || job.with(|j| j.as_ref().is_some_and(|j| j.view.status == JobStatus::Completed));
+
+    let body = match post.kind {
+        PostKind::Text => view! { <p class="post-text">{post.text.clone()}</p> }.into_any(),
+        PostKind::Ai => view! {
+            <p class="post-prompt"><span class="label">"Prompt: "</span>{post.prompt.clone().unwrap_or_default()}</p>
+            <Show when=move || job.with(Option::is_some)>
+                <AIGenerationProgress job mine />
+            </Show>
+            <Show when=completed>
+                <div class="post-text markdown" inner_html=move || markdown::to_safe_html(&text.get())></div>
+            </Show>
+        }
+        .into_any(),
+    };
+
+    view! {
+        <article class="post" class:ai=post.kind == PostKind::Ai data-post-id=post_id>
+            <header class="post-header">
+                <span class="post-author">{post.author_name.clone()}</span>
+                {(post.kind == PostKind::Ai).then(|| view! { <span class="badge">"AI post"</span> })}
+                <time class="post-time" datetime=post.created_at.to_string()>{format::timestamp(post.created_at)}</time>
+                <Show when=move || mine.get()>
+                    <button class="link-button" data-action="delete" on:click=delete aria-label="Delete this post">"Delete"</button>
+                </Show>
+            </header>
+            {body}
+            {move || delete_error.get().map(|m| view! { <p class="error" role="alert">{m}</p> })}
+        </article>
+    }
+}

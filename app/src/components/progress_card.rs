@@ -1,0 +1,138 @@
+//! `AIGenerationProgress`: the live card of an AI post. A bar that never goes back, counters
+//! (tokens, speed, elapsed ticking on the client, time remaining), the phase in words, the
+//! answer as it is written, Stop and Retry for the author, and the statistics once done.
+use leptos::{prelude::*, task::spawn_local};
+
+use crate::{
+    api, format,
+    live::LiveJob,
+    types::{JobStatus, JobView},
+};
+
+/// The phase in words.
+fn phase(view: &JobView, now_ms: f64) -> String {
+    match view.status {
+        JobStatus::Queued => match view.queue_position {
+            Some(1) => "Waiting in queue: next up".into(),
+            Some(n) => format!("Waiting in queue: position {n}"),
+            None => "Waiting in queue".into(),
+        },
+        JobStatus::Loading => match view.retry_at {
+            Some(at) => {
+                let secs = ((at as f64 - now_ms) / 1000.0).ceil().max(0.0);
+                let why = view.error.clone().unwrap_or_default();
+                format!("{why} Retrying in {secs} s")
+            }
+            // Nothing arrives before the first token: a cold model load or a long prompt.
+            None if view.progress.elapsed_time < 1500 => "Loading the model…".into(),
+            None => "Reading the prompt…".into(),
+        },
+        JobStatus::Generating => "Writing…".into(),
+        JobStatus::Completed => "Done".into(),
+        JobStatus::Failed => "Failed".into(),
+        JobStatus::Cancelled => "Stopped".into(),
+    }
+}
+
+#[component]
+pub fn AIGenerationProgress(job: RwSignal<Option<LiveJob>>, #[prop(into)] mine: Signal<bool>) -> impl IntoView {
+    let now = use_context::<ReadSignal<f64>>().unwrap_or_else(|| signal(0.0).0);
+    let view_of = move || job.with(|j| j.as_ref().map(|j| j.view.clone()));
+    let status = move || job.with(|j| j.as_ref().map_or(JobStatus::Queued, |j| j.view.status));
+    let running = move || matches!(status(), JobStatus::Loading | JobStatus::Generating);
+    let field = move |f: fn(&JobView) -> String| move || job.with(|j| j.as_ref().map(|j| f(&j.view)).unwrap_or_default());
+    let percent = move || job.with(|j| j.as_ref().map_or(0.0, |j| j.view.progress.percent));
+    let elapsed = move || {
+        let t = now.get();
+        job.with(|j| j.as_ref().map(|j| format::elapsed(j.elapsed_at(t))).unwrap_or_default())
+    };
+    let action_error = RwSignal::new(None::<String>);
+    let act = move |stop: bool| {
+        let Some(id) = job.with_untracked(|j| j.as_ref().map(|j| j.view.id)) else { return };
+        spawn_local(async move {
+            let result = if stop { api::stop(id).await } else { api::retry(id).await };
+            action_error.set(result.err().map(|e| e.message));
+        });
+    };
+
+    view! {
+        <div
+            class="ai-progress"
+            class:running=running
+            class:completed=move || status() == JobStatus::Completed
+            class:failed=move || matches!(status(), JobStatus::Failed | JobStatus::Cancelled)
+            data-job-id=move || job.with(|j| j.as_ref().map(|j| j.view.id).unwrap_or_default())
+            data-status=move || status().as_str()
+        >
+            <div class="ai-progress-head">
+                <span class="ai-icon" aria-hidden="true">
+                    {move || match status() {
+                        JobStatus::Completed => view! { <span class="check">"✓"</span> }.into_any(),
+                        JobStatus::Failed | JobStatus::Cancelled => view! { <span class="warn">"!"</span> }.into_any(),
+                        _ => view! { <span class="robot">"🤖"</span> }.into_any(),
+                    }}
+                </span>
+                <span class="phase" data-testid="phase">{move || { let t = now.get(); view_of().map(|v| phase(&v, t)).unwrap_or_default() }}</span>
+                <span class="model">{field(|v| v.model.clone())}</span>
+            </div>
+            <Show when=move || !status().is_terminal()>
+                <div
+                    class="bar"
+                    role="progressbar"
+                    aria-label="Generation progress"
+                    aria-valuemin="0"
+                    aria-valuemax="100"
+                    aria-valuenow=move || format!("{:.0}", percent())
+                    aria-valuetext=move || job.with(|j| j.as_ref().map(|j| format!(
+                        "{:.0}%, {}, {}",
+                        j.view.progress.percent,
+                        format::tokens(j.view.progress.current_tokens),
+                        format::remaining(j.view.progress.estimated_time_remaining),
+                    )).unwrap_or_default())
+                >
+                    <div class="bar-fill" style:width=move || format!("{:.1}%", percent())></div>
+                </div>
+                <dl class="counters">
+                    <div><dt>"Tokens"</dt><dd data-testid="tokens">{field(|v| format::tokens(v.progress.current_tokens))}</dd></div>
+                    <div><dt>"Speed"</dt><dd data-testid="speed">{field(|v| format::speed(v.progress.tokens_per_second))}</dd></div>
+                    <div><dt>"Elapsed"</dt><dd data-testid="elapsed">{elapsed}</dd></div>
+                    <div><dt>"Remaining"</dt><dd data-testid="eta">{field(|v| if v.status == JobStatus::Generating { format::remaining(v.progress.estimated_time_remaining) } else { "—".into() })}</dd></div>
+                </dl>
+                <p class="ai-live-text" data-testid="live-text">{field(|v| v.text.clone())}</p>
+            </Show>
+            <Show when=move || matches!(status(), JobStatus::Failed | JobStatus::Cancelled)>
+                <p class="ai-error" role="alert">{field(|v| v.error.clone().unwrap_or_default())}</p>
+                <Show when=move || job.with(|j| j.as_ref().is_some_and(|j| !j.view.text.is_empty()))>
+                    <p class="ai-live-text partial">{field(|v| v.text.clone())}</p>
+                </Show>
+            </Show>
+            <Show when=move || status() == JobStatus::Completed>
+                <details class="ai-stats" data-testid="stats" open>
+                    <summary>{field(|v| format!("{} tokens in {}", v.stats.as_ref().map_or(0, |s| s.total_tokens), format::duration(v.progress.elapsed_time)))}</summary>
+                    <dl class="stats-row">
+                        <div><dt>"Input"</dt><dd data-stat="input">{field(|v| v.stats.as_ref().map_or(0, |s| s.input_tokens).to_string())}</dd></div>
+                        <div><dt>"Output"</dt><dd data-stat="output">{field(|v| v.stats.as_ref().map_or(0, |s| s.output_tokens).to_string())}</dd></div>
+                        <div><dt>"Total"</dt><dd data-stat="total">{field(|v| v.stats.as_ref().map_or(0, |s| s.total_tokens).to_string())}</dd></div>
+                        <div><dt>"Speed"</dt><dd data-stat="speed">{field(|v| format::speed(v.stats.as_ref().map_or(0.0, |s| s.tokens_per_second())))}</dd></div>
+                        <div><dt>"First token"</dt><dd data-stat="ttft">{field(|v| format::nanos(v.stats.as_ref().map_or(0, |s| s.time_to_first_token_ms * 1_000_000)))}</dd></div>
+                        <div><dt>"Total time"</dt><dd data-stat="time">{field(|v| format::duration(v.progress.elapsed_time))}</dd></div>
+                    </dl>
+                </details>
+            </Show>
+            <Show when=move || mine.get()>
+                <div class="ai-actions">
+                    <Show when=running.clone()>
+                        <button data-action="stop" on:click=move |_| act(true)>"Stop"</button>
+                    </Show>
+                    <Show when=move || status() == JobStatus::Queued>
+                        <button data-action="stop" on:click=move |_| act(true)>"Cancel"</button>
+                    </Show>
+                    <Show when=move || matches!(status(), JobStatus::Failed | JobStatus::Cancelled)>
+                        <button data-action="retry" on:click=move |_| act(false)>"Retry"</button>
+                    </Show>
+                </div>
+            </Show>
+            {move || action_error.get().map(|m| view! { <p class="error" role="alert">{m}</p> })}
+        </div>
+    }
+}

@@ -1,0 +1,178 @@
+//! The wall's live state in the browser: the posts on the page and each job's latest state,
+//! kept current by the wall's event stream ([`stream`]).
+pub mod apply;
+pub mod clock;
+pub mod stream;
+
+use leptos::prelude::*;
+
+use crate::types::{DoneEvent, ErrorEvent, JobView, Post, ProgressEvent, WallSnapshot};
+
+/// A job as the page holds it: the server's view, and when (on this browser's clock) the
+/// elapsed time was last taken from the server, so it can tick between events.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveJob {
+    pub view: JobView,
+    pub elapsed_base: u64,
+    pub based_at: f64,
+}
+
+impl LiveJob {
+    pub fn new(view: JobView) -> Self {
+        Self { elapsed_base: view.progress.elapsed_time, based_at: clock::now(), view }
+    }
+
+    /// The elapsed time to show at `now`: ticking while the job runs.
+    pub fn elapsed_at(&self, now: f64) -> u64 {
+        if self.view.status.is_terminal() || self.view.status == crate::types::JobStatus::Queued {
+            return self.view.progress.elapsed_time;
+        }
+        self.elapsed_base + (now - self.based_at).max(0.0) as u64
+    }
+
+    /// Takes the server's elapsed time again when ours drifted more than a second from it.
+    fn resync(&mut self) {
+        let now = clock::now();
+        let server = self.view.progress.elapsed_time;
+        if self.view.status.is_terminal() || (self.elapsed_at(now) as i64 - server as i64).abs() > 1000 {
+            self.elapsed_base = server;
+            self.based_at = now;
+        }
+    }
+}
+
+/// One post on the page. The post itself does not change; its text and job do.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub post: Post,
+    pub text: RwSignal<String>,
+    pub job: RwSignal<Option<LiveJob>>,
+}
+
+impl Entry {
+    fn new(post: Post) -> Self {
+        Self { text: RwSignal::new(post.text.clone()), job: RwSignal::new(post.job.clone().map(LiveJob::new)), post }
+    }
+}
+
+#[derive(Clone, Copy)]
+pub struct WallStore {
+    pub entries: RwSignal<Vec<Entry>>,
+    pub next_before: RwSignal<Option<i64>>,
+    pub viewer_tag: RwSignal<Option<String>>,
+    /// Whether the live stream is connected (shown as a small status).
+    pub connected: RwSignal<bool>,
+    /// What the polite live region announces.
+    pub announcement: RwSignal<String>,
+}
+
+impl WallStore {
+    pub fn new(snapshot: &WallSnapshot) -> Self {
+        Self {
+            entries: RwSignal::new(snapshot.page.posts.iter().cloned().map(Entry::new).collect()),
+            next_before: RwSignal::new(snapshot.page.next_before),
+            viewer_tag: RwSignal::new(snapshot.viewer_tag.clone()),
+            connected: RwSignal::new(false),
+            announcement: RwSignal::new(String::new()),
+        }
+    }
+
+    pub fn is_mine(&self, post: &Post) -> bool {
+        self.viewer_tag.with_untracked(|t| t.as_deref() == Some(post.author_tag.as_str()))
+    }
+
+    fn entry(&self, post_id: i64) -> Option<Entry> {
+        self.entries.with_untracked(|es| es.iter().find(|e| e.post.id == post_id).cloned())
+    }
+
+    /// Adds a post where it belongs (newest first), or refreshes its job if it is there.
+    pub fn upsert(&self, post: Post) {
+        if let Some(entry) = self.entry(post.id) {
+            if let Some(view) = post.job {
+                entry.job.set(Some(LiveJob::new(view)));
+            }
+            if !post.text.is_empty() {
+                entry.text.set(post.text);
+            }
+            return;
+        }
+        self.entries.update(|es| {
+            let at = es.iter().position(|e| e.post.id < post.id).unwrap_or(es.len());
+            es.insert(at, Entry::new(post));
+        });
+    }
+
+    /// Older posts from "load more".
+    pub fn append_older(&self, posts: Vec<Post>, next_before: Option<i64>) {
+        for post in posts {
+            self.upsert(post);
+        }
+        self.next_before.set(next_before);
+    }
+
+    pub fn remove(&self, post_id: i64) {
+        self.entries.update(|es| es.retain(|e| e.post.id != post_id));
+    }
+
+    /// My own post, straight from the API answer (the stream may have brought it already).
+    pub fn add_mine(&self, post: Post) {
+        if self.viewer_tag.with_untracked(Option::is_none) {
+            self.viewer_tag.set(Some(post.author_tag.clone()));
+        }
+        self.upsert(post);
+    }
+
+    pub fn snapshot(&self, posts: Vec<Post>, jobs: Vec<JobView>) {
+        for post in posts {
+            self.upsert(post);
+        }
+        for view in jobs {
+            self.replace_job(view);
+        }
+    }
+
+    pub fn replace_job(&self, view: JobView) {
+        if let Some(entry) = self.entry(view.post_id) {
+            entry.job.set(Some(LiveJob::new(view)));
+        }
+    }
+
+    /// Returns the job id when the event showed a gap and a fresh state must be fetched.
+    pub fn progress(&self, ev: &ProgressEvent) -> Option<i64> {
+        let entry = self.entry(ev.post_id)?;
+        let mut gap = false;
+        entry.job.update(|job| {
+            if let Some(job) = job {
+                match apply::progress(&mut job.view, ev) {
+                    apply::Applied::Updated => job.resync(),
+                    apply::Applied::Gap => gap = true,
+                    apply::Applied::Stale => {}
+                }
+            }
+        });
+        gap.then_some(ev.job_id)
+    }
+
+    pub fn done(&self, ev: &DoneEvent) {
+        let Some(entry) = self.entry(ev.post_id) else { return };
+        entry.job.update(|job| {
+            if let Some(job) = job {
+                apply::done(&mut job.view, ev);
+                job.resync();
+            }
+        });
+        entry.text.set(ev.text.clone());
+        self.announcement.set(format!("{}'s AI post is finished.", entry.post.author_name));
+    }
+
+    pub fn error(&self, ev: &ErrorEvent) {
+        let Some(entry) = self.entry(ev.post_id) else { return };
+        entry.job.update(|job| {
+            if let Some(job) = job {
+                apply::error(&mut job.view, ev);
+                job.resync();
+            }
+        });
+        self.announcement.set(format!("{}'s AI post stopped: {}", entry.post.author_name, ev.message));
+    }
+}

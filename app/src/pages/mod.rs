@@ -1,0 +1,2 @@
+//! The app's pages.
+pub mod wall;

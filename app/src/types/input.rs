@@ -1,0 +1,92 @@
+//! What a person may submit, parsed at the edge: once a value of these types exists it is
+//! within its limits. The browser uses the same rules to warn before sending.
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+
+/// The limits a composer needs to know; the server sends its configured values with the page.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InputLimits {
+    pub post_max_chars: usize,
+    pub prompt_max_chars: usize,
+    pub name_max_chars: usize,
+    pub max_tokens_limit: u32,
+}
+
+impl Default for InputLimits {
+    fn default() -> Self {
+        Self {
+            post_max_chars: 2000,
+            prompt_max_chars: 4000,
+            name_max_chars: 40,
+            max_tokens_limit: 4096,
+        }
+    }
+}
+
+/// Trimmed text of at least one and at most `max` characters.
+fn bounded(what: &str, raw: &str, max: usize) -> Result<String, ApiError> {
+    let text = raw.trim();
+    if text.is_empty() {
+        return Err(ApiError::new("validation", format!("The {what} is empty: write something first.")));
+    }
+    let len = text.chars().count();
+    if len > max {
+        return Err(ApiError::new(
+            "validation",
+            format!("The {what} is {len} characters long; the limit is {max}."),
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+impl InputLimits {
+    pub fn post_text(&self, raw: &str) -> Result<String, ApiError> {
+        bounded("post", raw, self.post_max_chars)
+    }
+
+    pub fn prompt(&self, raw: &str) -> Result<String, ApiError> {
+        bounded("prompt", raw, self.prompt_max_chars)
+    }
+
+    /// A display name; empty means "Anonymous".
+    pub fn author_name(&self, raw: &str) -> Result<String, ApiError> {
+        if raw.trim().is_empty() {
+            return Ok("Anonymous".to_owned());
+        }
+        bounded("name", raw, self.name_max_chars)
+    }
+
+    pub fn max_tokens(&self, raw: Option<u32>) -> Result<Option<u32>, ApiError> {
+        match raw {
+            Some(0) => Err(ApiError::new("validation", "The max length must be at least 1 token.")),
+            Some(n) if n > self.max_tokens_limit => Err(ApiError::new(
+                "validation",
+                format!("The max length is {n} tokens; the limit is {}.", self.max_tokens_limit),
+            )),
+            other => Ok(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_trimmed_and_bounded_in_characters_not_bytes() {
+        let limits = InputLimits { post_max_chars: 3, ..Default::default() };
+        assert_eq!(limits.post_text("  héé ").unwrap(), "héé");
+        assert!(limits.post_text("   ").unwrap_err().message.contains("empty"));
+        assert!(limits.post_text("abcd").unwrap_err().message.contains("limit is 3"));
+    }
+
+    #[test]
+    fn names_default_to_anonymous_and_max_tokens_is_bounded() {
+        let limits = InputLimits::default();
+        assert_eq!(limits.author_name(" ").unwrap(), "Anonymous");
+        assert!(limits.max_tokens(Some(0)).is_err());
+        assert!(limits.max_tokens(Some(5000)).is_err());
+        assert_eq!(limits.max_tokens(Some(10)).unwrap(), Some(10));
+    }
+}

@@ -1,0 +1,114 @@
+//! A generation job's state: its status, live progress, text so far and final statistics.
+use serde::{Deserialize, Serialize};
+
+/// Where a job is in its life. The last three are terminal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Queued,
+    Loading,
+    Generating,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 6] = [
+        JobStatus::Queued,
+        JobStatus::Loading,
+        JobStatus::Generating,
+        JobStatus::Completed,
+        JobStatus::Failed,
+        JobStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Loading => "loading",
+            JobStatus::Generating => "generating",
+            JobStatus::Completed => "completed",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled
+        )
+    }
+}
+
+/// The seed's live progress fields, plus the percent derived from them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Chunks received so far (a live estimate of tokens; the final count comes from Ollama).
+    pub current_tokens: u32,
+    /// Measured over a short sliding window, so it reacts to slow-downs.
+    pub tokens_per_second: f64,
+    /// Milliseconds since the job started running (0 while queued).
+    pub elapsed_time: u64,
+    /// Milliseconds still expected; `None` when there is no honest estimate yet.
+    pub estimated_time_remaining: Option<u64>,
+    /// 0.0 to 100.0; reaches 100 only when the job is completed and never goes back.
+    pub percent: f64,
+    /// Unix time in milliseconds of the last change.
+    pub last_update_at: i64,
+}
+
+/// The statistics of a finished generation. Counts and durations are Ollama's own, from its
+/// final chunk (durations in nanoseconds, as Ollama reports them); time to first token is ours.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FinalStats {
+    pub input_tokens: u32,
+    pub output_tokens: u32,
+    pub total_tokens: u32,
+    /// From sending the request to the first token, in milliseconds.
+    pub time_to_first_token_ms: u64,
+    pub load_duration_ns: u64,
+    pub prompt_eval_duration_ns: u64,
+    pub eval_duration_ns: u64,
+    pub total_duration_ns: u64,
+    /// `stop`, or `length` when the max length was hit.
+    pub done_reason: String,
+}
+
+impl FinalStats {
+    /// Decoding speed as Ollama measured it: `eval_count / eval_duration`.
+    pub fn tokens_per_second(&self) -> f64 {
+        if self.eval_duration_ns == 0 {
+            0.0
+        } else {
+            self.output_tokens as f64 * 1e9 / self.eval_duration_ns as f64
+        }
+    }
+}
+
+/// Everything a progress card needs to draw a job, at one moment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobView {
+    pub id: i64,
+    pub post_id: i64,
+    pub status: JobStatus,
+    pub model: String,
+    pub max_tokens: Option<u32>,
+    /// 1 for the next job to run; only while queued.
+    pub queue_position: Option<u32>,
+    pub progress: Progress,
+    /// The answer so far (all of it once completed).
+    pub text: String,
+    pub stats: Option<FinalStats>,
+    pub error: Option<String>,
+    pub attempt: u32,
+    /// Unix ms when a retry after a transient Ollama failure is due.
+    pub retry_at: Option<i64>,
+    /// Increases with every published change; events older than what a client has are dropped.
+    pub seq: u64,
+}

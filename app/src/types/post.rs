@@ -1,0 +1,86 @@
+//! Posts on the wall, the requests that create them, and a page of the feed.
+use serde::{Deserialize, Serialize};
+
+use super::job::JobView;
+
+/// What a post is: written by a person, or by the model from a person's prompt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PostKind {
+    Text,
+    Ai,
+}
+
+impl PostKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PostKind::Text => "text",
+            PostKind::Ai => "ai",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "text" => Some(PostKind::Text),
+            "ai" => Some(PostKind::Ai),
+            _ => None,
+        }
+    }
+}
+
+/// One post as the wall shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Post {
+    pub id: i64,
+    pub author_name: String,
+    pub kind: PostKind,
+    /// The text of a text post; the generated content of a finished AI post (empty until then).
+    pub text: String,
+    /// The prompt of an AI post.
+    pub prompt: Option<String>,
+    /// Unix time in milliseconds.
+    pub created_at: i64,
+    /// The generation behind an AI post.
+    pub job: Option<JobView>,
+    /// A short public tag of the author's anonymous identity: the same for all posts from one
+    /// browser, so a page can tell which posts are its own (and offer Stop, Retry, Delete).
+    pub author_tag: String,
+}
+
+/// A page of the wall, newest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PostPage {
+    pub posts: Vec<Post>,
+    /// Pass as `before` to get the next (older) page; `None` at the end of the wall.
+    pub next_before: Option<i64>,
+}
+
+/// What the wall page starts from: the first page, every unfinished job, and who is looking.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WallSnapshot {
+    pub page: PostPage,
+    /// The viewer's own author tag, once their browser has posted.
+    pub viewer_tag: Option<String>,
+    pub limits: super::InputLimits,
+    pub default_model: String,
+}
+
+/// The body of `POST /api/v1/posts`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct NewPost {
+    pub author_name: String,
+    pub text: String,
+}
+
+/// The body of `POST /api/v1/ai/posts`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct NewAiPost {
+    pub author_name: String,
+    pub prompt: String,
+    /// Empty or absent means the server's default model.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The most tokens the answer may have (Ollama's `num_predict`).
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+}

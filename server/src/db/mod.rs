@@ -1,0 +1,85 @@
+//! The data layer: the only module that speaks SQL. SQLite (a file in WAL mode) today; the
+//! interface is narrow so that a PostgreSQL backend can stand behind it later.
+mod jobs;
+mod posts;
+mod settings;
+
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    SqlitePool,
+};
+
+pub use jobs::{JobCompletion, JobRow, ProgressWrite, Recovered};
+pub use posts::{NewAiPostRow, PostRow, PostWithJob};
+
+/// Errors of the data layer. The HTTP edge turns them into a 500 or 503 with a plain message.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("the database is not available: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+/// A handle to the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: SqlitePool,
+}
+
+impl Db {
+    /// Opens (creating the file if needed) and migrates the database at `url`.
+    pub async fn connect(url: &str, max_connections: u32) -> DbResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| DbError::Unavailable(format!("bad database URL {url:?}: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL is durable across process crashes; only a power loss can roll back
+            // the last commits.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect_with(options)
+            .await
+            .map_err(|e| DbError::Unavailable(format!("cannot open {url}: {e}")))?;
+        sqlx::migrate!("../migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Answers when the database can run a query (for `/readyz`).
+    pub async fn ping(&self) -> DbResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    /// A fresh database in a temporary file (kept alive by the returned guard).
+    pub async fn temp_db() -> (super::Db, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("test.db").display());
+        let db = super::Db::connect(&url, 4).await.expect("open test database");
+        (db, dir)
+    }
+}

@@ -1,0 +1,213 @@
+//! Posts: creating them (an AI post together with its job, in one transaction), reading the
+//! wall page by page, and deleting.
+use app::types::{JobStatus, PostKind};
+
+use super::{jobs::JobRow, now_ms, Db, DbResult};
+
+/// A row of `posts`.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct PostRow {
+    pub id: i64,
+    pub author_id: String,
+    pub author_name: String,
+    pub kind: String,
+    pub text: String,
+    pub prompt: Option<String>,
+    pub created_at: i64,
+}
+
+impl PostRow {
+    pub fn kind(&self) -> PostKind {
+        PostKind::parse(&self.kind).unwrap_or(PostKind::Text)
+    }
+}
+
+/// A post and, for an AI post, its job.
+#[derive(Clone, Debug)]
+pub struct PostWithJob {
+    pub post: PostRow,
+    pub job: Option<JobRow>,
+}
+
+/// What the data layer needs to create an AI post and its job.
+#[derive(Clone, Debug)]
+pub struct NewAiPostRow<'a> {
+    pub author_id: &'a str,
+    pub author_name: &'a str,
+    pub prompt: &'a str,
+    pub model: &'a str,
+    pub max_tokens: Option<u32>,
+}
+
+impl Db {
+    pub async fn insert_text_post(
+        &self,
+        author_id: &str,
+        author_name: &str,
+        text: &str,
+    ) -> DbResult<PostRow> {
+        let row = sqlx::query_as::<_, PostRow>(
+            "INSERT INTO posts (author_id, author_name, kind, text, created_at)
+             VALUES ($1, $2, 'text', $3, $4) RETURNING *",
+        )
+        .bind(author_id)
+        .bind(author_name)
+        .bind(text)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row)
+    }
+
+    /// Stores the post and its queued job in one transaction: both or neither.
+    pub async fn insert_ai_post(&self, new: NewAiPostRow<'_>) -> DbResult<PostWithJob> {
+        let now = now_ms();
+        // BEGIN IMMEDIATE: a deferred transaction that reads and then writes can fail at once
+        // with SQLITE_BUSY instead of waiting for the writer lock.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let post = sqlx::query_as::<_, PostRow>(
+            "INSERT INTO posts (author_id, author_name, kind, text, prompt, created_at)
+             VALUES ($1, $2, 'ai', '', $3, $4) RETURNING *",
+        )
+        .bind(new.author_id)
+        .bind(new.author_name)
+        .bind(new.prompt)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let job = sqlx::query_as::<_, JobRow>(
+            "INSERT INTO ai_generation_jobs
+                 (post_id, author_id, status, prompt, model, max_tokens, last_update_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING *",
+        )
+        .bind(post.id)
+        .bind(new.author_id)
+        .bind(JobStatus::Queued.as_str())
+        .bind(new.prompt)
+        .bind(new.model)
+        .bind(new.max_tokens.map(i64::from))
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(PostWithJob {
+            post,
+            job: Some(job),
+        })
+    }
+
+    /// Up to `limit` posts older than `before` (all when `None`), newest first, with their jobs.
+    pub async fn list_posts(&self, before: Option<i64>, limit: u32) -> DbResult<Vec<PostWithJob>> {
+        let posts = sqlx::query_as::<_, PostRow>(
+            "SELECT * FROM posts WHERE id < $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(posts.len());
+        for post in posts {
+            let job = if post.kind() == PostKind::Ai {
+                self.job_of_post(post.id).await?
+            } else {
+                None
+            };
+            out.push(PostWithJob { post, job });
+        }
+        Ok(out)
+    }
+
+    pub async fn post(&self, id: i64) -> DbResult<Option<PostWithJob>> {
+        let Some(post) = sqlx::query_as::<_, PostRow>("SELECT * FROM posts WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let job = self.job_of_post(post.id).await?;
+        Ok(Some(PostWithJob { post, job }))
+    }
+
+    /// Deletes a post and (by cascade) its job. Returns whether there was one.
+    pub async fn delete_post(&self, id: i64) -> DbResult<bool> {
+        let done = sqlx::query("DELETE FROM posts WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::db::testing::temp_db;
+
+    #[tokio::test]
+    async fn posts_come_back_newest_first_in_pages() {
+        let (db, _dir) = temp_db().await;
+        for i in 0..5 {
+            db.insert_text_post("a1", "Ann", &format!("post {i}")).await.unwrap();
+        }
+        let first = db.list_posts(None, 2).await.unwrap();
+        let texts: Vec<_> = first.iter().map(|p| p.post.text.as_str()).collect();
+        assert_eq!(texts, ["post 4", "post 3"]);
+        let next = db.list_posts(Some(first[1].post.id), 10).await.unwrap();
+        let texts: Vec<_> = next.iter().map(|p| p.post.text.as_str()).collect();
+        assert_eq!(texts, ["post 2", "post 1", "post 0"]);
+    }
+
+    #[tokio::test]
+    async fn an_ai_post_is_stored_with_its_queued_job() {
+        let (db, _dir) = temp_db().await;
+        let created = db
+            .insert_ai_post(super::NewAiPostRow {
+                author_id: "a1",
+                author_name: "Ann",
+                prompt: "Why is the sky blue?",
+                model: "llama3.2:1b",
+                max_tokens: Some(100),
+            })
+            .await
+            .unwrap();
+        let job = created.job.unwrap();
+        assert_eq!(job.status, "queued");
+        assert_eq!(job.post_id, created.post.id);
+        assert_eq!(job.max_tokens, Some(100));
+        let listed = db.list_posts(None, 10).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].job.as_ref().unwrap().id, job.id);
+        assert_eq!(listed[0].post.prompt.as_deref(), Some("Why is the sky blue?"));
+    }
+
+    #[tokio::test]
+    async fn deleting_a_post_deletes_its_job() {
+        let (db, _dir) = temp_db().await;
+        let created = db
+            .insert_ai_post(super::NewAiPostRow {
+                author_id: "a1",
+                author_name: "Ann",
+                prompt: "p",
+                model: "m",
+                max_tokens: None,
+            })
+            .await
+            .unwrap();
+        assert!(db.delete_post(created.post.id).await.unwrap());
+        assert!(db.job(created.job.unwrap().id).await.unwrap().is_none());
+        assert!(!db.delete_post(created.post.id).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_database_file_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("wall.db").display());
+        let db = crate::db::Db::connect(&url, 2).await.unwrap();
+        db.insert_text_post("a1", "Ann", "hello").await.unwrap();
+        db.close().await;
+        let again = crate::db::Db::connect(&url, 2).await.unwrap();
+        assert_eq!(again.list_posts(None, 10).await.unwrap()[0].post.text, "hello");
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&again.pool).await.unwrap();
+        assert_eq!(mode, "wal");
+    }
+}

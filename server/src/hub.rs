@@ -1,0 +1,273 @@
+//! The in-process hub: the latest state of every unfinished job, pushed to its watchers the
+//! moment it changes, and one broadcast of everything for the wall's multiplexed stream.
+//!
+//! Each job has a `watch` channel holding its whole [`JobView`]: a watcher that falls behind
+//! simply sees the newest state (coalescing for free) and computes the text it has not sent
+//! from its own offset. The wall broadcast carries deltas; a wall watcher that lags gets a
+//! fresh snapshot instead. Nobody polls the database.
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use app::types::{DoneEvent, ErrorEvent, JobStatus, JobView, Post, ProgressEvent, WallEvent};
+use tokio::sync::{broadcast, watch};
+
+/// Wall events kept for slow wall watchers before they lag and get a snapshot.
+const WALL_BUFFER: usize = 4096;
+
+/// A wall event serialised once, however many watchers send it.
+#[derive(Debug)]
+pub struct WireEvent {
+    pub event: WallEvent,
+    /// The SSE `event:` name.
+    pub name: &'static str,
+    /// The SSE `data:` line: the event's payload as JSON.
+    pub data: String,
+}
+
+impl WireEvent {
+    pub fn new(event: WallEvent) -> Self {
+        let data = match &event {
+            WallEvent::Snapshot { posts, jobs } => serde_json::json!({ "posts": posts, "jobs": jobs }).to_string(),
+            WallEvent::Post(p) => to_json(p),
+            WallEvent::PostDeleted(id) => serde_json::json!({ "post_id": id }).to_string(),
+            WallEvent::Job(v) => to_json(v),
+            WallEvent::Progress(p) => to_json(p),
+            WallEvent::Done(d) => to_json(d),
+            WallEvent::Error(e) => to_json(e),
+        };
+        Self { name: event.name(), event, data }
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    // Our own plain structs always serialise.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    jobs: Mutex<HashMap<i64, watch::Sender<JobView>>>,
+    wall: broadcast::Sender<Arc<WireEvent>>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Hub {
+    pub fn new() -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                jobs: Mutex::new(HashMap::new()),
+                wall: broadcast::channel(WALL_BUFFER).0,
+            }),
+        }
+    }
+
+    fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<i64, watch::Sender<JobView>>> {
+        // A panic while holding this lock cannot leave the map half-updated.
+        self.inner.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts carrying an unfinished job (new, retried or recovered) and tells the wall.
+    pub fn track(&self, mut view: JobView) {
+        let mut jobs = self.jobs();
+        let seq = jobs.get(&view.id).map_or(0, |tx| tx.borrow().seq) + 1;
+        view.seq = view.seq.max(seq);
+        match jobs.get(&view.id) {
+            Some(tx) => {
+                tx.send_replace(view.clone());
+            }
+            None => {
+                jobs.insert(view.id, watch::channel(view.clone()).0);
+            }
+        }
+        drop(jobs);
+        self.broadcast(WallEvent::Job(view));
+    }
+
+    /// Applies a change to a tracked job and pushes it: watchers wake, the wall gets the delta.
+    /// Returns false when the job is not tracked (it finished, or was deleted).
+    pub fn update(&self, job_id: i64, change: impl FnOnce(&mut JobView)) -> bool {
+        let mut event = None;
+        if let Some(tx) = self.jobs().get(&job_id) {
+            tx.send_modify(|view| {
+                let before = view.text.len();
+                change(view);
+                view.seq += 1;
+                let offset = before.min(view.text.len());
+                event = Some(progress_event(view, offset));
+            });
+        }
+        match event {
+            Some(event) => {
+                self.broadcast(WallEvent::Progress(event));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Publishes a job's terminal state and stops tracking it. Watchers holding a receiver see
+    /// the final state, then the channel closes.
+    pub fn finish(&self, mut view: JobView) {
+        let tx = self.jobs().remove(&view.id);
+        if let Some(tx) = &tx {
+            view.seq = view.seq.max(tx.borrow().seq + 1);
+            tx.send_replace(view.clone());
+        }
+        self.broadcast(terminal_event(&view));
+    }
+
+    /// Forgets a job whose post was deleted.
+    pub fn forget(&self, job_id: i64) {
+        self.jobs().remove(&job_id);
+    }
+
+    /// A receiver of the job's live state, if the hub is carrying it.
+    pub fn watch(&self, job_id: i64) -> Option<watch::Receiver<JobView>> {
+        self.jobs().get(&job_id).map(watch::Sender::subscribe)
+    }
+
+    /// The live state of a tracked job.
+    pub fn current(&self, job_id: i64) -> Option<JobView> {
+        self.jobs().get(&job_id).map(|tx| tx.borrow().clone())
+    }
+
+    /// Every tracked job's live state, oldest first.
+    pub fn snapshot(&self) -> Vec<JobView> {
+        let mut views: Vec<JobView> = self.jobs().values().map(|tx| tx.borrow().clone()).collect();
+        views.sort_by_key(|v| v.id);
+        views
+    }
+
+    /// Subscribes to the wall: first the receiver, then the snapshot, so nothing falls between.
+    pub fn subscribe_wall(&self) -> (broadcast::Receiver<Arc<WireEvent>>, Vec<JobView>) {
+        let rx = self.inner.wall.subscribe();
+        (rx, self.snapshot())
+    }
+
+    pub fn post_created(&self, post: Post) {
+        self.broadcast(WallEvent::Post(post));
+    }
+
+    pub fn post_deleted(&self, post_id: i64) {
+        self.broadcast(WallEvent::PostDeleted(post_id));
+    }
+
+    pub fn wall_watchers(&self) -> usize {
+        self.inner.wall.receiver_count()
+    }
+
+    fn broadcast(&self, event: WallEvent) {
+        // No receivers is fine: nobody is looking at the wall.
+        let _ = self.inner.wall.send(Arc::new(WireEvent::new(event)));
+    }
+}
+
+/// The progress event for a view, carrying the text after `offset` bytes.
+pub fn progress_event(view: &JobView, offset: usize) -> ProgressEvent {
+    ProgressEvent {
+        job_id: view.id,
+        post_id: view.post_id,
+        status: view.status,
+        queue_position: view.queue_position,
+        progress: view.progress.clone(),
+        text_offset: offset,
+        text_delta: view.text.get(offset..).unwrap_or_default().to_owned(),
+        attempt: view.attempt,
+        retry_at: view.retry_at,
+        seq: view.seq,
+    }
+}
+
+/// The `done` or `error` event of a finished job.
+pub fn terminal_event(view: &JobView) -> WallEvent {
+    match view.status {
+        JobStatus::Completed => WallEvent::Done(DoneEvent {
+            job_id: view.id,
+            post_id: view.post_id,
+            text: view.text.clone(),
+            stats: view.stats.clone().unwrap_or_default(),
+            progress: view.progress.clone(),
+            seq: view.seq,
+        }),
+        status => WallEvent::Error(ErrorEvent {
+            job_id: view.id,
+            post_id: view.post_id,
+            status,
+            message: view.error.clone().unwrap_or_else(|| "The generation stopped.".into()),
+            text: view.text.clone(),
+            seq: view.seq,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use app::types::{JobStatus, JobView, Progress, WallEvent};
+
+    use super::Hub;
+
+    fn view(id: i64) -> JobView {
+        JobView {
+            id,
+            post_id: id * 10,
+            status: JobStatus::Queued,
+            model: "m".into(),
+            max_tokens: None,
+            queue_position: Some(1),
+            progress: Progress::default(),
+            text: String::new(),
+            stats: None,
+            error: None,
+            attempt: 0,
+            retry_at: None,
+            seq: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_watcher_sees_the_latest_state_and_the_wall_sees_deltas() {
+        let hub = Hub::new();
+        hub.track(view(1));
+        let (mut wall, snapshot) = hub.subscribe_wall();
+        assert_eq!(snapshot.len(), 1);
+        let mut rx = hub.watch(1).unwrap();
+        hub.update(1, |v| v.text.push_str("Hello"));
+        hub.update(1, |v| v.text.push_str(", world"));
+        rx.changed().await.unwrap();
+        assert_eq!(rx.borrow_and_update().text, "Hello, world");
+        let deltas: Vec<_> = (0..2)
+            .map(|_| match &wall.try_recv().unwrap().event {
+                WallEvent::Progress(p) => (p.text_offset, p.text_delta.clone(), p.seq),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(deltas, [(0, "Hello".to_owned(), 2), (5, ", world".to_owned(), 3)]);
+    }
+
+    #[tokio::test]
+    async fn finishing_closes_the_watch_after_the_final_state() {
+        let hub = Hub::new();
+        hub.track(view(1));
+        let mut rx = hub.watch(1).unwrap();
+        let mut done = view(1);
+        done.status = JobStatus::Completed;
+        done.text = "All".into();
+        hub.finish(done);
+        rx.changed().await.unwrap();
+        assert_eq!(rx.borrow_and_update().status, JobStatus::Completed);
+        assert!(rx.changed().await.is_err(), "closed after the terminal state");
+        assert!(hub.watch(1).is_none());
+        assert!(!hub.update(1, |v| v.text.push('x')));
+    }
+}

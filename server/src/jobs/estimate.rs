@@ -1,0 +1,180 @@
+//! Live progress arithmetic for one running job: tokens per second over a sliding window,
+//! and an honest percent and time remaining. Pure: every method takes the time as an argument.
+//!
+//! The formula. Let `n` be the tokens so far and `E` the expected final length:
+//! * `E` is the post's max length when it has one (Ollama stops there at the latest);
+//!   otherwise the mean output length of the model's recent completed jobs; otherwise unknown.
+//!   When `n` passes `E` the model is evidently writing more than usual, so `E` becomes
+//!   `n * 1.25` (we keep guessing a quarter more, never claiming to be nearly done).
+//! * `percent = min(99, 100 * n / E)` while running (an unknown `E` shows a slow curve,
+//!   `99 * n / (n + 200)`, and no time remaining); it never goes backwards, and only completion
+//!   sets 100.
+//! * `remaining = (E - n) / rate`, where `rate` is the tokens per second measured over the last
+//!   [`WINDOW`]; no estimate before two tokens have arrived.
+use std::{
+    collections::VecDeque,
+    time::{Duration, Instant},
+};
+
+/// How far back the tokens-per-second measurement looks.
+pub const WINDOW: Duration = Duration::from_secs(3);
+
+/// Mean of the recent output lengths; `None` without history.
+pub fn expected_length(max_tokens: Option<u32>, recent: &[u32]) -> Option<f64> {
+    if let Some(max) = max_tokens {
+        return Some(f64::from(max));
+    }
+    (!recent.is_empty()).then(|| recent.iter().map(|&n| f64::from(n)).sum::<f64>() / recent.len() as f64)
+}
+
+#[derive(Debug)]
+pub struct Estimator {
+    started: Instant,
+    expected: Option<f64>,
+    tokens: u32,
+    recent: VecDeque<Instant>,
+    first_token: Option<Instant>,
+    percent: f64,
+}
+
+impl Estimator {
+    pub fn new(started: Instant, expected: Option<f64>) -> Self {
+        Self {
+            started,
+            expected: expected.filter(|e| *e > 0.0),
+            tokens: 0,
+            recent: VecDeque::new(),
+            first_token: None,
+            percent: 0.0,
+        }
+    }
+
+    /// Counts one streamed chunk (Ollama's live unit; the exact token count comes at the end).
+    pub fn on_token(&mut self, now: Instant) {
+        self.tokens += 1;
+        self.first_token.get_or_insert(now);
+        self.recent.push_back(now);
+        self.trim(now);
+    }
+
+    fn trim(&mut self, now: Instant) {
+        while self.recent.front().is_some_and(|t| now.duration_since(*t) > WINDOW) {
+            self.recent.pop_front();
+        }
+    }
+
+    /// Starts counting again for a new request; the elapsed time keeps running.
+    pub fn restart(&mut self) {
+        self.tokens = 0;
+        self.recent.clear();
+        self.first_token = None;
+        self.percent = 0.0;
+    }
+
+    pub fn tokens(&self) -> u32 {
+        self.tokens
+    }
+
+    pub fn first_token_at(&self) -> Option<Instant> {
+        self.first_token
+    }
+
+    pub fn elapsed_ms(&self, now: Instant) -> u64 {
+        now.duration_since(self.started).as_millis() as u64
+    }
+
+    /// Tokens per second over the last [`WINDOW`] (or since the first token, if sooner), so a
+    /// stall shows as a falling rate rather than a frozen one.
+    pub fn rate(&mut self, now: Instant) -> f64 {
+        self.trim(now);
+        let Some(first) = self.first_token else { return 0.0 };
+        let span = now.duration_since(first).min(WINDOW).as_secs_f64();
+        if self.tokens < 2 || span <= 0.0 {
+            return 0.0;
+        }
+        self.recent.len() as f64 / span
+    }
+
+    fn expected_now(&self) -> Option<f64> {
+        self.expected.map(|e| {
+            let n = f64::from(self.tokens);
+            if n >= e { n * 1.25 } else { e }
+        })
+    }
+
+    /// Percent done, 0 to 99 while running; never lower than last time.
+    pub fn percent(&mut self) -> f64 {
+        let n = f64::from(self.tokens);
+        let raw = match self.expected_now() {
+            Some(e) => 100.0 * n / e,
+            None => 99.0 * n / (n + 200.0),
+        };
+        self.percent = self.percent.max(raw.min(99.0));
+        self.percent
+    }
+
+    /// Milliseconds still expected, when there is an honest basis for it.
+    pub fn remaining_ms(&mut self, now: Instant) -> Option<u64> {
+        let e = self.expected_now()?;
+        let rate = self.rate(now);
+        (rate > 0.0).then(|| ((e - f64::from(self.tokens)).max(0.0) / rate * 1000.0) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(est: &mut Estimator, start: Instant, tokens: u32, every_ms: u64) -> Instant {
+        let mut now = start;
+        for _ in 0..tokens {
+            now += Duration::from_millis(every_ms);
+            est.on_token(now);
+        }
+        now
+    }
+
+    #[test]
+    fn rate_is_measured_over_the_window_and_reacts_to_a_slowdown() {
+        let t0 = Instant::now();
+        let mut est = Estimator::new(t0, Some(1000.0));
+        let now = run(&mut est, t0, 100, 20); // 50 tok/s
+        assert!((est.rate(now) - 50.0).abs() < 2.0, "{}", est.rate(now));
+        let now = run(&mut est, now, 10, 200); // 5 tok/s for 2 s
+        assert!(est.rate(now) < 25.0, "{}", est.rate(now));
+        assert!(est.rate(now + Duration::from_secs(5)) == 0.0, "a stall shows as zero");
+    }
+
+    #[test]
+    fn percent_and_remaining_follow_the_max_length() {
+        let t0 = Instant::now();
+        let mut est = Estimator::new(t0, expected_length(Some(200), &[]));
+        let now = run(&mut est, t0, 50, 100); // 10 tok/s
+        assert!((est.percent() - 25.0).abs() < 1e-9);
+        let remaining = est.remaining_ms(now).unwrap();
+        assert!((14_000..=16_000).contains(&remaining), "{remaining}");
+    }
+
+    #[test]
+    fn percent_never_reaches_100_nor_goes_back_when_the_guess_was_short() {
+        let t0 = Instant::now();
+        let mut est = Estimator::new(t0, expected_length(None, &[10, 30]));
+        let mut last = 0.0;
+        let mut now = t0;
+        for _ in 0..100 {
+            now = run(&mut est, now, 1, 10);
+            let p = est.percent();
+            assert!(p >= last && p <= 99.0, "{p} after {last}");
+            last = p;
+        }
+    }
+
+    #[test]
+    fn without_history_there_is_a_curve_but_no_time_remaining() {
+        let t0 = Instant::now();
+        let mut est = Estimator::new(t0, expected_length(None, &[]));
+        let now = run(&mut est, t0, 200, 10);
+        assert!((est.percent() - 49.5).abs() < 1e-9);
+        assert_eq!(est.remaining_ms(now), None);
+    }
+}

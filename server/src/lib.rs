@@ -1,0 +1,14 @@
+//! The AI Wall server as a library, so that integration tests and benchmarks start the real app.
+//!
+//! Imports run one way: `routes` -> `jobs`/`hub` -> `db`/`ollama` -> `app::types`.
+pub mod assets;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod hub;
+pub mod identity;
+pub mod jobs;
+pub mod ollama;
+pub mod routes;
+pub mod startup;
+pub mod state;

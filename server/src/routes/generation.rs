@@ -1,0 +1,142 @@
+//! `/api/v1/ai/generation/{jobId}`: a job's state as JSON, Stop and Retry, and the seed's SSE
+//! stream of its progress.
+//!
+//! The stream sends `progress` events, then exactly one `done` or `error`, and ends. Every
+//! event's id is `<attempt>:<bytes of text sent>` (`end` for the terminal one), so a client
+//! reconnecting with `Last-Event-ID` gets exactly the text it has not seen; a reconnect after
+//! the end gets 204, which tells EventSource to stop.
+use std::convert::Infallible;
+
+use app::types::{JobStatus, JobView};
+use axum::{
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    response::{sse::Event, IntoResponse, Response},
+    Json,
+};
+use axum_extra::extract::SignedCookieJar;
+use futures::{stream, Stream, StreamExt};
+use tokio::sync::watch;
+
+use super::sse::sse_response;
+use crate::{
+    error::{HttpError, HttpResult},
+    hub::{progress_event, terminal_event, WireEvent},
+    state::AppState,
+};
+
+pub async fn get(State(state): State<AppState>, Path(job_id): Path<i64>) -> HttpResult<Json<JobView>> {
+    let row = state.db.job(job_id).await?.ok_or_else(|| HttpError::not_found("generation job"))?;
+    Ok(Json(state.jobs.view(&row)))
+}
+
+pub async fn cancel(State(state): State<AppState>, jar: SignedCookieJar, Path(job_id): Path<i64>) -> HttpResult<StatusCode> {
+    let row = state.db.job(job_id).await?.ok_or_else(|| HttpError::not_found("generation job"))?;
+    super::require_author(&jar, &row.author_id, "stop this generation")?;
+    if state.jobs.cancel(job_id).await? {
+        Ok(StatusCode::ACCEPTED)
+    } else {
+        Err(HttpError::conflict("This generation has already finished."))
+    }
+}
+
+pub async fn retry(State(state): State<AppState>, jar: SignedCookieJar, Path(job_id): Path<i64>) -> HttpResult<Json<JobView>> {
+    let row = state.db.job(job_id).await?.ok_or_else(|| HttpError::not_found("generation job"))?;
+    super::require_author(&jar, &row.author_id, "retry this generation")?;
+    state.jobs.retry(job_id).await?.map(Json).ok_or_else(|| HttpError::conflict("Only a failed or stopped generation can be retried."))
+}
+
+/// Where a watcher is: which attempt's text, and how many bytes of it it has.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Cursor {
+    attempt: u32,
+    offset: usize,
+}
+
+fn parse_last_event_id(headers: &HeaderMap) -> Option<Result<Cursor, ()>> {
+    let value = headers.get("last-event-id")?.to_str().ok()?;
+    if value == "end" {
+        return Some(Err(()));
+    }
+    let (attempt, offset) = value.split_once(':')?;
+    Some(Ok(Cursor { attempt: attempt.parse().ok()?, offset: offset.parse().ok()? }))
+}
+
+pub async fn progress(State(state): State<AppState>, Path(job_id): Path<i64>, headers: HeaderMap) -> HttpResult<Response> {
+    let rx = state.hub.watch(job_id);
+    let first = match &rx {
+        Some(rx) => rx.borrow().clone(),
+        None => state.db.job(job_id).await?.ok_or_else(|| HttpError::not_found("generation job"))?.to_view(None),
+    };
+    let resume = parse_last_event_id(&headers);
+    if first.status.is_terminal() && matches!(resume, Some(Err(()))) {
+        // The client already has the terminal event: 204 tells EventSource to stop.
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let cursor = match resume {
+        Some(Ok(c)) => c,
+        _ => Cursor { attempt: first.attempt, offset: 0 },
+    };
+    let events = job_events(rx, first, cursor);
+    Ok(sse_response(events.take_until(state.shutdown.clone().cancelled_owned())))
+}
+
+/// The events for one watcher: its cursor moves with what it has been sent.
+fn job_events(rx: Option<watch::Receiver<JobView>>, first: JobView, cursor: Cursor) -> impl Stream<Item = Result<Event, Infallible>> {
+    struct Watcher {
+        rx: Option<watch::Receiver<JobView>>,
+        first: Option<JobView>,
+        cursor: Cursor,
+        ended: bool,
+    }
+    let watcher = Watcher { rx, first: Some(first), cursor, ended: false };
+    stream::unfold(watcher, |mut w| async move {
+        if w.ended {
+            return None;
+        }
+        let event = match w.first.take() {
+            Some(view) => next_event(&view, &mut w.cursor),
+            None => {
+                let rx = w.rx.as_mut()?;
+                match rx.changed().await {
+                    Ok(()) => next_event(&rx.borrow_and_update(), &mut w.cursor),
+                    Err(_) => {
+                        // The hub let go of the job: its last value is the terminal state,
+                        // unless the post was deleted.
+                        let view = rx.borrow().clone();
+                        if view.status.is_terminal() {
+                            next_event(&view, &mut w.cursor)
+                        } else {
+                            deleted_event(&view)
+                        }
+                    }
+                }
+            }
+        };
+        w.ended = event.1;
+        Some((Ok(event.0), w))
+    })
+}
+
+/// The event that brings a watcher at `cursor` up to `view`, and whether it is the last one.
+fn next_event(view: &JobView, cursor: &mut Cursor) -> (Event, bool) {
+    if view.status.is_terminal() {
+        let wire = WireEvent::new(terminal_event(view));
+        let name = if view.status == JobStatus::Completed { "done" } else { "error" };
+        return (Event::default().event(name).id("end").data(wire.data), true);
+    }
+    // Another attempt restarted the text, or the client's offset is not a valid point in it.
+    if cursor.attempt != view.attempt || !view.text.is_char_boundary(cursor.offset.min(view.text.len() + 1)) || cursor.offset > view.text.len() {
+        *cursor = Cursor { attempt: view.attempt, offset: 0 };
+    }
+    let event = progress_event(view, cursor.offset);
+    cursor.offset = view.text.len();
+    let data = serde_json::to_string(&event).unwrap_or_default();
+    let id = format!("{}:{}", cursor.attempt, cursor.offset);
+    (Event::default().event("progress").id(id).data(data), false)
+}
+
+fn deleted_event(view: &JobView) -> (Event, bool) {
+    let body = serde_json::json!({ "job_id": view.id, "post_id": view.post_id, "status": "cancelled", "message": "The post was deleted.", "text": "" });
+    (Event::default().event("error").id("end").data(body.to_string()), true)
+}

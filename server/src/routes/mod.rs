@@ -1,0 +1,56 @@
+//! The HTTP surface: the page, the JSON API, the SSE streams, health checks and static files.
+mod csrf;
+mod generation;
+mod health;
+mod json;
+mod models;
+mod page;
+mod posts;
+mod sse;
+mod wall;
+
+use axum::{
+    extract::DefaultBodyLimit,
+    middleware,
+    routing::{get, post},
+    Router,
+};
+use axum_extra::extract::SignedCookieJar;
+
+use crate::{
+    error::{HttpError, HttpResult},
+    identity,
+    state::AppState,
+};
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/posts", get(posts::list).post(posts::create_text))
+        .route("/posts/{id}", get(posts::get).delete(posts::delete))
+        .route("/ai/posts", post(posts::create_ai))
+        .route("/ai/models", get(models::list))
+        .route("/ai/generation/{job_id}", get(generation::get))
+        .route("/ai/generation/{job_id}/progress", get(generation::progress))
+        .route("/ai/generation/{job_id}/cancel", post(generation::cancel))
+        .route("/ai/generation/{job_id}/retry", post(generation::retry))
+        .route("/wall/events", get(wall::events))
+        .fallback(|| async { HttpError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "There is no such API endpoint.") });
+
+    Router::new()
+        .route("/", get(page::wall))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .nest("/api/v1", api)
+        .merge(crate::assets::router())
+        .layer(DefaultBodyLimit::max(state.config.limits.body_max_bytes))
+        .layer(middleware::from_fn(csrf::same_origin_only))
+        .with_state(state)
+}
+
+/// Only the post's author (by their cookie) may change it.
+fn require_author(jar: &SignedCookieJar, author_id: &str, action: &str) -> HttpResult<()> {
+    match identity::author(jar) {
+        Some(a) if a.id == author_id => Ok(()),
+        _ => Err(HttpError::forbidden(format!("Only the author of this post may {action}."))),
+    }
+}

@@ -1,0 +1,124 @@
+//! Building the server from its configuration and running it until a shutdown signal.
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use leptos::config::LeptosOptions;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::Config,
+    db::Db,
+    hub::Hub,
+    identity,
+    jobs::Jobs,
+    ollama::{ClientOptions, OllamaClient},
+    routes,
+    state::AppState,
+};
+
+/// Why the server could not start, in words for the person starting it.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Database(#[from] crate::db::DbError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("bad Ollama configuration: {0}")]
+    Ollama(String),
+}
+
+/// A server that is bound to its port and ready to run.
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Server {
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let config = Arc::new(config);
+        let db = Db::connect(&config.database.url, config.database.max_connections).await?;
+        let ollama = OllamaClient::new(
+            &config.ollama.url,
+            ClientOptions {
+                connect_timeout: Duration::from_secs(5),
+                stall_timeout: Duration::from_secs(config.ollama.stall_timeout_secs),
+                deadline: Duration::from_secs(config.ollama.deadline_secs),
+            },
+        )
+        .map_err(|e| StartError::Ollama(e.to_string()))?;
+        let hub = Hub::new();
+        let jobs = Jobs::start(db.clone(), hub.clone(), ollama.clone(), Arc::clone(&config)).await?;
+        let cookie_key = identity::cookie_key(&db).await?;
+        let addr = config.server.addr;
+        let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr, source })?;
+        let state = AppState {
+            leptos: leptos_options(listener.local_addr().unwrap_or(addr)),
+            config,
+            db,
+            hub,
+            jobs,
+            ollama,
+            cookie_key,
+            shutdown: CancellationToken::new(),
+        };
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.state.config.server.addr)
+    }
+
+    /// Serves until `signal` resolves; then stops taking jobs, lets running generations finish
+    /// within the grace period (requeueing the rest), closes the SSE streams and returns.
+    pub async fn run(self, signal: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let Server { listener, state } = self;
+        let app = routes::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
+        let stopping = state.clone();
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                signal.await;
+                tracing::info!(?grace, "shutting down: finishing running generations");
+                stopping.jobs.shutdown(grace).await;
+                stopping.shutdown.cancel();
+            })
+            .await;
+        state.db.close().await;
+        tracing::info!("stopped");
+        result
+    }
+}
+
+fn leptos_options(addr: SocketAddr) -> LeptosOptions {
+    // cargo-leptos passes its settings in LEPTOS_* variables; a copied binary has none.
+    let mut options = leptos::config::get_configuration(None)
+        .map(|c| c.leptos_options)
+        .unwrap_or_else(|_| LeptosOptions::builder().output_name("aiwall").build());
+    if options.output_name.is_empty() {
+        options.output_name = "aiwall".into();
+    }
+    options.site_addr = addr;
+    options
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

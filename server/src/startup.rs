@@ -35,6 +35,8 @@ pub struct Server {
 
 impl Server {
     pub async fn build(config: Config) -> Result<Self, StartError> {
+        // Leptos's server rendering spawns its work on tokio; an error means it already is.
+        let _ = any_spawner::Executor::init_tokio();
         let config = Arc::new(config);
         let db = Db::connect(&config.database.url, config.database.max_connections).await?;
         let ollama = OllamaClient::new(

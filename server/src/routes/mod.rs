@@ -11,11 +11,14 @@ mod wall;
 
 use axum::{
     extract::DefaultBodyLimit,
+    http::StatusCode,
+    response::IntoResponse,
     middleware,
     routing::{get, post},
     Router,
 };
 use axum_extra::extract::SignedCookieJar;
+use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 
 use crate::{
     error::{HttpError, HttpResult},
@@ -34,7 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ai/generation/{job_id}/cancel", post(generation::cancel))
         .route("/ai/generation/{job_id}/retry", post(generation::retry))
         .route("/wall/events", get(wall::events))
-        .fallback(|| async { HttpError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "There is no such API endpoint.") });
+        .fallback(|| async { HttpError::new(StatusCode::NOT_FOUND, "not_found", "There is no such API endpoint.") });
 
     Router::new()
         .route("/", get(page::wall))
@@ -44,6 +47,10 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::assets::router())
         .layer(DefaultBodyLimit::max(state.config.limits.body_max_bytes))
         .layer(middleware::from_fn(csrf::same_origin_only))
+        .layer(CatchPanicLayer::custom(|_| {
+            HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Something went wrong on our side; nothing was lost. Try again.").into_response()
+        }))
+        .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 

@@ -1,0 +1,332 @@
+//! `OllamaClient`: the HTTP calls to Ollama (stream a chat reply, list models, read the version).
+
+use std::error::Error as _;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+use url::Url;
+
+use super::error::OllamaError;
+use super::stream::ChatStream;
+use super::wire;
+
+/// How long `tags` and `version` may take: they are quick, and a health check must not hang.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long reading an error body may take.
+const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Timeouts of an [`OllamaClient`].
+///
+/// Ollama sends nothing, not even the response head, until the first token: loading a model
+/// can take tens of seconds to minutes on a cold start. So there is deliberately no short read
+/// timeout; `stall_timeout` is the only bound on silence, before the first token too, and it
+/// must stay generous (the default is 5 minutes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// Time to open the TCP connection; past it Ollama counts as unreachable.
+    pub connect_timeout: Duration,
+    /// Longest silence accepted while waiting for a reply: for the response head (model load
+    /// and prompt evaluation) and between two reads of the body.
+    pub stall_timeout: Duration,
+    /// Longest a whole reply may take, from the request to the final chunk.
+    pub deadline: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            connect_timeout: Duration::from_secs(5),
+            stall_timeout: Duration::from_secs(300),
+            deadline: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// One prompt for one model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatRequest {
+    pub model: String,
+    pub prompt: String,
+    /// Sent as `options.num_predict`, Ollama's only hard cap on the reply's length.
+    pub num_predict: Option<u32>,
+}
+
+/// An installed model, from `GET /api/tags`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelInfo {
+    /// The name to request it by, e.g. `llama3.2:1b`.
+    pub name: String,
+    /// Size on disk in bytes.
+    pub size: u64,
+    pub family: Option<String>,
+    /// e.g. `1.2B`.
+    pub parameter_size: Option<String>,
+    /// e.g. `Q8_0`.
+    pub quantization_level: Option<String>,
+}
+
+/// A client for one Ollama server. Cheap to clone (clones share the connection pool).
+#[derive(Debug, Clone)]
+pub struct OllamaClient {
+    http: reqwest::Client,
+    base: Url,
+    /// The base URL as people read it, for error messages.
+    shown_url: String,
+    options: ClientOptions,
+}
+
+impl OllamaClient {
+    /// A client for the Ollama at `base_url`, e.g. `http://127.0.0.1:11434` (a bare
+    /// `host:port` means http). Only plain http: Ollama is a local or LAN service and the
+    /// client is built without TLS. System proxy settings are ignored for the same reason.
+    pub fn new(base_url: &str, options: ClientOptions) -> Result<Self, OllamaError> {
+        let base = parse_base(base_url)?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(options.connect_timeout)
+            .tcp_nodelay(true)
+            .no_proxy()
+            .build()
+            .map_err(|error| OllamaError::Transport(describe(&error)))?;
+        let shown_url = base.as_str().trim_end_matches('/').to_string();
+        Ok(OllamaClient {
+            http,
+            base,
+            shown_url,
+            options,
+        })
+    }
+
+    /// The base URL, as error messages show it.
+    pub fn url(&self) -> &str {
+        &self.shown_url
+    }
+
+    /// Starts a streamed chat reply (`POST /api/chat`, one user message). Returns once Ollama
+    /// has answered with a success status, which it does with the first token; errors before
+    /// that (unreachable, model not installed, busy, stalled) come back here, errors after it
+    /// come out of the stream.
+    pub async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream, OllamaError> {
+        let started = Instant::now();
+        let deadline = started + self.options.deadline;
+        let body = wire::ChatBody {
+            model: &request.model,
+            messages: [wire::Message {
+                role: "user",
+                content: &request.prompt,
+            }],
+            stream: true,
+            options: request
+                .num_predict
+                .map(|num_predict| wire::Options { num_predict }),
+        };
+        let sent = self.http.post(self.endpoint("api/chat")).json(&body).send();
+        let head_by = (started + self.options.stall_timeout).min(deadline);
+        let response = match tokio::time::timeout_at(head_by, sent).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(error)) => return Err(self.request_error(&error)),
+            Err(_) if head_by == deadline => {
+                return Err(OllamaError::DeadlineExceeded {
+                    after: self.options.deadline,
+                })
+            }
+            Err(_) => {
+                return Err(OllamaError::Stalled {
+                    after: self.options.stall_timeout,
+                })
+            }
+        };
+        if !response.status().is_success() {
+            return Err(self.status_error(response, Some(&request.model)).await);
+        }
+        Ok(ChatStream::new(
+            response,
+            self.options.stall_timeout,
+            deadline,
+            self.options.deadline,
+        ))
+    }
+
+    /// The installed models (`GET /api/tags`).
+    pub async fn tags(&self) -> Result<Vec<ModelInfo>, OllamaError> {
+        let tags: wire::Tags = self.get_json("api/tags").await?;
+        let non_empty = |text: String| (!text.is_empty()).then_some(text);
+        Ok(tags
+            .models
+            .into_iter()
+            .map(|model| ModelInfo {
+                name: if model.name.is_empty() {
+                    model.model
+                } else {
+                    model.name
+                },
+                size: model.size,
+                family: non_empty(model.details.family),
+                parameter_size: non_empty(model.details.parameter_size),
+                quantization_level: non_empty(model.details.quantization_level),
+            })
+            .collect())
+    }
+
+    /// Ollama's version (`GET /api/version`), e.g. `0.12.0`. Doubles as a health check.
+    pub async fn version(&self) -> Result<String, OllamaError> {
+        let version: wire::Version = self.get_json("api/version").await?;
+        Ok(version.version)
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, OllamaError> {
+        let response = self
+            .http
+            .get(self.endpoint(path))
+            .timeout(METADATA_TIMEOUT)
+            .send()
+            .await
+            .map_err(|error| self.request_error(&error))?;
+        if !response.status().is_success() {
+            return Err(self.status_error(response, None).await);
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| self.request_error(&error))?;
+        serde_json::from_slice(&body).map_err(|error| {
+            OllamaError::Protocol(format!("GET /{path} did not answer Ollama's JSON: {error}"))
+        })
+    }
+
+    fn endpoint(&self, path: &str) -> Url {
+        // `base` always ends with '/', so joining keeps any path prefix of a reverse proxy.
+        self.base.join(path).unwrap_or_else(|_| self.base.clone())
+    }
+
+    fn request_error(&self, error: &reqwest::Error) -> OllamaError {
+        if error.is_connect() {
+            OllamaError::Unreachable {
+                url: self.shown_url.clone(),
+            }
+        } else if error.is_timeout() {
+            OllamaError::Stalled {
+                after: METADATA_TIMEOUT,
+            }
+        } else {
+            OllamaError::Transport(describe(error))
+        }
+    }
+
+    /// The error for a non-success status, using Ollama's `{"error": ...}` text when present.
+    async fn status_error(&self, response: reqwest::Response, model: Option<&str>) -> OllamaError {
+        let status = response.status();
+        let body = tokio::time::timeout(ERROR_BODY_TIMEOUT, response.bytes())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let ollama_error = serde_json::from_slice::<wire::ErrorBody>(&body)
+            .ok()
+            .map(|body| body.error);
+        match (status.as_u16(), model, ollama_error) {
+            // Only Ollama's own 404 means "no such model"; a bare 404 means a wrong URL.
+            (404, Some(model), Some(_)) => OllamaError::ModelNotInstalled {
+                model: model.to_string(),
+            },
+            (404, _, None) => OllamaError::Http {
+                status: 404,
+                message: format!("not found: is {} an Ollama server?", self.shown_url),
+            },
+            (status, _, Some(message)) => OllamaError::Http { status, message },
+            (status, _, None) => {
+                let text = String::from_utf8_lossy(&body);
+                let text: String = text.trim().chars().take(200).collect();
+                let message = if text.is_empty() {
+                    reqwest::StatusCode::from_u16(status)
+                        .ok()
+                        .and_then(|s| s.canonical_reason())
+                        .unwrap_or("no details")
+                        .to_string()
+                } else {
+                    text
+                };
+                OllamaError::Http { status, message }
+            }
+        }
+    }
+}
+
+/// Parses a base URL the way Ollama's own clients read `OLLAMA_HOST`.
+fn parse_base(base_url: &str) -> Result<Url, OllamaError> {
+    let invalid = |reason: String| OllamaError::InvalidUrl {
+        url: base_url.to_string(),
+        reason,
+    };
+    let trimmed = base_url.trim();
+    let with_scheme = if trimmed.contains("://") {
+        trimmed.to_string()
+    } else {
+        format!("http://{trimmed}")
+    };
+    let mut url = Url::parse(&with_scheme).map_err(|error| invalid(error.to_string()))?;
+    match url.scheme() {
+        "http" => {}
+        "https" => {
+            return Err(invalid(
+                "https is not supported (the client has no TLS); reach Ollama over http".into(),
+            ))
+        }
+        other => return Err(invalid(format!("unsupported scheme {other:?}, use http"))),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("no host".into()));
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+/// A reqwest error with its causes ("error sending request: connection reset by peer"):
+/// reqwest's own message alone rarely says what happened.
+pub(super) fn describe(error: &reqwest::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_are_normalised() {
+        let url = |s: &str| parse_base(s).map(|u| u.to_string());
+        assert_eq!(
+            url("http://127.0.0.1:11434").unwrap(),
+            "http://127.0.0.1:11434/"
+        );
+        assert_eq!(url("localhost:11434").unwrap(), "http://localhost:11434/");
+        assert_eq!(url("http://gpu/ollama").unwrap(), "http://gpu/ollama/");
+        assert!(url("https://gpu:11434").is_err());
+        assert!(url("ftp://gpu").is_err());
+        assert!(url("http://").is_err());
+    }
+
+    #[test]
+    fn endpoints_keep_a_proxy_prefix() {
+        let client = OllamaClient::new("http://gpu/ollama", ClientOptions::default()).unwrap();
+        assert_eq!(
+            client.endpoint("api/chat").as_str(),
+            "http://gpu/ollama/api/chat"
+        );
+        assert_eq!(client.url(), "http://gpu/ollama");
+    }
+}

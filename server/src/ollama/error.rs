@@ -1,0 +1,115 @@
+//! `OllamaError`: everything that can go wrong talking to Ollama, in words a person understands.
+
+use std::time::Duration;
+
+/// A failed call to Ollama. Messages are written for the person reading the wall (or the
+/// logs); [`OllamaError::is_transient`] tells the job runner whether a retry can help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OllamaError {
+    /// The configured base URL cannot be used.
+    #[error("invalid Ollama URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    /// Connection refused, DNS failure or connect timeout: Ollama is down or elsewhere.
+    #[error("Ollama is not reachable at {url}")]
+    Unreachable { url: String },
+    /// Ollama answered 404 for the model: it is not pulled on that machine.
+    #[error("model {model} is not installed: run `ollama pull {model}`")]
+    ModelNotInstalled { model: String },
+    /// Any other HTTP error status, with Ollama's own `{"error": ...}` text when it sent one.
+    #[error("Ollama answered HTTP {status}: {message}")]
+    Http { status: u16, message: String },
+    /// Ollama reported an error in the middle of a reply (an `{"error": ...}` line).
+    #[error("Ollama failed while generating: {0}")]
+    Stream(String),
+    /// No byte arrived for the stall timeout (before the first token, too).
+    #[error("Ollama stopped sending data for {}", seconds(after))]
+    Stalled { after: Duration },
+    /// The whole reply took longer than the configured deadline.
+    #[error("the reply took longer than the {} deadline", seconds(after))]
+    DeadlineExceeded { after: Duration },
+    /// Ollama sent something that is not its wire format (bad JSON, a line too long, bad UTF-8).
+    #[error("Ollama sent something unexpected: {0}")]
+    Protocol(String),
+    /// The connection failed after it was established (reset, closed early, ...).
+    #[error("the connection to Ollama failed: {0}")]
+    Transport(String),
+}
+
+impl OllamaError {
+    /// Whether trying again later can succeed without anyone changing anything.
+    ///
+    /// Transient: `Unreachable` (Ollama restarting), HTTP 5xx (503 is Ollama's "server busy"
+    /// queue limit), 408 and 429, `Stalled` and `Transport` (a dropped connection).
+    ///
+    /// Not transient: `InvalidUrl`, `ModelNotInstalled` and other 4xx (the request or the setup
+    /// is wrong), `Protocol` (not an Ollama we understand), `DeadlineExceeded` (the same reply
+    /// would take as long again), and `Stream`: a mid-reply error comes from the model runner
+    /// itself (crash, out of memory, a broken model file) and tends to repeat for the same
+    /// model and prompt, so a person should decide to retry it.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            OllamaError::Unreachable { .. }
+            | OllamaError::Stalled { .. }
+            | OllamaError::Transport(_) => true,
+            OllamaError::Http { status, .. } => *status >= 500 || matches!(status, 408 | 429),
+            OllamaError::InvalidUrl { .. }
+            | OllamaError::ModelNotInstalled { .. }
+            | OllamaError::Stream(_)
+            | OllamaError::DeadlineExceeded { .. }
+            | OllamaError::Protocol(_) => false,
+        }
+    }
+}
+
+/// "300 s", or "0.25 s" for the short timeouts of tests.
+fn seconds(duration: &Duration) -> String {
+    if duration.subsec_nanos() == 0 {
+        format!("{} s", duration.as_secs())
+    } else {
+        format!("{} s", duration.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_say_what_to_do() {
+        let missing = OllamaError::ModelNotInstalled {
+            model: "llama3.2:1b".into(),
+        };
+        assert_eq!(
+            missing.to_string(),
+            "model llama3.2:1b is not installed: run `ollama pull llama3.2:1b`"
+        );
+        let stalled = OllamaError::Stalled {
+            after: Duration::from_secs(300),
+        };
+        assert_eq!(stalled.to_string(), "Ollama stopped sending data for 300 s");
+        let stalled = OllamaError::Stalled {
+            after: Duration::from_millis(250),
+        };
+        assert_eq!(
+            stalled.to_string(),
+            "Ollama stopped sending data for 0.25 s"
+        );
+    }
+
+    #[test]
+    fn only_errors_that_can_pass_are_transient() {
+        let http = |status| OllamaError::Http {
+            status,
+            message: String::new(),
+        };
+        assert!(http(503).is_transient());
+        assert!(http(500).is_transient());
+        assert!(http(429).is_transient());
+        assert!(!http(400).is_transient());
+        assert!(!http(499).is_transient());
+        assert!(OllamaError::Unreachable { url: "x".into() }.is_transient());
+        assert!(!OllamaError::ModelNotInstalled { model: "m".into() }.is_transient());
+        assert!(!OllamaError::Protocol("x".into()).is_transient());
+        assert!(!OllamaError::Stream("x".into()).is_transient());
+    }
+}

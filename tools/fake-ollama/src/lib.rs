@@ -1,0 +1,195 @@
+//! A stand-in Ollama server speaking Ollama's wire protocol, for tests, demos and benchmarks.
+//!
+//! No GPU and no model: replies are a configured text cut into word tokens, sent at a steady
+//! pace as Ollama's NDJSON (`POST /api/chat`, `POST /api/generate`), with the same final
+//! statistics, the same error bodies and the same habits (the response head leaves with the
+//! first chunk, a mid-stream failure is one more `{"error": ...}` line under status 200).
+//! `GET /api/tags`, `GET /api/ps`, `GET /api/version` and `POST /api/show` answer too.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use fake_ollama::{FakeConfig, FakeOllama};
+//!
+//! let fake = FakeOllama::start(FakeConfig { tokens_per_second: 1000.0, ..FakeConfig::default() }).await?;
+//! // Point the client under test at fake.url(), then check what the fake saw and sent:
+//! assert_eq!(fake.stats().completed, 0);
+//! fake.stop().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Per-request directives
+//!
+//! One running fake serves many tests and a browser demo: a prompt can override the
+//! configuration for its own request with `#fake:key=value` directives, which are never
+//! echoed. Values end at whitespace, except `output` and `message`, which take the rest of
+//! the line and are percent-decoded (`%0A` is a newline, `%23` a `#`).
+//!
+//! | directive | effect |
+//! |---|---|
+//! | `#fake:tokens=N` | reply length in tokens ([`FakeConfig::length`]) |
+//! | `#fake:rate=F` | tokens per second, 0 = unpaced |
+//! | `#fake:load-ms=N` | model load delay before the first chunk |
+//! | `#fake:prompt-eval-ms=N` | prompt evaluation delay before the first chunk |
+//! | `#fake:think=N` | thinking tokens (`message.thinking`) before the content |
+//! | `#fake:error-after=N` | an `{"error"}` line ends the stream after N chunks |
+//! | `#fake:stall-after=N` | silence after N chunks, connection kept open |
+//! | `#fake:status=CODE` | answer at once with this HTTP error (503 says "server busy") |
+//! | `#fake:message=TEXT` | the error text for `status` |
+//! | `#fake:failure=SPEC` | any [`Failure`] in its text form, e.g. `none` |
+//! | `#fake:fail-first=N` | the first N requests with this prompt text get 503, later ones succeed |
+//! | `#fake:output=TEXT` | the text to emit |
+//! | `#fake:split-bytes=N` | lines leave in N-byte pieces, one HTTP chunk each (0 = off) |
+//! | `#fake:coalesce[=BOOL]` | three lines per HTTP chunk |
+//! | `#fake:stamp[=BOOL]` | every token is ` t<unix microseconds>` as it leaves |
+//!
+//! Example: `"Tell a story #fake:tokens=20 #fake:rate=50 #fake:error-after=5"`. An unknown key
+//! or a bad value is answered with HTTP 400 and an `{"error"}` saying which.
+//!
+//! # Behaviour details
+//!
+//! - A reply has `thinking_tokens + length` tokens; `options.num_predict` below that cuts it
+//!   and the final chunk says `done_reason: "length"`, otherwise `"stop"`.
+//! - Token `i` leaves at `start + (i + 1) / tokens_per_second` (no drift), where `start` is
+//!   the end of the simulated load and prompt evaluation. With `coalesce_lines`, a frame
+//!   leaves when its third line is due.
+//! - Durations in the final chunk are measured; `prompt_eval_count` counts the words of the
+//!   messages (at least 1); `eval_count` counts the chunks actually sent.
+//! - `load_delay_ms` applies to every request (the fake never keeps a model "warm").
+//! - An empty prompt (no messages) is answered like Ollama: one object, `done_reason: "load"`.
+//! - `error-after=N` and `stall-after=N` with N beyond the reply's length fail in place of
+//!   the final chunk.
+//! - `fail_first` counts per exact prompt text (directives included), across chat and generate.
+
+mod config;
+mod directives;
+mod frames;
+mod ledger;
+mod models;
+mod reply;
+mod routes;
+mod wire;
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use config::{
+    Failure, FakeConfig, BUSY_MESSAGE, DEFAULT_OUTPUT, RUNNER_ERROR_MESSAGE, THINKING_TEXT,
+};
+pub use directives::DIRECTIVES_HELP;
+pub use ledger::Stats;
+pub use routes::OLLAMA_VERSION;
+
+use routes::Fake;
+
+/// How long [`FakeOllama::stop`] waits for open connections before it drops them.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// A running fake Ollama server. Dropping it stops it too, without waiting.
+#[derive(Debug)]
+pub struct FakeOllama {
+    addr: SocketAddr,
+    fake: Arc<Fake>,
+    server: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl FakeOllama {
+    /// Starts a fake on `127.0.0.1` at a free port.
+    pub async fn start(config: FakeConfig) -> io::Result<FakeOllama> {
+        Self::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), config).await
+    }
+
+    /// Starts a fake on `addr` (port 0 picks a free port).
+    pub async fn start_on(addr: SocketAddr, config: FakeConfig) -> io::Result<FakeOllama> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        // Small writes must leave at once, or `split_bytes` pieces would be merged by Nagle.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let fake = Arc::new(Fake::new(config));
+        let router = routes::router(fake.clone());
+        let stopped = fake.shutdown.clone().cancelled_owned();
+        let server = axum::serve(listener, router).with_graceful_shutdown(stopped);
+        let server = tokio::spawn(async move { server.await });
+        Ok(FakeOllama {
+            addr,
+            fake,
+            server: Some(server),
+        })
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:41234`, to give the client under test.
+    pub fn url(&self) -> String {
+        let mut addr = self.addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(Ipv4Addr::LOCALHOST.into());
+        }
+        format!("http://{addr}")
+    }
+
+    /// The address the fake listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// What the fake has served so far.
+    pub fn stats(&self) -> Stats {
+        self.fake.ledger.stats()
+    }
+
+    /// Every final (`"done": true`) chunk or object the fake sent, in order, so a test can
+    /// compare what the client stored with what the fake reported.
+    pub fn final_chunks(&self) -> Vec<Value> {
+        self.fake.ledger.final_chunks()
+    }
+
+    /// Waits until the stats satisfy `condition`, for at most `timeout`. Disconnects are
+    /// noticed asynchronously, so a test that drops a stream waits here rather than sleeping.
+    /// `Err` carries the stats at the timeout.
+    pub async fn wait_for_stats(
+        &self,
+        timeout: Duration,
+        condition: impl Fn(&Stats) -> bool,
+    ) -> Result<Stats, Stats> {
+        self.fake.ledger.wait_for(timeout, condition).await
+    }
+
+    /// The configuration new requests start from.
+    pub fn config(&self) -> FakeConfig {
+        self.fake.config()
+    }
+
+    /// Changes the configuration for requests that arrive from now on.
+    pub fn set_config(&self, config: FakeConfig) {
+        *self
+            .fake
+            .config
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = config;
+    }
+
+    /// Stops accepting connections at once, ends open streams (stalled ones too) and waits
+    /// for the server to finish. Afterwards the port refuses connections.
+    pub async fn stop(mut self) {
+        self.fake.shutdown.cancel();
+        if let Some(mut server) = self.server.take() {
+            if tokio::time::timeout(STOP_GRACE, &mut server).await.is_err() {
+                server.abort();
+            }
+        }
+    }
+}
+
+impl Drop for FakeOllama {
+    fn drop(&mut self) {
+        self.fake.shutdown.cancel();
+    }
+}

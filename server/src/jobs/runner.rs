@@ -147,6 +147,10 @@ impl Jobs {
             let outcome = self.attempt(row, &mut live, token).await;
             let error = match outcome {
                 Attempt::Done(stats) => {
+                    // Watchers get the last words as progress too, before the end.
+                    if live.push.due_at().is_some() {
+                        self.send(&mut live, true, false).await;
+                    }
                     let stats = final_stats(&stats, &live);
                     // Ollama's count is the truth; the live count was of streamed chunks.
                     let mut progress = live.progress(Instant::now());

@@ -8,5 +8,7 @@ fn main() {
         // A plain `cargo build`/`cargo test` before any `cargo leptos build`: serve no assets.
         std::fs::create_dir_all(&site).expect("create target/site");
     }
+    // One line per asset in every build's output is noise.
+    std::env::set_var("MEMORY_SERVE_QUIET", "1");
     memory_serve::load_directory(site);
 }

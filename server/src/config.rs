@@ -66,6 +66,10 @@ pub struct LimitsConfig {
     pub body_max_bytes: usize,
     pub max_tokens_limit: u32,
     pub page_size: u32,
+    pub ai_posts_per_minute: u32,
+    pub queued_per_author: u32,
+    pub queue_max: u32,
+    pub sse_per_client: u32,
 }
 
 impl Default for ServerConfig {
@@ -125,6 +129,10 @@ impl Default for LimitsConfig {
             body_max_bytes: 64 * 1024,
             max_tokens_limit: 4096,
             page_size: 20,
+            ai_posts_per_minute: 6,
+            queued_per_author: 3,
+            queue_max: 200,
+            sse_per_client: 16,
         }
     }
 }

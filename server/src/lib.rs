@@ -8,6 +8,7 @@ pub mod error;
 pub mod hub;
 pub mod identity;
 pub mod jobs;
+pub mod limits;
 pub mod ollama;
 pub mod routes;
 pub mod startup;

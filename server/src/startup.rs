@@ -55,6 +55,7 @@ impl Server {
         let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr, source })?;
         let state = AppState {
             leptos: leptos_options(listener.local_addr().unwrap_or(addr)),
+            limits: Arc::new(crate::limits::Limits::new(config.limits.clone())),
             config,
             db,
             hub,

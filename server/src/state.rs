@@ -17,6 +17,7 @@ pub struct AppState {
     pub leptos: LeptosOptions,
     /// Signs the anonymous author cookie.
     pub cookie_key: Key,
+    pub limits: Arc<crate::limits::Limits>,
     /// Ends every open SSE stream when the server shuts down.
     pub shutdown: tokio_util::sync::CancellationToken,
 }

@@ -2,6 +2,7 @@
 mod common;
 
 use common::{browser, spawn_app};
+use fake_ollama::FakeConfig;
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -128,4 +129,67 @@ async fn health_and_readiness() {
     assert_eq!(models.status(), 503);
     let body: Value = models.json().await.unwrap();
     assert!(body["error"]["message"].as_str().unwrap().contains("Ollama is not reachable"), "{body}");
+}
+
+#[tokio::test]
+async fn every_limit_answers_429_with_retry_after_and_others_keep_being_served() {
+    let app = common::spawn_app_with(Some(FakeConfig { tokens_per_second: 5.0, length: 50, ..FakeConfig::default() }), |c| {
+        c.limits.ai_posts_per_minute = 4;
+        c.limits.queued_per_author = 2;
+        c.limits.queue_max = 3;
+        c.limits.sse_per_client = 3;
+        c.jobs.concurrency = 1;
+    })
+    .await;
+    let ask = |client: &reqwest::Client| client.post(app.api("/ai/posts")).json(&json!({ "author_name": "A", "prompt": "slow" })).send();
+
+    // Queued jobs per author.
+    assert_eq!(ask(&app.client).await.unwrap().status(), 201);
+    assert_eq!(ask(&app.client).await.unwrap().status(), 201);
+    let refused = ask(&app.client).await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("the limit is 2"), "{body}");
+
+    // The total queue.
+    let other = browser();
+    assert_eq!(ask(&other).await.unwrap().status(), 201);
+    let third = browser();
+    let refused = ask(&third).await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let body: Value = refused.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("busy"), "{body}");
+
+    // Text posts and reading go on.
+    assert_eq!(third.post(app.api("/posts")).json(&json!({ "author_name": "C", "text": "still here" })).send().await.unwrap().status(), 201);
+
+    // Live streams per client address.
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(app.sse("/wall/events", None).await);
+    }
+    let refused = app.client.get(app.api("/wall/events")).send().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    drop(open.pop());
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(app.client.get(app.api("/wall/events")).send().await.unwrap().status(), 200, "a closed stream frees its place");
+}
+
+#[tokio::test]
+async fn ai_posts_per_minute_are_limited_per_author() {
+    let app = common::spawn_app_with(Some(common::fast_fake()), |c| c.limits.ai_posts_per_minute = 2).await;
+    for _ in 0..2 {
+        app.ai_post("quick").await;
+    }
+    let refused = app.post_json("/ai/posts", json!({ "author_name": "A", "prompt": "one more" })).await;
+    assert_eq!(refused.status(), 429);
+    let wait: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&wait), "{wait}");
+    let body: Value = refused.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("2 AI posts per minute"), "{body}");
+    let other = browser();
+    let response = other.post(app.api("/ai/posts")).json(&json!({ "author_name": "B", "prompt": "mine" })).send().await.unwrap();
+    assert_eq!(response.status(), 201, "another author is not affected");
 }

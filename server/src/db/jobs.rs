@@ -148,6 +148,17 @@ impl Db {
         .await?)
     }
 
+    /// How many of this author's jobs are queued or running.
+    pub async fn unfinished_count_of(&self, author_id: &str) -> DbResult<u32> {
+        let n: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM ai_generation_jobs WHERE author_id = $1 AND status IN {UNFINISHED}"
+        ))
+        .bind(author_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
     /// Takes the oldest queued job (FIFO), marks it `loading` and counts the attempt.
     pub async fn claim_next_queued(&self) -> DbResult<Option<JobRow>> {
         let now = now_ms();

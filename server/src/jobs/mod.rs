@@ -111,6 +111,11 @@ impl Jobs {
         self.lock_queue().len()
     }
 
+    /// Jobs waiting or running: what the queue limit counts.
+    pub fn backlog(&self) -> usize {
+        self.lock_queue().len() + self.lock_running().len()
+    }
+
     /// Stops a job: a queued one ends at once; a running one drops its Ollama request and ends
     /// as `cancelled`. Returns false when the job had already finished.
     pub async fn cancel(&self, job_id: i64) -> DbResult<bool> {

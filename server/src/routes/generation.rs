@@ -5,11 +5,11 @@
 //! event's id is `<attempt>:<bytes of text sent>` (`end` for the terminal one), so a client
 //! reconnecting with `Last-Event-ID` gets exactly the text it has not seen; a reconnect after
 //! the end gets 204, which tells EventSource to stop.
-use std::convert::Infallible;
+use std::{convert::Infallible, net::SocketAddr};
 
 use app::types::{JobStatus, JobView};
 use axum::{
-    extract::{Path, State},
+    extract::{ConnectInfo, Path, State},
     http::{HeaderMap, StatusCode},
     response::{sse::Event, IntoResponse, Response},
     Json,
@@ -62,7 +62,12 @@ fn parse_last_event_id(headers: &HeaderMap) -> Option<Result<Cursor, ()>> {
     Some(Ok(Cursor { attempt: attempt.parse().ok()?, offset: offset.parse().ok()? }))
 }
 
-pub async fn progress(State(state): State<AppState>, Path(job_id): Path<i64>, headers: HeaderMap) -> HttpResult<Response> {
+pub async fn progress(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path(job_id): Path<i64>,
+    headers: HeaderMap,
+) -> HttpResult<Response> {
     let rx = state.hub.watch(job_id);
     let first = match &rx {
         Some(rx) => rx.borrow().clone(),
@@ -77,7 +82,11 @@ pub async fn progress(State(state): State<AppState>, Path(job_id): Path<i64>, he
         Some(Ok(c)) => c,
         _ => Cursor { attempt: first.attempt, offset: 0 },
     };
-    let events = job_events(rx, first, cursor);
+    let slot = state.limits.open_stream(client.ip())?;
+    let events = job_events(rx, first, cursor).map(move |event| {
+        let _held_while_streaming = &slot;
+        event
+    });
     Ok(sse_response(events.take_until(state.shutdown.clone().cancelled_owned())))
 }
 

@@ -91,6 +91,8 @@ pub async fn create_ai(
         return Err(HttpError::invalid(app::types::ApiError::new("validation", "That is not a model name.")));
     }
     let (jar, author) = identity::author_or_new(jar);
+    let waiting = state.db.unfinished_count_of(&author.id).await?;
+    state.limits.admit_ai_post(&author.id, waiting, state.jobs.backlog())?;
     let created = state
         .db
         .insert_ai_post(NewAiPostRow { author_id: &author.id, author_name: &name, prompt: &prompt, model: &model, max_tokens })

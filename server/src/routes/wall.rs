@@ -2,10 +2,13 @@
 //! the progress of every running job, because a browser opens at most six HTTP/1.1 connections
 //! per origin. It starts with a snapshot; a watcher that falls behind gets a fresh snapshot
 //! instead of the events it missed.
-use std::{convert::Infallible, sync::Arc};
+use std::{convert::Infallible, net::SocketAddr, sync::Arc};
 
 use app::types::WallEvent;
-use axum::{extract::State, response::sse::Event, response::Response};
+use axum::{
+    extract::{ConnectInfo, State},
+    response::{sse::Event, Response},
+};
 use futures::{stream, Stream, StreamExt};
 use tokio::sync::broadcast::{self, error::RecvError};
 
@@ -16,11 +19,16 @@ use crate::{
     state::AppState,
 };
 
-pub async fn events(State(state): State<AppState>) -> HttpResult<Response> {
+pub async fn events(State(state): State<AppState>, ConnectInfo(client): ConnectInfo<SocketAddr>) -> HttpResult<Response> {
+    let slot = state.limits.open_stream(client.ip())?;
     let (rx, _) = state.hub.subscribe_wall();
     let first = snapshot(&state).await?;
     let shutdown = state.shutdown.clone().cancelled_owned();
-    Ok(sse_response(stream::once(async move { Ok(first) }).chain(follow(state, rx)).take_until(shutdown)))
+    let events = stream::once(async move { Ok(first) }).chain(follow(state, rx)).map(move |event| {
+        let _held_while_streaming = &slot;
+        event
+    });
+    Ok(sse_response(events.take_until(shutdown)))
 }
 
 async fn snapshot(state: &AppState) -> HttpResult<Event> {

@@ -41,6 +41,10 @@ pub async fn spawn_app_with(fake: Option<FakeConfig>, tweak: impl FnOnce(&mut Co
     config.ollama.stall_timeout_secs = 2;
     config.jobs.retry_base_ms = 50;
     config.jobs.concurrency = 4;
+    // Generous limits; tests of the limits set their own.
+    config.limits.ai_posts_per_minute = 10_000;
+    config.limits.queued_per_author = 10_000;
+    config.limits.sse_per_client = 10_000;
     tweak(&mut config);
     let server = Server::build(config.clone()).await.expect("server starts");
     let url = format!("http://{}", server.local_addr());

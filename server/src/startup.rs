@@ -93,13 +93,13 @@ impl Server {
 }
 
 fn leptos_options(addr: SocketAddr) -> LeptosOptions {
-    // cargo-leptos passes its settings in LEPTOS_* variables; a copied binary has none.
-    let mut options = leptos::config::get_configuration(None)
-        .map(|c| c.leptos_options)
-        .unwrap_or_else(|_| LeptosOptions::builder().output_name("aiwall").build());
-    if options.output_name.is_empty() {
-        options.output_name = "aiwall".into();
+    // cargo-leptos passes its settings in LEPTOS_* variables (for `cargo leptos watch`'s live
+    // reload); a copied binary has none and uses the names the build gave the site's files.
+    let mut options = match std::env::var_os("LEPTOS_OUTPUT_NAME") {
+        Some(_) => leptos::config::get_configuration(None).map(|c| c.leptos_options).ok(),
+        None => None,
     }
+    .unwrap_or_else(|| LeptosOptions::builder().output_name("aiwall").build());
     options.site_addr = addr;
     options
 }

@@ -2,6 +2,8 @@
 //! over real HTTP; and an SSE client for reading its streams.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::{path::PathBuf, time::Duration};
 
 use eventsource_stream::{Event, Eventsource};

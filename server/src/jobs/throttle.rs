@@ -1,17 +1,22 @@
-//! A leading-edge throttle: the first event passes at once, later ones at most once per
-//! interval; the caller flushes what was held back when [`Throttle::due_at`] comes.
+//! A throttle that sends at most once per interval and delays nothing longer than it must.
+//!
+//! A change goes out at once when the interval has passed since the last send. Otherwise it is
+//! held, and goes out with the next change that arrives after the interval, or, if none comes,
+//! one interval after the first held change ([`Throttle::due_at`]). Sending on an arrival
+//! rather than on a fixed clock tick keeps a token's wait below the interval (at 50 tokens/s
+//! and 50 ms, at most 40 ms), while sends stay at least an interval apart.
 use std::time::{Duration, Instant};
 
 #[derive(Debug)]
 pub struct Throttle {
     interval: Duration,
     last: Option<Instant>,
-    pending: bool,
+    held_since: Option<Instant>,
 }
 
 impl Throttle {
     pub fn new(interval: Duration) -> Self {
-        Self { interval, last: None, pending: false }
+        Self { interval, last: None, held_since: None }
     }
 
     /// Something changed at `now`: true if it may go out now, false if it is held back.
@@ -20,23 +25,22 @@ impl Throttle {
             self.mark_sent(now);
             true
         } else {
-            self.pending = true;
+            self.held_since.get_or_insert(now);
             false
         }
     }
 
-    /// When held-back changes should be flushed, if any are.
+    /// When held-back changes must go out even if nothing else arrives, if any are held.
     pub fn due_at(&self) -> Option<Instant> {
-        match (self.pending, self.last) {
-            (true, Some(last)) => Some(last + self.interval),
-            _ => None,
-        }
+        let held = self.held_since?;
+        let after_last = self.last.map_or(held, |last| last + self.interval);
+        Some((held + self.interval).max(after_last))
     }
 
     /// Records a send that happened anyway (a flush, or a status change that always goes out).
     pub fn mark_sent(&mut self, now: Instant) {
         self.last = Some(now);
-        self.pending = false;
+        self.held_since = None;
     }
 }
 
@@ -44,38 +48,57 @@ impl Throttle {
 mod tests {
     use super::*;
 
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
     #[test]
-    fn passes_the_first_and_holds_the_rest_until_the_interval() {
+    fn passes_the_first_and_holds_the_rest_for_at_most_an_interval() {
         let t0 = Instant::now();
-        let ms = Duration::from_millis;
-        let mut t = Throttle::new(ms(500));
+        let mut t = Throttle::new(MS(500));
         assert!(t.offer(t0));
         assert!(t.due_at().is_none());
-        assert!(!t.offer(t0 + ms(100)));
-        assert!(!t.offer(t0 + ms(400)));
-        assert_eq!(t.due_at(), Some(t0 + ms(500)));
-        t.mark_sent(t0 + ms(500));
+        assert!(!t.offer(t0 + MS(100)));
+        assert!(!t.offer(t0 + MS(400)));
+        assert_eq!(t.due_at(), Some(t0 + MS(600)), "one interval after the first held change");
+        assert!(t.offer(t0 + MS(520)), "a change after the interval goes out, with what was held");
         assert!(t.due_at().is_none());
-        assert!(t.offer(t0 + ms(1000)));
     }
 
     #[test]
     fn at_most_one_send_per_interval_whatever_the_rate() {
         let t0 = Instant::now();
-        let mut t = Throttle::new(Duration::from_millis(500));
-        let mut sent = 0;
+        let mut t = Throttle::new(MS(500));
+        let mut sends = Vec::new();
         for i in 0..1000u64 {
-            let now = t0 + Duration::from_millis(i * 2); // 500 events per second for 2 s
-            if let Some(due) = t.due_at() {
-                if now >= due {
-                    t.mark_sent(now);
-                    sent += 1;
-                }
+            let now = t0 + MS(i * 2); // 500 changes per second for 2 s
+            if t.due_at().is_some_and(|due| now >= due) {
+                t.mark_sent(now);
+                sends.push(now);
             }
             if t.offer(now) {
-                sent += 1;
+                sends.push(now);
             }
         }
-        assert!((4..=5).contains(&sent), "{sent}");
+        assert!((4..=5).contains(&sends.len()), "{}", sends.len());
+        assert!(sends.windows(2).all(|w| w[1] - w[0] >= MS(500)));
+    }
+
+    #[test]
+    fn at_50_tokens_per_second_no_token_waits_40_ms_or_more() {
+        let t0 = Instant::now();
+        let mut t = Throttle::new(MS(50));
+        let mut held: Vec<Instant> = Vec::new();
+        let mut worst = Duration::ZERO;
+        for i in 0..500u64 {
+            let now = t0 + MS(i * 20);
+            if let Some(due) = t.due_at().filter(|due| *due <= now) {
+                t.mark_sent(due);
+                worst = worst.max(held.drain(..).map(|h| due - h).max().unwrap_or_default());
+            }
+            held.push(now);
+            if t.offer(now) {
+                worst = worst.max(held.drain(..).map(|h| now - h).max().unwrap_or_default());
+            }
+        }
+        assert!(worst <= MS(40), "{worst:?}");
     }
 }

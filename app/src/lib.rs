@@ -4,18 +4,13 @@ pub mod api;
 pub mod components;
 pub mod format;
 pub mod live;
-pub mod markdown;
 pub mod pages;
 pub mod types;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, Meta, MetaTags, Stylesheet, Title};
-use leptos_router::{
-    components::{Route, Router, Routes},
-    StaticSegment,
-};
 
-/// The HTML document around the app.
+/// The HTML document around the app. The wall is the site's one page, so there is no client
+/// router and no head manager to ship to the browser: the head is written here once.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
         <!DOCTYPE html>
@@ -24,9 +19,12 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <meta name="color-scheme" content="light dark" />
+                <meta name="description" content="A wall where you watch the AI write." />
+                <title>"AI Wall"</title>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                <link rel="stylesheet" href="/pkg/aiwall.css" />
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
-                <MetaTags />
             </head>
             <body>
                 <App />
@@ -37,17 +35,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 
 #[component]
 pub fn App() -> impl IntoView {
-    provide_meta_context();
-    view! {
-        <Stylesheet id="leptos" href="/pkg/aiwall.css" />
-        <Title text="AI Wall" />
-        <Meta name="description" content="A wall where you watch the AI write." />
-        <Router>
-            <Routes fallback=|| view! { <p class="not-found">"There is nothing here."</p> }>
-                <Route path=StaticSegment("") view=pages::wall::WallPage />
-            </Routes>
-        </Router>
-    }
+    view! { <pages::wall::WallPage /> }
 }
 
 /// The browser's entry point: attaches the app to the server-rendered page.

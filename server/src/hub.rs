@@ -196,6 +196,7 @@ pub fn terminal_event(view: &JobView) -> WallEvent {
             job_id: view.id,
             post_id: view.post_id,
             text: view.text.clone(),
+            html: crate::markdown::to_safe_html(&view.text),
             stats: view.stats.clone().unwrap_or_default(),
             progress: view.progress.clone(),
             seq: view.seq,

@@ -9,6 +9,7 @@ pub mod hub;
 pub mod identity;
 pub mod jobs;
 pub mod limits;
+pub mod markdown;
 pub mod ollama;
 pub mod routes;
 pub mod startup;

@@ -6,7 +6,6 @@ use super::progress_card::AIGenerationProgress;
 use crate::{
     api, format,
     live::{Entry, WallStore},
-    markdown,
     types::{JobStatus, PostKind},
 };
 
@@ -29,7 +28,7 @@ pub fn PostCard(entry: Entry) -> impl IntoView {
         });
     };
     let job = entry.job;
-    let text = entry.text;
+    let html = entry.html;
     let completed = move || job.with(|j| j.as_ref().is_some_and(|j| j.view.status == JobStatus::Completed));
 
     let body = match post.kind {
@@ -40,7 +39,7 @@ pub fn PostCard(entry: Entry) -> impl IntoView {
                 <AIGenerationProgress job mine />
             </Show>
             <Show when=completed>
-                <div class="post-text markdown" inner_html=move || markdown::to_safe_html(&text.get())></div>
+                <div class="post-text markdown" inner_html=move || html.get()></div>
             </Show>
         }
         .into_any(),

@@ -45,13 +45,14 @@ impl LiveJob {
 #[derive(Clone, Debug)]
 pub struct Entry {
     pub post: Post,
-    pub text: RwSignal<String>,
+    /// A finished AI post's answer as safe HTML, rendered by the server.
+    pub html: RwSignal<String>,
     pub job: RwSignal<Option<LiveJob>>,
 }
 
 impl Entry {
     fn new(post: Post) -> Self {
-        Self { text: RwSignal::new(post.text.clone()), job: RwSignal::new(post.job.clone().map(LiveJob::new)), post }
+        Self { html: RwSignal::new(post.html.clone().unwrap_or_default()), job: RwSignal::new(post.job.clone().map(LiveJob::new)), post }
     }
 }
 
@@ -91,8 +92,8 @@ impl WallStore {
             if let Some(view) = post.job {
                 entry.job.set(Some(LiveJob::new(view)));
             }
-            if !post.text.is_empty() {
-                entry.text.set(post.text);
+            if let Some(html) = post.html {
+                entry.html.set(html);
             }
             return;
         }
@@ -161,7 +162,7 @@ impl WallStore {
                 job.resync();
             }
         });
-        entry.text.set(ev.text.clone());
+        entry.html.set(ev.html.clone());
         self.announcement.set(format!("{}'s AI post is finished.", entry.post.author_name));
     }
 

@@ -27,6 +27,8 @@ pub struct DoneEvent {
     pub job_id: i64,
     pub post_id: i64,
     pub text: String,
+    /// `text` as safe HTML (see [`super::Post::html`]).
+    pub html: String,
     pub stats: FinalStats,
     pub progress: Progress,
     pub seq: u64,

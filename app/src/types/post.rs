@@ -36,6 +36,10 @@ pub struct Post {
     pub kind: PostKind,
     /// The text of a text post; the generated content of a finished AI post (empty until then).
     pub text: String,
+    /// A finished AI post's text as safe HTML (Markdown rendered on the server, raw HTML shown
+    /// as text).
+    #[serde(default)]
+    pub html: Option<String>,
     /// The prompt of an AI post.
     pub prompt: Option<String>,
     /// Unix time in milliseconds.

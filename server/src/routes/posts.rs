@@ -1,5 +1,5 @@
 //! `/api/v1/posts` and `/api/v1/ai/posts`: reading the wall, writing posts, deleting them.
-use app::types::{NewAiPost, NewPost, Post, PostPage};
+use app::types::{NewAiPost, NewPost, Post, PostKind, PostPage};
 use axum::{
     extract::{Path, Query, State},
     http::StatusCode,
@@ -25,7 +25,9 @@ pub struct PageQuery {
 /// A post as the API shows it, with its job's live state.
 pub fn to_post(state: &AppState, row: PostWithJob) -> Post {
     let PostWithJob { post, job } = row;
+    let html = (post.kind() == PostKind::Ai && !post.text.is_empty()).then(|| crate::markdown::to_safe_html(&post.text));
     Post {
+        html,
         id: post.id,
         kind: post.kind(),
         author_tag: tag_of(&post.author_id),

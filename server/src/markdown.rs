@@ -1,5 +1,6 @@
-//! Model output is untrusted: it is rendered as Markdown with raw HTML shown as text, unsafe
-//! link schemes dropped, and every link marked `rel="nofollow noopener"`.
+//! Model output is untrusted: it is rendered (here, on the server, so the browser bundle needs
+//! no Markdown parser) as Markdown with raw HTML shown as text, unsafe link schemes dropped,
+//! and every link marked `rel="nofollow noopener"`.
 use pulldown_cmark::{html, CowStr, Event, Options, Parser, Tag, TagEnd};
 
 pub fn to_safe_html(markdown: &str) -> String {

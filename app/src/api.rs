@@ -3,7 +3,7 @@
 use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use crate::types::{ApiError, ErrorBody, JobView, NewAiPost, NewPost, Post, PostPage};
+use crate::types::{ApiError, ErrorBody, NewAiPost, NewPost, Post, PostPage};
 
 const BASE: &str = "/api/v1";
 
@@ -30,8 +30,8 @@ pub async fn models() -> Result<Models, ApiError> {
     read(Request::get(&format!("{BASE}/ai/models"))).await
 }
 
-pub async fn job(job_id: i64) -> Result<JobView, ApiError> {
-    read(Request::get(&format!("{BASE}/ai/generation/{job_id}"))).await
+pub async fn post(post_id: i64) -> Result<Post, ApiError> {
+    read(Request::get(&format!("{BASE}/posts/{post_id}"))).await
 }
 
 pub async fn stop(job_id: i64) -> Result<(), ApiError> {

@@ -115,6 +115,17 @@ impl WallStore {
         self.entries.update(|es| es.retain(|e| e.post.id != post_id));
     }
 
+    /// A post fetched again: its job and answer replace what the page had.
+    pub fn refresh(&self, post: Post) {
+        match self.entry(post.id) {
+            Some(entry) => {
+                entry.job.set(post.job.map(LiveJob::new));
+                entry.html.set(post.html.unwrap_or_default());
+            }
+            None => self.upsert(post),
+        }
+    }
+
     /// My own post, straight from the API answer (the stream may have brought it already).
     pub fn add_mine(&self, post: Post) {
         if self.viewer_tag.with_untracked(Option::is_none) {
@@ -123,13 +134,25 @@ impl WallStore {
         self.upsert(post);
     }
 
-    pub fn snapshot(&self, posts: Vec<Post>, jobs: Vec<JobView>) {
+    /// Applies a (re)connection's snapshot. Returns the posts whose jobs this page shows as
+    /// unfinished but the snapshot does not mention: they ended while we were away; fetch them.
+    pub fn snapshot(&self, posts: Vec<Post>, jobs: Vec<JobView>) -> Vec<i64> {
+        let mut mentioned: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+        mentioned.extend(posts.iter().filter_map(|p| p.job.as_ref().map(|j| j.id)));
         for post in posts {
             self.upsert(post);
         }
         for view in jobs {
             self.replace_job(view);
         }
+        self.entries.with_untracked(|es| {
+            es.iter()
+                .filter_map(|e| {
+                    let job = e.job.with_untracked(|j| j.as_ref().filter(|j| !j.view.status.is_terminal()).map(|j| j.view.id))?;
+                    (!mentioned.contains(&job)).then_some(e.post.id)
+                })
+                .collect()
+        })
     }
 
     pub fn replace_job(&self, view: JobView) {
@@ -138,7 +161,7 @@ impl WallStore {
         }
     }
 
-    /// Returns the job id when the event showed a gap and a fresh state must be fetched.
+    /// Returns the post id when the event showed a gap and a fresh state must be fetched.
     pub fn progress(&self, ev: &ProgressEvent) -> Option<i64> {
         let entry = self.entry(ev.post_id)?;
         let mut gap = false;
@@ -151,7 +174,7 @@ impl WallStore {
                 }
             }
         });
-        gap.then_some(ev.job_id)
+        gap.then_some(ev.post_id)
     }
 
     pub fn done(&self, ev: &DoneEvent) {

@@ -72,15 +72,22 @@ mod browser {
         struct Deleted {
             post_id: i64,
         }
-        listen("snapshot", on::<Snapshot>(move |s| store.snapshot(s.posts, s.jobs)));
+        listen(
+            "snapshot",
+            on::<Snapshot>(move |s| {
+                for post_id in store.snapshot(s.posts, s.jobs) {
+                    refetch(store, post_id);
+                }
+            }),
+        );
         listen("post", on::<Post>(move |p| store.upsert(p)));
         listen("post_deleted", on::<Deleted>(move |d| store.remove(d.post_id)));
         listen("job", on::<JobView>(move |v| store.replace_job(v)));
         listen(
             "progress",
             on::<ProgressEvent>(move |ev| {
-                if let Some(job_id) = store.progress(&ev) {
-                    refetch(store, job_id);
+                if let Some(post_id) = store.progress(&ev) {
+                    refetch(store, post_id);
                 }
             }),
         );
@@ -119,10 +126,10 @@ mod browser {
         })
     }
 
-    fn refetch(store: WallStore, job_id: i64) {
+    fn refetch(store: WallStore, post_id: i64) {
         spawn_local(async move {
-            if let Ok(view) = crate::api::job(job_id).await {
-                store.replace_job(view);
+            if let Ok(post) = crate::api::post(post_id).await {
+                store.refresh(post);
             }
         });
     }

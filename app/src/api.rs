@@ -35,19 +35,30 @@ pub async fn post(post_id: i64) -> Result<Post, ApiError> {
 }
 
 pub async fn stop(job_id: i64) -> Result<(), ApiError> {
-    expect_ok(Request::post(&format!("{BASE}/ai/generation/{job_id}/cancel"))).await
+    expect_ok(Request::post(&format!(
+        "{BASE}/ai/generation/{job_id}/cancel"
+    )))
+    .await
 }
 
 pub async fn retry(job_id: i64) -> Result<(), ApiError> {
-    expect_ok(Request::post(&format!("{BASE}/ai/generation/{job_id}/retry"))).await
+    expect_ok(Request::post(&format!(
+        "{BASE}/ai/generation/{job_id}/retry"
+    )))
+    .await
 }
 
 pub async fn delete_post(post_id: i64) -> Result<(), ApiError> {
     expect_ok(Request::delete(&format!("{BASE}/posts/{post_id}"))).await
 }
 
-async fn send_json<B: Serialize, T: DeserializeOwned>(builder: RequestBuilder, body: &B) -> Result<T, ApiError> {
-    let request = builder.json(body).map_err(|e| ApiError::network(e.to_string()))?;
+async fn send_json<B: Serialize, T: DeserializeOwned>(
+    builder: RequestBuilder,
+    body: &B,
+) -> Result<T, ApiError> {
+    let request = builder
+        .json(body)
+        .map_err(|e| ApiError::network(e.to_string()))?;
     parse(request.send().await).await
 }
 
@@ -61,7 +72,9 @@ async fn expect_ok(builder: RequestBuilder) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn parse<T: DeserializeOwned>(sent: Result<Response, gloo_net::Error>) -> Result<T, ApiError> {
+async fn parse<T: DeserializeOwned>(
+    sent: Result<Response, gloo_net::Error>,
+) -> Result<T, ApiError> {
     let response = checked(sent).await?;
     response
         .json::<T>()
@@ -70,13 +83,18 @@ async fn parse<T: DeserializeOwned>(sent: Result<Response, gloo_net::Error>) -> 
 }
 
 async fn checked(sent: Result<Response, gloo_net::Error>) -> Result<Response, ApiError> {
-    let response = sent.map_err(|_| ApiError::network("The server cannot be reached. Check your connection and try again."))?;
+    let response = sent.map_err(|_| {
+        ApiError::network("The server cannot be reached. Check your connection and try again.")
+    })?;
     if response.ok() {
         return Ok(response);
     }
     let status = response.status();
     Err(match response.json::<ErrorBody>().await {
         Ok(body) => body.error,
-        Err(_) => ApiError::new("http", format!("The server answered {status} {}.", response.status_text())),
+        Err(_) => ApiError::new(
+            "http",
+            format!("The server answered {status} {}.", response.status_text()),
+        ),
     })
 }

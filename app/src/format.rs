@@ -1,7 +1,11 @@
 //! How numbers read on the card: "230 tokens", "14.2 tok/s", "15s", "~20s".
 
 pub fn tokens(n: u32) -> String {
-    if n == 1 { "1 token".into() } else { format!("{n} tokens") }
+    if n == 1 {
+        "1 token".into()
+    } else {
+        format!("{n} tokens")
+    }
 }
 
 pub fn speed(tokens_per_second: f64) -> String {
@@ -19,7 +23,11 @@ pub fn elapsed(ms: u64) -> String {
 
 pub fn duration(ms: u64) -> String {
     let secs = ms / 1000;
-    if secs < 60 { format!("{secs}s") } else { format!("{}m {:02}s", secs / 60, secs % 60) }
+    if secs < 60 {
+        format!("{secs}s")
+    } else {
+        format!("{}m {:02}s", secs / 60, secs % 60)
+    }
 }
 
 pub fn remaining(ms: Option<u64>) -> String {
@@ -32,7 +40,11 @@ pub fn remaining(ms: Option<u64>) -> String {
 
 pub fn nanos(ns: u64) -> String {
     let ms = ns as f64 / 1e6;
-    if ms < 1000.0 { format!("{ms:.0} ms") } else { format!("{:.1} s", ms / 1000.0) }
+    if ms < 1000.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{:.1} s", ms / 1000.0)
+    }
 }
 
 #[cfg(test)]
@@ -53,7 +65,9 @@ mod tests {
 
 /// "Nov 26, 14:05 UTC": the same text on the server and in the browser (no time zone guess).
 pub fn timestamp(unix_ms: i64) -> String {
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let secs = unix_ms.div_euclid(1000);
     let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Howard Hinnant's civil-from-days.
@@ -65,7 +79,13 @@ pub fn timestamp(unix_ms: i64) -> String {
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    format!("{} {}, {:02}:{:02} UTC", MONTHS[(month - 1) as usize], day, day_secs / 3600, day_secs % 3600 / 60)
+    format!(
+        "{} {}, {:02}:{:02} UTC",
+        MONTHS[(month - 1) as usize],
+        day,
+        day_secs / 3600,
+        day_secs % 3600 / 60
+    )
 }
 
 #[cfg(test)]

@@ -5,7 +5,5 @@ use axum::Router;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    memory_serve::load!()
-        .index_file(None)
-        .into_router()
+    memory_serve::load!().index_file(None).into_router()
 }

@@ -170,9 +170,10 @@ mod tests {
     fn the_shipped_leptos_toml_equals_the_defaults() {
         // Inside a Jail: the other tests set AIWALL_* variables, and a Jail runs them one at a time.
         figment::Jail::expect_with(|_| {
-            let shipped = Config::figment(concat!(env!("CARGO_MANIFEST_DIR"), "/../Leptos.toml").into())
-                .extract::<Config>()
-                .expect("Leptos.toml parses");
+            let shipped =
+                Config::figment(concat!(env!("CARGO_MANIFEST_DIR"), "/../Leptos.toml").into())
+                    .extract::<Config>()
+                    .expect("Leptos.toml parses");
             assert_eq!(shipped, Config::default());
             Ok(())
         });

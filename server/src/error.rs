@@ -20,15 +20,27 @@ pub type HttpResult<T> = Result<T, HttpError>;
 
 impl HttpError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        Self { status, error: ApiError::new(code, message), retry_after: None }
+        Self {
+            status,
+            error: ApiError::new(code, message),
+            retry_after: None,
+        }
     }
 
     pub fn invalid(error: ApiError) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, error, retry_after: None }
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            error,
+            retry_after: None,
+        }
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("There is no {what} with that id."))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("There is no {what} with that id."),
+        )
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
@@ -65,7 +77,9 @@ impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(ErrorBody { error: self.error })).into_response();
         if let Some(secs) = self.retry_after {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

@@ -29,7 +29,9 @@ pub struct WireEvent {
 impl WireEvent {
     pub fn new(event: WallEvent) -> Self {
         let data = match &event {
-            WallEvent::Snapshot { posts, jobs } => serde_json::json!({ "posts": posts, "jobs": jobs }).to_string(),
+            WallEvent::Snapshot { posts, jobs } => {
+                serde_json::json!({ "posts": posts, "jobs": jobs }).to_string()
+            }
             WallEvent::Post(p) => to_json(p),
             WallEvent::PostDeleted(id) => serde_json::json!({ "post_id": id }).to_string(),
             WallEvent::Job(v) => to_json(v),
@@ -37,7 +39,11 @@ impl WireEvent {
             WallEvent::Done(d) => to_json(d),
             WallEvent::Error(e) => to_json(e),
         };
-        Self { name: event.name(), event, data }
+        Self {
+            name: event.name(),
+            event,
+            data,
+        }
     }
 }
 
@@ -205,7 +211,10 @@ pub fn terminal_event(view: &JobView) -> WallEvent {
             job_id: view.id,
             post_id: view.post_id,
             status,
-            message: view.error.clone().unwrap_or_else(|| "The generation stopped.".into()),
+            message: view
+                .error
+                .clone()
+                .unwrap_or_else(|| "The generation stopped.".into()),
             text: view.text.clone(),
             seq: view.seq,
         }),
@@ -253,7 +262,10 @@ mod tests {
                 other => panic!("unexpected {other:?}"),
             })
             .collect();
-        assert_eq!(deltas, [(0, "Hello".to_owned(), 2), (5, ", world".to_owned(), 3)]);
+        assert_eq!(
+            deltas,
+            [(0, "Hello".to_owned(), 2), (5, ", world".to_owned(), 3)]
+        );
     }
 
     #[tokio::test]
@@ -267,7 +279,10 @@ mod tests {
         hub.finish(done);
         rx.changed().await.unwrap();
         assert_eq!(rx.borrow_and_update().status, JobStatus::Completed);
-        assert!(rx.changed().await.is_err(), "closed after the terminal state");
+        assert!(
+            rx.changed().await.is_err(),
+            "closed after the terminal state"
+        );
         assert!(hub.watch(1).is_none());
         assert!(!hub.update(1, |v| v.text.push('x')));
     }

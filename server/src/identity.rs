@@ -51,9 +51,13 @@ pub fn author_or_new(jar: SignedCookieJar) -> (SignedCookieJar, Author) {
 
 /// The cookie-signing key: made once, kept in the database so restarts and every server
 /// instance sign alike.
-pub async fn cookie_key(db: &crate::db::Db) -> crate::db::DbResult<axum_extra::extract::cookie::Key> {
+pub async fn cookie_key(
+    db: &crate::db::Db,
+) -> crate::db::DbResult<axum_extra::extract::cookie::Key> {
     let hex_key = db
-        .setting_or_insert("cookie_key", || hex::encode(rand::random::<[u8; 32]>()) + &hex::encode(rand::random::<[u8; 32]>()))
+        .setting_or_insert("cookie_key", || {
+            hex::encode(rand::random::<[u8; 32]>()) + &hex::encode(rand::random::<[u8; 32]>())
+        })
         .await?;
     let bytes = hex::decode(hex_key.trim()).unwrap_or_default();
     Ok(if bytes.len() >= 64 {

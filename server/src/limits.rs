@@ -23,13 +23,23 @@ pub struct Limits {
 
 impl Limits {
     pub fn new(config: LimitsConfig) -> Self {
-        let per_minute = NonZeroU32::new(config.ai_posts_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
-        Self { ai_posts: RateLimiter::keyed(Quota::per_minute(per_minute)), streams: Arc::default(), config }
+        let per_minute =
+            NonZeroU32::new(config.ai_posts_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        Self {
+            ai_posts: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            streams: Arc::default(),
+            config,
+        }
     }
 
     /// May this author create another AI post now? `waiting` is how many of theirs are queued
     /// or running, `queued_total` how many are in all.
-    pub fn admit_ai_post(&self, author_id: &str, waiting: u32, queued_total: usize) -> Result<(), HttpError> {
+    pub fn admit_ai_post(
+        &self,
+        author_id: &str,
+        waiting: u32,
+        queued_total: usize,
+    ) -> Result<(), HttpError> {
         let c = &self.config;
         if queued_total >= c.queue_max as usize {
             return Err(HttpError::rate_limited(
@@ -68,7 +78,10 @@ impl Limits {
             ));
         }
         *open += 1;
-        Ok(StreamSlot { ip, streams: Arc::clone(&self.streams) })
+        Ok(StreamSlot {
+            ip,
+            streams: Arc::clone(&self.streams),
+        })
     }
 }
 
@@ -95,7 +108,13 @@ mod tests {
     use super::*;
 
     fn limits() -> Limits {
-        Limits::new(LimitsConfig { ai_posts_per_minute: 2, queued_per_author: 3, queue_max: 10, sse_per_client: 2, ..LimitsConfig::default() })
+        Limits::new(LimitsConfig {
+            ai_posts_per_minute: 2,
+            queued_per_author: 3,
+            queue_max: 10,
+            sse_per_client: 2,
+            ..LimitsConfig::default()
+        })
     }
 
     #[test]
@@ -105,16 +124,33 @@ mod tests {
         assert!(l.admit_ai_post("a", 0, 0).is_ok());
         let e = l.admit_ai_post("a", 0, 0).unwrap_err();
         assert_eq!(e.status, 429);
-        assert!((1..=30).contains(&e.retry_after.unwrap()), "{:?}", e.retry_after);
+        assert!(
+            (1..=30).contains(&e.retry_after.unwrap()),
+            "{:?}",
+            e.retry_after
+        );
         assert!(e.error.message.contains("2 AI posts per minute"));
-        assert!(l.admit_ai_post("b", 0, 0).is_ok(), "another author is not affected");
+        assert!(
+            l.admit_ai_post("b", 0, 0).is_ok(),
+            "another author is not affected"
+        );
     }
 
     #[test]
     fn queue_limits_per_author_and_in_all() {
         let l = limits();
-        assert!(l.admit_ai_post("a", 3, 0).unwrap_err().error.message.contains("limit is 3"));
-        assert!(l.admit_ai_post("a", 0, 10).unwrap_err().error.message.contains("busy"));
+        assert!(l
+            .admit_ai_post("a", 3, 0)
+            .unwrap_err()
+            .error
+            .message
+            .contains("limit is 3"));
+        assert!(l
+            .admit_ai_post("a", 0, 10)
+            .unwrap_err()
+            .error
+            .message
+            .contains("busy"));
     }
 
     #[test]

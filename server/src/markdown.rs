@@ -5,11 +5,17 @@ use pulldown_cmark::{html, CowStr, Event, Options, Parser, Tag, TagEnd};
 
 pub fn to_safe_html(markdown: &str) -> String {
     let mut link_open = Vec::new();
-    let events = Parser::new_ext(markdown, Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TABLES).filter_map(|event| {
+    let events = Parser::new_ext(
+        markdown,
+        Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TABLES,
+    )
+    .filter_map(|event| {
         Some(match event {
             // Raw HTML becomes visible text, never markup.
             Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
-            Event::Start(Tag::Image { dest_url, .. }) => Event::Text(CowStr::from(format!("[image: {dest_url}]"))),
+            Event::Start(Tag::Image { dest_url, .. }) => {
+                Event::Text(CowStr::from(format!("[image: {dest_url}]")))
+            }
             Event::End(TagEnd::Image) => return None,
             Event::Start(Tag::Link { dest_url, .. }) => {
                 let safe = is_safe_url(&dest_url);
@@ -20,7 +26,9 @@ pub fn to_safe_html(markdown: &str) -> String {
                 let mut href = String::new();
                 // Writing to a String cannot fail.
                 let _ = pulldown_cmark_escape::escape_href(&mut href, &dest_url);
-                Event::InlineHtml(CowStr::from(format!("<a href=\"{href}\" rel=\"nofollow noopener noreferrer\" target=\"_blank\">")))
+                Event::InlineHtml(CowStr::from(format!(
+                    "<a href=\"{href}\" rel=\"nofollow noopener noreferrer\" target=\"_blank\">"
+                )))
             }
             Event::End(TagEnd::Link) => {
                 if link_open.pop().unwrap_or(false) {
@@ -54,13 +62,20 @@ mod tests {
         let html = to_safe_html("hi <img src=x onerror=alert(1)> <script>alert(1)</script>");
         assert!(!html.contains("<img"), "{html}");
         assert!(!html.contains("<script"), "{html}");
-        assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"), "{html}");
+        assert!(
+            html.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{html}"
+        );
     }
 
     #[test]
     fn links_are_nofollow_and_javascript_links_are_dropped() {
-        let html = to_safe_html("[ok](https://example.com/a?b=1&c=\"2\") [bad](javascript:alert(1))");
-        assert!(html.contains("rel=\"nofollow noopener noreferrer\""), "{html}");
+        let html =
+            to_safe_html("[ok](https://example.com/a?b=1&c=\"2\") [bad](javascript:alert(1))");
+        assert!(
+            html.contains("rel=\"nofollow noopener noreferrer\""),
+            "{html}"
+        );
         assert!(!html.contains("javascript"), "{html}");
         assert!(html.contains("bad"), "{html}");
     }
@@ -68,6 +83,11 @@ mod tests {
     #[test]
     fn markdown_still_renders() {
         let html = to_safe_html("# Title\n\n**bold** and `code`\n\n- a\n- b");
-        assert!(html.contains("<h1>Title</h1>") && html.contains("<strong>bold</strong>") && html.contains("<li>a</li>"), "{html}");
+        assert!(
+            html.contains("<h1>Title</h1>")
+                && html.contains("<strong>bold</strong>")
+                && html.contains("<li>a</li>"),
+            "{html}"
+        );
     }
 }

@@ -22,7 +22,10 @@ pub enum StartError {
     #[error("{0}")]
     Database(#[from] crate::db::DbError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("bad Ollama configuration: {0}")]
     Ollama(String),
 }
@@ -49,10 +52,13 @@ impl Server {
         )
         .map_err(|e| StartError::Ollama(e.to_string()))?;
         let hub = Hub::new();
-        let jobs = Jobs::start(db.clone(), hub.clone(), ollama.clone(), Arc::clone(&config)).await?;
+        let jobs =
+            Jobs::start(db.clone(), hub.clone(), ollama.clone(), Arc::clone(&config)).await?;
         let cookie_key = identity::cookie_key(&db).await?;
         let addr = config.server.addr;
-        let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr, source })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Listen { addr, source })?;
         let state = AppState {
             leptos: leptos_options(listener.local_addr().unwrap_or(addr)),
             limits: Arc::new(crate::limits::Limits::new(config.limits.clone())),
@@ -68,12 +74,17 @@ impl Server {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or(self.state.config.server.addr)
+        self.listener
+            .local_addr()
+            .unwrap_or(self.state.config.server.addr)
     }
 
     /// Serves until `signal` resolves; then stops taking jobs, lets running generations finish
     /// within the grace period (requeueing the rest), closes the SSE streams and returns.
-    pub async fn run(self, signal: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let Server { listener, state } = self;
         let app = routes::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
@@ -96,7 +107,9 @@ fn leptos_options(addr: SocketAddr) -> LeptosOptions {
     // cargo-leptos passes its settings in LEPTOS_* variables (for `cargo leptos watch`'s live
     // reload); a copied binary has none and uses the names the build gave the site's files.
     let mut options = match std::env::var_os("LEPTOS_OUTPUT_NAME") {
-        Some(_) => leptos::config::get_configuration(None).map(|c| c.leptos_options).ok(),
+        Some(_) => leptos::config::get_configuration(None)
+            .map(|c| c.leptos_options)
+            .ok(),
         None => None,
     }
     .unwrap_or_else(|| LeptosOptions::builder().output_name("aiwall").build());

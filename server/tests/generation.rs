@@ -16,22 +16,45 @@ fn data(event: &eventsource_stream::Event) -> Value {
 
 /// Follows a job's SSE stream to its end: (progress events, terminal event).
 async fn follow(app: &TestApp, job_id: i64) -> (Vec<Value>, eventsource_stream::Event) {
-    let events = app.sse(&format!("/ai/generation/{job_id}/progress"), None).await.collect(WAIT).await;
+    let events = app
+        .sse(&format!("/ai/generation/{job_id}/progress"), None)
+        .await
+        .collect(WAIT)
+        .await;
     let (last, progress) = events.split_last().expect("at least a terminal event");
-    assert!(progress.iter().all(|e| e.event == "progress"), "only progress before the end");
+    assert!(
+        progress.iter().all(|e| e.event == "progress"),
+        "only progress before the end"
+    );
     (progress.iter().map(data).collect(), last.clone())
 }
 
 #[tokio::test]
 async fn a_generation_streams_monotonic_progress_then_done_with_ollamas_statistics() {
-    let app = spawn_app_with(Some(FakeConfig { tokens_per_second: 100.0, length: 60, ..FakeConfig::default() }), |_| {}).await;
-    let (post_id, job_id) = app.ai_post_with(json!({ "author_name": "Ann", "prompt": "Tell me about the sea", "max_tokens": 200 })).await;
+    let app = spawn_app_with(
+        Some(FakeConfig {
+            tokens_per_second: 100.0,
+            length: 60,
+            ..FakeConfig::default()
+        }),
+        |_| {},
+    )
+    .await;
+    let (post_id, job_id) = app
+        .ai_post_with(
+            json!({ "author_name": "Ann", "prompt": "Tell me about the sea", "max_tokens": 200 }),
+        )
+        .await;
     let (progress, done) = follow(&app, job_id).await;
 
     assert_eq!(done.event, "done");
     assert_eq!(done.id, "end");
     let done = data(&done);
-    let expected_text = FakeConfig { length: 60, ..FakeConfig::default() }.text();
+    let expected_text = FakeConfig {
+        length: 60,
+        ..FakeConfig::default()
+    }
+    .text();
 
     // Monotonic progress, and the deltas add up to the text exactly.
     assert!(progress.len() >= 5, "several updates: {}", progress.len());
@@ -39,11 +62,18 @@ async fn a_generation_streams_monotonic_progress_then_done_with_ollamas_statisti
     let (mut tokens, mut percent) = (0, 0.0);
     for p in &progress {
         let offset = p["text_offset"].as_u64().unwrap() as usize;
-        assert_eq!(offset, text.len(), "each event continues where the last ended");
+        assert_eq!(
+            offset,
+            text.len(),
+            "each event continues where the last ended"
+        );
         text.push_str(p["text_delta"].as_str().unwrap());
         let t = p["current_tokens"].as_u64().unwrap();
         let pc = p["percent"].as_f64().unwrap();
-        assert!(t >= tokens && pc >= percent, "monotonic: {t} after {tokens}, {pc} after {percent}");
+        assert!(
+            t >= tokens && pc >= percent,
+            "monotonic: {t} after {tokens}, {pc} after {percent}"
+        );
         assert!(pc < 100.0, "never 100 before done");
         for field in ["tokens_per_second", "elapsed_time", "last_update_at"] {
             assert!(p.get(field).is_some(), "{field} in {p}");
@@ -51,7 +81,12 @@ async fn a_generation_streams_monotonic_progress_then_done_with_ollamas_statisti
         (tokens, percent) = (t, pc);
     }
     assert_eq!(text, expected_text);
-    assert!(progress.iter().any(|p| p["status"] == "generating" && p["estimated_time_remaining"].is_u64()), "an ETA while writing");
+    assert!(
+        progress
+            .iter()
+            .any(|p| p["status"] == "generating" && p["estimated_time_remaining"].is_u64()),
+        "an ETA while writing"
+    );
 
     // The statistics are the fake's final chunk.
     let finals = app.fake.as_ref().unwrap().final_chunks();
@@ -59,14 +94,30 @@ async fn a_generation_streams_monotonic_progress_then_done_with_ollamas_statisti
     let stats = &done["stats"];
     assert_eq!(stats["input_tokens"], last["prompt_eval_count"]);
     assert_eq!(stats["output_tokens"], last["eval_count"]);
-    assert_eq!(stats["total_tokens"].as_u64().unwrap(), last["prompt_eval_count"].as_u64().unwrap() + last["eval_count"].as_u64().unwrap());
-    for (ours, theirs) in [("load_duration_ns", "load_duration"), ("prompt_eval_duration_ns", "prompt_eval_duration"), ("eval_duration_ns", "eval_duration"), ("total_duration_ns", "total_duration")] {
+    assert_eq!(
+        stats["total_tokens"].as_u64().unwrap(),
+        last["prompt_eval_count"].as_u64().unwrap() + last["eval_count"].as_u64().unwrap()
+    );
+    for (ours, theirs) in [
+        ("load_duration_ns", "load_duration"),
+        ("prompt_eval_duration_ns", "prompt_eval_duration"),
+        ("eval_duration_ns", "eval_duration"),
+        ("total_duration_ns", "total_duration"),
+    ] {
         assert_eq!(stats[ours], last[theirs], "{ours}");
     }
     assert_eq!(stats["done_reason"], "stop");
 
     // The post shows the content; the job row keeps everything.
-    let post: Value = app.client.get(app.api(&format!("/posts/{post_id}"))).send().await.unwrap().json().await.unwrap();
+    let post: Value = app
+        .client
+        .get(app.api(&format!("/posts/{post_id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(post["text"], expected_text.as_str());
     assert_eq!(post["job"]["status"], "completed");
     assert_eq!(post["job"]["progress"]["percent"], 100.0);
@@ -75,7 +126,13 @@ async fn a_generation_streams_monotonic_progress_then_done_with_ollamas_statisti
     let (progress, done) = follow(&app, job_id).await;
     assert!(progress.is_empty());
     assert_eq!(done.event, "done");
-    let again = app.client.get(app.api(&format!("/ai/generation/{job_id}/progress"))).header("Last-Event-ID", "end").send().await.unwrap();
+    let again = app
+        .client
+        .get(app.api(&format!("/ai/generation/{job_id}/progress")))
+        .header("Last-Event-ID", "end")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 204);
 }
 
@@ -83,7 +140,12 @@ async fn a_generation_streams_monotonic_progress_then_done_with_ollamas_statisti
 async fn sse_responses_carry_headers_against_buffering() {
     let app = spawn_app().await;
     let (_, job_id) = app.ai_post("hi").await;
-    let response = app.client.get(app.api(&format!("/ai/generation/{job_id}/progress"))).send().await.unwrap();
+    let response = app
+        .client
+        .get(app.api(&format!("/ai/generation/{job_id}/progress")))
+        .send()
+        .await
+        .unwrap();
     let headers = response.headers();
     assert_eq!(headers["content-type"], "text/event-stream");
     assert_eq!(headers["x-accel-buffering"], "no");
@@ -91,7 +153,9 @@ async fn sse_responses_carry_headers_against_buffering() {
 }
 
 async fn failed_with(app: &TestApp, prompt: &str, model: &str, says: &str) {
-    let (_, job_id) = app.ai_post_with(json!({ "author_name": "Ann", "prompt": prompt, "model": model })).await;
+    let (_, job_id) = app
+        .ai_post_with(json!({ "author_name": "Ann", "prompt": prompt, "model": model }))
+        .await;
     let (_, end) = follow(app, job_id).await;
     assert_eq!(end.event, "error", "{end:?}");
     let message = data(&end)["message"].as_str().unwrap().to_owned();
@@ -104,34 +168,92 @@ async fn failed_with(app: &TestApp, prompt: &str, model: &str, says: &str) {
 #[tokio::test]
 async fn every_ollama_failure_ends_as_a_clear_error() {
     let app = spawn_app_with(Some(fast_fake()), |c| c.jobs.max_attempts = 1).await;
-    failed_with(&app, "hi", "nonexistent:7b", "model nonexistent:7b is not installed: run `ollama pull nonexistent:7b`").await;
-    failed_with(&app, "hi #fake:error-after=5", "llama3.2:1b", "an error was encountered while running the model").await;
-    failed_with(&app, "hi #fake:stall-after=3", "llama3.2:1b", "stopped sending data").await;
-    failed_with(&app, "hi #fake:status=500 #fake:message=GPU%20on%20fire", "llama3.2:1b", "GPU on fire").await;
-    failed_with(&app, "hi #fake:status=400 #fake:message=think%20value%20not%20supported", "llama3.2:1b", "think value not supported").await;
+    failed_with(
+        &app,
+        "hi",
+        "nonexistent:7b",
+        "model nonexistent:7b is not installed: run `ollama pull nonexistent:7b`",
+    )
+    .await;
+    failed_with(
+        &app,
+        "hi #fake:error-after=5",
+        "llama3.2:1b",
+        "an error was encountered while running the model",
+    )
+    .await;
+    failed_with(
+        &app,
+        "hi #fake:stall-after=3",
+        "llama3.2:1b",
+        "stopped sending data",
+    )
+    .await;
+    failed_with(
+        &app,
+        "hi #fake:status=500 #fake:message=GPU%20on%20fire",
+        "llama3.2:1b",
+        "GPU on fire",
+    )
+    .await;
+    failed_with(
+        &app,
+        "hi #fake:status=400 #fake:message=think%20value%20not%20supported",
+        "llama3.2:1b",
+        "think value not supported",
+    )
+    .await;
 
     let unreachable = spawn_app_with(None, |c| c.jobs.max_attempts = 1).await;
     let url = unreachable.config.ollama.url.clone();
-    failed_with(&unreachable, "hi", "llama3.2:1b", &format!("Ollama is not reachable at {url}")).await;
+    failed_with(
+        &unreachable,
+        "hi",
+        "llama3.2:1b",
+        &format!("Ollama is not reachable at {url}"),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_generation_past_its_deadline_fails() {
-    let app = spawn_app_with(Some(FakeConfig { tokens_per_second: 10.0, length: 100, ..FakeConfig::default() }), |c| {
-        c.ollama.deadline_secs = 1;
-        c.jobs.max_attempts = 1;
-    })
+    let app = spawn_app_with(
+        Some(FakeConfig {
+            tokens_per_second: 10.0,
+            length: 100,
+            ..FakeConfig::default()
+        }),
+        |c| {
+            c.ollama.deadline_secs = 1;
+            c.jobs.max_attempts = 1;
+        },
+    )
     .await;
     failed_with(&app, "a long one", "llama3.2:1b", "").await;
     let job_id = app.ai_post("again").await.1;
     let job = app.wait_terminal(job_id).await;
     assert_eq!(job["status"], "failed");
-    assert!(job["error"].as_str().unwrap().to_lowercase().contains("longer than"), "{job}");
+    assert!(
+        job["error"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("longer than"),
+        "{job}"
+    );
 }
 
 #[tokio::test]
 async fn reconnecting_with_last_event_id_misses_nothing_and_doubles_nothing() {
-    let app = spawn_app_with(Some(FakeConfig { tokens_per_second: 60.0, length: 90, ..FakeConfig::default() }), |_| {}).await;
+    let app = spawn_app_with(
+        Some(FakeConfig {
+            tokens_per_second: 60.0,
+            length: 90,
+            ..FakeConfig::default()
+        }),
+        |_| {},
+    )
+    .await;
     let (_, job_id) = app.ai_post("resume me").await;
     let path = format!("/ai/generation/{job_id}/progress");
     let mut text = String::new();
@@ -155,7 +277,11 @@ async fn reconnecting_with_last_event_id_misses_nothing_and_doubles_nothing() {
     for e in &resumed {
         if e.event == "progress" {
             let p = data(e);
-            assert_eq!(p["text_offset"].as_u64().unwrap() as usize, text.len(), "resumes exactly where it stopped");
+            assert_eq!(
+                p["text_offset"].as_u64().unwrap() as usize,
+                text.len(),
+                "resumes exactly where it stopped"
+            );
             text.push_str(p["text_delta"].as_str().unwrap());
         }
     }
@@ -166,14 +292,27 @@ async fn reconnecting_with_last_event_id_misses_nothing_and_doubles_nothing() {
 
 #[tokio::test]
 async fn a_hundred_watchers_all_get_the_same_terminal_event() {
-    let app = spawn_app_with(Some(FakeConfig { tokens_per_second: 50.0, length: 40, ..FakeConfig::default() }), |_| {}).await;
+    let app = spawn_app_with(
+        Some(FakeConfig {
+            tokens_per_second: 50.0,
+            length: 40,
+            ..FakeConfig::default()
+        }),
+        |_| {},
+    )
+    .await;
     let (_, job_id) = app.ai_post("popular").await;
     let path = format!("/ai/generation/{job_id}/progress");
     let mut watchers = Vec::new();
     for _ in 0..100 {
         watchers.push(app.sse(&path, None).await);
     }
-    let ends = futures::future::join_all(watchers.into_iter().map(|w| async move { w.collect(WAIT).await.pop().unwrap() })).await;
+    let ends = futures::future::join_all(
+        watchers
+            .into_iter()
+            .map(|w| async move { w.collect(WAIT).await.pop().unwrap() }),
+    )
+    .await;
     let first = &ends[0];
     assert_eq!(first.event, "done");
     for end in &ends {
@@ -184,9 +323,20 @@ async fn a_hundred_watchers_all_get_the_same_terminal_event() {
 #[tokio::test]
 async fn progress_is_written_at_most_once_per_interval_plus_status_changes() {
     // 3 s of generation at 100 tokens/s, with a 500 ms write interval and many watchers.
-    let app = spawn_app_with(Some(FakeConfig { tokens_per_second: 100.0, length: 300, ..FakeConfig::default() }), |_| {}).await;
+    let app = spawn_app_with(
+        Some(FakeConfig {
+            tokens_per_second: 100.0,
+            length: 300,
+            ..FakeConfig::default()
+        }),
+        |_| {},
+    )
+    .await;
     let pool = app.sqlite().await;
-    sqlx::query("CREATE TABLE job_writes (n INTEGER)").execute(&pool).await.unwrap();
+    sqlx::query("CREATE TABLE job_writes (n INTEGER)")
+        .execute(&pool)
+        .await
+        .unwrap();
     sqlx::query("CREATE TRIGGER count_job_writes AFTER UPDATE ON ai_generation_jobs BEGIN INSERT INTO job_writes VALUES (1); END")
         .execute(&pool)
         .await
@@ -202,13 +352,22 @@ async fn progress_is_written_at_most_once_per_interval_plus_status_changes() {
     }
     let job = app.job(job_id).await;
     assert_eq!(job["status"], "completed");
-    let writes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job_writes").fetch_one(&pool).await.unwrap();
+    let writes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job_writes")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     let seconds = job["progress"]["elapsed_time"].as_f64().unwrap() / 1000.0;
     // claim (loading) + generating + completion are status changes; the rest is throttled.
     let allowed = (seconds / 0.5).ceil() as i64 + 3;
     println!("{writes} writes in {seconds:.2} s (allowed {allowed})");
-    assert!(writes <= allowed, "{writes} writes in {seconds:.2} s; at most {allowed} allowed");
-    assert!(writes >= 5, "progress is persisted during the generation, not only at the end ({writes})");
+    assert!(
+        writes <= allowed,
+        "{writes} writes in {seconds:.2} s; at most {allowed} allowed"
+    );
+    assert!(
+        writes >= 5,
+        "progress is persisted during the generation, not only at the end ({writes})"
+    );
 }
 
 #[tokio::test]
@@ -232,12 +391,23 @@ async fn the_wall_stream_starts_with_a_snapshot_then_carries_posts_and_progress(
         }
     }
     assert_eq!(names[0], "job", "the new job is announced");
-    assert!(names.contains(&"post".to_owned()) && names.contains(&"progress".to_owned()), "{names:?}");
+    assert!(
+        names.contains(&"post".to_owned()) && names.contains(&"progress".to_owned()),
+        "{names:?}"
+    );
 }
 
 #[tokio::test]
 async fn queued_jobs_know_their_position_and_run_in_order() {
-    let app = spawn_app_with(Some(FakeConfig { tokens_per_second: 100.0, length: 30, ..FakeConfig::default() }), |c| c.jobs.concurrency = 1).await;
+    let app = spawn_app_with(
+        Some(FakeConfig {
+            tokens_per_second: 100.0,
+            length: 30,
+            ..FakeConfig::default()
+        }),
+        |c| c.jobs.concurrency = 1,
+    )
+    .await;
     let mut ids = Vec::new();
     for i in 0..3 {
         ids.push(app.ai_post(&format!("job {i}")).await.1);
@@ -250,16 +420,31 @@ async fn queued_jobs_know_their_position_and_run_in_order() {
         let job = app.wait_terminal(*id).await;
         finished.push(job["progress"]["last_update_at"].as_i64().unwrap());
     }
-    assert!(finished.windows(2).all(|w| w[0] <= w[1]), "FIFO: {finished:?}");
+    assert!(
+        finished.windows(2).all(|w| w[0] <= w[1]),
+        "FIFO: {finished:?}"
+    );
 }
 
 #[tokio::test]
 async fn the_author_can_stop_and_retry_and_others_get_403() {
-    let app = spawn_app_with(Some(FakeConfig { tokens_per_second: 20.0, length: 200, ..FakeConfig::default() }), |_| {}).await;
+    let app = spawn_app_with(
+        Some(FakeConfig {
+            tokens_per_second: 20.0,
+            length: 200,
+            ..FakeConfig::default()
+        }),
+        |_| {},
+    )
+    .await;
     let (_, job_id) = app.ai_post("stop me").await;
     let path = format!("/ai/generation/{job_id}/progress");
     let mut stream = app.sse(&path, None).await;
-    while data(&stream.next_within(WAIT).await.unwrap()).get("status").and_then(Value::as_str) != Some("generating") {}
+    while data(&stream.next_within(WAIT).await.unwrap())
+        .get("status")
+        .and_then(Value::as_str)
+        != Some("generating")
+    {}
 
     let stranger = browser();
     let cancel = app.api(&format!("/ai/generation/{job_id}/cancel"));
@@ -270,7 +455,10 @@ async fn the_author_can_stop_and_retry_and_others_get_403() {
     assert_eq!(data(&end)["status"], "cancelled");
     assert_eq!(app.job(job_id).await["status"], "cancelled");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(app.fake.as_ref().unwrap().stats().disconnected >= 1, "the Ollama request was dropped");
+    assert!(
+        app.fake.as_ref().unwrap().stats().disconnected >= 1,
+        "the Ollama request was dropped"
+    );
 
     let retry = app.api(&format!("/ai/generation/{job_id}/retry"));
     assert_eq!(stranger.post(&retry).send().await.unwrap().status(), 403);

@@ -11,21 +11,42 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().cookie_store(true).build().unwrap()
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap()
 }
 
 async fn ai_post(client: &reqwest::Client, url: &str, prompt: &str) -> (i64, i64) {
-    let response = client.post(format!("{url}/api/v1/ai/posts")).json(&json!({ "author_name": "T", "prompt": prompt })).send().await.unwrap();
+    let response = client
+        .post(format!("{url}/api/v1/ai/posts"))
+        .json(&json!({ "author_name": "T", "prompt": prompt }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 201);
     let post: Value = response.json().await.unwrap();
-    (post["id"].as_i64().unwrap(), post["job"]["id"].as_i64().unwrap())
+    (
+        post["id"].as_i64().unwrap(),
+        post["job"]["id"].as_i64().unwrap(),
+    )
 }
 
 async fn job(url: &str, job_id: i64) -> Value {
-    reqwest::get(format!("{url}/api/v1/ai/generation/{job_id}")).await.unwrap().json().await.unwrap()
+    reqwest::get(format!("{url}/api/v1/ai/generation/{job_id}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
-async fn wait_for(url: &str, job_id: i64, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+async fn wait_for(
+    url: &str,
+    job_id: i64,
+    timeout: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if let Ok(response) = reqwest::get(format!("{url}/api/v1/ai/generation/{job_id}")).await {
@@ -35,20 +56,28 @@ async fn wait_for(url: &str, job_id: i64, timeout: Duration, done: impl Fn(&Valu
                 }
             }
         }
-        assert!(tokio::time::Instant::now() < deadline, "job {job_id} timed out: {:?}", job(url, job_id).await);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "job {job_id} timed out: {:?}",
+            job(url, job_id).await
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 fn terminal(j: &Value) -> bool {
-    matches!(j["status"].as_str(), Some("completed" | "failed" | "cancelled"))
+    matches!(
+        j["status"].as_str(),
+        Some("completed" | "failed" | "cancelled")
+    )
 }
 
 /// A watcher that, like EventSource, reconnects with Last-Event-ID until it sees the end.
 async fn resilient_watch(url: String, job_id: i64) -> (String, Value) {
     let mut last_id: Option<String> = None;
     loop {
-        let mut request = reqwest::Client::new().get(format!("{url}/api/v1/ai/generation/{job_id}/progress"));
+        let mut request =
+            reqwest::Client::new().get(format!("{url}/api/v1/ai/generation/{job_id}/progress"));
         if let Some(id) = &last_id {
             request = request.header("Last-Event-ID", id);
         }
@@ -71,9 +100,19 @@ async fn resilient_watch(url: String, job_id: i64) -> (String, Value) {
 
 #[tokio::test]
 async fn after_kill_9_every_job_ends_and_every_post_is_there() {
-    let fake = FakeOllama::start(FakeConfig { tokens_per_second: 10.0, length: 100, ..FakeConfig::default() }).await.unwrap();
+    let fake = FakeOllama::start(FakeConfig {
+        tokens_per_second: 10.0,
+        length: 100,
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let env = [("AIWALL_OLLAMA__URL", fake.url()), ("AIWALL_JOBS__CONCURRENCY", "3".into()), ("AIWALL_LIMITS__QUEUED_PER_AUTHOR", "10".into())];
+    let env = [
+        ("AIWALL_OLLAMA__URL", fake.url()),
+        ("AIWALL_JOBS__CONCURRENCY", "3".into()),
+        ("AIWALL_LIMITS__QUEUED_PER_AUTHOR", "10".into()),
+    ];
     let mut app = AppProcess::start(dir.path(), 0, &env).await;
     let c = client();
     let mut jobs = Vec::new();
@@ -82,77 +121,151 @@ async fn after_kill_9_every_job_ends_and_every_post_is_there() {
     }
     // Three are writing, two wait in the queue.
     for (_, job_id) in &jobs[..3] {
-        wait_for(&app.url, *job_id, Duration::from_secs(10), |j| j["progress"]["current_tokens"].as_u64() > Some(3)).await;
+        wait_for(&app.url, *job_id, Duration::from_secs(10), |j| {
+            j["progress"]["current_tokens"].as_u64() > Some(3)
+        })
+        .await;
     }
     let watcher = tokio::spawn(resilient_watch(app.url.clone(), jobs[0].1));
     tokio::time::sleep(Duration::from_millis(700)).await; // a progress write lands in the database
 
     app.kill9();
-    fake.set_config(FakeConfig { tokens_per_second: 200.0, length: 40, ..FakeConfig::default() });
+    fake.set_config(FakeConfig {
+        tokens_per_second: 200.0,
+        length: 40,
+        ..FakeConfig::default()
+    });
     app.restart().await;
 
     for (post_id, job_id) in &jobs {
         let j = wait_for(&app.url, *job_id, Duration::from_secs(30), terminal).await;
-        assert!(j["status"] == "completed" || (j["status"] == "failed" && j["error"].is_string()), "{j}");
-        let post = reqwest::get(format!("{}/api/v1/posts/{post_id}", app.url)).await.unwrap();
+        assert!(
+            j["status"] == "completed" || (j["status"] == "failed" && j["error"].is_string()),
+            "{j}"
+        );
+        let post = reqwest::get(format!("{}/api/v1/posts/{post_id}", app.url))
+            .await
+            .unwrap();
         assert_eq!(post.status(), 200, "post {post_id} survived");
     }
     let interrupted = job(&app.url, jobs[0].1).await;
     assert_eq!(interrupted["status"], "completed");
-    assert_eq!(interrupted["attempt"], 2, "restarted from the beginning as a second attempt");
-    let (event, data) = tokio::time::timeout(Duration::from_secs(20), watcher).await.expect("the watcher got the end").unwrap();
+    assert_eq!(
+        interrupted["attempt"], 2,
+        "restarted from the beginning as a second attempt"
+    );
+    let (event, data) = tokio::time::timeout(Duration::from_secs(20), watcher)
+        .await
+        .expect("the watcher got the end")
+        .unwrap();
     assert_eq!(event, "done");
     assert_eq!(data["text"], interrupted["text"]);
 }
 
 #[tokio::test]
 async fn a_job_interrupted_too_often_fails_with_the_reason() {
-    let fake = FakeOllama::start(FakeConfig { tokens_per_second: 5.0, length: 100, ..FakeConfig::default() }).await.unwrap();
+    let fake = FakeOllama::start(FakeConfig {
+        tokens_per_second: 5.0,
+        length: 100,
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let env = [("AIWALL_OLLAMA__URL", fake.url()), ("AIWALL_JOBS__MAX_ATTEMPTS", "2".into())];
+    let env = [
+        ("AIWALL_OLLAMA__URL", fake.url()),
+        ("AIWALL_JOBS__MAX_ATTEMPTS", "2".into()),
+    ];
     let mut app = AppProcess::start(dir.path(), 0, &env).await;
     let (_, job_id) = ai_post(&client(), &app.url, "doomed").await;
     for _ in 0..2 {
-        wait_for(&app.url, job_id, Duration::from_secs(10), |j| j["status"] == "generating").await;
+        wait_for(&app.url, job_id, Duration::from_secs(10), |j| {
+            j["status"] == "generating"
+        })
+        .await;
         app.kill9();
         app.restart().await;
     }
     let j = wait_for(&app.url, job_id, Duration::from_secs(10), terminal).await;
     assert_eq!(j["status"], "failed");
-    assert!(j["error"].as_str().unwrap().contains("The server stopped during this generation 2 times"), "{j}");
+    assert!(
+        j["error"]
+            .as_str()
+            .unwrap()
+            .contains("The server stopped during this generation 2 times"),
+        "{j}"
+    );
 }
 
 #[tokio::test]
 async fn sigterm_finishes_what_it_can_requeues_the_rest_and_exits_0() {
-    let fake = FakeOllama::start(FakeConfig { tokens_per_second: 20.0, length: 30, ..FakeConfig::default() }).await.unwrap();
+    let fake = FakeOllama::start(FakeConfig {
+        tokens_per_second: 20.0,
+        length: 30,
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let env = [("AIWALL_OLLAMA__URL", fake.url()), ("AIWALL_SERVER__SHUTDOWN_GRACE_SECS", "3".into())];
+    let env = [
+        ("AIWALL_OLLAMA__URL", fake.url()),
+        ("AIWALL_SERVER__SHUTDOWN_GRACE_SECS", "3".into()),
+    ];
     let mut app = AppProcess::start(dir.path(), 0, &env).await;
     let c = client();
     // One short answer (1.5 s) finishes within the grace period; one long one cannot.
     let (_, short) = ai_post(&c, &app.url, "short").await;
     let (_, long) = ai_post(&c, &app.url, "long #fake:tokens=400").await;
-    wait_for(&app.url, long, Duration::from_secs(10), |j| j["status"] == "generating").await;
-    let watcher = reqwest::get(format!("{}/api/v1/wall/events", app.url)).await.unwrap();
+    wait_for(&app.url, long, Duration::from_secs(10), |j| {
+        j["status"] == "generating"
+    })
+    .await;
+    let watcher = reqwest::get(format!("{}/api/v1/wall/events", app.url))
+        .await
+        .unwrap();
 
     let sent = std::time::Instant::now();
     app.sigterm();
-    let status = app.wait_exit(Duration::from_secs(8)).await.expect("exits within the grace period and a margin");
+    let status = app
+        .wait_exit(Duration::from_secs(8))
+        .await
+        .expect("exits within the grace period and a margin");
     assert!(status.success(), "exit status {status:?}");
-    assert!(sent.elapsed() < Duration::from_secs(6), "took {:?}", sent.elapsed());
+    assert!(
+        sent.elapsed() < Duration::from_secs(6),
+        "took {:?}",
+        sent.elapsed()
+    );
     // The open SSE stream was told how soon to reconnect, then closed.
-    let body = tokio::time::timeout(Duration::from_secs(2), watcher.text()).await.expect("the stream ended").unwrap_or_default();
+    let body = tokio::time::timeout(Duration::from_secs(2), watcher.text())
+        .await
+        .expect("the stream ended")
+        .unwrap_or_default();
     assert!(body.contains("retry: 1000"), "{body}");
 
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("wall.db").display())).await.unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("wall.db").display()
+    ))
+    .await
+    .unwrap();
     let status_of = |id: i64| {
         let pool = pool.clone();
-        async move { sqlx::query_scalar::<_, String>("SELECT status FROM ai_generation_jobs WHERE id = $1").bind(id).fetch_one(&pool).await.unwrap() }
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT status FROM ai_generation_jobs WHERE id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
     };
     assert_eq!(status_of(short).await, "completed", "{}", app.log());
     assert_eq!(status_of(long).await, "queued", "handed back, not lost");
 
-    fake.set_config(FakeConfig { tokens_per_second: 500.0, ..FakeConfig::default() });
+    fake.set_config(FakeConfig {
+        tokens_per_second: 500.0,
+        ..FakeConfig::default()
+    });
     app.restart().await;
     let j = wait_for(&app.url, long, Duration::from_secs(20), terminal).await;
     assert_eq!(j["status"], "completed");
@@ -160,13 +273,29 @@ async fn sigterm_finishes_what_it_can_requeues_the_rest_and_exits_0() {
 
 #[tokio::test]
 async fn transient_ollama_failures_are_retried_and_shown_then_succeed() {
-    let fake = FakeOllama::start(FakeConfig { tokens_per_second: 200.0, length: 20, ..FakeConfig::default() }).await.unwrap();
+    let fake = FakeOllama::start(FakeConfig {
+        tokens_per_second: 200.0,
+        length: 20,
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let env = [("AIWALL_OLLAMA__URL", fake.url()), ("AIWALL_JOBS__RETRY_BASE_MS", "300".into()), ("AIWALL_JOBS__MAX_ATTEMPTS", "4".into())];
+    let env = [
+        ("AIWALL_OLLAMA__URL", fake.url()),
+        ("AIWALL_JOBS__RETRY_BASE_MS", "300".into()),
+        ("AIWALL_JOBS__MAX_ATTEMPTS", "4".into()),
+    ];
     let app = AppProcess::start(dir.path(), 0, &env).await;
     let (_, job_id) = ai_post(&client(), &app.url, "busy ollama #fake:fail-first=2").await;
-    let retrying = wait_for(&app.url, job_id, Duration::from_secs(10), |j| j["retry_at"].is_i64() || terminal(j)).await;
-    assert!(retrying["error"].as_str().unwrap().contains("server busy"), "{retrying}");
+    let retrying = wait_for(&app.url, job_id, Duration::from_secs(10), |j| {
+        j["retry_at"].is_i64() || terminal(j)
+    })
+    .await;
+    assert!(
+        retrying["error"].as_str().unwrap().contains("server busy"),
+        "{retrying}"
+    );
     let j = wait_for(&app.url, job_id, Duration::from_secs(20), terminal).await;
     assert_eq!(j["status"], "completed", "{j}");
     assert_eq!(j["attempt"], 3);
@@ -175,21 +304,53 @@ async fn transient_ollama_failures_are_retried_and_shown_then_succeed() {
 
 #[tokio::test]
 async fn ollama_coming_back_after_refusing_connections_resumes_the_job() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = tempfile::tempdir().unwrap();
-    let env = [("AIWALL_OLLAMA__URL", format!("http://127.0.0.1:{port}")), ("AIWALL_JOBS__RETRY_BASE_MS", "500".into()), ("AIWALL_JOBS__MAX_ATTEMPTS", "6".into())];
+    let env = [
+        ("AIWALL_OLLAMA__URL", format!("http://127.0.0.1:{port}")),
+        ("AIWALL_JOBS__RETRY_BASE_MS", "500".into()),
+        ("AIWALL_JOBS__MAX_ATTEMPTS", "6".into()),
+    ];
     let app = AppProcess::start(dir.path(), 0, &env).await;
     let (_, job_id) = ai_post(&client(), &app.url, "wait for ollama").await;
-    let retrying = wait_for(&app.url, job_id, Duration::from_secs(10), |j| j["retry_at"].is_i64()).await;
-    assert!(retrying["error"].as_str().unwrap().contains("not reachable"), "{retrying}");
-    let _fake = FakeOllama::start_on(([127, 0, 0, 1], port).into(), FakeConfig { tokens_per_second: 200.0, length: 10, ..FakeConfig::default() }).await.unwrap();
+    let retrying = wait_for(&app.url, job_id, Duration::from_secs(10), |j| {
+        j["retry_at"].is_i64()
+    })
+    .await;
+    assert!(
+        retrying["error"]
+            .as_str()
+            .unwrap()
+            .contains("not reachable"),
+        "{retrying}"
+    );
+    let _fake = FakeOllama::start_on(
+        ([127, 0, 0, 1], port).into(),
+        FakeConfig {
+            tokens_per_second: 200.0,
+            length: 10,
+            ..FakeConfig::default()
+        },
+    )
+    .await
+    .unwrap();
     let j = wait_for(&app.url, job_id, Duration::from_secs(30), terminal).await;
     assert_eq!(j["status"], "completed", "{j}");
 }
 
 #[tokio::test]
 async fn a_stall_is_retried_then_fails_and_a_permanent_error_fails_at_once() {
-    let fake = FakeOllama::start(FakeConfig { tokens_per_second: 200.0, length: 20, ..FakeConfig::default() }).await.unwrap();
+    let fake = FakeOllama::start(FakeConfig {
+        tokens_per_second: 200.0,
+        length: 20,
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("AIWALL_OLLAMA__URL", fake.url()),
@@ -211,9 +372,26 @@ async fn a_stall_is_retried_then_fails_and_a_permanent_error_fails_at_once() {
         .map(|p| (p["id"].as_i64().unwrap(), p["job"]["id"].as_i64().unwrap()))
         .unwrap();
     let j = wait_for(&app.url, missing, Duration::from_secs(5), terminal).await;
-    assert_eq!((j["status"].as_str(), j["attempt"].as_u64()), (Some("failed"), Some(1)), "no retry for a model that is not installed");
-    assert!(j["error"].as_str().unwrap().contains("ollama pull not-pulled:1b"));
+    assert_eq!(
+        (j["status"].as_str(), j["attempt"].as_u64()),
+        (Some("failed"), Some(1)),
+        "no retry for a model that is not installed"
+    );
+    assert!(j["error"]
+        .as_str()
+        .unwrap()
+        .contains("ollama pull not-pulled:1b"));
     let j = wait_for(&app.url, stalled, Duration::from_secs(15), terminal).await;
-    assert_eq!((j["status"].as_str(), j["attempt"].as_u64()), (Some("failed"), Some(2)), "{j}");
-    assert!(j["error"].as_str().unwrap().contains("stopped sending data"), "{j}");
+    assert_eq!(
+        (j["status"].as_str(), j["attempt"].as_u64()),
+        (Some("failed"), Some(2)),
+        "{j}"
+    );
+    assert!(
+        j["error"]
+            .as_str()
+            .unwrap()
+            .contains("stopped sending data"),
+        "{j}"
+    );
 }

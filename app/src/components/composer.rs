@@ -43,9 +43,21 @@ pub fn Composer(limits: InputLimits, default_model: String) -> impl IntoView {
         });
     });
 
-    let limit = move || if kind.get() == Kind::Ai { limits.prompt_max_chars } else { limits.post_max_chars };
+    let limit = move || {
+        if kind.get() == Kind::Ai {
+            limits.prompt_max_chars
+        } else {
+            limits.post_max_chars
+        }
+    };
     let count = move || text.with(|t| t.trim().chars().count());
-    let counter_class = move || if count() > limit() { "counter over" } else { "counter" };
+    let counter_class = move || {
+        if count() > limit() {
+            "counter over"
+        } else {
+            "counter"
+        }
+    };
 
     let submit = move |ev: SubmitEvent| {
         ev.prevent_default();
@@ -67,7 +79,9 @@ pub fn Composer(limits: InputLimits, default_model: String) -> impl IntoView {
             n => match n.parse::<u32>() {
                 Ok(n) => Some(n),
                 Err(_) => {
-                    error.set(Some("The max length must be a whole number of tokens.".into()));
+                    error.set(Some(
+                        "The max length must be a whole number of tokens.".into(),
+                    ));
                     return;
                 }
             },
@@ -78,9 +92,21 @@ pub fn Composer(limits: InputLimits, default_model: String) -> impl IntoView {
         let model_now = model.get_untracked();
         spawn_local(async move {
             let created = match kind_now {
-                Kind::Text => api::create_post(&NewPost { author_name, text: body }).await,
+                Kind::Text => {
+                    api::create_post(&NewPost {
+                        author_name,
+                        text: body,
+                    })
+                    .await
+                }
                 Kind::Ai => {
-                    api::create_ai_post(&NewAiPost { author_name, prompt: body, model: Some(model_now), max_tokens: max }).await
+                    api::create_ai_post(&NewAiPost {
+                        author_name,
+                        prompt: body,
+                        model: Some(model_now),
+                        max_tokens: max,
+                    })
+                    .await
                 }
             };
             match created {

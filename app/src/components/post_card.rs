@@ -16,7 +16,11 @@ pub fn PostCard(entry: Entry) -> impl IntoView {
     let post_id = post.id;
     let mine = {
         let post = post.clone();
-        Signal::derive(move || store.viewer_tag.with(|t| t.as_deref() == Some(post.author_tag.as_str())))
+        Signal::derive(move || {
+            store
+                .viewer_tag
+                .with(|t| t.as_deref() == Some(post.author_tag.as_str()))
+        })
     };
     let delete_error = RwSignal::new(None::<String>);
     let delete = move |_| {
@@ -29,7 +33,12 @@ pub fn PostCard(entry: Entry) -> impl IntoView {
     };
     let job = entry.job;
     let html = entry.html;
-    let completed = move || job.with(|j| j.as_ref().is_some_and(|j| j.view.status == JobStatus::Completed));
+    let completed = move || {
+        job.with(|j| {
+            j.as_ref()
+                .is_some_and(|j| j.view.status == JobStatus::Completed)
+        })
+    };
 
     let body = match post.kind {
         PostKind::Text => view! { <p class="post-text">{post.text.clone()}</p> }.into_any(),

@@ -35,22 +35,37 @@ fn phase(view: &JobView, now_ms: f64) -> String {
 }
 
 #[component]
-pub fn AIGenerationProgress(job: RwSignal<Option<LiveJob>>, #[prop(into)] mine: Signal<bool>) -> impl IntoView {
+pub fn AIGenerationProgress(
+    job: RwSignal<Option<LiveJob>>,
+    #[prop(into)] mine: Signal<bool>,
+) -> impl IntoView {
     let now = use_context::<ReadSignal<f64>>().unwrap_or_else(|| signal(0.0).0);
     let view_of = move || job.with(|j| j.as_ref().map(|j| j.view.clone()));
     let status = move || job.with(|j| j.as_ref().map_or(JobStatus::Queued, |j| j.view.status));
     let running = move || matches!(status(), JobStatus::Loading | JobStatus::Generating);
-    let field = move |f: fn(&JobView) -> String| move || job.with(|j| j.as_ref().map(|j| f(&j.view)).unwrap_or_default());
+    let field = move |f: fn(&JobView) -> String| {
+        move || job.with(|j| j.as_ref().map(|j| f(&j.view)).unwrap_or_default())
+    };
     let percent = move || job.with(|j| j.as_ref().map_or(0.0, |j| j.view.progress.percent));
     let elapsed = move || {
         let t = now.get();
-        job.with(|j| j.as_ref().map(|j| format::elapsed(j.elapsed_at(t))).unwrap_or_default())
+        job.with(|j| {
+            j.as_ref()
+                .map(|j| format::elapsed(j.elapsed_at(t)))
+                .unwrap_or_default()
+        })
     };
     let action_error = RwSignal::new(None::<String>);
     let act = move |stop: bool| {
-        let Some(id) = job.with_untracked(|j| j.as_ref().map(|j| j.view.id)) else { return };
+        let Some(id) = job.with_untracked(|j| j.as_ref().map(|j| j.view.id)) else {
+            return;
+        };
         spawn_local(async move {
-            let result = if stop { api::stop(id).await } else { api::retry(id).await };
+            let result = if stop {
+                api::stop(id).await
+            } else {
+                api::retry(id).await
+            };
             action_error.set(result.err().map(|e| e.message));
         });
     };

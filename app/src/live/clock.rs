@@ -20,7 +20,10 @@ pub fn ticking(period_ms: u32) -> ReadSignal<f64> {
     let (time, set_time) = signal(0.0);
     Effect::new(move |_| {
         set_time.set(now());
-        if let Ok(handle) = set_interval_with_handle(move || set_time.set(now()), std::time::Duration::from_millis(period_ms.into())) {
+        if let Ok(handle) = set_interval_with_handle(
+            move || set_time.set(now()),
+            std::time::Duration::from_millis(period_ms.into()),
+        ) {
             on_cleanup(move || handle.clear());
         }
     });

@@ -19,7 +19,11 @@ pub struct LiveJob {
 
 impl LiveJob {
     pub fn new(view: JobView) -> Self {
-        Self { elapsed_base: view.progress.elapsed_time, based_at: clock::now(), view }
+        Self {
+            elapsed_base: view.progress.elapsed_time,
+            based_at: clock::now(),
+            view,
+        }
     }
 
     /// The elapsed time to show at `now`: ticking while the job runs.
@@ -34,7 +38,9 @@ impl LiveJob {
     fn resync(&mut self) {
         let now = clock::now();
         let server = self.view.progress.elapsed_time;
-        if self.view.status.is_terminal() || (self.elapsed_at(now) as i64 - server as i64).abs() > 1000 {
+        if self.view.status.is_terminal()
+            || (self.elapsed_at(now) as i64 - server as i64).abs() > 1000
+        {
             self.elapsed_base = server;
             self.based_at = now;
         }
@@ -52,7 +58,11 @@ pub struct Entry {
 
 impl Entry {
     fn new(post: Post) -> Self {
-        Self { html: RwSignal::new(post.html.clone().unwrap_or_default()), job: RwSignal::new(post.job.clone().map(LiveJob::new)), post }
+        Self {
+            html: RwSignal::new(post.html.clone().unwrap_or_default()),
+            job: RwSignal::new(post.job.clone().map(LiveJob::new)),
+            post,
+        }
     }
 }
 
@@ -70,7 +80,15 @@ pub struct WallStore {
 impl WallStore {
     pub fn new(snapshot: &WallSnapshot) -> Self {
         Self {
-            entries: RwSignal::new(snapshot.page.posts.iter().cloned().map(Entry::new).collect()),
+            entries: RwSignal::new(
+                snapshot
+                    .page
+                    .posts
+                    .iter()
+                    .cloned()
+                    .map(Entry::new)
+                    .collect(),
+            ),
             next_before: RwSignal::new(snapshot.page.next_before),
             viewer_tag: RwSignal::new(snapshot.viewer_tag.clone()),
             connected: RwSignal::new(false),
@@ -79,11 +97,13 @@ impl WallStore {
     }
 
     pub fn is_mine(&self, post: &Post) -> bool {
-        self.viewer_tag.with_untracked(|t| t.as_deref() == Some(post.author_tag.as_str()))
+        self.viewer_tag
+            .with_untracked(|t| t.as_deref() == Some(post.author_tag.as_str()))
     }
 
     fn entry(&self, post_id: i64) -> Option<Entry> {
-        self.entries.with_untracked(|es| es.iter().find(|e| e.post.id == post_id).cloned())
+        self.entries
+            .with_untracked(|es| es.iter().find(|e| e.post.id == post_id).cloned())
     }
 
     /// Adds a post where it belongs (newest first), or refreshes its job if it is there.
@@ -98,7 +118,10 @@ impl WallStore {
             return;
         }
         self.entries.update(|es| {
-            let at = es.iter().position(|e| e.post.id < post.id).unwrap_or(es.len());
+            let at = es
+                .iter()
+                .position(|e| e.post.id < post.id)
+                .unwrap_or(es.len());
             es.insert(at, Entry::new(post));
         });
     }
@@ -112,7 +135,8 @@ impl WallStore {
     }
 
     pub fn remove(&self, post_id: i64) {
-        self.entries.update(|es| es.retain(|e| e.post.id != post_id));
+        self.entries
+            .update(|es| es.retain(|e| e.post.id != post_id));
     }
 
     /// A post fetched again: its job and answer replace what the page had.
@@ -148,7 +172,11 @@ impl WallStore {
         self.entries.with_untracked(|es| {
             es.iter()
                 .filter_map(|e| {
-                    let job = e.job.with_untracked(|j| j.as_ref().filter(|j| !j.view.status.is_terminal()).map(|j| j.view.id))?;
+                    let job = e.job.with_untracked(|j| {
+                        j.as_ref()
+                            .filter(|j| !j.view.status.is_terminal())
+                            .map(|j| j.view.id)
+                    })?;
                     (!mentioned.contains(&job)).then_some(e.post.id)
                 })
                 .collect()
@@ -178,7 +206,9 @@ impl WallStore {
     }
 
     pub fn done(&self, ev: &DoneEvent) {
-        let Some(entry) = self.entry(ev.post_id) else { return };
+        let Some(entry) = self.entry(ev.post_id) else {
+            return;
+        };
         entry.job.update(|job| {
             if let Some(job) = job {
                 apply::done(&mut job.view, ev);
@@ -186,17 +216,23 @@ impl WallStore {
             }
         });
         entry.html.set(ev.html.clone());
-        self.announcement.set(format!("{}'s AI post is finished.", entry.post.author_name));
+        self.announcement
+            .set(format!("{}'s AI post is finished.", entry.post.author_name));
     }
 
     pub fn error(&self, ev: &ErrorEvent) {
-        let Some(entry) = self.entry(ev.post_id) else { return };
+        let Some(entry) = self.entry(ev.post_id) else {
+            return;
+        };
         entry.job.update(|job| {
             if let Some(job) = job {
                 apply::error(&mut job.view, ev);
                 job.resync();
             }
         });
-        self.announcement.set(format!("{}'s AI post stopped: {}", entry.post.author_name, ev.message));
+        self.announcement.set(format!(
+            "{}'s AI post stopped: {}",
+            entry.post.author_name, ev.message
+        ));
     }
 }

@@ -51,7 +51,9 @@ mod browser {
     }
 
     fn open(store: WallStore, slot: Slot, alive: Rc<std::cell::Cell<bool>>) {
-        let Ok(source) = EventSource::new(PATH) else { return };
+        let Ok(source) = EventSource::new(PATH) else {
+            return;
+        };
         let mut callbacks = Vec::new();
         let mut listen = |name: &str, handle: Box<dyn Fn(&str)>| {
             let cb = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
@@ -81,7 +83,10 @@ mod browser {
             }),
         );
         listen("post", on::<Post>(move |p| store.upsert(p)));
-        listen("post_deleted", on::<Deleted>(move |d| store.remove(d.post_id)));
+        listen(
+            "post_deleted",
+            on::<Deleted>(move |d| store.remove(d.post_id)),
+        );
         listen("job", on::<JobView>(move |v| store.replace_job(v)));
         listen(
             "progress",
@@ -100,7 +105,10 @@ mod browser {
         let retry_alive = alive.clone();
         let on_error = Closure::<dyn FnMut(Event)>::new(move |_| {
             store.connected.set(false);
-            let closed = retry_slot.borrow().as_ref().is_some_and(|c| c.source.ready_state() == EventSource::CLOSED);
+            let closed = retry_slot
+                .borrow()
+                .as_ref()
+                .is_some_and(|c| c.source.ready_state() == EventSource::CLOSED);
             if closed && retry_alive.get() {
                 // The browser gave up (e.g. the server answered with an error while restarting):
                 // open a fresh connection after a pause.
@@ -116,7 +124,11 @@ mod browser {
             }
         });
         source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-        *slot.borrow_mut() = Some(Connection { source, _callbacks: callbacks, _on_state: vec![on_open, on_error] });
+        *slot.borrow_mut() = Some(Connection {
+            source,
+            _callbacks: callbacks,
+            _on_state: vec![on_open, on_error],
+        });
     }
 
     fn on<T: DeserializeOwned>(apply: impl Fn(T) + 'static) -> Box<dyn Fn(&str)> {

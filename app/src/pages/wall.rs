@@ -16,7 +16,9 @@ pub fn WallPage() -> impl IntoView {
         || (),
         move |_| {
             let initial = initial.clone();
-            async move { initial.ok_or_else(|| ApiError::new("reload", "Reload the page to see the wall.")) }
+            async move {
+                initial.ok_or_else(|| ApiError::new("reload", "Reload the page to see the wall."))
+            }
         },
     );
     view! {
@@ -46,7 +48,9 @@ fn Wall(snapshot: WallSnapshot) -> impl IntoView {
     let loading_more = RwSignal::new(false);
     let more_error = RwSignal::new(None::<String>);
     let load_more = move |_| {
-        let Some(before) = store.next_before.get_untracked() else { return };
+        let Some(before) = store.next_before.get_untracked() else {
+            return;
+        };
         loading_more.set(true);
         spawn_local(async move {
             match crate::api::posts_before(before).await {

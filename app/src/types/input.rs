@@ -28,7 +28,10 @@ impl Default for InputLimits {
 fn bounded(what: &str, raw: &str, max: usize) -> Result<String, ApiError> {
     let text = raw.trim();
     if text.is_empty() {
-        return Err(ApiError::new("validation", format!("The {what} is empty: write something first.")));
+        return Err(ApiError::new(
+            "validation",
+            format!("The {what} is empty: write something first."),
+        ));
     }
     let len = text.chars().count();
     if len > max {
@@ -59,10 +62,16 @@ impl InputLimits {
 
     pub fn max_tokens(&self, raw: Option<u32>) -> Result<Option<u32>, ApiError> {
         match raw {
-            Some(0) => Err(ApiError::new("validation", "The max length must be at least 1 token.")),
+            Some(0) => Err(ApiError::new(
+                "validation",
+                "The max length must be at least 1 token.",
+            )),
             Some(n) if n > self.max_tokens_limit => Err(ApiError::new(
                 "validation",
-                format!("The max length is {n} tokens; the limit is {}.", self.max_tokens_limit),
+                format!(
+                    "The max length is {n} tokens; the limit is {}.",
+                    self.max_tokens_limit
+                ),
             )),
             other => Ok(other),
         }
@@ -75,10 +84,21 @@ mod tests {
 
     #[test]
     fn text_is_trimmed_and_bounded_in_characters_not_bytes() {
-        let limits = InputLimits { post_max_chars: 3, ..Default::default() };
+        let limits = InputLimits {
+            post_max_chars: 3,
+            ..Default::default()
+        };
         assert_eq!(limits.post_text("  héé ").unwrap(), "héé");
-        assert!(limits.post_text("   ").unwrap_err().message.contains("empty"));
-        assert!(limits.post_text("abcd").unwrap_err().message.contains("limit is 3"));
+        assert!(limits
+            .post_text("   ")
+            .unwrap_err()
+            .message
+            .contains("empty"));
+        assert!(limits
+            .post_text("abcd")
+            .unwrap_err()
+            .message
+            .contains("limit is 3"));
     }
 
     #[test]

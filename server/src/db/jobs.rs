@@ -124,10 +124,12 @@ const UNFINISHED: &str = "('queued', 'loading', 'generating')";
 
 impl Db {
     pub async fn job(&self, id: i64) -> DbResult<Option<JobRow>> {
-        Ok(sqlx::query_as::<_, JobRow>("SELECT * FROM ai_generation_jobs WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_as::<_, JobRow>("SELECT * FROM ai_generation_jobs WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     pub async fn job_of_post(&self, post_id: i64) -> DbResult<Option<JobRow>> {
@@ -380,7 +382,10 @@ mod tests {
         let a = queued(&db, "a").await;
         let b = queued(&db, "b").await;
         let first = db.claim_next_queued().await.unwrap().unwrap();
-        assert_eq!((first.id, first.status.as_str(), first.attempt), (a, "loading", 1));
+        assert_eq!(
+            (first.id, first.status.as_str(), first.attempt),
+            (a, "loading", 1)
+        );
         assert_eq!(db.claim_next_queued().await.unwrap().unwrap().id, b);
         assert!(db.claim_next_queued().await.unwrap().is_none());
     }
@@ -399,7 +404,14 @@ mod tests {
             ..Default::default()
         };
         let row = db
-            .complete_job(id, JobCompletion { text: "Hi there", stats: &stats, progress: &Progress::default() })
+            .complete_job(
+                id,
+                JobCompletion {
+                    text: "Hi there",
+                    stats: &stats,
+                    progress: &Progress::default(),
+                },
+            )
             .await
             .unwrap()
             .unwrap();
@@ -407,23 +419,51 @@ mod tests {
         assert_eq!(view.status, JobStatus::Completed);
         assert_eq!(view.stats.unwrap(), stats);
         assert_eq!(view.progress.percent, 100.0);
-        assert_eq!(db.post(row.post_id).await.unwrap().unwrap().post.text, "Hi there");
+        assert_eq!(
+            db.post(row.post_id).await.unwrap().unwrap().post.text,
+            "Hi there"
+        );
         // A finished job takes no more progress and cannot be failed afterwards.
-        assert!(db.end_job(id, JobStatus::Failed, "late", None).await.unwrap().is_none());
+        assert!(db
+            .end_job(id, JobStatus::Failed, "late", None)
+            .await
+            .unwrap()
+            .is_none());
     }
 
     #[tokio::test]
     async fn progress_writes_only_touch_running_jobs() {
         let (db, _dir) = temp_db().await;
         let id = queued(&db, "a").await;
-        let progress = Progress { current_tokens: 5, ..Default::default() };
-        let write = ProgressWrite { status: JobStatus::Generating, progress: &progress, text: "abc", retry_at: None, error: None, attempt: 1 };
+        let progress = Progress {
+            current_tokens: 5,
+            ..Default::default()
+        };
+        let write = ProgressWrite {
+            status: JobStatus::Generating,
+            progress: &progress,
+            text: "abc",
+            retry_at: None,
+            error: None,
+            attempt: 1,
+        };
         db.write_progress(id, write.clone()).await.unwrap();
-        assert_eq!(db.job(id).await.unwrap().unwrap().current_tokens, 0, "still queued");
+        assert_eq!(
+            db.job(id).await.unwrap().unwrap().current_tokens,
+            0,
+            "still queued"
+        );
         db.claim_next_queued().await.unwrap();
         db.write_progress(id, write).await.unwrap();
         let row = db.job(id).await.unwrap().unwrap();
-        assert_eq!((row.current_tokens, row.partial_text.as_str(), row.status.as_str()), (5, "abc", "generating"));
+        assert_eq!(
+            (
+                row.current_tokens,
+                row.partial_text.as_str(),
+                row.status.as_str()
+            ),
+            (5, "abc", "generating")
+        );
     }
 
     #[tokio::test]
@@ -436,7 +476,14 @@ mod tests {
         db.claim_next_queued().await.unwrap(); // b: attempt 1
         let recovered = db.recover_interrupted(1).await.unwrap();
         assert_eq!(recovered.failed, vec![a, b]);
-        assert!(db.job(a).await.unwrap().unwrap().error.unwrap().contains("stopped"));
+        assert!(db
+            .job(a)
+            .await
+            .unwrap()
+            .unwrap()
+            .error
+            .unwrap()
+            .contains("stopped"));
         assert_eq!(db.job(c).await.unwrap().unwrap().status, "queued");
 
         db.claim_next_queued().await.unwrap(); // c: attempt 1
@@ -450,10 +497,23 @@ mod tests {
     async fn retry_resets_a_failed_job() {
         let (db, _dir) = temp_db().await;
         let id = queued(&db, "a").await;
-        assert!(db.requeue_job(id, true).await.unwrap().is_none(), "a queued job is not retried");
+        assert!(
+            db.requeue_job(id, true).await.unwrap().is_none(),
+            "a queued job is not retried"
+        );
         db.claim_next_queued().await.unwrap();
-        db.end_job(id, JobStatus::Failed, "boom", Some("partial")).await.unwrap();
+        db.end_job(id, JobStatus::Failed, "boom", Some("partial"))
+            .await
+            .unwrap();
         let row = db.requeue_job(id, true).await.unwrap().unwrap();
-        assert_eq!((row.status.as_str(), row.attempt, row.error, row.partial_text.as_str()), ("queued", 0, None, ""));
+        assert_eq!(
+            (
+                row.status.as_str(),
+                row.attempt,
+                row.error,
+                row.partial_text.as_str()
+            ),
+            ("queued", 0, None, "")
+        );
     }
 }

@@ -79,7 +79,9 @@ pub(crate) mod testing {
     pub async fn temp_db() -> (super::Db, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("test.db").display());
-        let db = super::Db::connect(&url, 4).await.expect("open test database");
+        let db = super::Db::connect(&url, 4)
+            .await
+            .expect("open test database");
         (db, dir)
     }
 }

@@ -147,7 +147,9 @@ mod tests {
     async fn posts_come_back_newest_first_in_pages() {
         let (db, _dir) = temp_db().await;
         for i in 0..5 {
-            db.insert_text_post("a1", "Ann", &format!("post {i}")).await.unwrap();
+            db.insert_text_post("a1", "Ann", &format!("post {i}"))
+                .await
+                .unwrap();
         }
         let first = db.list_posts(None, 2).await.unwrap();
         let texts: Vec<_> = first.iter().map(|p| p.post.text.as_str()).collect();
@@ -177,7 +179,10 @@ mod tests {
         let listed = db.list_posts(None, 10).await.unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].job.as_ref().unwrap().id, job.id);
-        assert_eq!(listed[0].post.prompt.as_deref(), Some("Why is the sky blue?"));
+        assert_eq!(
+            listed[0].post.prompt.as_deref(),
+            Some("Why is the sky blue?")
+        );
     }
 
     #[tokio::test]
@@ -206,8 +211,14 @@ mod tests {
         db.insert_text_post("a1", "Ann", "hello").await.unwrap();
         db.close().await;
         let again = crate::db::Db::connect(&url, 2).await.unwrap();
-        assert_eq!(again.list_posts(None, 10).await.unwrap()[0].post.text, "hello");
-        let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&again.pool).await.unwrap();
+        assert_eq!(
+            again.list_posts(None, 10).await.unwrap()[0].post.text,
+            "hello"
+        );
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&again.pool)
+            .await
+            .unwrap();
         assert_eq!(mode, "wal");
     }
 }

@@ -24,7 +24,8 @@ pub fn expected_length(max_tokens: Option<u32>, recent: &[u32]) -> Option<f64> {
     if let Some(max) = max_tokens {
         return Some(f64::from(max));
     }
-    (!recent.is_empty()).then(|| recent.iter().map(|&n| f64::from(n)).sum::<f64>() / recent.len() as f64)
+    (!recent.is_empty())
+        .then(|| recent.iter().map(|&n| f64::from(n)).sum::<f64>() / recent.len() as f64)
 }
 
 #[derive(Debug)]
@@ -58,7 +59,11 @@ impl Estimator {
     }
 
     fn trim(&mut self, now: Instant) {
-        while self.recent.front().is_some_and(|t| now.duration_since(*t) > WINDOW) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > WINDOW)
+        {
             self.recent.pop_front();
         }
     }
@@ -87,7 +92,9 @@ impl Estimator {
     /// stall shows as a falling rate rather than a frozen one.
     pub fn rate(&mut self, now: Instant) -> f64 {
         self.trim(now);
-        let Some(first) = self.first_token else { return 0.0 };
+        let Some(first) = self.first_token else {
+            return 0.0;
+        };
         let span = now.duration_since(first).min(WINDOW).as_secs_f64();
         if self.tokens < 2 || span <= 0.0 {
             return 0.0;
@@ -98,7 +105,11 @@ impl Estimator {
     fn expected_now(&self) -> Option<f64> {
         self.expected.map(|e| {
             let n = f64::from(self.tokens);
-            if n >= e { n * 1.25 } else { e }
+            if n >= e {
+                n * 1.25
+            } else {
+                e
+            }
         })
     }
 
@@ -142,7 +153,10 @@ mod tests {
         assert!((est.rate(now) - 50.0).abs() < 2.0, "{}", est.rate(now));
         let now = run(&mut est, now, 10, 200); // 5 tok/s for 2 s
         assert!(est.rate(now) < 25.0, "{}", est.rate(now));
-        assert!(est.rate(now + Duration::from_secs(5)) == 0.0, "a stall shows as zero");
+        assert!(
+            est.rate(now + Duration::from_secs(5)) == 0.0,
+            "a stall shows as zero"
+        );
     }
 
     #[test]

@@ -54,7 +54,12 @@ pub struct Jobs {
 
 impl Jobs {
     /// Recovers what a crash left running, loads the queue and starts the runner.
-    pub async fn start(db: Db, hub: Hub, ollama: OllamaClient, config: Arc<Config>) -> DbResult<Arc<Self>> {
+    pub async fn start(
+        db: Db,
+        hub: Hub,
+        ollama: OllamaClient,
+        config: Arc<Config>,
+    ) -> DbResult<Arc<Self>> {
         let recovered = db.recover_interrupted(config.jobs.max_attempts).await?;
         if !recovered.requeued.is_empty() || !recovered.failed.is_empty() {
             tracing::warn!(requeued = ?recovered.requeued, failed = ?recovered.failed, "recovered jobs interrupted by a restart");
@@ -94,7 +99,10 @@ impl Jobs {
         let position = {
             let mut queue = self.lock_queue();
             queue.insert(row.id);
-            queue.iter().position(|&id| id == row.id).map(|i| i as u32 + 1)
+            queue
+                .iter()
+                .position(|&id| id == row.id)
+                .map(|i| i as u32 + 1)
         };
         let view = row.to_view(position);
         self.hub.track(view.clone());
@@ -104,7 +112,9 @@ impl Jobs {
 
     /// The live state of a job: from the hub while it is unfinished, else from its row.
     pub fn view(&self, row: &JobRow) -> JobView {
-        self.hub.current(row.id).unwrap_or_else(|| row.to_view(None))
+        self.hub
+            .current(row.id)
+            .unwrap_or_else(|| row.to_view(None))
     }
 
     pub fn queued_count(&self) -> usize {
@@ -124,7 +134,11 @@ impl Jobs {
             running.token.cancel();
             return Ok(true);
         }
-        match self.db.end_job(job_id, JobStatus::Cancelled, "Stopped by its author.", None).await? {
+        match self
+            .db
+            .end_job(job_id, JobStatus::Cancelled, "Stopped by its author.", None)
+            .await?
+        {
             Some(row) => {
                 self.lock_queue().remove(&job_id);
                 self.hub.finish(row.to_view(None));
@@ -137,7 +151,11 @@ impl Jobs {
 
     /// Puts a failed or cancelled job back in the queue, from the beginning.
     pub async fn retry(&self, job_id: i64) -> DbResult<Option<JobView>> {
-        Ok(self.db.requeue_job(job_id, true).await?.map(|row| self.submit(&row)))
+        Ok(self
+            .db
+            .requeue_job(job_id, true)
+            .await?
+            .map(|row| self.submit(&row)))
     }
 
     /// Stops and forgets a job whose post is being deleted.
@@ -154,7 +172,11 @@ impl Jobs {
         let queue: Vec<i64> = self.lock_queue().iter().copied().collect();
         for (i, id) in queue.into_iter().enumerate() {
             let position = Some(i as u32 + 1);
-            if self.hub.current(id).is_some_and(|v| v.queue_position != position && v.status == JobStatus::Queued) {
+            if self
+                .hub
+                .current(id)
+                .is_some_and(|v| v.queue_position != position && v.status == JobStatus::Queued)
+            {
                 self.hub.update(id, |v| v.queue_position = position);
             }
         }
@@ -165,11 +187,18 @@ impl Jobs {
     pub async fn shutdown(&self, grace: Duration) {
         self.shutdown.cancel();
         self.tasks.close();
-        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
             let running: Vec<i64> = self.lock_running().keys().copied().collect();
-            tracing::warn!(?running, "shutdown grace period over; requeueing running jobs");
+            tracing::warn!(
+                ?running,
+                "shutdown grace period over; requeueing running jobs"
+            );
             for running in self.lock_running().values() {
-                *running.reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(StopReason::Shutdown);
+                *running.reason.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(StopReason::Shutdown);
                 running.token.cancel();
             }
             self.tasks.wait().await;

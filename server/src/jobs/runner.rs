@@ -104,7 +104,13 @@ impl Jobs {
     async fn run(&self, row: JobRow) {
         let token = CancellationToken::new();
         let reason = Arc::new(Mutex::new(None));
-        self.lock_running().insert(row.id, Running { token: token.clone(), reason: Arc::clone(&reason) });
+        self.lock_running().insert(
+            row.id,
+            Running {
+                token: token.clone(),
+                reason: Arc::clone(&reason),
+            },
+        );
         tracing::info!(attempt = row.attempt, "job started");
 
         let outcome = self.run_attempts(&row, &token, &reason).await;
@@ -114,17 +120,35 @@ impl Jobs {
         }
     }
 
-    async fn run_attempts(&self, row: &JobRow, token: &CancellationToken, reason: &Mutex<Option<StopReason>>) -> (Outcome, String, Progress) {
-        let recent = self.db.recent_output_lengths(&row.model, HISTORY).await.unwrap_or_default();
+    async fn run_attempts(
+        &self,
+        row: &JobRow,
+        token: &CancellationToken,
+        reason: &Mutex<Option<StopReason>>,
+    ) -> (Outcome, String, Progress) {
+        let recent = self
+            .db
+            .recent_output_lengths(&row.model, HISTORY)
+            .await
+            .unwrap_or_default();
         let expected = expected_length(row.max_tokens(), &recent);
-        let retries_left = self.config.jobs.max_attempts.saturating_sub(row.attempt as u32);
+        let retries_left = self
+            .config
+            .jobs
+            .max_attempts
+            .saturating_sub(row.attempt as u32);
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(self.config.jobs.retry_base_ms))
             .with_max_delay(Duration::from_secs(60))
             .with_jitter()
             .with_max_times(retries_left as usize)
             .build();
-        let stop_reason = || reason.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or(StopReason::Cancelled);
+        let stop_reason = || {
+            reason
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or(StopReason::Cancelled)
+        };
         let started = Instant::now();
 
         let mut live = Live {
@@ -159,18 +183,36 @@ impl Jobs {
                     progress.tokens_per_second = stats.tokens_per_second();
                     return (Outcome::Completed(stats), live.text, progress);
                 }
-                Attempt::Stopped => return (Outcome::Stopped(stop_reason()), live.text.clone(), live.progress(Instant::now())),
+                Attempt::Stopped => {
+                    return (
+                        Outcome::Stopped(stop_reason()),
+                        live.text.clone(),
+                        live.progress(Instant::now()),
+                    )
+                }
                 Attempt::Ollama(error) => error,
             };
-            let delay = if error.is_transient() { backoff.next() } else { None };
+            let delay = if error.is_transient() {
+                backoff.next()
+            } else {
+                None
+            };
             let Some(delay) = delay else {
                 tracing::warn!(%error, "job failed");
-                return (Outcome::Failed(error.to_string()), live.text.clone(), live.progress(Instant::now()));
+                return (
+                    Outcome::Failed(error.to_string()),
+                    live.text.clone(),
+                    live.progress(Instant::now()),
+                );
             };
             tracing::info!(%error, ?delay, "transient Ollama failure; retrying");
             let retry_at = now_ms() + delay.as_millis() as i64;
             // The answer starts over: a retried request streams from the beginning.
-            live.reset(JobStatus::Loading, Some(retry_at), Some(format!("{error}. Retrying…")));
+            live.reset(
+                JobStatus::Loading,
+                Some(retry_at),
+                Some(format!("{error}. Retrying…")),
+            );
             self.publish(&mut live, true).await;
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
@@ -197,7 +239,10 @@ impl Jobs {
             _ = token.cancelled() => return Attempt::Stopped,
         };
         loop {
-            let due = [live.push.due_at(), live.write.due_at()].into_iter().flatten().min();
+            let due = [live.push.due_at(), live.write.due_at()]
+                .into_iter()
+                .flatten()
+                .min();
             tokio::select! {
                 biased;
                 _ = token.cancelled() => return Attempt::Stopped,
@@ -282,16 +327,40 @@ impl Jobs {
     }
 
     /// Stores and announces how the job ended.
-    async fn finish(&self, row: &JobRow, (outcome, text, progress): (Outcome, String, Progress)) -> crate::db::DbResult<()> {
+    async fn finish(
+        &self,
+        row: &JobRow,
+        (outcome, text, progress): (Outcome, String, Progress),
+    ) -> crate::db::DbResult<()> {
         let ended = match outcome {
             Outcome::Completed(stats) => {
                 tracing::info!(output_tokens = stats.output_tokens, "job completed");
-                self.db.complete_job(row.id, JobCompletion { text: &text, stats: &stats, progress: &progress }).await?
+                self.db
+                    .complete_job(
+                        row.id,
+                        JobCompletion {
+                            text: &text,
+                            stats: &stats,
+                            progress: &progress,
+                        },
+                    )
+                    .await?
             }
-            Outcome::Failed(message) => self.db.end_job(row.id, JobStatus::Failed, &message, Some(&text)).await?,
+            Outcome::Failed(message) => {
+                self.db
+                    .end_job(row.id, JobStatus::Failed, &message, Some(&text))
+                    .await?
+            }
             Outcome::Stopped(StopReason::Cancelled) => {
                 tracing::info!("job stopped by its author");
-                self.db.end_job(row.id, JobStatus::Cancelled, "Stopped by its author.", Some(&text)).await?
+                self.db
+                    .end_job(
+                        row.id,
+                        JobStatus::Cancelled,
+                        "Stopped by its author.",
+                        Some(&text),
+                    )
+                    .await?
             }
             Outcome::Stopped(StopReason::Shutdown) => {
                 // Back in line for the next start; watchers reconnect to the new process.
@@ -336,7 +405,10 @@ fn final_stats(s: &crate::ollama::FinalStats, live: &Live) -> FinalStats {
     let ttft = live
         .estimator
         .first_token_at()
-        .map(|t| t.saturating_duration_since(live.request_started).as_millis() as u64)
+        .map(|t| {
+            t.saturating_duration_since(live.request_started)
+                .as_millis() as u64
+        })
         .unwrap_or_default();
     let input = s.prompt_eval_count as u32;
     let output = s.eval_count as u32;

@@ -16,12 +16,19 @@ pub struct Throttle {
 
 impl Throttle {
     pub fn new(interval: Duration) -> Self {
-        Self { interval, last: None, held_since: None }
+        Self {
+            interval,
+            last: None,
+            held_since: None,
+        }
     }
 
     /// Something changed at `now`: true if it may go out now, false if it is held back.
     pub fn offer(&mut self, now: Instant) -> bool {
-        if self.last.is_none_or(|last| now.duration_since(last) >= self.interval) {
+        if self
+            .last
+            .is_none_or(|last| now.duration_since(last) >= self.interval)
+        {
             self.mark_sent(now);
             true
         } else {
@@ -58,8 +65,15 @@ mod tests {
         assert!(t.due_at().is_none());
         assert!(!t.offer(t0 + MS(100)));
         assert!(!t.offer(t0 + MS(400)));
-        assert_eq!(t.due_at(), Some(t0 + MS(600)), "one interval after the first held change");
-        assert!(t.offer(t0 + MS(520)), "a change after the interval goes out, with what was held");
+        assert_eq!(
+            t.due_at(),
+            Some(t0 + MS(600)),
+            "one interval after the first held change"
+        );
+        assert!(
+            t.offer(t0 + MS(520)),
+            "a change after the interval goes out, with what was held"
+        );
         assert!(t.due_at().is_none());
     }
 

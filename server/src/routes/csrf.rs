@@ -10,7 +10,11 @@ use axum::{
 use crate::error::HttpError;
 
 pub async fn same_origin_only(request: Request, next: Next) -> Response {
-    if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) || is_same_origin(&request) {
+    if matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) || is_same_origin(&request)
+    {
         next.run(request).await
     } else {
         HttpError::forbidden("This request came from another site and was refused.").into_response()
@@ -27,6 +31,11 @@ fn is_same_origin(request: &Request) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    origin.split_once("://").is_some_and(|(_, origin_host)| origin_host == host)
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    origin
+        .split_once("://")
+        .is_some_and(|(_, origin_host)| origin_host == host)
 }

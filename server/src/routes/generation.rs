@@ -25,13 +25,28 @@ use crate::{
     state::AppState,
 };
 
-pub async fn get(State(state): State<AppState>, Path(job_id): Path<i64>) -> HttpResult<Json<JobView>> {
-    let row = state.db.job(job_id).await?.ok_or_else(|| HttpError::not_found("generation job"))?;
+pub async fn get(
+    State(state): State<AppState>,
+    Path(job_id): Path<i64>,
+) -> HttpResult<Json<JobView>> {
+    let row = state
+        .db
+        .job(job_id)
+        .await?
+        .ok_or_else(|| HttpError::not_found("generation job"))?;
     Ok(Json(state.jobs.view(&row)))
 }
 
-pub async fn cancel(State(state): State<AppState>, jar: SignedCookieJar, Path(job_id): Path<i64>) -> HttpResult<StatusCode> {
-    let row = state.db.job(job_id).await?.ok_or_else(|| HttpError::not_found("generation job"))?;
+pub async fn cancel(
+    State(state): State<AppState>,
+    jar: SignedCookieJar,
+    Path(job_id): Path<i64>,
+) -> HttpResult<StatusCode> {
+    let row = state
+        .db
+        .job(job_id)
+        .await?
+        .ok_or_else(|| HttpError::not_found("generation job"))?;
     super::require_author(&jar, &row.author_id, "stop this generation")?;
     if state.jobs.cancel(job_id).await? {
         Ok(StatusCode::ACCEPTED)
@@ -40,10 +55,23 @@ pub async fn cancel(State(state): State<AppState>, jar: SignedCookieJar, Path(jo
     }
 }
 
-pub async fn retry(State(state): State<AppState>, jar: SignedCookieJar, Path(job_id): Path<i64>) -> HttpResult<Json<JobView>> {
-    let row = state.db.job(job_id).await?.ok_or_else(|| HttpError::not_found("generation job"))?;
+pub async fn retry(
+    State(state): State<AppState>,
+    jar: SignedCookieJar,
+    Path(job_id): Path<i64>,
+) -> HttpResult<Json<JobView>> {
+    let row = state
+        .db
+        .job(job_id)
+        .await?
+        .ok_or_else(|| HttpError::not_found("generation job"))?;
     super::require_author(&jar, &row.author_id, "retry this generation")?;
-    state.jobs.retry(job_id).await?.map(Json).ok_or_else(|| HttpError::conflict("Only a failed or stopped generation can be retried."))
+    state
+        .jobs
+        .retry(job_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| HttpError::conflict("Only a failed or stopped generation can be retried."))
 }
 
 /// Where a watcher is: which attempt's text, and how many bytes of it it has.
@@ -59,7 +87,10 @@ fn parse_last_event_id(headers: &HeaderMap) -> Option<Result<Cursor, ()>> {
         return Some(Err(()));
     }
     let (attempt, offset) = value.split_once(':')?;
-    Some(Ok(Cursor { attempt: attempt.parse().ok()?, offset: offset.parse().ok()? }))
+    Some(Ok(Cursor {
+        attempt: attempt.parse().ok()?,
+        offset: offset.parse().ok()?,
+    }))
 }
 
 pub async fn progress(
@@ -71,7 +102,12 @@ pub async fn progress(
     let rx = state.hub.watch(job_id);
     let first = match &rx {
         Some(rx) => rx.borrow().clone(),
-        None => state.db.job(job_id).await?.ok_or_else(|| HttpError::not_found("generation job"))?.to_view(None),
+        None => state
+            .db
+            .job(job_id)
+            .await?
+            .ok_or_else(|| HttpError::not_found("generation job"))?
+            .to_view(None),
     };
     let resume = parse_last_event_id(&headers);
     if first.status.is_terminal() && matches!(resume, Some(Err(()))) {
@@ -80,25 +116,39 @@ pub async fn progress(
     }
     let cursor = match resume {
         Some(Ok(c)) => c,
-        _ => Cursor { attempt: first.attempt, offset: 0 },
+        _ => Cursor {
+            attempt: first.attempt,
+            offset: 0,
+        },
     };
     let slot = state.limits.open_stream(client.ip())?;
     let events = job_events(rx, first, cursor).map(move |event| {
         let _held_while_streaming = &slot;
         event
     });
-    Ok(sse_response(events.take_until(state.shutdown.clone().cancelled_owned())))
+    Ok(sse_response(
+        events.take_until(state.shutdown.clone().cancelled_owned()),
+    ))
 }
 
 /// The events for one watcher: its cursor moves with what it has been sent.
-fn job_events(rx: Option<watch::Receiver<JobView>>, first: JobView, cursor: Cursor) -> impl Stream<Item = Result<Event, Infallible>> {
+fn job_events(
+    rx: Option<watch::Receiver<JobView>>,
+    first: JobView,
+    cursor: Cursor,
+) -> impl Stream<Item = Result<Event, Infallible>> {
     struct Watcher {
         rx: Option<watch::Receiver<JobView>>,
         first: Option<JobView>,
         cursor: Cursor,
         ended: bool,
     }
-    let watcher = Watcher { rx, first: Some(first), cursor, ended: false };
+    let watcher = Watcher {
+        rx,
+        first: Some(first),
+        cursor,
+        ended: false,
+    };
     stream::unfold(watcher, |mut w| async move {
         if w.ended {
             return None;
@@ -131,12 +181,24 @@ fn job_events(rx: Option<watch::Receiver<JobView>>, first: JobView, cursor: Curs
 fn next_event(view: &JobView, cursor: &mut Cursor) -> (Event, bool) {
     if view.status.is_terminal() {
         let wire = WireEvent::new(terminal_event(view));
-        let name = if view.status == JobStatus::Completed { "done" } else { "error" };
+        let name = if view.status == JobStatus::Completed {
+            "done"
+        } else {
+            "error"
+        };
         return (Event::default().event(name).id("end").data(wire.data), true);
     }
     // Another attempt restarted the text, or the client's offset is not a valid point in it.
-    if cursor.attempt != view.attempt || !view.text.is_char_boundary(cursor.offset.min(view.text.len() + 1)) || cursor.offset > view.text.len() {
-        *cursor = Cursor { attempt: view.attempt, offset: 0 };
+    if cursor.attempt != view.attempt
+        || !view
+            .text
+            .is_char_boundary(cursor.offset.min(view.text.len() + 1))
+        || cursor.offset > view.text.len()
+    {
+        *cursor = Cursor {
+            attempt: view.attempt,
+            offset: 0,
+        };
     }
     let event = progress_event(view, cursor.offset);
     cursor.offset = view.text.len();
@@ -147,5 +209,11 @@ fn next_event(view: &JobView, cursor: &mut Cursor) -> (Event, bool) {
 
 fn deleted_event(view: &JobView) -> (Event, bool) {
     let body = serde_json::json!({ "job_id": view.id, "post_id": view.post_id, "status": "cancelled", "message": "The post was deleted.", "text": "" });
-    (Event::default().event("error").id("end").data(body.to_string()), true)
+    (
+        Event::default()
+            .event("error")
+            .id("end")
+            .data(body.to_string()),
+        true,
+    )
 }

@@ -26,7 +26,10 @@ fn explain(rejection: JsonRejection, limit: usize) -> HttpError {
         JsonRejection::JsonDataError(e) => HttpError::new(
             StatusCode::BAD_REQUEST,
             "malformed",
-            format!("The request is missing a field or has one of the wrong type: {}", e.body_text()),
+            format!(
+                "The request is missing a field or has one of the wrong type: {}",
+                e.body_text()
+            ),
         ),
         JsonRejection::JsonSyntaxError(e) => HttpError::new(
             StatusCode::BAD_REQUEST,
@@ -41,7 +44,10 @@ fn explain(rejection: JsonRejection, limit: usize) -> HttpError {
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => HttpError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
-            format!("The request body is larger than the limit of {} KiB.", limit / 1024),
+            format!(
+                "The request body is larger than the limit of {} KiB.",
+                limit / 1024
+            ),
         ),
         other => HttpError::new(other.status(), "malformed", other.body_text()),
     }

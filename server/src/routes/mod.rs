@@ -12,8 +12,8 @@ mod wall;
 use axum::{
     extract::DefaultBodyLimit,
     http::StatusCode,
-    response::IntoResponse,
     middleware,
+    response::IntoResponse,
     routing::{get, post},
     Router,
 };
@@ -33,11 +33,20 @@ pub fn router(state: AppState) -> Router {
         .route("/ai/posts", post(posts::create_ai))
         .route("/ai/models", get(models::list))
         .route("/ai/generation/{job_id}", get(generation::get))
-        .route("/ai/generation/{job_id}/progress", get(generation::progress))
+        .route(
+            "/ai/generation/{job_id}/progress",
+            get(generation::progress),
+        )
         .route("/ai/generation/{job_id}/cancel", post(generation::cancel))
         .route("/ai/generation/{job_id}/retry", post(generation::retry))
         .route("/wall/events", get(wall::events))
-        .fallback(|| async { HttpError::new(StatusCode::NOT_FOUND, "not_found", "There is no such API endpoint.") });
+        .fallback(|| async {
+            HttpError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "There is no such API endpoint.",
+            )
+        });
 
     Router::new()
         .route("/", get(page::wall))
@@ -48,7 +57,12 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.config.limits.body_max_bytes))
         .layer(middleware::from_fn(csrf::same_origin_only))
         .layer(CatchPanicLayer::custom(|_| {
-            HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Something went wrong on our side; nothing was lost. Try again.").into_response()
+            HttpError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Something went wrong on our side; nothing was lost. Try again.",
+            )
+            .into_response()
         }))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -58,6 +72,8 @@ pub fn router(state: AppState) -> Router {
 fn require_author(jar: &SignedCookieJar, author_id: &str, action: &str) -> HttpResult<()> {
     match identity::author(jar) {
         Some(a) if a.id == author_id => Ok(()),
-        _ => Err(HttpError::forbidden(format!("Only the author of this post may {action}."))),
+        _ => Err(HttpError::forbidden(format!(
+            "Only the author of this post may {action}."
+        ))),
     }
 }

@@ -15,7 +15,11 @@ pub struct Models {
 
 pub async fn list(State(state): State<AppState>) -> HttpResult<Json<Models>> {
     let models = state.ollama.tags().await.map_err(|e| {
-        HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "ollama_unavailable", format!("{e}. AI posts will wait in the queue until it is back."))
+        HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ollama_unavailable",
+            format!("{e}. AI posts will wait in the queue until it is back."),
+        )
     })?;
     Ok(Json(Models {
         models: models.into_iter().map(|m| m.name).collect(),

@@ -10,7 +10,11 @@ use leptos::prelude::provide_context;
 use super::posts::load_page;
 use crate::{identity, state::AppState};
 
-pub async fn wall(State(state): State<AppState>, jar: SignedCookieJar, request: Request) -> Response {
+pub async fn wall(
+    State(state): State<AppState>,
+    jar: SignedCookieJar,
+    request: Request,
+) -> Response {
     let page = match load_page(&state, None, None).await {
         Ok(page) => page,
         Err(e) => return e.into_response(),

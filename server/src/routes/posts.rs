@@ -25,7 +25,8 @@ pub struct PageQuery {
 /// A post as the API shows it, with its job's live state.
 pub fn to_post(state: &AppState, row: PostWithJob) -> Post {
     let PostWithJob { post, job } = row;
-    let html = (post.kind() == PostKind::Ai && !post.text.is_empty()).then(|| crate::markdown::to_safe_html(&post.text));
+    let html = (post.kind() == PostKind::Ai && !post.text.is_empty())
+        .then(|| crate::markdown::to_safe_html(&post.text));
     Post {
         html,
         id: post.id,
@@ -40,7 +41,11 @@ pub fn to_post(state: &AppState, row: PostWithJob) -> Post {
 }
 
 /// A page of the wall, newest first.
-pub async fn load_page(state: &AppState, before: Option<i64>, limit: Option<u32>) -> HttpResult<PostPage> {
+pub async fn load_page(
+    state: &AppState,
+    before: Option<i64>,
+    limit: Option<u32>,
+) -> HttpResult<PostPage> {
     let page_size = state.config.limits.page_size;
     let limit = limit.unwrap_or(page_size).clamp(1, page_size.max(1) * 5);
     // One more than asked tells whether there is a next page.
@@ -52,12 +57,19 @@ pub async fn load_page(state: &AppState, before: Option<i64>, limit: Option<u32>
     Ok(PostPage { posts, next_before })
 }
 
-pub async fn list(State(state): State<AppState>, Query(q): Query<PageQuery>) -> HttpResult<Json<PostPage>> {
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<PageQuery>,
+) -> HttpResult<Json<PostPage>> {
     Ok(Json(load_page(&state, q.before, q.limit).await?))
 }
 
 pub async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> HttpResult<Json<Post>> {
-    let row = state.db.post(id).await?.ok_or_else(|| HttpError::not_found("post"))?;
+    let row = state
+        .db
+        .post(id)
+        .await?
+        .ok_or_else(|| HttpError::not_found("post"))?;
     Ok(Json(to_post(&state, row)))
 }
 
@@ -67,11 +79,19 @@ pub async fn create_text(
     ApiJson(new): ApiJson<NewPost>,
 ) -> HttpResult<(StatusCode, SignedCookieJar, Json<Post>)> {
     let limits = state.input_limits();
-    let name = limits.author_name(&new.author_name).map_err(HttpError::invalid)?;
+    let name = limits
+        .author_name(&new.author_name)
+        .map_err(HttpError::invalid)?;
     let text = limits.post_text(&new.text).map_err(HttpError::invalid)?;
     let (jar, author) = identity::author_or_new(jar);
     let row = state.db.insert_text_post(&author.id, &name, &text).await?;
-    let post = to_post(&state, PostWithJob { post: row, job: None });
+    let post = to_post(
+        &state,
+        PostWithJob {
+            post: row,
+            job: None,
+        },
+    );
     state.hub.post_created(post.clone());
     Ok((StatusCode::CREATED, jar, Json(post)))
 }
@@ -82,22 +102,37 @@ pub async fn create_ai(
     ApiJson(new): ApiJson<NewAiPost>,
 ) -> HttpResult<(StatusCode, SignedCookieJar, Json<Post>)> {
     let limits = state.input_limits();
-    let name = limits.author_name(&new.author_name).map_err(HttpError::invalid)?;
+    let name = limits
+        .author_name(&new.author_name)
+        .map_err(HttpError::invalid)?;
     let prompt = limits.prompt(&new.prompt).map_err(HttpError::invalid)?;
-    let max_tokens = limits.max_tokens(new.max_tokens).map_err(HttpError::invalid)?;
+    let max_tokens = limits
+        .max_tokens(new.max_tokens)
+        .map_err(HttpError::invalid)?;
     let model = match new.model.as_deref().map(str::trim) {
         Some(m) if !m.is_empty() => m.to_owned(),
         _ => state.config.ollama.default_model.clone(),
     };
     if model.len() > 200 || model.chars().any(char::is_control) {
-        return Err(HttpError::invalid(app::types::ApiError::new("validation", "That is not a model name.")));
+        return Err(HttpError::invalid(app::types::ApiError::new(
+            "validation",
+            "That is not a model name.",
+        )));
     }
     let (jar, author) = identity::author_or_new(jar);
     let waiting = state.db.unfinished_count_of(&author.id).await?;
-    state.limits.admit_ai_post(&author.id, waiting, state.jobs.backlog())?;
+    state
+        .limits
+        .admit_ai_post(&author.id, waiting, state.jobs.backlog())?;
     let created = state
         .db
-        .insert_ai_post(NewAiPostRow { author_id: &author.id, author_name: &name, prompt: &prompt, model: &model, max_tokens })
+        .insert_ai_post(NewAiPostRow {
+            author_id: &author.id,
+            author_name: &name,
+            prompt: &prompt,
+            model: &model,
+            max_tokens,
+        })
         .await?;
     if let Some(job) = &created.job {
         state.jobs.submit(job);
@@ -107,8 +142,16 @@ pub async fn create_ai(
     Ok((StatusCode::CREATED, jar, Json(post)))
 }
 
-pub async fn delete(State(state): State<AppState>, jar: SignedCookieJar, Path(id): Path<i64>) -> HttpResult<StatusCode> {
-    let row = state.db.post(id).await?.ok_or_else(|| HttpError::not_found("post"))?;
+pub async fn delete(
+    State(state): State<AppState>,
+    jar: SignedCookieJar,
+    Path(id): Path<i64>,
+) -> HttpResult<StatusCode> {
+    let row = state
+        .db
+        .post(id)
+        .await?
+        .ok_or_else(|| HttpError::not_found("post"))?;
     super::require_author(&jar, &row.post.author_id, "delete this post")?;
     if let Some(job) = &row.job {
         state.jobs.forget(job.id).await?;

@@ -19,8 +19,11 @@ pub fn sse_response<S>(events: S) -> Response
 where
     S: Stream<Item = Result<Event, Infallible>> + Send + 'static,
 {
-    let hint = stream::once(async { Ok(Event::default().retry(RECONNECT_AFTER).comment("connected")) });
-    let mut response = Sse::new(hint.chain(events)).keep_alive(KeepAlive::default()).into_response();
+    let hint =
+        stream::once(async { Ok(Event::default().retry(RECONNECT_AFTER).comment("connected")) });
+    let mut response = Sse::new(hint.chain(events))
+        .keep_alive(KeepAlive::default())
+        .into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));

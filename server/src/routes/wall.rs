@@ -13,21 +13,22 @@ use futures::{stream, Stream, StreamExt};
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::{posts::load_page, sse::sse_response};
-use crate::{
-    error::HttpResult,
-    hub::WireEvent,
-    state::AppState,
-};
+use crate::{error::HttpResult, hub::WireEvent, state::AppState};
 
-pub async fn events(State(state): State<AppState>, ConnectInfo(client): ConnectInfo<SocketAddr>) -> HttpResult<Response> {
+pub async fn events(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+) -> HttpResult<Response> {
     let slot = state.limits.open_stream(client.ip())?;
     let (rx, _) = state.hub.subscribe_wall();
     let first = snapshot(&state).await?;
     let shutdown = state.shutdown.clone().cancelled_owned();
-    let events = stream::once(async move { Ok(first) }).chain(follow(state, rx)).map(move |event| {
-        let _held_while_streaming = &slot;
-        event
-    });
+    let events = stream::once(async move { Ok(first) })
+        .chain(follow(state, rx))
+        .map(move |event| {
+            let _held_while_streaming = &slot;
+            event
+        });
     Ok(sse_response(events.take_until(shutdown)))
 }
 
@@ -35,10 +36,16 @@ async fn snapshot(state: &AppState) -> HttpResult<Event> {
     // Read after subscribing: anything newer than the snapshot is still in the receiver.
     let page = load_page(state, None, None).await?;
     let jobs = state.hub.snapshot();
-    Ok(to_event(&WireEvent::new(WallEvent::Snapshot { posts: page.posts, jobs })))
+    Ok(to_event(&WireEvent::new(WallEvent::Snapshot {
+        posts: page.posts,
+        jobs,
+    })))
 }
 
-fn follow(state: AppState, rx: broadcast::Receiver<Arc<WireEvent>>) -> impl Stream<Item = Result<Event, Infallible>> {
+fn follow(
+    state: AppState,
+    rx: broadcast::Receiver<Arc<WireEvent>>,
+) -> impl Stream<Item = Result<Event, Infallible>> {
     stream::unfold((state, rx), |(state, mut rx)| async move {
         loop {
             match rx.recv().await {

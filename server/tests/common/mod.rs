@@ -54,7 +54,16 @@ pub async fn spawn_app_with(fake: Option<FakeConfig>, tweak: impl FnOnce(&mut Co
     let handle = tokio::spawn(server.run(async move {
         let _ = stopped.await;
     }));
-    TestApp { url, client: browser(), fake, db_path, config, stop: Some(stop), server: Some(handle), _dir: dir }
+    TestApp {
+        url,
+        client: browser(),
+        fake,
+        db_path,
+        config,
+        stop: Some(stop),
+        server: Some(handle),
+        _dir: dir,
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -63,18 +72,29 @@ pub async fn spawn_app() -> TestApp {
 
 /// A fake Ollama that answers quickly.
 pub fn fast_fake() -> FakeConfig {
-    FakeConfig { tokens_per_second: 200.0, length: 20, ..FakeConfig::default() }
+    FakeConfig {
+        tokens_per_second: 200.0,
+        length: 20,
+        ..FakeConfig::default()
+    }
 }
 
 /// A URL where nothing listens.
 pub fn unused_url() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     format!("http://127.0.0.1:{port}")
 }
 
 /// A new client with its own cookie jar: another browser.
 pub fn browser() -> reqwest::Client {
-    reqwest::Client::builder().cookie_store(true).build().unwrap()
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap()
 }
 
 impl TestApp {
@@ -83,7 +103,12 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
-        self.client.post(self.api(path)).json(&body).send().await.unwrap()
+        self.client
+            .post(self.api(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Creates an AI post and returns (post id, job id).
@@ -95,18 +120,31 @@ impl TestApp {
         let response = self.post_json("/ai/posts", body).await;
         assert_eq!(response.status(), 201, "{:?}", response.text().await);
         let post: serde_json::Value = response.json().await.unwrap();
-        (post["id"].as_i64().unwrap(), post["job"]["id"].as_i64().unwrap())
+        (
+            post["id"].as_i64().unwrap(),
+            post["job"]["id"].as_i64().unwrap(),
+        )
     }
 
     pub async fn job(&self, job_id: i64) -> serde_json::Value {
-        self.client.get(self.api(&format!("/ai/generation/{job_id}"))).send().await.unwrap().json().await.unwrap()
+        self.client
+            .get(self.api(&format!("/ai/generation/{job_id}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     /// Waits until the job reaches a terminal status and returns its state.
     pub async fn wait_terminal(&self, job_id: i64) -> serde_json::Value {
         for _ in 0..400 {
             let job = self.job(job_id).await;
-            if matches!(job["status"].as_str(), Some("completed" | "failed" | "cancelled")) {
+            if matches!(
+                job["status"].as_str(),
+                Some("completed" | "failed" | "cancelled")
+            ) {
                 return job;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -122,7 +160,9 @@ impl TestApp {
         }
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), 200);
-        SseStream { inner: Box::pin(response.bytes_stream().eventsource()) }
+        SseStream {
+            inner: Box::pin(response.bytes_stream().eventsource()),
+        }
     }
 
     /// Stops the server the way SIGTERM does, and waits for it.
@@ -137,12 +177,19 @@ impl TestApp {
     }
 
     pub async fn sqlite(&self) -> sqlx::SqlitePool {
-        sqlx::SqlitePool::connect(&format!("sqlite://{}", self.db_path.display())).await.unwrap()
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", self.db_path.display()))
+            .await
+            .unwrap()
     }
 }
 
 pub struct SseStream {
-    inner: std::pin::Pin<Box<dyn Stream<Item = Result<Event, eventsource_stream::EventStreamError<reqwest::Error>>> + Send>>,
+    inner: std::pin::Pin<
+        Box<
+            dyn Stream<Item = Result<Event, eventsource_stream::EventStreamError<reqwest::Error>>>
+                + Send,
+        >,
+    >,
 }
 
 impl SseStream {

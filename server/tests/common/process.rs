@@ -16,10 +16,27 @@ pub struct AppProcess {
 impl AppProcess {
     /// Starts the binary in `dir` (its database lives there) on `port` (0 = any free one).
     pub async fn start(dir: &Path, port: u16, env: &[(&str, String)]) -> AppProcess {
-        let port = if port == 0 { std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port() } else { port };
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        let port = if port == 0 {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        } else {
+            port
+        };
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
         let child = spawn(dir, port, &env);
-        let app = AppProcess { child, url: format!("http://127.0.0.1:{port}"), port, dir: dir.to_owned(), env };
+        let app = AppProcess {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            dir: dir.to_owned(),
+            env,
+        };
         app.wait_healthy().await;
         app
     }
@@ -27,7 +44,10 @@ impl AppProcess {
     async fn wait_healthy(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if reqwest::get(format!("{}/healthz", self.url)).await.is_ok_and(|r| r.status().is_success()) {
+            if reqwest::get(format!("{}/healthz", self.url))
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -46,7 +66,10 @@ impl AppProcess {
     }
 
     pub fn sigterm(&self) {
-        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
@@ -79,7 +102,12 @@ impl Drop for AppProcess {
 
 /// The server's log, kept beside its database (and printed by tests that fail).
 fn log_file(dir: &Path) -> Stdio {
-    std::fs::OpenOptions::new().create(true).append(true).open(dir.join("server.log")).map(Stdio::from).unwrap_or_else(|_| Stdio::null())
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))
+        .map(Stdio::from)
+        .unwrap_or_else(|_| Stdio::null())
 }
 
 impl AppProcess {
@@ -93,7 +121,10 @@ fn spawn(dir: &Path, port: u16, env: &[(String, String)]) -> Child {
     command
         .current_dir(dir)
         .env("AIWALL_SERVER__ADDR", format!("127.0.0.1:{port}"))
-        .env("AIWALL_DATABASE__URL", format!("sqlite://{}", dir.join("wall.db").display()))
+        .env(
+            "AIWALL_DATABASE__URL",
+            format!("sqlite://{}", dir.join("wall.db").display()),
+        )
         .env("RUST_LOG", "info,sqlx=warn")
         .stdout(log_file(dir))
         .stderr(log_file(dir));

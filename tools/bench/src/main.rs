@@ -37,7 +37,10 @@ struct Args {
 }
 
 fn unix_micros() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or_default()
 }
 
 #[tokio::main]
@@ -62,14 +65,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = process::Server::start(&args.server, dir.path(), &db, &fake.url(), args.jobs)?;
     server.wait_ready().await?;
     let url = server.url.clone();
-    println!("server {} (pid {}), fake Ollama {}, {} jobs x {} watchers, {} tok/s, {} tokens each", url, server.pid, fake.url(), args.jobs, args.watchers, args.rate, args.tokens);
+    println!(
+        "server {} (pid {}), fake Ollama {}, {} jobs x {} watchers, {} tok/s, {} tokens each",
+        url,
+        server.pid,
+        fake.url(),
+        args.jobs,
+        args.watchers,
+        args.rate,
+        args.tokens
+    );
 
     // Count every write to the jobs table, independently of the server's own code.
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await?;
-    sqlx::query("CREATE TABLE bench_writes (n INTEGER)").execute(&pool).await?;
+    sqlx::query("CREATE TABLE bench_writes (n INTEGER)")
+        .execute(&pool)
+        .await?;
     sqlx::query("CREATE TRIGGER bench_count AFTER UPDATE ON ai_generation_jobs BEGIN INSERT INTO bench_writes VALUES (1); END").execute(&pool).await?;
 
-    let http = reqwest::Client::builder().pool_max_idle_per_host(0).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()?;
     let mut job_ids = Vec::new();
     for i in 0..args.jobs {
         let post: Value = http
@@ -86,7 +102,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rss_before = server.rss_kib()?;
     let cpu_before = server.cpu_ticks()?;
 
-    let latencies = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
+    let latencies = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1, 60_000_000, 3,
+    )?));
     let connected = Arc::new(tokio::sync::Semaphore::new(0));
     let mut tasks = Vec::new();
     for &job_id in &job_ids {
@@ -95,7 +113,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let url = format!("{url}/api/v1/ai/generation/{job_id}/progress");
             let latencies = Arc::clone(&latencies);
             let connected = Arc::clone(&connected);
-            tasks.push(tokio::spawn(async move { watch(http, url, latencies, connected).await }));
+            tasks.push(tokio::spawn(async move {
+                watch(http, url, latencies, connected).await
+            }));
         }
     }
     // All watchers connected (their first event arrived) before measuring memory.
@@ -110,9 +130,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let wall = started.elapsed().as_secs_f64();
     let cpu_ticks = server.cpu_ticks()? - cpu_before;
-    let writes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bench_writes").fetch_one(&pool).await?;
-    let generating_secs: f64 = sqlx::query_scalar("SELECT AVG(elapsed_time) / 1000.0 FROM ai_generation_jobs").fetch_one(&pool).await?;
-    let statuses: Vec<(String, i64)> = sqlx::query_as("SELECT status, COUNT(*) FROM ai_generation_jobs GROUP BY status").fetch_all(&pool).await?;
+    let writes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bench_writes")
+        .fetch_one(&pool)
+        .await?;
+    let generating_secs: f64 =
+        sqlx::query_scalar("SELECT AVG(elapsed_time) / 1000.0 FROM ai_generation_jobs")
+            .fetch_one(&pool)
+            .await?;
+    let statuses: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, COUNT(*) FROM ai_generation_jobs GROUP BY status")
+            .fetch_all(&pool)
+            .await?;
 
     let h = latencies.lock().map_err(|_| "poisoned")?;
     let ms = |v: u64| v as f64 / 1000.0;
@@ -132,7 +160,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// One watcher: follows a job's progress to its end and records each token's latency.
-async fn watch(http: reqwest::Client, url: String, latencies: Arc<Mutex<Histogram<u64>>>, connected: Arc<tokio::sync::Semaphore>) -> Result<(), String> {
+async fn watch(
+    http: reqwest::Client,
+    url: String,
+    latencies: Arc<Mutex<Histogram<u64>>>,
+    connected: Arc<tokio::sync::Semaphore>,
+) -> Result<(), String> {
     let response = http.get(&url).send().await.map_err(|e| e.to_string())?;
     if !response.status().is_success() {
         connected.add_permits(1);
@@ -151,7 +184,11 @@ async fn watch(http: reqwest::Client, url: String, latencies: Arc<Mutex<Histogra
             "progress" => {
                 let now = unix_micros();
                 let data: Value = serde_json::from_str(&event.data).map_err(|e| e.to_string())?;
-                for stamp in data["text_delta"].as_str().unwrap_or_default().split_whitespace() {
+                for stamp in data["text_delta"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .split_whitespace()
+                {
                     if let Some(t) = stamp.strip_prefix('t').and_then(|t| t.parse::<u64>().ok()) {
                         local.push(now.saturating_sub(t).max(1));
                     }

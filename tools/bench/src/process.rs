@@ -13,8 +13,16 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(binary: &str, dir: &Path, db: &Path, ollama: &str, jobs: usize) -> std::io::Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    pub fn start(
+        binary: &str,
+        dir: &Path,
+        db: &Path,
+        ollama: &str,
+        jobs: usize,
+    ) -> std::io::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let child = Command::new(std::fs::canonicalize(binary)?)
             .current_dir(dir)
             .env("AIWALL_SERVER__ADDR", format!("127.0.0.1:{port}"))
@@ -28,12 +36,19 @@ impl Server {
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()?;
-        Ok(Self { pid: child.id(), child, url: format!("http://127.0.0.1:{port}") })
+        Ok(Self {
+            pid: child.id(),
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        })
     }
 
     pub async fn wait_ready(&self) -> Result<(), String> {
         for _ in 0..200 {
-            if reqwest::get(format!("{}/healthz", self.url)).await.is_ok_and(|r| r.status().is_success()) {
+            if reqwest::get(format!("{}/healthz", self.url))
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -55,9 +70,17 @@ impl Server {
     pub fn cpu_ticks(&self) -> std::io::Result<u64> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
         // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
-        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+        let after = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest)
+            .unwrap_or_default();
         let fields: Vec<&str> = after.split_whitespace().collect();
-        let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or_default();
+        let field = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or_default()
+        };
         Ok(field(11) + field(12))
     }
 

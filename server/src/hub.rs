@@ -191,6 +191,7 @@ pub fn progress_event(view: &JobView, offset: usize) -> ProgressEvent {
         text_delta: view.text.get(offset..).unwrap_or_default().to_owned(),
         attempt: view.attempt,
         retry_at: view.retry_at,
+        model_loaded: view.model_loaded,
         seq: view.seq,
     }
 }
@@ -241,6 +242,7 @@ mod tests {
             error: None,
             attempt: 0,
             retry_at: None,
+            model_loaded: None,
             seq: 0,
         }
     }

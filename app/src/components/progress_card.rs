@@ -23,9 +23,9 @@ fn phase(view: &JobView, now_ms: f64) -> String {
                 let why = view.error.clone().unwrap_or_default();
                 format!("{why} Retrying in {secs} s")
             }
-            // Nothing arrives before the first token: a cold model load or a long prompt.
-            None if view.progress.elapsed_time < 1500 => "Loading the model…".into(),
-            None => "Reading the prompt…".into(),
+            // Nothing arrives before the first token: a cold model load, or a long prompt.
+            None if view.model_loaded == Some(true) => "Reading the prompt…".into(),
+            None => "Loading the model…".into(),
         },
         JobStatus::Generating => "Writing…".into(),
         JobStatus::Completed => "Done".into(),

@@ -26,6 +26,7 @@ pub fn progress(job: &mut JobView, ev: &ProgressEvent) -> Applied {
     job.progress = ev.progress.clone();
     job.attempt = ev.attempt;
     job.retry_at = ev.retry_at;
+    job.model_loaded = ev.model_loaded;
     job.seq = ev.seq;
     Applied::Updated
 }
@@ -72,6 +73,7 @@ mod tests {
             error: None,
             attempt: 1,
             retry_at: None,
+            model_loaded: None,
             seq: 1,
         }
     }
@@ -87,6 +89,7 @@ mod tests {
             text_delta: delta.into(),
             attempt: 1,
             retry_at: None,
+            model_loaded: None,
             seq,
         }
     }

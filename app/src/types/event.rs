@@ -18,6 +18,8 @@ pub struct ProgressEvent {
     pub text_delta: String,
     pub attempt: u32,
     pub retry_at: Option<i64>,
+    #[serde(default)]
+    pub model_loaded: Option<bool>,
     pub seq: u64,
 }
 

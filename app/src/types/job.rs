@@ -109,6 +109,10 @@ pub struct JobView {
     pub attempt: u32,
     /// Unix ms when a retry after a transient Ollama failure is due.
     pub retry_at: Option<i64>,
+    /// While `loading`: whether Ollama had the model in memory already (so the wait is for
+    /// reading the prompt) or must load it first; `None` when Ollama did not say.
+    #[serde(default)]
+    pub model_loaded: Option<bool>,
     /// Increases with every published change; events older than what a client has are dropped.
     pub seq: u64,
 }

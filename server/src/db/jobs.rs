@@ -81,6 +81,7 @@ impl JobRow {
             error: self.error.clone(),
             attempt: to_u32(Some(self.attempt)),
             retry_at: self.retry_at,
+            model_loaded: None,
             seq: 0,
         }
     }

@@ -46,6 +46,7 @@ struct Live {
     id: i64,
     /// Requests made for this job so far, across restarts; a new one restarts the text.
     attempt: u32,
+    model_loaded: Option<bool>,
     status: JobStatus,
     text: String,
     published_len: usize,
@@ -154,6 +155,7 @@ impl Jobs {
         let mut live = Live {
             id: row.id,
             attempt: row.attempt as u32,
+            model_loaded: None,
             status: JobStatus::Loading,
             text: String::new(),
             published_len: 0,
@@ -226,6 +228,14 @@ impl Jobs {
 
     /// One request to Ollama, streamed into `live` until it ends, fails or is stopped.
     async fn attempt(&self, row: &JobRow, live: &mut Live, token: &CancellationToken) -> Attempt {
+        // Tell a cold model load from reading the prompt: both are silent until the first token.
+        let loaded =
+            tokio::time::timeout(Duration::from_secs(2), self.ollama.loaded_models()).await;
+        live.model_loaded = match loaded {
+            Ok(Ok(models)) => Some(models.iter().any(|m| same_model(m, &row.model))),
+            _ => None,
+        };
+        self.send(live, true, false).await;
         let request = ChatRequest {
             model: row.model.clone(),
             prompt: row.prompt.clone(),
@@ -307,6 +317,7 @@ impl Jobs {
                 v.retry_at = live.retry_at;
                 v.error = live.error.clone();
                 v.attempt = live.attempt;
+                v.model_loaded = live.model_loaded;
                 v.queue_position = None;
             });
             live.published_len = live.text.len();
@@ -400,6 +411,18 @@ impl Live {
     }
 }
 
+/// Whether two model names are the same model (`llama3` is `llama3:latest`).
+fn same_model(a: &str, b: &str) -> bool {
+    let full = |m: &str| {
+        if m.contains(':') {
+            m.to_owned()
+        } else {
+            format!("{m}:latest")
+        }
+    };
+    full(a) == full(b)
+}
+
 /// Ollama's final chunk, as the post keeps it.
 fn final_stats(s: &crate::ollama::FinalStats, live: &Live) -> FinalStats {
     let ttft = live
@@ -422,5 +445,15 @@ fn final_stats(s: &crate::ollama::FinalStats, live: &Live) -> FinalStats {
         eval_duration_ns: s.eval_duration_ns,
         total_duration_ns: s.total_duration_ns,
         done_reason: s.done_reason.clone().unwrap_or_else(|| "stop".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_model_without_a_tag_is_the_latest_one() {
+        assert!(super::same_model("llama3", "llama3:latest"));
+        assert!(super::same_model("llama3.2:1b", "llama3.2:1b"));
+        assert!(!super::same_model("llama3.2:1b", "llama3.2:3b"));
     }
 }

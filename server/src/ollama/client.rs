@@ -168,6 +168,17 @@ impl OllamaClient {
             .collect())
     }
 
+    /// The models loaded in memory right now (`GET /api/ps`); one not listed must load before
+    /// its first token, which can take minutes.
+    pub async fn loaded_models(&self) -> Result<Vec<String>, OllamaError> {
+        let loaded: wire::Tags = self.get_json("api/ps").await?;
+        Ok(loaded
+            .models
+            .into_iter()
+            .map(|m| if m.name.is_empty() { m.model } else { m.name })
+            .collect())
+    }
+
     /// Ollama's version (`GET /api/version`), e.g. `0.12.0`. Doubles as a health check.
     pub async fn version(&self) -> Result<String, OllamaError> {
         let version: wire::Version = self.get_json("api/version").await?;

@@ -100,13 +100,7 @@ async fn resilient_watch(url: String, job_id: i64) -> (String, Value) {
 
 #[tokio::test]
 async fn after_kill_9_every_job_ends_and_every_post_is_there() {
-    let fake = FakeOllama::start(FakeConfig {
-        tokens_per_second: 10.0,
-        length: 100,
-        ..FakeConfig::default()
-    })
-    .await
-    .unwrap();
+    let fake = common::fake_ollama(10.0, 100).await;
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("AIWALL_OLLAMA__URL", fake.url()),
@@ -164,13 +158,7 @@ async fn after_kill_9_every_job_ends_and_every_post_is_there() {
 
 #[tokio::test]
 async fn a_job_interrupted_too_often_fails_with_the_reason() {
-    let fake = FakeOllama::start(FakeConfig {
-        tokens_per_second: 5.0,
-        length: 100,
-        ..FakeConfig::default()
-    })
-    .await
-    .unwrap();
+    let fake = common::fake_ollama(5.0, 100).await;
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("AIWALL_OLLAMA__URL", fake.url()),
@@ -199,13 +187,7 @@ async fn a_job_interrupted_too_often_fails_with_the_reason() {
 
 #[tokio::test]
 async fn sigterm_finishes_what_it_can_requeues_the_rest_and_exits_0() {
-    let fake = FakeOllama::start(FakeConfig {
-        tokens_per_second: 20.0,
-        length: 30,
-        ..FakeConfig::default()
-    })
-    .await
-    .unwrap();
+    let fake = common::fake_ollama(20.0, 30).await;
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("AIWALL_OLLAMA__URL", fake.url()),
@@ -273,13 +255,7 @@ async fn sigterm_finishes_what_it_can_requeues_the_rest_and_exits_0() {
 
 #[tokio::test]
 async fn transient_ollama_failures_are_retried_and_shown_then_succeed() {
-    let fake = FakeOllama::start(FakeConfig {
-        tokens_per_second: 200.0,
-        length: 20,
-        ..FakeConfig::default()
-    })
-    .await
-    .unwrap();
+    let fake = common::fake_ollama(200.0, 20).await;
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("AIWALL_OLLAMA__URL", fake.url()),
@@ -344,13 +320,7 @@ async fn ollama_coming_back_after_refusing_connections_resumes_the_job() {
 
 #[tokio::test]
 async fn a_stall_is_retried_then_fails_and_a_permanent_error_fails_at_once() {
-    let fake = FakeOllama::start(FakeConfig {
-        tokens_per_second: 200.0,
-        length: 20,
-        ..FakeConfig::default()
-    })
-    .await
-    .unwrap();
+    let fake = common::fake_ollama(200.0, 20).await;
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("AIWALL_OLLAMA__URL", fake.url()),

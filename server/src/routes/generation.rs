@@ -20,20 +20,25 @@ use tokio::sync::watch;
 
 use super::sse::sse_response;
 use crate::{
+    db::JobRow,
     error::{HttpError, HttpResult},
     hub::{progress_event, terminal_event, WireEvent},
     state::AppState,
 };
 
+async fn job_row(state: &AppState, job_id: i64) -> HttpResult<JobRow> {
+    state
+        .db
+        .job(job_id)
+        .await?
+        .ok_or_else(|| HttpError::not_found("generation job"))
+}
+
 pub async fn get(
     State(state): State<AppState>,
     Path(job_id): Path<i64>,
 ) -> HttpResult<Json<JobView>> {
-    let row = state
-        .db
-        .job(job_id)
-        .await?
-        .ok_or_else(|| HttpError::not_found("generation job"))?;
+    let row = job_row(&state, job_id).await?;
     Ok(Json(state.jobs.view(&row)))
 }
 
@@ -42,11 +47,7 @@ pub async fn cancel(
     jar: SignedCookieJar,
     Path(job_id): Path<i64>,
 ) -> HttpResult<StatusCode> {
-    let row = state
-        .db
-        .job(job_id)
-        .await?
-        .ok_or_else(|| HttpError::not_found("generation job"))?;
+    let row = job_row(&state, job_id).await?;
     super::require_author(&jar, &row.author_id, "stop this generation")?;
     if state.jobs.cancel(job_id).await? {
         Ok(StatusCode::ACCEPTED)
@@ -60,11 +61,7 @@ pub async fn retry(
     jar: SignedCookieJar,
     Path(job_id): Path<i64>,
 ) -> HttpResult<Json<JobView>> {
-    let row = state
-        .db
-        .job(job_id)
-        .await?
-        .ok_or_else(|| HttpError::not_found("generation job"))?;
+    let row = job_row(&state, job_id).await?;
     super::require_author(&jar, &row.author_id, "retry this generation")?;
     state
         .jobs

@@ -70,6 +70,17 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(Some(fast_fake()), |_| {}).await
 }
 
+/// A fake Ollama writing `length` tokens at `rate` tokens per second.
+pub async fn fake_ollama(rate: f64, length: u32) -> FakeOllama {
+    FakeOllama::start(FakeConfig {
+        tokens_per_second: rate,
+        length,
+        ..FakeConfig::default()
+    })
+    .await
+    .expect("start fake ollama")
+}
+
 /// A fake Ollama that answers quickly.
 pub fn fast_fake() -> FakeConfig {
     FakeConfig {

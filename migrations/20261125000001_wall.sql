@@ -39,14 +39,19 @@ CREATE TABLE ai_generation_jobs (
     total_duration_ns        BIGINT,
     done_reason              TEXT,
     error                    TEXT,
+    -- tries in the current life of the job (reset by Retry), bounded by jobs.max_attempts
     attempt                  INTEGER NOT NULL DEFAULT 0,
+    -- claims in all, never reset: tells one run's text from another's
+    runs                     INTEGER NOT NULL DEFAULT 0,
+    -- the place in line: FIFO by this, then id; set again when a job re-enters the queue
+    queued_at                BIGINT  NOT NULL,
     retry_at                 BIGINT,
     created_at               BIGINT  NOT NULL,
     started_at               BIGINT,
     finished_at              BIGINT
 );
 
-CREATE INDEX ai_generation_jobs_status ON ai_generation_jobs (status, id);
+CREATE INDEX ai_generation_jobs_queue ON ai_generation_jobs (status, queued_at, id);
 CREATE INDEX ai_generation_jobs_post ON ai_generation_jobs (post_id);
 CREATE INDEX ai_generation_jobs_model_done ON ai_generation_jobs (model, status, finished_at);
 

@@ -51,6 +51,18 @@ impl HttpError {
         Self::new(StatusCode::CONFLICT, "conflict", message)
     }
 
+    /// The server is shutting down and takes no new generations.
+    pub fn restarting() -> Self {
+        Self {
+            retry_after: Some(5),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "restarting",
+                "The server is restarting and takes no new AI posts right now. Try again in a few seconds.",
+            )
+        }
+    }
+
     pub fn rate_limited(retry_after_secs: u64, message: impl Into<String>) -> Self {
         Self {
             retry_after: Some(retry_after_secs.max(1)),

@@ -19,7 +19,6 @@ const WALL_BUFFER: usize = 4096;
 /// A wall event serialised once, however many watchers send it.
 #[derive(Debug)]
 pub struct WireEvent {
-    pub event: WallEvent,
     /// The SSE `event:` name.
     pub name: &'static str,
     /// The SSE `data:` line: the event's payload as JSON.
@@ -41,7 +40,6 @@ impl WireEvent {
         };
         Self {
             name: event.name(),
-            event,
             data,
         }
     }
@@ -83,11 +81,14 @@ impl Hub {
         self.inner.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts carrying an unfinished job (new, retried or recovered) and tells the wall.
+    /// Starts carrying an unfinished job (new, claimed, retried or recovered) and tells the wall.
+    ///
+    /// Sequence numbers start from the current time in microseconds and grow by one per
+    /// change, so they keep increasing across a Retry and a restart of the server.
     pub fn track(&self, mut view: JobView) {
         let mut jobs = self.jobs();
-        let seq = jobs.get(&view.id).map_or(0, |tx| tx.borrow().seq) + 1;
-        view.seq = view.seq.max(seq);
+        let previous = jobs.get(&view.id).map_or(0, |tx| tx.borrow().seq);
+        view.seq = view.seq.max(previous + 1).max(now_micros());
         match jobs.get(&view.id) {
             Some(tx) => {
                 tx.send_replace(view.clone());
@@ -96,37 +97,40 @@ impl Hub {
                 jobs.insert(view.id, watch::channel(view.clone()).0);
             }
         }
-        drop(jobs);
+        // Under the lock, so that a job's events reach the wall in the order of their numbers.
         self.broadcast(WallEvent::Job(view));
     }
 
     /// Applies a change to a tracked job and pushes it: watchers wake, the wall gets the delta.
     /// Returns false when the job is not tracked (it finished, or was deleted).
+    ///
+    /// `change` may only append to the text, or clear it (a restart); then the event carries
+    /// the text after what watchers had.
     pub fn update(&self, job_id: i64, change: impl FnOnce(&mut JobView)) -> bool {
+        let jobs = self.jobs();
+        let Some(tx) = jobs.get(&job_id) else {
+            return false;
+        };
         let mut event = None;
-        if let Some(tx) = self.jobs().get(&job_id) {
-            tx.send_modify(|view| {
-                let before = view.text.len();
-                change(view);
-                view.seq += 1;
-                let offset = before.min(view.text.len());
-                event = Some(progress_event(view, offset));
-            });
+        tx.send_modify(|view| {
+            let before = view.text.len();
+            change(view);
+            view.seq += 1;
+            let offset = before.min(view.text.len());
+            event = Some(progress_event(view, offset));
+        });
+        // Under the lock, so that a job's events reach the wall in the order of their numbers.
+        if let Some(event) = event {
+            self.broadcast(WallEvent::Progress(event));
         }
-        match event {
-            Some(event) => {
-                self.broadcast(WallEvent::Progress(event));
-                true
-            }
-            None => false,
-        }
+        true
     }
 
     /// Publishes a job's terminal state and stops tracking it. Watchers holding a receiver see
     /// the final state, then the channel closes.
     pub fn finish(&self, mut view: JobView) {
-        let tx = self.jobs().remove(&view.id);
-        if let Some(tx) = &tx {
+        let mut jobs = self.jobs();
+        if let Some(tx) = jobs.remove(&view.id) {
             view.seq = view.seq.max(tx.borrow().seq + 1);
             tx.send_replace(view.clone());
         }
@@ -145,20 +149,25 @@ impl Hub {
 
     /// The live state of a tracked job.
     pub fn current(&self, job_id: i64) -> Option<JobView> {
-        self.jobs().get(&job_id).map(|tx| tx.borrow().clone())
+        self.jobs()
+            .get(&job_id)
+            .map(|tx| up_to_now(tx.borrow().clone()))
     }
 
     /// Every tracked job's live state, oldest first.
     pub fn snapshot(&self) -> Vec<JobView> {
-        let mut views: Vec<JobView> = self.jobs().values().map(|tx| tx.borrow().clone()).collect();
+        let mut views: Vec<JobView> = self
+            .jobs()
+            .values()
+            .map(|tx| up_to_now(tx.borrow().clone()))
+            .collect();
         views.sort_by_key(|v| v.id);
         views
     }
 
-    /// Subscribes to the wall: first the receiver, then the snapshot, so nothing falls between.
-    pub fn subscribe_wall(&self) -> (broadcast::Receiver<Arc<WireEvent>>, Vec<JobView>) {
-        let rx = self.inner.wall.subscribe();
-        (rx, self.snapshot())
+    /// Subscribes to the wall's events; take a snapshot after this, so nothing falls between.
+    pub fn subscribe_wall(&self) -> broadcast::Receiver<Arc<WireEvent>> {
+        self.inner.wall.subscribe()
     }
 
     pub fn post_created(&self, post: Post) {
@@ -179,6 +188,24 @@ impl Hub {
     }
 }
 
+/// A running job's elapsed time moves on between its updates (none come during a model load):
+/// a page rendered now must show the time until now.
+fn up_to_now(mut view: JobView) -> JobView {
+    if matches!(view.status, JobStatus::Loading | JobStatus::Generating) {
+        let now = crate::db::now_ms();
+        view.progress.elapsed_time += (now - view.progress.last_update_at).max(0) as u64;
+        view.progress.last_update_at = now;
+    }
+    view
+}
+
+fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or_default()
+}
+
 /// The progress event for a view, carrying the text after `offset` bytes.
 pub fn progress_event(view: &JobView, offset: usize) -> ProgressEvent {
     ProgressEvent {
@@ -192,6 +219,7 @@ pub fn progress_event(view: &JobView, offset: usize) -> ProgressEvent {
         attempt: view.attempt,
         retry_at: view.retry_at,
         model_loaded: view.model_loaded,
+        run: view.run,
         seq: view.seq,
     }
 }
@@ -224,7 +252,7 @@ pub fn terminal_event(view: &JobView) -> WallEvent {
 
 #[cfg(test)]
 mod tests {
-    use app::types::{JobStatus, JobView, Progress, WallEvent};
+    use app::types::{JobStatus, JobView, Progress};
 
     use super::Hub;
 
@@ -241,6 +269,7 @@ mod tests {
             stats: None,
             error: None,
             attempt: 0,
+            run: 0,
             retry_at: None,
             model_loaded: None,
             seq: 0,
@@ -251,22 +280,37 @@ mod tests {
     async fn a_watcher_sees_the_latest_state_and_the_wall_sees_deltas() {
         let hub = Hub::new();
         hub.track(view(1));
-        let (mut wall, snapshot) = hub.subscribe_wall();
-        assert_eq!(snapshot.len(), 1);
+        let mut wall = hub.subscribe_wall();
+        assert_eq!(hub.snapshot().len(), 1);
         let mut rx = hub.watch(1).unwrap();
         hub.update(1, |v| v.text.push_str("Hello"));
         hub.update(1, |v| v.text.push_str(", world"));
         rx.changed().await.unwrap();
         assert_eq!(rx.borrow_and_update().text, "Hello, world");
         let deltas: Vec<_> = (0..2)
-            .map(|_| match &wall.try_recv().unwrap().event {
-                WallEvent::Progress(p) => (p.text_offset, p.text_delta.clone(), p.seq),
-                other => panic!("unexpected {other:?}"),
+            .map(|_| {
+                let wire = wall.try_recv().unwrap();
+                assert_eq!(wire.name, "progress");
+                let p: serde_json::Value = serde_json::from_str(&wire.data).unwrap();
+                let offset = p["text_offset"].as_u64().unwrap();
+                (
+                    offset,
+                    p["text_delta"].as_str().unwrap().to_owned(),
+                    p["seq"].as_u64().unwrap(),
+                )
             })
             .collect();
+        let seq = deltas[0].2;
+        assert!(
+            seq > 1_700_000_000_000_000,
+            "numbered from the time in microseconds"
+        );
         assert_eq!(
             deltas,
-            [(0, "Hello".to_owned(), 2), (5, ", world".to_owned(), 3)]
+            [
+                (0, "Hello".to_owned(), seq),
+                (5, ", world".to_owned(), seq + 1)
+            ]
         );
     }
 

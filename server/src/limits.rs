@@ -18,25 +18,46 @@ use crate::{config::LimitsConfig, error::HttpError};
 pub struct Limits {
     config: LimitsConfig,
     ai_posts: DefaultKeyedRateLimiter<String>,
+    /// The same per address, three times as generous (several people may share one), so that
+    /// a client that drops its cookie to become a new author each time is still bounded.
+    ai_posts_per_address: DefaultKeyedRateLimiter<IpAddr>,
     streams: Arc<Mutex<HashMap<IpAddr, u32>>>,
+    /// Held from counting an author's waiting posts to queueing the new one, so that parallel
+    /// requests cannot all pass the same count.
+    admission: tokio::sync::Mutex<()>,
 }
+
+/// Per-address rate compared with the per-author one.
+const ADDRESS_FACTOR: u32 = 3;
+/// Forget rate-limiter keys not seen for a while once there are this many.
+const MAX_KEYS: usize = 10_000;
 
 impl Limits {
     pub fn new(config: LimitsConfig) -> Self {
         let per_minute =
             NonZeroU32::new(config.ai_posts_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        let per_address =
+            per_minute.saturating_mul(NonZeroU32::new(ADDRESS_FACTOR).unwrap_or(NonZeroU32::MIN));
         Self {
             ai_posts: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            ai_posts_per_address: RateLimiter::keyed(Quota::per_minute(per_address)),
             streams: Arc::default(),
+            admission: tokio::sync::Mutex::new(()),
             config,
         }
     }
 
-    /// May this author create another AI post now? `waiting` is how many of theirs are queued
-    /// or running, `queued_total` how many are in all.
+    /// Serialises AI post admissions: hold the guard until the new job is queued.
+    pub async fn admission(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.admission.lock().await
+    }
+
+    /// May this author, from this address, queue another AI post now? `waiting` is how many of
+    /// theirs are queued or running, `queued_total` how many are in all.
     pub fn admit_ai_post(
         &self,
         author_id: &str,
+        address: IpAddr,
         waiting: u32,
         queued_total: usize,
     ) -> Result<(), HttpError> {
@@ -53,7 +74,15 @@ impl Limits {
                 format!("You already have {waiting} AI posts waiting or being written (the limit is {}). Wait for one to finish.", c.queued_per_author),
             ));
         }
-        if let Err(not_until) = self.ai_posts.check_key(&author_id.to_owned()) {
+        if self.ai_posts.len() > MAX_KEYS {
+            self.ai_posts.retain_recent();
+            self.ai_posts_per_address.retain_recent();
+        }
+        let limited = self
+            .ai_posts
+            .check_key(&author_id.to_owned())
+            .and_then(|()| self.ai_posts_per_address.check_key(&address));
+        if let Err(not_until) = limited {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             return Err(HttpError::rate_limited(
                 wait.as_secs_f64().ceil() as u64,
@@ -107,6 +136,25 @@ impl Drop for StreamSlot {
 mod tests {
     use super::*;
 
+    fn ip(n: u8) -> IpAddr {
+        IpAddr::from([10, 0, 0, n])
+    }
+
+    #[test]
+    fn new_identities_from_one_address_are_still_limited() {
+        let l = limits(); // 2 per minute per author, so 6 per address
+        for i in 0..6 {
+            assert!(l.admit_ai_post(&format!("author {i}"), ip(7), 0, 0).is_ok());
+        }
+        assert_eq!(
+            l.admit_ai_post("author 99", ip(7), 0, 0)
+                .unwrap_err()
+                .status,
+            429
+        );
+        assert!(l.admit_ai_post("author 99", ip(8), 0, 0).is_ok());
+    }
+
     fn limits() -> Limits {
         Limits::new(LimitsConfig {
             ai_posts_per_minute: 2,
@@ -120,9 +168,9 @@ mod tests {
     #[test]
     fn a_burst_of_ai_posts_then_429_with_retry_after() {
         let l = limits();
-        assert!(l.admit_ai_post("a", 0, 0).is_ok());
-        assert!(l.admit_ai_post("a", 0, 0).is_ok());
-        let e = l.admit_ai_post("a", 0, 0).unwrap_err();
+        assert!(l.admit_ai_post("a", ip(1), 0, 0).is_ok());
+        assert!(l.admit_ai_post("a", ip(1), 0, 0).is_ok());
+        let e = l.admit_ai_post("a", ip(1), 0, 0).unwrap_err();
         assert_eq!(e.status, 429);
         assert!(
             (1..=30).contains(&e.retry_after.unwrap()),
@@ -131,7 +179,7 @@ mod tests {
         );
         assert!(e.error.message.contains("2 AI posts per minute"));
         assert!(
-            l.admit_ai_post("b", 0, 0).is_ok(),
+            l.admit_ai_post("b", ip(1), 0, 0).is_ok(),
             "another author is not affected"
         );
     }
@@ -140,13 +188,13 @@ mod tests {
     fn queue_limits_per_author_and_in_all() {
         let l = limits();
         assert!(l
-            .admit_ai_post("a", 3, 0)
+            .admit_ai_post("a", ip(1), 3, 0)
             .unwrap_err()
             .error
             .message
             .contains("limit is 3"));
         assert!(l
-            .admit_ai_post("a", 0, 10)
+            .admit_ai_post("a", ip(1), 0, 10)
             .unwrap_err()
             .error
             .message

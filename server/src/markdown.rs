@@ -1,7 +1,7 @@
 //! Model output is untrusted: it is rendered (here, on the server, so the browser bundle needs
 //! no Markdown parser) as Markdown with raw HTML shown as text, unsafe link schemes dropped,
 //! and every link marked `rel="nofollow noopener"`.
-use pulldown_cmark::{html, CowStr, Event, Options, Parser, Tag, TagEnd};
+use pulldown_cmark::{html, CowStr, Event, LinkType, Options, Parser, Tag, TagEnd};
 
 pub fn to_safe_html(markdown: &str) -> String {
     let mut link_open = Vec::new();
@@ -17,13 +17,20 @@ pub fn to_safe_html(markdown: &str) -> String {
                 Event::Text(CowStr::from(format!("[image: {dest_url}]")))
             }
             Event::End(TagEnd::Image) => return None,
-            Event::Start(Tag::Link { dest_url, .. }) => {
+            Event::Start(Tag::Link {
+                link_type,
+                dest_url,
+                ..
+            }) => {
                 let safe = is_safe_url(&dest_url);
                 link_open.push(safe);
                 if !safe {
                     return None;
                 }
                 let mut href = String::new();
+                if link_type == LinkType::Email {
+                    href.push_str("mailto:");
+                }
                 // Writing to a String cannot fail.
                 let _ = pulldown_cmark_escape::escape_href(&mut href, &dest_url);
                 Event::InlineHtml(CowStr::from(format!(
@@ -78,6 +85,12 @@ mod tests {
         );
         assert!(!html.contains("javascript"), "{html}");
         assert!(html.contains("bad"), "{html}");
+    }
+
+    #[test]
+    fn email_autolinks_keep_their_scheme() {
+        let html = to_safe_html("write to <a@b.example>");
+        assert!(html.contains("href=\"mailto:a@b.example\""), "{html}");
     }
 
     #[test]

@@ -19,8 +19,12 @@ fn phase(view: &JobView, now_ms: f64) -> String {
         },
         JobStatus::Loading => match view.retry_at {
             Some(at) => {
-                let secs = ((at as f64 - now_ms) / 1000.0).ceil().max(0.0);
                 let why = view.error.clone().unwrap_or_default();
+                // The server renders before any clock runs: no countdown there.
+                if now_ms <= 0.0 {
+                    return format!("{why} Retrying soon");
+                }
+                let secs = ((at as f64 - now_ms) / 1000.0).ceil().max(0.0);
                 format!("{why} Retrying in {secs} s")
             }
             // Nothing arrives before the first token: a cold model load, or a long prompt.

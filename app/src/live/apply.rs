@@ -72,6 +72,7 @@ mod tests {
             stats: None,
             error: None,
             attempt: 1,
+            run: 1,
             retry_at: None,
             model_loaded: None,
             seq: 1,
@@ -90,6 +91,7 @@ mod tests {
             attempt: 1,
             retry_at: None,
             model_loaded: None,
+            run: 1,
             seq,
         }
     }

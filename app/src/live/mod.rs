@@ -96,21 +96,23 @@ impl WallStore {
         }
     }
 
-    pub fn is_mine(&self, post: &Post) -> bool {
-        self.viewer_tag
-            .with_untracked(|t| t.as_deref() == Some(post.author_tag.as_str()))
-    }
-
     fn entry(&self, post_id: i64) -> Option<Entry> {
         self.entries
             .with_untracked(|es| es.iter().find(|e| e.post.id == post_id).cloned())
     }
 
-    /// Adds a post where it belongs (newest first), or refreshes its job if it is there.
+    /// Adds a post where it belongs (newest first), or, if it is there, takes its job's state
+    /// when that is newer than what the page has (the stream may have been faster than the
+    /// answer that brought it).
     pub fn upsert(&self, post: Post) {
         if let Some(entry) = self.entry(post.id) {
             if let Some(view) = post.job {
-                entry.job.set(Some(LiveJob::new(view)));
+                let newer = entry
+                    .job
+                    .with_untracked(|j| j.as_ref().is_none_or(|j| view.seq > j.view.seq));
+                if newer {
+                    entry.job.set(Some(LiveJob::new(view)));
+                }
             }
             if let Some(html) = post.html {
                 entry.html.set(html);
@@ -139,15 +141,9 @@ impl WallStore {
             .update(|es| es.retain(|e| e.post.id != post_id));
     }
 
-    /// A post fetched again: its job and answer replace what the page had.
+    /// A post fetched again replaces what the page had, unless the page has newer news.
     pub fn refresh(&self, post: Post) {
-        match self.entry(post.id) {
-            Some(entry) => {
-                entry.job.set(post.job.map(LiveJob::new));
-                entry.html.set(post.html.unwrap_or_default());
-            }
-            None => self.upsert(post),
-        }
+        self.upsert(post);
     }
 
     /// My own post, straight from the API answer (the stream may have brought it already).
@@ -163,6 +159,12 @@ impl WallStore {
     pub fn snapshot(&self, posts: Vec<Post>, jobs: Vec<JobView>) -> Vec<i64> {
         let mut mentioned: Vec<i64> = jobs.iter().map(|j| j.id).collect();
         mentioned.extend(posts.iter().filter_map(|p| p.job.as_ref().map(|j| j.id)));
+        // Posts deleted while we were away: within the snapshot's page but not in it.
+        if let Some(oldest) = posts.iter().map(|p| p.id).min() {
+            let present: Vec<i64> = posts.iter().map(|p| p.id).collect();
+            self.entries
+                .update(|es| es.retain(|e| e.post.id < oldest || present.contains(&e.post.id)));
+        }
         for post in posts {
             self.upsert(post);
         }

@@ -140,8 +140,11 @@ mod browser {
 
     fn refetch(store: WallStore, post_id: i64) {
         spawn_local(async move {
-            if let Ok(post) = crate::api::post(post_id).await {
-                store.refresh(post);
+            match crate::api::post(post_id).await {
+                Ok(post) => store.refresh(post),
+                // Deleted while we were away.
+                Err(e) if e.code == "not_found" => store.remove(post_id),
+                Err(_) => {}
             }
         });
     }

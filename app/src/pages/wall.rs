@@ -65,6 +65,9 @@ fn Wall(snapshot: WallSnapshot) -> impl IntoView {
     };
 
     view! {
+        <p class="live-status" class:live=move || store.connected.get()>
+            {move || if store.connected.get() { "● Live" } else { "○ Connecting…" }}
+        </p>
         <Composer limits=snapshot.limits default_model=snapshot.default_model.clone() />
         <p class="sr-only" aria-live="polite" role="status">{move || store.announcement.get()}</p>
         <section class="posts" aria-label="Posts">

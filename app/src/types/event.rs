@@ -20,6 +20,8 @@ pub struct ProgressEvent {
     pub retry_at: Option<i64>,
     #[serde(default)]
     pub model_loaded: Option<bool>,
+    #[serde(default)]
+    pub run: u32,
     pub seq: u64,
 }
 
@@ -48,10 +50,10 @@ pub struct ErrorEvent {
     pub seq: u64,
 }
 
-/// One event of the wall's multiplexed stream (`/api/v1/wall/events`); the SSE event name is
-/// [`WallEvent::name`] and the data is the whole enum as JSON.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+/// One event of the wall's multiplexed stream (`/api/v1/wall/events`): the SSE event name is
+/// [`WallEvent::name`] and the data is the variant's payload as JSON (`post_deleted` sends
+/// `{"post_id": N}`, `snapshot` sends `{"posts": [...], "jobs": [...]}`).
+#[derive(Clone, Debug, PartialEq)]
 pub enum WallEvent {
     /// Sent first, and again whenever the client may have missed something: the newest page of
     /// posts and the full state of every unfinished job.

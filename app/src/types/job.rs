@@ -107,6 +107,10 @@ pub struct JobView {
     pub stats: Option<FinalStats>,
     pub error: Option<String>,
     pub attempt: u32,
+    /// Which run of the job this is (every claim counts; never reset): text from different
+    /// runs never mixes.
+    #[serde(default)]
+    pub run: u32,
     /// Unix ms when a retry after a transient Ollama failure is due.
     pub retry_at: Option<i64>,
     /// While `loading`: whether Ollama had the model in memory already (so the wait is for

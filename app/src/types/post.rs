@@ -59,7 +59,8 @@ pub struct PostPage {
     pub next_before: Option<i64>,
 }
 
-/// What the wall page starts from: the first page, every unfinished job, and who is looking.
+/// What the wall page starts from: the first page (with the live state of its jobs), the
+/// input limits, and who is looking.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WallSnapshot {
     pub page: PostPage,

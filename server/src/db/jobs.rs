@@ -32,6 +32,8 @@ pub struct JobRow {
     pub done_reason: Option<String>,
     pub error: Option<String>,
     pub attempt: i64,
+    pub runs: i64,
+    pub queued_at: i64,
     pub retry_at: Option<i64>,
     pub created_at: i64,
     pub started_at: Option<i64>,
@@ -80,9 +82,12 @@ impl JobRow {
             stats,
             error: self.error.clone(),
             attempt: to_u32(Some(self.attempt)),
+            run: to_u32(Some(self.runs)),
             retry_at: self.retry_at,
             model_loaded: None,
-            seq: 0,
+            // Newer than anything published while it ran (the hub counts from the time it
+            // started tracking, in microseconds).
+            seq: to_u64(Some(self.last_update_at)) * 1000,
         }
     }
 }
@@ -162,17 +167,17 @@ impl Db {
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
-    /// Takes the oldest queued job (FIFO), marks it `loading` and counts the attempt.
+    /// Takes the job first in line (FIFO), marks it `loading` and counts the attempt.
     pub async fn claim_next_queued(&self) -> DbResult<Option<JobRow>> {
         let now = now_ms();
         Ok(sqlx::query_as::<_, JobRow>(
             "UPDATE ai_generation_jobs
-                SET status = 'loading', attempt = attempt + 1, started_at = $1,
+                SET status = 'loading', attempt = attempt + 1, runs = runs + 1, started_at = $1,
                     last_update_at = $1, partial_text = '', current_tokens = 0,
                     tokens_per_second = 0, elapsed_time = 0, estimated_time_remaining = NULL,
                     percent = 0, error = NULL, retry_at = NULL
               WHERE id = (SELECT id FROM ai_generation_jobs WHERE status = 'queued'
-                          ORDER BY id LIMIT 1)
+                          ORDER BY queued_at, id LIMIT 1)
                 AND status = 'queued'
              RETURNING *",
         )
@@ -254,6 +259,22 @@ impl Db {
         Ok(row)
     }
 
+    /// Cancels a job that is still waiting in line. `None` when it is not queued (any more).
+    pub async fn cancel_queued_job(&self, id: i64, reason: &str) -> DbResult<Option<JobRow>> {
+        let now = now_ms();
+        Ok(sqlx::query_as::<_, JobRow>(
+            "UPDATE ai_generation_jobs
+                SET status = 'cancelled', error = $2, last_update_at = $3, finished_at = $3
+              WHERE id = $1 AND status = 'queued'
+             RETURNING *",
+        )
+        .bind(id)
+        .bind(reason)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     /// Ends an unfinished job as `failed` or `cancelled` with the reason. Returns the row, or
     /// `None` when the job was already finished.
     pub async fn end_job(
@@ -286,15 +307,21 @@ impl Db {
     /// a running job handed back at shutdown. Returns the row, or `None` if it was not in a
     /// state that allows it.
     pub async fn requeue_job(&self, id: i64, fresh: bool) -> DbResult<Option<JobRow>> {
-        let (from, attempt) = if fresh {
-            ("('failed', 'cancelled')", "0")
+        // A Retry goes to the end of the line with fresh attempts; a job handed back at
+        // shutdown keeps its place, and the interrupted try does not count against it.
+        let (from, attempt, queued_at) = if fresh {
+            ("('failed', 'cancelled')", "0", "$2")
         } else {
-            ("('loading', 'generating')", "MAX(attempt - 1, 0)")
+            (
+                "('loading', 'generating')",
+                "CASE WHEN attempt > 0 THEN attempt - 1 ELSE 0 END",
+                "queued_at",
+            )
         };
         let now = now_ms();
         Ok(sqlx::query_as::<_, JobRow>(&format!(
             "UPDATE ai_generation_jobs
-                SET status = 'queued', attempt = {attempt}, partial_text = '',
+                SET status = 'queued', attempt = {attempt}, queued_at = {queued_at}, partial_text = '',
                     current_tokens = 0, tokens_per_second = 0, elapsed_time = 0,
                     estimated_time_remaining = NULL, percent = 0, error = NULL, retry_at = NULL,
                     last_update_at = $2, started_at = NULL, finished_at = NULL

@@ -77,8 +77,9 @@ impl Db {
         .await?;
         let job = sqlx::query_as::<_, JobRow>(
             "INSERT INTO ai_generation_jobs
-                 (post_id, author_id, status, prompt, model, max_tokens, last_update_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING *",
+                 (post_id, author_id, status, prompt, model, max_tokens, last_update_at,
+                  created_at, queued_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7) RETURNING *",
         )
         .bind(post.id)
         .bind(new.author_id)

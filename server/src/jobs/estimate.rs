@@ -4,13 +4,13 @@
 //! The formula. Let `n` be the tokens so far and `E` the expected final length:
 //! * `E` is the post's max length when it has one (Ollama stops there at the latest);
 //!   otherwise the mean output length of the model's recent completed jobs; otherwise unknown.
-//!   When `n` passes `E` the model is evidently writing more than usual, so `E` becomes
-//!   `n * 1.25` (we keep guessing a quarter more, never claiming to be nearly done).
-//! * `percent = min(99, 100 * n / E)` while running (an unknown `E` shows a slow curve,
-//!   `99 * n / (n + 200)`, and no time remaining); it never goes backwards, and only completion
-//!   sets 100.
-//! * `remaining = (E - n) / rate`, where `rate` is the tokens per second measured over the last
-//!   [`WINDOW`]; no estimate before two tokens have arrived.
+//! * While `n < E`: `percent = 95 * n / E`. Past `E` the model is writing more than usual and
+//!   we do not know how much more: `percent = 95 + 4 * (1 - E / n)`, creeping towards 99
+//!   without ever claiming to be nearly done. With `E` unknown: `99 * n / (n + 200)`.
+//! * The percent never goes backwards (not even when a retry restarts the text), and only
+//!   completion sets 100.
+//! * `remaining = (E - n) / rate` while `n < E`, where `rate` is the tokens per second
+//!   measured over the last [`WINDOW`]; no estimate before two tokens, nor past `E`.
 use std::{
     collections::VecDeque,
     time::{Duration, Instant},
@@ -68,12 +68,12 @@ impl Estimator {
         }
     }
 
-    /// Starts counting again for a new request; the elapsed time keeps running.
+    /// Starts counting again for a new request; the elapsed time keeps running and the bar
+    /// stays where it was (it never goes back).
     pub fn restart(&mut self) {
         self.tokens = 0;
         self.recent.clear();
         self.first_token = None;
-        self.percent = 0.0;
     }
 
     pub fn tokens(&self) -> u32 {
@@ -95,29 +95,24 @@ impl Estimator {
         let Some(first) = self.first_token else {
             return 0.0;
         };
-        let span = now.duration_since(first).min(WINDOW).as_secs_f64();
-        if self.tokens < 2 || span <= 0.0 {
+        let since_first = now.duration_since(first);
+        if self.tokens < 2 || since_first.is_zero() {
             return 0.0;
         }
-        self.recent.len() as f64 / span
-    }
-
-    fn expected_now(&self) -> Option<f64> {
-        self.expected.map(|e| {
-            let n = f64::from(self.tokens);
-            if n >= e {
-                n * 1.25
-            } else {
-                e
-            }
-        })
+        if since_first < WINDOW {
+            // n tokens since the first one span n - 1 intervals.
+            (self.recent.len() as f64 - 1.0) / since_first.as_secs_f64()
+        } else {
+            self.recent.len() as f64 / WINDOW.as_secs_f64()
+        }
     }
 
     /// Percent done, 0 to 99 while running; never lower than last time.
     pub fn percent(&mut self) -> f64 {
         let n = f64::from(self.tokens);
-        let raw = match self.expected_now() {
-            Some(e) => 100.0 * n / e,
+        let raw = match self.expected {
+            Some(e) if n < e => 95.0 * n / e,
+            Some(e) => 95.0 + 4.0 * (1.0 - e / n),
             None => 99.0 * n / (n + 200.0),
         };
         self.percent = self.percent.max(raw.min(99.0));
@@ -126,9 +121,9 @@ impl Estimator {
 
     /// Milliseconds still expected, when there is an honest basis for it.
     pub fn remaining_ms(&mut self, now: Instant) -> Option<u64> {
-        let e = self.expected_now()?;
+        let left = self.expected? - f64::from(self.tokens);
         let rate = self.rate(now);
-        (rate > 0.0).then(|| ((e - f64::from(self.tokens)).max(0.0) / rate * 1000.0) as u64)
+        (rate > 0.0 && left > 0.0).then(|| (left / rate * 1000.0) as u64)
     }
 }
 
@@ -164,7 +159,7 @@ mod tests {
         let t0 = Instant::now();
         let mut est = Estimator::new(t0, expected_length(Some(200), &[]));
         let now = run(&mut est, t0, 50, 100); // 10 tok/s
-        assert!((est.percent() - 25.0).abs() < 1e-9);
+        assert!((est.percent() - 23.75).abs() < 1e-9);
         let remaining = est.remaining_ms(now).unwrap();
         assert!((14_000..=16_000).contains(&remaining), "{remaining}");
     }
@@ -181,6 +176,40 @@ mod tests {
             assert!(p >= last && p <= 99.0, "{p} after {last}");
             last = p;
         }
+    }
+
+    #[test]
+    fn past_the_expected_length_the_bar_creeps_instead_of_sitting_at_99() {
+        let t0 = Instant::now();
+        let mut est = Estimator::new(t0, Some(100.0));
+        let now = run(&mut est, t0, 100, 10);
+        assert!((est.percent() - 95.0).abs() < 1e-9);
+        assert_eq!(
+            est.remaining_ms(now),
+            None,
+            "no time remaining once past the guess"
+        );
+        run(&mut est, now, 100, 10);
+        assert!((est.percent() - 97.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_first_tokens_do_not_overstate_the_rate() {
+        let t0 = Instant::now();
+        let mut est = Estimator::new(t0, None);
+        est.on_token(t0);
+        est.on_token(t0 + Duration::from_millis(20));
+        assert!((est.rate(t0 + Duration::from_millis(20)) - 50.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_restart_keeps_the_bar_where_it_was() {
+        let t0 = Instant::now();
+        let mut est = Estimator::new(t0, Some(100.0));
+        run(&mut est, t0, 50, 10);
+        let before = est.percent();
+        est.restart();
+        assert_eq!(est.percent(), before);
     }
 
     #[test]

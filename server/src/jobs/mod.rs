@@ -1,12 +1,17 @@
-//! Generation jobs: the service the HTTP layer calls (submit, stop, retry, forget) and the
-//! FIFO queue with its positions. The work itself is done by [`runner`].
+//! Generation jobs: the service the HTTP layer calls (submit, stop, retry, forget), and the
+//! line of waiting jobs with their positions. The work itself is done by [`runner`].
+//!
+//! The line and the set of running jobs sit under one lock, and the runner moves a job from
+//! one to the other under it, so a job is always in exactly one place: a Stop never misses a
+//! job that is being claimed, and a job claimed before its creator's `submit` ran is not put
+//! back in line.
 mod estimate;
 mod runner;
 mod throttle;
 
 use std::{
     collections::{BTreeSet, HashMap},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
 
@@ -37,15 +42,40 @@ struct Running {
     reason: Arc<Mutex<Option<StopReason>>>,
 }
 
+impl Running {
+    fn stop(&self, reason: StopReason) {
+        *self.reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+        self.token.cancel();
+    }
+}
+
+/// Where every unfinished job is: waiting in line (ordered by place, then id), or running.
+#[derive(Default)]
+struct Lines {
+    waiting: BTreeSet<(i64, i64)>,
+    running: HashMap<i64, Running>,
+}
+
+impl Lines {
+    fn position(&self, job_id: i64) -> Option<u32> {
+        self.waiting
+            .iter()
+            .position(|&(_, id)| id == job_id)
+            .map(|i| i as u32 + 1)
+    }
+
+    fn leave(&mut self, job_id: i64) {
+        self.waiting.retain(|&(_, id)| id != job_id);
+    }
+}
+
 /// The job service, shared by the HTTP handlers and the runner.
 pub struct Jobs {
     db: Db,
     hub: Hub,
     ollama: OllamaClient,
     config: Arc<Config>,
-    /// Queued job ids in FIFO order; a job's position is its rank here, counting from 1.
-    queue: Mutex<BTreeSet<i64>>,
-    running: Mutex<HashMap<i64, Running>>,
+    lines: Mutex<Lines>,
     wake: Notify,
     slots: Arc<Semaphore>,
     shutdown: CancellationToken,
@@ -53,7 +83,7 @@ pub struct Jobs {
 }
 
 impl Jobs {
-    /// Recovers what a crash left running, loads the queue and starts the runner.
+    /// Recovers what a crash left running, loads the line and starts the runner.
     pub async fn start(
         db: Db,
         hub: Hub,
@@ -70,44 +100,66 @@ impl Jobs {
             hub,
             ollama,
             config,
-            queue: Mutex::new(BTreeSet::new()),
-            running: Mutex::new(HashMap::new()),
+            lines: Mutex::new(Lines::default()),
             wake: Notify::new(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
         for row in jobs.db.unfinished_jobs().await? {
-            jobs.lock_queue().insert(row.id);
-            jobs.hub.track(row.to_view(None));
+            jobs.submit(&row);
         }
-        jobs.publish_positions();
         let runner = Arc::clone(&jobs);
         jobs.tasks.spawn(async move { runner.dispatch().await });
         Ok(jobs)
     }
 
-    fn lock_queue(&self) -> std::sync::MutexGuard<'_, BTreeSet<i64>> {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    fn lines(&self) -> MutexGuard<'_, Lines> {
+        // A panic while holding this lock cannot leave the two sets half-updated.
+        self.lines.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Running>> {
-        self.running.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A job that was just stored as queued: put it in line and wake the runner.
+    /// A job that was just stored as queued: put it in line and wake the runner. A job the
+    /// runner already took (it can, the moment the row is committed) stays where it is.
     pub fn submit(&self, row: &JobRow) -> JobView {
-        let position = {
-            let mut queue = self.lock_queue();
-            queue.insert(row.id);
-            queue
-                .iter()
-                .position(|&id| id == row.id)
-                .map(|i| i as u32 + 1)
+        let view = {
+            let mut lines = self.lines();
+            if lines.running.contains_key(&row.id) {
+                return self
+                    .hub
+                    .current(row.id)
+                    .unwrap_or_else(|| row.to_view(None));
+            }
+            lines.waiting.insert((row.queued_at, row.id));
+            let view = row.to_view(lines.position(row.id));
+            self.hub.track(view.clone());
+            view
         };
-        let view = row.to_view(position);
-        self.hub.track(view.clone());
+        self.publish_positions();
         self.wake.notify_one();
         view
+    }
+
+    /// Moves a claimed job from the line to the running set and announces it.
+    fn start_running(&self, row: &JobRow) -> Running {
+        let running = Running {
+            token: CancellationToken::new(),
+            reason: Arc::default(),
+        };
+        let mut lines = self.lines();
+        lines.leave(row.id);
+        lines.running.insert(
+            row.id,
+            Running {
+                token: running.token.clone(),
+                reason: Arc::clone(&running.reason),
+            },
+        );
+        self.hub.track(row.to_view(None));
+        running
+    }
+
+    fn stop_running(&self, job_id: i64) {
+        self.lines().running.remove(&job_id);
     }
 
     /// The live state of a job: from the hub while it is unfinished, else from its row.
@@ -117,39 +169,52 @@ impl Jobs {
             .unwrap_or_else(|| row.to_view(None))
     }
 
-    pub fn queued_count(&self) -> usize {
-        self.lock_queue().len()
-    }
-
     /// Jobs waiting or running: what the queue limit counts.
     pub fn backlog(&self) -> usize {
-        self.lock_queue().len() + self.lock_running().len()
+        let lines = self.lines();
+        lines.waiting.len() + lines.running.len()
+    }
+
+    pub fn queued_count(&self) -> usize {
+        self.lines().waiting.len()
+    }
+
+    /// Whether the server has begun shutting down (and so takes no new generations).
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_cancelled()
     }
 
     /// Stops a job: a queued one ends at once; a running one drops its Ollama request and ends
     /// as `cancelled`. Returns false when the job had already finished.
     pub async fn cancel(&self, job_id: i64) -> DbResult<bool> {
-        if let Some(running) = self.lock_running().get(&job_id) {
-            *running.reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(StopReason::Cancelled);
-            running.token.cancel();
-            return Ok(true);
-        }
-        match self
-            .db
-            .end_job(job_id, JobStatus::Cancelled, "Stopped by its author.", None)
-            .await?
-        {
-            Some(row) => {
-                self.lock_queue().remove(&job_id);
+        // A job can be between the line and the running set only while its claim is written;
+        // look again then.
+        for _ in 0..50 {
+            if let Some(running) = self.lines().running.get(&job_id) {
+                running.stop(StopReason::Cancelled);
+                return Ok(true);
+            }
+            if let Some(row) = self
+                .db
+                .cancel_queued_job(job_id, "Stopped by its author.")
+                .await?
+            {
+                self.lines().leave(job_id);
                 self.hub.finish(row.to_view(None));
                 self.publish_positions();
-                Ok(true)
+                return Ok(true);
             }
-            None => Ok(false),
+            match self.db.job(job_id).await? {
+                Some(row) if !row.status().is_terminal() => {
+                    tokio::time::sleep(Duration::from_millis(10)).await
+                }
+                _ => return Ok(false),
+            }
         }
+        Ok(false)
     }
 
-    /// Puts a failed or cancelled job back in the queue, from the beginning.
+    /// Puts a failed or cancelled job back in line, at its end, from the beginning.
     pub async fn retry(&self, job_id: i64) -> DbResult<Option<JobView>> {
         Ok(self
             .db
@@ -161,16 +226,14 @@ impl Jobs {
     /// Stops and forgets a job whose post is being deleted.
     pub async fn forget(&self, job_id: i64) -> DbResult<()> {
         self.cancel(job_id).await?;
-        self.lock_queue().remove(&job_id);
         self.hub.forget(job_id);
-        self.publish_positions();
         Ok(())
     }
 
-    /// Tells every queued job its place in line (only those whose place changed).
+    /// Tells every waiting job its place in line (only those whose place changed).
     fn publish_positions(&self) {
-        let queue: Vec<i64> = self.lock_queue().iter().copied().collect();
-        for (i, id) in queue.into_iter().enumerate() {
+        let waiting: Vec<i64> = self.lines().waiting.iter().map(|&(_, id)| id).collect();
+        for (i, id) in waiting.into_iter().enumerate() {
             let position = Some(i as u32 + 1);
             if self
                 .hub
@@ -191,15 +254,16 @@ impl Jobs {
             .await
             .is_err()
         {
-            let running: Vec<i64> = self.lock_running().keys().copied().collect();
-            tracing::warn!(
-                ?running,
-                "shutdown grace period over; requeueing running jobs"
-            );
-            for running in self.lock_running().values() {
-                *running.reason.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some(StopReason::Shutdown);
-                running.token.cancel();
+            {
+                let lines = self.lines();
+                let running: Vec<i64> = lines.running.keys().copied().collect();
+                tracing::warn!(
+                    ?running,
+                    "shutdown grace period over; requeueing running jobs"
+                );
+                for job in lines.running.values() {
+                    job.stop(StopReason::Shutdown);
+                }
             }
             self.tasks.wait().await;
         }

@@ -74,13 +74,13 @@ impl Jobs {
             }
             match self.db.claim_next_queued().await {
                 Ok(Some(row)) => {
-                    self.lock_queue().remove(&row.id);
+                    let running = self.start_running(&row);
                     self.publish_positions();
                     let jobs = Arc::clone(&self);
                     let span = tracing::info_span!("job", job_id = row.id, model = %row.model);
                     self.tasks.spawn(
                         async move {
-                            jobs.run(row).await;
+                            jobs.run(row, running).await;
                             drop(permit);
                         }
                         .instrument(span),
@@ -102,22 +102,46 @@ impl Jobs {
         }
     }
 
-    async fn run(&self, row: JobRow) {
-        let token = CancellationToken::new();
-        let reason = Arc::new(Mutex::new(None));
-        self.lock_running().insert(
-            row.id,
-            Running {
-                token: token.clone(),
-                reason: Arc::clone(&reason),
-            },
-        );
-        tracing::info!(attempt = row.attempt, "job started");
+    async fn run(&self, row: JobRow, running: Running) {
+        tracing::info!(attempt = row.attempt, run = row.runs, "job started");
+        let outcome = self
+            .run_attempts(&row, &running.token, &running.reason)
+            .await;
+        self.store_end(&row, outcome).await;
+        // Only now: a Stop that comes while the end is being stored finds the job still
+        // running (and changes nothing) rather than cancelling a finished answer.
+        self.stop_running(row.id);
+    }
 
-        let outcome = self.run_attempts(&row, &token, &reason).await;
-        self.lock_running().remove(&row.id);
-        if let Err(e) = self.finish(&row, outcome).await {
-            tracing::error!(error = %e, "cannot store the end of the job");
+    /// Stores how the job ended, trying again for a while if the database refuses; if it
+    /// never accepts, watchers are still told, so that no card spins forever.
+    async fn store_end(&self, row: &JobRow, ended: (Outcome, String, Progress)) {
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(5))
+            .with_max_times(8)
+            .build();
+        loop {
+            match self.finish(row, &ended).await {
+                Ok(()) => return,
+                Err(e) => match delays.next() {
+                    Some(delay) => {
+                        tracing::warn!(error = %e, ?delay, "cannot store the end of the job; trying again");
+                        tokio::time::sleep(delay).await;
+                    }
+                    None => {
+                        tracing::error!(error = %e, "cannot store the end of the job; giving up");
+                        let mut view = row.to_view(None);
+                        view.status = JobStatus::Failed;
+                        view.text = ended.1.clone();
+                        view.error = Some(
+                            "The answer could not be saved: the database is not answering.".into(),
+                        );
+                        self.hub.finish(view);
+                        return;
+                    }
+                },
+            }
         }
     }
 
@@ -169,7 +193,6 @@ impl Jobs {
         self.publish(&mut live, true).await;
 
         loop {
-            live.request_started = Instant::now();
             let outcome = self.attempt(row, &mut live, token).await;
             let error = match outcome {
                 Attempt::Done(stats) => {
@@ -229,13 +252,16 @@ impl Jobs {
     /// One request to Ollama, streamed into `live` until it ends, fails or is stopped.
     async fn attempt(&self, row: &JobRow, live: &mut Live, token: &CancellationToken) -> Attempt {
         // Tell a cold model load from reading the prompt: both are silent until the first token.
-        let loaded =
-            tokio::time::timeout(Duration::from_secs(2), self.ollama.loaded_models()).await;
+        let loaded = tokio::select! {
+            loaded = tokio::time::timeout(Duration::from_secs(2), self.ollama.loaded_models()) => loaded,
+            _ = token.cancelled() => return Attempt::Stopped,
+        };
         live.model_loaded = match loaded {
             Ok(Ok(models)) => Some(models.iter().any(|m| same_model(m, &row.model))),
             _ => None,
         };
         self.send(live, true, false).await;
+        live.request_started = Instant::now();
         let request = ChatRequest {
             model: row.model.clone(),
             prompt: row.prompt.clone(),
@@ -341,7 +367,7 @@ impl Jobs {
     async fn finish(
         &self,
         row: &JobRow,
-        (outcome, text, progress): (Outcome, String, Progress),
+        (outcome, text, progress): &(Outcome, String, Progress),
     ) -> crate::db::DbResult<()> {
         let ended = match outcome {
             Outcome::Completed(stats) => {

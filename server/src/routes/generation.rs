@@ -2,7 +2,7 @@
 //! stream of its progress.
 //!
 //! The stream sends `progress` events, then exactly one `done` or `error`, and ends. Every
-//! event's id is `<attempt>:<bytes of text sent>` (`end` for the terminal one), so a client
+//! event's id is `<run>.<attempt>:<bytes of text sent>` (`end` for the terminal one), so a client
 //! reconnecting with `Last-Event-ID` gets exactly the text it has not seen; a reconnect after
 //! the end gets 204, which tells EventSource to stop.
 use std::{convert::Infallible, net::SocketAddr};
@@ -56,13 +56,23 @@ pub async fn cancel(
     }
 }
 
+/// A Retry queues a generation again, so it passes the same limits as a new AI post.
 pub async fn retry(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     jar: SignedCookieJar,
     Path(job_id): Path<i64>,
 ) -> HttpResult<Json<JobView>> {
     let row = job_row(&state, job_id).await?;
     super::require_author(&jar, &row.author_id, "retry this generation")?;
+    if state.jobs.is_shutting_down() {
+        return Err(HttpError::restarting());
+    }
+    let _admission = state.limits.admission().await;
+    let waiting = state.db.unfinished_count_of(&row.author_id).await?;
+    state
+        .limits
+        .admit_ai_post(&row.author_id, client.ip(), waiting, state.jobs.backlog())?;
     state
         .jobs
         .retry(job_id)
@@ -71,11 +81,23 @@ pub async fn retry(
         .ok_or_else(|| HttpError::conflict("Only a failed or stopped generation can be retried."))
 }
 
-/// Where a watcher is: which attempt's text, and how many bytes of it it has.
+/// Where a watcher is: which run's and attempt's text, and how many bytes of it it has. A run
+/// number never repeats (every claim counts), so text from two runs never mixes.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 struct Cursor {
+    run: u32,
     attempt: u32,
     offset: usize,
+}
+
+impl Cursor {
+    fn start_of(view: &JobView) -> Self {
+        Self {
+            run: view.run,
+            attempt: view.attempt,
+            offset: 0,
+        }
+    }
 }
 
 fn parse_last_event_id(headers: &HeaderMap) -> Option<Result<Cursor, ()>> {
@@ -83,8 +105,10 @@ fn parse_last_event_id(headers: &HeaderMap) -> Option<Result<Cursor, ()>> {
     if value == "end" {
         return Some(Err(()));
     }
-    let (attempt, offset) = value.split_once(':')?;
+    let (text, offset) = value.split_once(':')?;
+    let (run, attempt) = text.split_once('.')?;
     Some(Ok(Cursor {
+        run: run.parse().ok()?,
         attempt: attempt.parse().ok()?,
         offset: offset.parse().ok()?,
     }))
@@ -113,10 +137,7 @@ pub async fn progress(
     }
     let cursor = match resume {
         Some(Ok(c)) => c,
-        _ => Cursor {
-            attempt: first.attempt,
-            offset: 0,
-        },
+        _ => Cursor::start_of(&first),
     };
     let slot = state.limits.open_stream(client.ip())?;
     let events = job_events(rx, first, cursor).map(move |event| {
@@ -186,21 +207,16 @@ fn next_event(view: &JobView, cursor: &mut Cursor) -> (Event, bool) {
         return (Event::default().event(name).id("end").data(wire.data), true);
     }
     // Another attempt restarted the text, or the client's offset is not a valid point in it.
-    if cursor.attempt != view.attempt
-        || !view
-            .text
-            .is_char_boundary(cursor.offset.min(view.text.len() + 1))
+    if (cursor.run, cursor.attempt) != (view.run, view.attempt)
         || cursor.offset > view.text.len()
+        || !view.text.is_char_boundary(cursor.offset)
     {
-        *cursor = Cursor {
-            attempt: view.attempt,
-            offset: 0,
-        };
+        *cursor = Cursor::start_of(view);
     }
     let event = progress_event(view, cursor.offset);
     cursor.offset = view.text.len();
     let data = serde_json::to_string(&event).unwrap_or_default();
-    let id = format!("{}:{}", cursor.attempt, cursor.offset);
+    let id = format!("{}.{}:{}", cursor.run, cursor.attempt, cursor.offset);
     (Event::default().event("progress").id(id).data(data), false)
 }
 

@@ -1,7 +1,9 @@
 //! `/api/v1/posts` and `/api/v1/ai/posts`: reading the wall, writing posts, deleting them.
 use app::types::{NewAiPost, NewPost, Post, PostKind, PostPage};
+use std::net::SocketAddr;
+
 use axum::{
-    extract::{Path, Query, State},
+    extract::{ConnectInfo, Path, Query, State},
     http::StatusCode,
     Json,
 };
@@ -98,6 +100,7 @@ pub async fn create_text(
 
 pub async fn create_ai(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     jar: SignedCookieJar,
     ApiJson(new): ApiJson<NewAiPost>,
 ) -> HttpResult<(StatusCode, SignedCookieJar, Json<Post>)> {
@@ -119,11 +122,15 @@ pub async fn create_ai(
             "That is not a model name.",
         )));
     }
+    if state.jobs.is_shutting_down() {
+        return Err(HttpError::restarting());
+    }
     let (jar, author) = identity::author_or_new(jar);
+    let _admission = state.limits.admission().await;
     let waiting = state.db.unfinished_count_of(&author.id).await?;
     state
         .limits
-        .admit_ai_post(&author.id, waiting, state.jobs.backlog())?;
+        .admit_ai_post(&author.id, client.ip(), waiting, state.jobs.backlog())?;
     let created = state
         .db
         .insert_ai_post(NewAiPostRow {

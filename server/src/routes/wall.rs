@@ -20,7 +20,7 @@ pub async fn events(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
 ) -> HttpResult<Response> {
     let slot = state.limits.open_stream(client.ip())?;
-    let (rx, _) = state.hub.subscribe_wall();
+    let rx = state.hub.subscribe_wall();
     let first = snapshot(&state).await?;
     let shutdown = state.shutdown.clone().cancelled_owned();
     let events = stream::once(async move { Ok(first) })

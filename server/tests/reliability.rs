@@ -208,6 +208,16 @@ async fn sigterm_finishes_what_it_can_requeues_the_rest_and_exits_0() {
 
     let sent = std::time::Instant::now();
     app.sigterm();
+    // While it finishes, it takes no new generations.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let refused = c
+        .post(format!("{}/api/v1/ai/posts", app.url))
+        .json(&json!({ "author_name": "T", "prompt": "too late" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
     let status = app
         .wait_exit(Duration::from_secs(8))
         .await
@@ -364,4 +374,46 @@ async fn a_stall_is_retried_then_fails_and_a_permanent_error_fails_at_once() {
             .contains("stopped sending data"),
         "{j}"
     );
+}
+
+#[tokio::test]
+async fn queued_jobs_keep_their_place_when_the_limit_is_lowered() {
+    let fake = common::fake_ollama(50.0, 20).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("AIWALL_OLLAMA__URL", fake.url()),
+        ("AIWALL_JOBS__CONCURRENCY", "1".into()),
+        ("AIWALL_LIMITS__QUEUED_PER_AUTHOR", "3".into()),
+    ];
+    let mut app = AppProcess::start(dir.path(), 0, &env).await;
+    let c = client();
+    let mut jobs = Vec::new();
+    for i in 0..3 {
+        jobs.push(
+            ai_post(&c, &app.url, &format!("in line {i} #fake:load-ms=1500"))
+                .await
+                .1,
+        );
+    }
+    app.kill9();
+    app.restart_with(&[("AIWALL_LIMITS__QUEUED_PER_AUTHOR", "1".into())])
+        .await;
+    let mut finished = Vec::new();
+    for id in &jobs {
+        let j = wait_for(&app.url, *id, Duration::from_secs(30), terminal).await;
+        assert_eq!(j["status"], "completed", "{j}");
+        finished.push(j["progress"]["last_update_at"].as_i64().unwrap());
+    }
+    assert!(
+        finished.windows(2).all(|w| w[0] <= w[1]),
+        "in their order: {finished:?}"
+    );
+    // The lowered limit applies to new posts only.
+    let third = c
+        .post(format!("{}/api/v1/ai/posts", app.url))
+        .json(&json!({ "author_name": "T", "prompt": "new" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(third.status(), 201, "nothing of theirs is waiting any more");
 }

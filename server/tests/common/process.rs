@@ -86,6 +86,15 @@ impl AppProcess {
         None
     }
 
+    /// Starts the binary again on the same port and database, with other settings.
+    pub async fn restart_with(&mut self, env: &[(&str, String)]) {
+        for (k, v) in env {
+            self.env.retain(|(name, _)| name != k);
+            self.env.push((k.to_string(), v.clone()));
+        }
+        self.restart().await;
+    }
+
     /// Starts the binary again on the same port and database.
     pub async fn restart(&mut self) {
         self.child = spawn(&self.dir, self.port, &self.env);

@@ -292,4 +292,26 @@ describe('the progress card', () => {
     await screenshot(page, 'card-320px');
     await context.close();
   });
+
+  // Last: it restarts the shared server.
+  test('after a server crash and restart the card recovers by itself, nothing lost or doubled', async () => {
+    const context = await browser.newContext();
+    const page = await openWall(context);
+    const { post, card } = await askAI(page, 'Survive a crash #fake:rate=10 #fake:tokens=50');
+    await page.waitForFunction(
+      (id) => Number.parseInt(document.querySelector(`article.post[data-post-id="${id}"] [data-testid=tokens]`)?.textContent ?? '0', 10) >= 10,
+      post.id,
+    );
+    await server.kill9();
+    await page.locator('.live-status:not(.live)').waitFor({ timeout: 10_000 });
+    await server.restart();
+    await page.locator('.live-status.live').waitFor({ timeout: 20_000 });
+    await card.locator('.check').waitFor({ timeout: 30_000 });
+    const job = await (await page.request.get(`${server.url}/api/v1/ai/generation/${post.job.id}`)).json();
+    assert.equal(job.status, 'completed');
+    assert.equal(job.attempt, 2, 'the interrupted generation ran again from the start');
+    const content = page.locator(`article.post[data-post-id="${post.id}"] .post-text.markdown`);
+    assert.equal((await content.textContent()).trim(), job.text.trim(), 'nothing lost, nothing doubled');
+    await context.close();
+  });
 });

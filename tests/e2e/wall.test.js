@@ -140,6 +140,23 @@ describe('the wall', () => {
     assert.equal(await postsWith(marker).count(), 0, 'the post was not stored');
   });
 
+  test('the wall shows a page of posts and loads older ones on demand', async () => {
+    for (let i = 0; i < 23; i += 1) {
+      const response = await page.request.post(`${server.url}/api/v1/posts`, {
+        data: { author_name: 'Pager', text: `paged post ${i}` },
+      });
+      assert.equal(response.status(), 201);
+    }
+    await openWall();
+    const before = await postCount();
+    assert.equal(before, 20, 'one page of 20');
+    await page.locator('[data-testid=load-more]').click();
+    await page.waitForFunction((n) => document.querySelectorAll('article.post[data-post-id]').length > n, before);
+    const ids = await page.locator('article.post[data-post-id]').evaluateAll((els) => els.map((e) => Number(e.dataset.postId)));
+    assert.deepEqual(ids, [...ids].sort((a, b) => b - a), 'newest first, no duplicates');
+    assert.equal(new Set(ids).size, ids.length);
+  });
+
   test('markup in a post is shown as literal text and never runs', async () => {
     const dialogs = [];
     page.on('dialog', async (dialog) => {

@@ -31,6 +31,8 @@ fn phase(view: &JobView, now_ms: f64) -> String {
             None if view.model_loaded == Some(true) => "Reading the prompt…".into(),
             None => "Loading the model…".into(),
         },
+        // A thinking model streams its reasoning (not shown) before the answer.
+        JobStatus::Generating if view.text.is_empty() => "Thinking…".into(),
         JobStatus::Generating => "Writing…".into(),
         JobStatus::Completed => "Done".into(),
         JobStatus::Failed => "Failed".into(),

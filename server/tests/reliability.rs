@@ -417,3 +417,101 @@ async fn queued_jobs_keep_their_place_when_the_limit_is_lowered() {
         .unwrap();
     assert_eq!(third.status(), 201, "nothing of theirs is waiting any more");
 }
+
+#[tokio::test]
+async fn the_binary_refuses_strangers_forgeries_and_excess_with_clear_answers() {
+    let fake = common::fake_ollama(5.0, 100).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("AIWALL_OLLAMA__URL", fake.url()),
+        ("AIWALL_LIMITS__QUEUED_PER_AUTHOR", "1".into()),
+        ("AIWALL_LIMITS__BODY_MAX_BYTES", "4096".into()),
+    ];
+    let app = AppProcess::start(dir.path(), 0, &env).await;
+    let (author, stranger) = (client(), client());
+    let (post_id, job_id) = ai_post(&author, &app.url, "mine").await;
+    let api = |path: &str| format!("{}/api/v1{path}", app.url);
+    let error_of = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        let retry_after = r.headers().get("retry-after").is_some();
+        let body: Value = r.json().await.unwrap();
+        (
+            status,
+            retry_after,
+            body["error"]["message"].as_str().unwrap().to_owned(),
+        )
+    };
+
+    // Another browser may not stop, retry or delete it.
+    for request in [
+        stranger.post(api(&format!("/ai/generation/{job_id}/cancel"))),
+        stranger.post(api(&format!("/ai/generation/{job_id}/retry"))),
+        stranger.delete(api(&format!("/posts/{post_id}"))),
+    ] {
+        let (status, _, message) = error_of(request.send().await.unwrap()).await;
+        assert_eq!(status, 403);
+        assert!(message.contains("Only the author"), "{message}");
+    }
+    // A page on another site cannot make the author's browser do it either.
+    let forged = author
+        .post(api(&format!("/ai/generation/{job_id}/cancel")))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(forged).await.0, 403);
+    // Limits: too many waiting, too large, too long.
+    let (status, retry_after, message) = error_of(
+        author
+            .post(api("/ai/posts"))
+            .json(&json!({ "author_name": "T", "prompt": "again" }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, retry_after), (429, true));
+    assert!(message.contains("the limit is 1"), "{message}");
+    let (status, _, message) = error_of(
+        stranger
+            .post(api("/posts"))
+            .json(&json!({ "author_name": "S", "text": "x".repeat(5000) }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 413);
+    assert!(message.contains("4 KiB"), "{message}");
+    let (status, _, message) = error_of(
+        stranger
+            .post(api("/ai/posts"))
+            .json(&json!({ "author_name": "S", "prompt": "p".repeat(4001) }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(message.contains("limit is 4000"), "{message}");
+    // The author's own Stop still works, and the server serves everyone else.
+    assert_eq!(
+        author
+            .post(api(&format!("/ai/generation/{job_id}/cancel")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
+    assert_eq!(
+        stranger
+            .post(api("/posts"))
+            .json(&json!({ "author_name": "S", "text": "hello" }))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+}

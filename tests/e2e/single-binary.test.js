@@ -83,6 +83,18 @@ test('assets are sent compressed to clients that accept brotli', async () => {
   assert.equal(res.headers.get('content-encoding'), 'br');
 });
 
+test('assets are revalidated, so a page and its wasm always come from the same build', async () => {
+  const html = await (await fetch(`${server.url}/`)).text();
+  for (const url of assetUrls(html, server.url)) {
+    const res = await fetch(url);
+    assert.equal(res.headers.get('cache-control'), 'no-cache', `cache-control of ${url}`);
+    const etag = res.headers.get('etag');
+    assert.ok(etag, `${url} has an ETag`);
+    const again = await fetch(url, { headers: { 'if-none-match': etag } });
+    assert.equal(again.status, 304, `a revalidation of ${url} costs no body`);
+  }
+});
+
 test('the database is created in the working directory and nothing else is needed there', async () => {
   assert.ok(existsSync(server.dbPath), `${server.dbPath} exists`);
   const entries = (await readdir(server.dir)).sort();

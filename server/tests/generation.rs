@@ -109,15 +109,7 @@ async fn a_generation_streams_monotonic_progress_then_done_with_ollamas_statisti
     assert_eq!(stats["done_reason"], "stop");
 
     // The post shows the content; the job row keeps everything.
-    let post: Value = app
-        .client
-        .get(app.api(&format!("/posts/{post_id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let post: Value = app.get_json(&format!("/posts/{post_id}")).await;
     assert_eq!(post["text"], expected_text.as_str());
     assert_eq!(post["job"]["status"], "completed");
     assert_eq!(post["job"]["progress"]["percent"], 100.0);

@@ -17,30 +17,14 @@ async fn a_text_post_is_stored_and_listed_newest_first_in_pages() {
             .await;
         assert_eq!(response.status(), 201);
     }
-    let page: Value = app
-        .client
-        .get(app.api("/posts"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = app.get_json("/posts").await;
     let posts = page["posts"].as_array().unwrap();
     assert_eq!(posts.len(), 20, "the default page size");
     assert_eq!(posts[0]["text"], "post 24");
     assert_eq!(posts[0]["kind"], "text");
     assert_eq!(posts[0]["author_name"], "Ann");
     let before = page["next_before"].as_i64().expect("a next page");
-    let older: Value = app
-        .client
-        .get(app.api(&format!("/posts?before={before}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let older: Value = app.get_json(&format!("/posts?before={before}")).await;
     let texts: Vec<_> = older["posts"]
         .as_array()
         .unwrap()
@@ -51,138 +35,107 @@ async fn a_text_post_is_stored_and_listed_newest_first_in_pages() {
     assert!(older["next_before"].is_null());
 }
 
-async fn rejected(
-    app: &common::TestApp,
-    request: reqwest::RequestBuilder,
-    status: u16,
-    code: &str,
-    says: &str,
-) {
-    let response = request.send().await.unwrap();
-    assert_eq!(response.status(), status);
-    let body: Value = response.json().await.expect("a JSON error body");
-    assert_eq!(body["error"]["code"], code, "{body}");
-    let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains(says), "{message:?} should say {says:?}");
-    let page: Value = app
-        .client
-        .get(app.api("/posts"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(
-        page["posts"].as_array().unwrap().is_empty(),
-        "nothing was stored"
-    );
+/// The body of a request that must be refused, and what the refusal must say.
+enum Body {
+    Json(Value),
+    Raw(&'static str, &'static str),
 }
 
 #[tokio::test]
 async fn bad_input_gets_a_clear_json_error_and_stores_nothing() {
     let app = spawn_app().await;
-    let posts = app.api("/posts");
-    rejected(
-        &app,
-        app.client
-            .post(&posts)
-            .json(&json!({ "author_name": "A", "text": "   " })),
-        400,
-        "validation",
-        "empty",
-    )
-    .await;
-    rejected(
-        &app,
-        app.client
-            .post(&posts)
-            .json(&json!({ "author_name": "A", "text": "x".repeat(2001) })),
-        400,
-        "validation",
-        "limit is 2000",
-    )
-    .await;
-    rejected(
-        &app,
-        app.client
-            .post(&posts)
-            .json(&json!({ "author_name": "A".repeat(41), "text": "hi" })),
-        400,
-        "validation",
-        "limit is 40",
-    )
-    .await;
-    rejected(
-        &app,
-        app.client
-            .post(&posts)
-            .json(&json!({ "author_name": "A", "text": "x".repeat(70_000) })),
-        413,
-        "too_large",
-        "64 KiB",
-    )
-    .await;
-    rejected(
-        &app,
-        app.client
-            .post(&posts)
-            .header("content-type", "application/json")
-            .body("{\"text\": "),
-        400,
-        "malformed",
-        "not valid JSON",
-    )
-    .await;
-    rejected(
-        &app,
-        app.client
-            .post(&posts)
-            .json(&json!({ "author_name": "A", "text": 5 })),
-        400,
-        "malformed",
-        "wrong type",
-    )
-    .await;
-    rejected(
-        &app,
-        app.client.post(&posts).body("text=hi"),
-        415,
-        "malformed",
-        "JSON",
-    )
-    .await;
-    let ai = app.api("/ai/posts");
-    rejected(
-        &app,
-        app.client
-            .post(&ai)
-            .json(&json!({ "author_name": "A", "prompt": "" })),
-        400,
-        "validation",
-        "empty",
-    )
-    .await;
-    rejected(
-        &app,
-        app.client
-            .post(&ai)
-            .json(&json!({ "author_name": "A", "prompt": "x".repeat(4001) })),
-        400,
-        "validation",
-        "limit is 4000",
-    )
-    .await;
-    rejected(
-        &app,
-        app.client
-            .post(&ai)
-            .json(&json!({ "author_name": "A", "prompt": "hi", "max_tokens": 0 })),
-        400,
-        "validation",
-        "at least 1",
-    )
-    .await;
+    let cases = [
+        (
+            "/posts",
+            Body::Json(json!({ "author_name": "A", "text": "   " })),
+            400,
+            "validation",
+            "empty",
+        ),
+        (
+            "/posts",
+            Body::Json(json!({ "author_name": "A", "text": "x".repeat(2001) })),
+            400,
+            "validation",
+            "limit is 2000",
+        ),
+        (
+            "/posts",
+            Body::Json(json!({ "author_name": "A".repeat(41), "text": "hi" })),
+            400,
+            "validation",
+            "limit is 40",
+        ),
+        (
+            "/posts",
+            Body::Json(json!({ "author_name": "A", "text": "x".repeat(70_000) })),
+            413,
+            "too_large",
+            "64 KiB",
+        ),
+        (
+            "/posts",
+            Body::Raw("application/json", "{\"text\": "),
+            400,
+            "malformed",
+            "not valid JSON",
+        ),
+        (
+            "/posts",
+            Body::Json(json!({ "author_name": "A", "text": 5 })),
+            400,
+            "malformed",
+            "wrong type",
+        ),
+        (
+            "/posts",
+            Body::Raw("text/plain", "text=hi"),
+            415,
+            "malformed",
+            "JSON",
+        ),
+        (
+            "/ai/posts",
+            Body::Json(json!({ "author_name": "A", "prompt": "" })),
+            400,
+            "validation",
+            "empty",
+        ),
+        (
+            "/ai/posts",
+            Body::Json(json!({ "author_name": "A", "prompt": "x".repeat(4001) })),
+            400,
+            "validation",
+            "limit is 4000",
+        ),
+        (
+            "/ai/posts",
+            Body::Json(json!({ "author_name": "A", "prompt": "hi", "max_tokens": 0 })),
+            400,
+            "validation",
+            "at least 1",
+        ),
+    ];
+    for (path, body, status, code, says) in cases {
+        let request = app.client.post(app.api(path));
+        let request = match body {
+            Body::Json(value) => request.json(&value),
+            Body::Raw(content_type, text) => {
+                request.header("content-type", content_type).body(text)
+            }
+        };
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), status, "{path} {says}");
+        let body: Value = response.json().await.expect("a JSON error body");
+        assert_eq!(body["error"]["code"], code, "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{message:?} should say {says:?}");
+    }
+    let page = app.get_json("/posts").await;
+    assert!(
+        page["posts"].as_array().unwrap().is_empty(),
+        "nothing was stored"
+    );
 }
 
 #[tokio::test]
@@ -305,15 +258,7 @@ async fn the_author_cookie_is_signed_httponly_and_samesite_lax() {
         second.headers().get("set-cookie").is_none(),
         "the identity stays"
     );
-    let page: Value = app
-        .client
-        .get(app.api("/posts"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = app.get_json("/posts").await;
     assert_eq!(
         page["posts"][0]["author_tag"],
         page["posts"][1]["author_tag"]

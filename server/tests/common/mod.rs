@@ -113,6 +113,16 @@ impl TestApp {
         format!("{}/api/v1{path}", self.url)
     }
 
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let response = self.client.get(self.api(path)).send().await.unwrap();
+        assert!(
+            response.status().is_success(),
+            "GET {path}: {}",
+            response.status()
+        );
+        response.json().await.unwrap()
+    }
+
     pub async fn post_json(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
         self.client
             .post(self.api(path))

@@ -47,6 +47,63 @@ impl LiveJob {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::LiveJob;
+    use crate::types::{JobStatus, JobView, Progress};
+
+    fn job(status: JobStatus, elapsed: u64) -> LiveJob {
+        let view = JobView {
+            id: 1,
+            post_id: 1,
+            status,
+            model: "m".into(),
+            max_tokens: None,
+            queue_position: None,
+            progress: Progress {
+                elapsed_time: elapsed,
+                ..Progress::default()
+            },
+            text: String::new(),
+            stats: None,
+            error: None,
+            attempt: 1,
+            run: 1,
+            retry_at: None,
+            model_loaded: None,
+            seq: 1,
+        };
+        LiveJob {
+            elapsed_base: elapsed,
+            based_at: 1_000.0,
+            view,
+        }
+    }
+
+    #[test]
+    fn elapsed_time_ticks_while_running_and_stands_still_otherwise() {
+        let running = job(JobStatus::Generating, 5_000);
+        assert_eq!(running.elapsed_at(1_000.0), 5_000);
+        assert_eq!(running.elapsed_at(1_350.0), 5_350);
+        assert_eq!(running.elapsed_at(500.0), 5_000, "never before its base");
+        assert_eq!(job(JobStatus::Queued, 0).elapsed_at(9_000.0), 0);
+        assert_eq!(job(JobStatus::Completed, 7_000).elapsed_at(9_000.0), 7_000);
+    }
+
+    #[test]
+    fn the_clock_keeps_its_own_pace_unless_the_server_differs_by_more_than_a_second() {
+        let mut j = job(JobStatus::Generating, 5_000);
+        // Server says 5.4 s while we show 5.0 s (clock at 0, native): close enough, no jump.
+        j.view.progress.elapsed_time = 5_400;
+        j.resync();
+        assert_eq!(j.elapsed_base, 5_000);
+        // Server says 8 s: more than a second apart, take the server's.
+        j.view.progress.elapsed_time = 8_000;
+        j.resync();
+        assert_eq!(j.elapsed_base, 8_000);
+    }
+}
+
 /// One post on the page. The post itself does not change; its text and job do.
 #[derive(Clone, Debug)]
 pub struct Entry {

@@ -147,10 +147,10 @@ impl Db {
         .await?)
     }
 
-    /// Every job that is queued or running, oldest first.
+    /// Every job that is queued or running, in the order of the line.
     pub async fn unfinished_jobs(&self) -> DbResult<Vec<JobRow>> {
         Ok(sqlx::query_as::<_, JobRow>(&format!(
-            "SELECT * FROM ai_generation_jobs WHERE status IN {UNFINISHED} ORDER BY id"
+            "SELECT * FROM ai_generation_jobs WHERE status IN {UNFINISHED} ORDER BY queued_at, id"
         ))
         .fetch_all(&self.pool)
         .await?)
@@ -167,8 +167,10 @@ impl Db {
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
-    /// Takes the job first in line (FIFO), marks it `loading` and counts the attempt.
-    pub async fn claim_next_queued(&self) -> DbResult<Option<JobRow>> {
+    /// Takes a queued job to run it: marks it `loading` and counts the attempt and the run.
+    /// `None` when it is not queued any more (cancelled or deleted meanwhile). The order of the
+    /// line is the job service's to keep.
+    pub async fn claim_job(&self, id: i64) -> DbResult<Option<JobRow>> {
         let now = now_ms();
         Ok(sqlx::query_as::<_, JobRow>(
             "UPDATE ai_generation_jobs
@@ -176,12 +178,11 @@ impl Db {
                     last_update_at = $1, partial_text = '', current_tokens = 0,
                     tokens_per_second = 0, elapsed_time = 0, estimated_time_remaining = NULL,
                     percent = 0, error = NULL, retry_at = NULL
-              WHERE id = (SELECT id FROM ai_generation_jobs WHERE status = 'queued'
-                          ORDER BY queued_at, id LIMIT 1)
-                AND status = 'queued'
+              WHERE id = $2 AND status = 'queued'
              RETURNING *",
         )
         .bind(now)
+        .bind(id)
         .fetch_optional(&self.pool)
         .await?)
     }
@@ -405,24 +406,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn jobs_are_claimed_oldest_first_once_each() {
+    async fn a_job_is_claimed_once() {
         let (db, _dir) = temp_db().await;
         let a = queued(&db, "a").await;
         let b = queued(&db, "b").await;
-        let first = db.claim_next_queued().await.unwrap().unwrap();
+        let first = db.claim_job(a).await.unwrap().unwrap();
         assert_eq!(
             (first.id, first.status.as_str(), first.attempt),
             (a, "loading", 1)
         );
-        assert_eq!(db.claim_next_queued().await.unwrap().unwrap().id, b);
-        assert!(db.claim_next_queued().await.unwrap().is_none());
+        assert!(db.claim_job(a).await.unwrap().is_none(), "not twice");
+        assert_eq!(db.claim_job(b).await.unwrap().unwrap().id, b);
     }
 
     #[tokio::test]
     async fn completing_a_job_stores_stats_and_the_posts_text() {
         let (db, _dir) = temp_db().await;
         let id = queued(&db, "a").await;
-        db.claim_next_queued().await.unwrap();
+        db.claim_job(id).await.unwrap();
         let stats = FinalStats {
             input_tokens: 7,
             output_tokens: 3,
@@ -481,7 +482,7 @@ mod tests {
             0,
             "still queued"
         );
-        db.claim_next_queued().await.unwrap();
+        db.claim_job(id).await.unwrap();
         db.write_progress(id, write).await.unwrap();
         let row = db.job(id).await.unwrap().unwrap();
         assert_eq!(
@@ -500,8 +501,8 @@ mod tests {
         let a = queued(&db, "a").await;
         let b = queued(&db, "b").await;
         let c = queued(&db, "c").await;
-        db.claim_next_queued().await.unwrap(); // a: attempt 1
-        db.claim_next_queued().await.unwrap(); // b: attempt 1
+        db.claim_job(a).await.unwrap(); // attempt 1
+        db.claim_job(b).await.unwrap(); // attempt 1
         let recovered = db.recover_interrupted(1).await.unwrap();
         assert_eq!(recovered.failed, vec![a, b]);
         assert!(db
@@ -514,7 +515,7 @@ mod tests {
             .contains("stopped"));
         assert_eq!(db.job(c).await.unwrap().unwrap().status, "queued");
 
-        db.claim_next_queued().await.unwrap(); // c: attempt 1
+        db.claim_job(c).await.unwrap(); // attempt 1
         let recovered = db.recover_interrupted(3).await.unwrap();
         assert_eq!(recovered.requeued, vec![c]);
         let row = db.job(c).await.unwrap().unwrap();
@@ -529,7 +530,7 @@ mod tests {
             db.requeue_job(id, true).await.unwrap().is_none(),
             "a queued job is not retried"
         );
-        db.claim_next_queued().await.unwrap();
+        db.claim_job(id).await.unwrap();
         db.end_job(id, JobStatus::Failed, "boom", Some("partial"))
             .await
             .unwrap();

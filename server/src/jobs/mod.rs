@@ -1,10 +1,10 @@
 //! Generation jobs: the service the HTTP layer calls (submit, stop, retry, forget), and the
 //! line of waiting jobs with their positions. The work itself is done by [`runner`].
 //!
-//! The line and the set of running jobs sit under one lock, and the runner moves a job from
-//! one to the other under it, so a job is always in exactly one place: a Stop never misses a
-//! job that is being claimed, and a job claimed before its creator's `submit` ran is not put
-//! back in line.
+//! The line (in memory, FIFO by the time a job entered it) decides what runs next: the runner
+//! only claims the job at its head, so nothing runs before `submit` put it in line. The line and
+//! the set of running jobs sit under one lock, and the runner moves a job from one to the other
+//! under it, so a Stop never misses a job that is being claimed.
 mod estimate;
 mod runner;
 mod throttle;
@@ -38,6 +38,9 @@ enum StopReason {
 }
 
 struct Running {
+    /// Which run of the job this is: a Retry's run must not be forgotten when the previous
+    /// run's task finishes.
+    run: i64,
     token: CancellationToken,
     reason: Arc<Mutex<Option<StopReason>>>,
 }
@@ -118,30 +121,37 @@ impl Jobs {
         self.lines.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A job that was just stored as queued: put it in line and wake the runner. A job the
-    /// runner already took (it can, the moment the row is committed) stays where it is.
+    /// A job that was just stored as queued (new, retried or recovered): put it in line and
+    /// wake the runner.
     pub fn submit(&self, row: &JobRow) -> JobView {
         let view = {
             let mut lines = self.lines();
-            if lines.running.contains_key(&row.id) {
-                return self
-                    .hub
-                    .current(row.id)
-                    .unwrap_or_else(|| row.to_view(None));
-            }
             lines.waiting.insert((row.queued_at, row.id));
             let view = row.to_view(lines.position(row.id));
             self.hub.track(view.clone());
+            self.publish_positions(&lines);
             view
         };
-        self.publish_positions();
         self.wake.notify_one();
         view
+    }
+
+    /// The job at the head of the line, if any.
+    fn next_in_line(&self) -> Option<i64> {
+        self.lines().waiting.first().map(|&(_, id)| id)
+    }
+
+    /// Takes a job out of the line that can no longer run (cancelled or deleted meanwhile).
+    fn drop_from_line(&self, job_id: i64) {
+        let mut lines = self.lines();
+        lines.leave(job_id);
+        self.publish_positions(&lines);
     }
 
     /// Moves a claimed job from the line to the running set and announces it.
     fn start_running(&self, row: &JobRow) -> Running {
         let running = Running {
+            run: row.runs,
             token: CancellationToken::new(),
             reason: Arc::default(),
         };
@@ -150,16 +160,22 @@ impl Jobs {
         lines.running.insert(
             row.id,
             Running {
+                run: row.runs,
                 token: running.token.clone(),
                 reason: Arc::clone(&running.reason),
             },
         );
         self.hub.track(row.to_view(None));
+        self.publish_positions(&lines);
         running
     }
 
-    fn stop_running(&self, job_id: i64) {
-        self.lines().running.remove(&job_id);
+    /// Forgets a run that has ended (but not a newer run of the same job, after a Retry).
+    fn stop_running(&self, job_id: i64, run: i64) {
+        let mut lines = self.lines();
+        if lines.running.get(&job_id).is_some_and(|r| r.run == run) {
+            lines.running.remove(&job_id);
+        }
     }
 
     /// The live state of a job: from the hub while it is unfinished, else from its row.
@@ -199,9 +215,8 @@ impl Jobs {
                 .cancel_queued_job(job_id, "Stopped by its author.")
                 .await?
             {
-                self.lines().leave(job_id);
+                self.drop_from_line(job_id);
                 self.hub.finish(row.to_view(None));
-                self.publish_positions();
                 return Ok(true);
             }
             match self.db.job(job_id).await? {
@@ -230,10 +245,10 @@ impl Jobs {
         Ok(())
     }
 
-    /// Tells every waiting job its place in line (only those whose place changed).
-    fn publish_positions(&self) {
-        let waiting: Vec<i64> = self.lines().waiting.iter().map(|&(_, id)| id).collect();
-        for (i, id) in waiting.into_iter().enumerate() {
+    /// Tells every waiting job its place in line (only those whose place changed). Called with
+    /// the line locked, so that two changes of the line cannot publish out of order.
+    fn publish_positions(&self, lines: &Lines) {
+        for (i, &(_, id)) in lines.waiting.iter().enumerate() {
             let position = Some(i as u32 + 1);
             if self
                 .hub

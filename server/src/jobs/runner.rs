@@ -72,10 +72,16 @@ impl Jobs {
             if self.shutdown.is_cancelled() {
                 return;
             }
-            match self.db.claim_next_queued().await {
+            let Some(next) = self.next_in_line() else {
+                drop(permit);
+                tokio::select! {
+                    _ = self.wake.notified() => continue,
+                    _ = self.shutdown.cancelled() => return,
+                }
+            };
+            match self.db.claim_job(next).await {
                 Ok(Some(row)) => {
                     let running = self.start_running(&row);
-                    self.publish_positions();
                     let jobs = Arc::clone(&self);
                     let span = tracing::info_span!("job", job_id = row.id, model = %row.model);
                     self.tasks.spawn(
@@ -87,11 +93,9 @@ impl Jobs {
                     );
                 }
                 Ok(None) => {
+                    // Cancelled or deleted since it entered the line.
                     drop(permit);
-                    tokio::select! {
-                        _ = self.wake.notified() => {}
-                        _ = self.shutdown.cancelled() => return,
-                    }
+                    self.drop_from_line(next);
                 }
                 Err(e) => {
                     drop(permit);
@@ -110,37 +114,24 @@ impl Jobs {
         self.store_end(&row, outcome).await;
         // Only now: a Stop that comes while the end is being stored finds the job still
         // running (and changes nothing) rather than cancelling a finished answer.
-        self.stop_running(row.id);
+        self.stop_running(row.id, row.runs);
     }
 
-    /// Stores how the job ended, trying again for a while if the database refuses; if it
-    /// never accepts, watchers are still told, so that no card spins forever.
+    /// Stores how the job ended, trying again until the database accepts it: a job must not
+    /// end in memory only (a reload, or another page, would find it still running). If the
+    /// server stops first, the row is still unfinished and start-up recovery takes it up.
     async fn store_end(&self, row: &JobRow, ended: (Outcome, String, Progress)) {
         let mut delays = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(200))
             .with_max_delay(Duration::from_secs(5))
-            .with_max_times(8)
+            .without_max_times()
             .build();
-        loop {
-            match self.finish(row, &ended).await {
-                Ok(()) => return,
-                Err(e) => match delays.next() {
-                    Some(delay) => {
-                        tracing::warn!(error = %e, ?delay, "cannot store the end of the job; trying again");
-                        tokio::time::sleep(delay).await;
-                    }
-                    None => {
-                        tracing::error!(error = %e, "cannot store the end of the job; giving up");
-                        let mut view = row.to_view(None);
-                        view.status = JobStatus::Failed;
-                        view.text = ended.1.clone();
-                        view.error = Some(
-                            "The answer could not be saved: the database is not answering.".into(),
-                        );
-                        self.hub.finish(view);
-                        return;
-                    }
-                },
+        while let Err(e) = self.finish(row, &ended).await {
+            let delay = delays.next().unwrap_or(Duration::from_secs(5));
+            tracing::warn!(error = %e, ?delay, "cannot store the end of the job; trying again");
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.shutdown.cancelled() => return,
             }
         }
     }

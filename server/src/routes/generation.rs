@@ -65,6 +65,11 @@ pub async fn retry(
 ) -> HttpResult<Json<JobView>> {
     let row = job_row(&state, job_id).await?;
     super::require_author(&jar, &row.author_id, "retry this generation")?;
+    let only_ended = || HttpError::conflict("Only a failed or stopped generation can be retried.");
+    // Before the limits, so that a Retry that cannot happen spends no quota.
+    if !matches!(row.status(), JobStatus::Failed | JobStatus::Cancelled) {
+        return Err(only_ended());
+    }
     if state.jobs.is_shutting_down() {
         return Err(HttpError::restarting());
     }
@@ -78,7 +83,7 @@ pub async fn retry(
         .retry(job_id)
         .await?
         .map(Json)
-        .ok_or_else(|| HttpError::conflict("Only a failed or stopped generation can be retried."))
+        .ok_or_else(only_ended)
 }
 
 /// Where a watcher is: which run's and attempt's text, and how many bytes of it it has. A run

@@ -140,11 +140,11 @@ impl Default for LimitsConfig {
 impl Config {
     /// Defaults, then the file named by `AIWALL_CONFIG` (or `Leptos.toml` in the working
     /// directory, when present), then `AIWALL_*` environment variables.
-    pub fn load() -> Result<Self, figment::Error> {
+    pub fn load() -> Result<Self, Box<figment::Error>> {
         let file = std::env::var_os("AIWALL_CONFIG")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("Leptos.toml"));
-        Self::figment(file).extract()
+        Self::figment(file).extract().map_err(Box::new)
     }
 
     fn figment(file: PathBuf) -> Figment {
@@ -163,6 +163,8 @@ impl Config {
 }
 
 #[cfg(test)]
+// figment's Jail takes closures that return its (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
@@ -185,7 +187,7 @@ mod tests {
             jail.create_file("custom.toml", "[jobs]\nconcurrency = 5\n")?;
             jail.set_env("AIWALL_CONFIG", "custom.toml");
             jail.set_env("AIWALL_OLLAMA__URL", "http://gpu:11434");
-            let config = Config::load()?;
+            let config = Config::load().map_err(|e| *e)?;
             assert_eq!(config.jobs.concurrency, 5);
             assert_eq!(config.ollama.url, "http://gpu:11434");
             assert_eq!(config.limits, LimitsConfig::default());

@@ -142,7 +142,7 @@ pub fn AIGenerationProgress(
             </Show>
             <Show when=move || mine.get()>
                 <div class="ai-actions">
-                    <Show when=running.clone()>
+                    <Show when=running>
                         <button data-action="stop" on:click=move |_| act(true)>"Stop"</button>
                     </Show>
                     <Show when=move || status() == JobStatus::Queued>

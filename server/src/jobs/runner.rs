@@ -367,16 +367,16 @@ impl Jobs {
                     .complete_job(
                         row.id,
                         JobCompletion {
-                            text: &text,
-                            stats: &stats,
-                            progress: &progress,
+                            text,
+                            stats,
+                            progress,
                         },
                     )
                     .await?
             }
             Outcome::Failed(message) => {
                 self.db
-                    .end_job(row.id, JobStatus::Failed, &message, Some(&text))
+                    .end_job(row.id, JobStatus::Failed, message, Some(text))
                     .await?
             }
             Outcome::Stopped(StopReason::Cancelled) => {
@@ -386,7 +386,7 @@ impl Jobs {
                         row.id,
                         JobStatus::Cancelled,
                         "Stopped by its author.",
-                        Some(&text),
+                        Some(text),
                     )
                     .await?
             }

@@ -142,7 +142,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .fetch_all(&pool)
             .await?;
 
-    let h = latencies.lock().map_err(|_| "poisoned")?;
+    // Every watcher has finished: the histogram is ours alone now.
+    let h = Arc::try_unwrap(latencies)
+        .map_err(|_| "a watcher still holds the histogram")?
+        .into_inner()
+        .map_err(|_| "poisoned")?;
     let ms = |v: u64| v as f64 / 1000.0;
     let writes_per_job_s = writes as f64 / args.jobs as f64 / generating_secs.max(0.001);
     let per_watcher_kib = (rss_connected.saturating_sub(rss_before)) as f64 / watchers_total as f64;
@@ -158,7 +162,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         cpu_secs * 1e6 / watchers_total as f64 / wall,
         cpu_secs * 1e6 / h.len().max(1) as f64
     );
-    drop(h);
     server.stop();
     fake.stop().await;
     Ok(())

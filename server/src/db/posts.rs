@@ -1,6 +1,9 @@
 //! Posts: creating them (an AI post together with its job, in one transaction), reading the
 //! wall page by page, and deleting.
+use std::collections::HashMap;
+
 use app::types::{JobStatus, PostKind};
+use sqlx::QueryBuilder;
 
 use super::{jobs::JobRow, now_ms, Db, DbResult};
 
@@ -106,16 +109,37 @@ impl Db {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        let mut out = Vec::with_capacity(posts.len());
-        for post in posts {
-            let job = if post.kind() == PostKind::Ai {
-                self.job_of_post(post.id).await?
-            } else {
-                None
-            };
-            out.push(PostWithJob { post, job });
+        // The page's jobs in one query, not one per post: every wall stream starts with a page.
+        let ai_posts: Vec<i64> = posts
+            .iter()
+            .filter(|p| p.kind() == PostKind::Ai)
+            .map(|p| p.id)
+            .collect();
+        let mut jobs: HashMap<i64, JobRow> = HashMap::new();
+        if !ai_posts.is_empty() {
+            let mut query =
+                QueryBuilder::new("SELECT * FROM ai_generation_jobs WHERE post_id IN (");
+            let mut ids = query.separated(", ");
+            for id in &ai_posts {
+                ids.push_bind(*id);
+            }
+            query.push(") ORDER BY id");
+            // Ordered by id, so a post's newest job is the one that stays.
+            for job in query
+                .build_query_as::<JobRow>()
+                .fetch_all(&self.pool)
+                .await?
+            {
+                jobs.insert(job.post_id, job);
+            }
         }
-        Ok(out)
+        Ok(posts
+            .into_iter()
+            .map(|post| PostWithJob {
+                job: jobs.remove(&post.id),
+                post,
+            })
+            .collect())
     }
 
     pub async fn post(&self, id: i64) -> DbResult<Option<PostWithJob>> {
@@ -184,6 +208,37 @@ mod tests {
             listed[0].post.prompt.as_deref(),
             Some("Why is the sky blue?")
         );
+    }
+
+    #[tokio::test]
+    async fn a_page_mixing_text_and_ai_posts_carries_each_ai_posts_own_job() {
+        let (db, _dir) = temp_db().await;
+        let mut expected = Vec::new();
+        for i in 0..4 {
+            if i % 2 == 0 {
+                let p = db.insert_text_post("a1", "Ann", "text").await.unwrap();
+                expected.push((p.id, None));
+            } else {
+                let new = super::NewAiPostRow {
+                    author_id: "a1",
+                    author_name: "Ann",
+                    prompt: "p",
+                    model: "m",
+                    max_tokens: None,
+                };
+                let created = db.insert_ai_post(new).await.unwrap();
+                expected.push((created.post.id, Some(created.job.unwrap().id)));
+            }
+        }
+        expected.reverse();
+        let listed: Vec<_> = db
+            .list_posts(None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.post.id, p.job.map(|j| j.id)))
+            .collect();
+        assert_eq!(listed, expected);
     }
 
     #[tokio::test]

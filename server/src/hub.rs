@@ -252,27 +252,14 @@ pub fn terminal_event(view: &JobView) -> WallEvent {
 
 #[cfg(test)]
 mod tests {
-    use app::types::{JobStatus, JobView, Progress};
+    use app::types::{JobStatus, JobView};
 
     use super::Hub;
 
     fn view(id: i64) -> JobView {
         JobView {
-            id,
-            post_id: id * 10,
-            status: JobStatus::Queued,
-            model: "m".into(),
-            max_tokens: None,
             queue_position: Some(1),
-            progress: Progress::default(),
-            text: String::new(),
-            stats: None,
-            error: None,
-            attempt: 0,
-            run: 0,
-            retry_at: None,
-            model_loaded: None,
-            seq: 0,
+            ..JobView::fresh(id, id * 10, "m")
         }
     }
 

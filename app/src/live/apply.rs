@@ -61,21 +61,11 @@ mod tests {
 
     fn job() -> JobView {
         JobView {
-            id: 1,
-            post_id: 1,
             status: JobStatus::Generating,
-            model: "m".into(),
-            max_tokens: None,
-            queue_position: None,
-            progress: Progress::default(),
-            text: String::new(),
-            stats: None,
-            error: None,
             attempt: 1,
             run: 1,
-            retry_at: None,
-            model_loaded: None,
             seq: 1,
+            ..JobView::fresh(1, 1, "m")
         }
     }
 

@@ -54,24 +54,15 @@ mod tests {
 
     fn job(status: JobStatus, elapsed: u64) -> LiveJob {
         let view = JobView {
-            id: 1,
-            post_id: 1,
             status,
-            model: "m".into(),
-            max_tokens: None,
-            queue_position: None,
             progress: Progress {
                 elapsed_time: elapsed,
                 ..Progress::default()
             },
-            text: String::new(),
-            stats: None,
-            error: None,
             attempt: 1,
             run: 1,
-            retry_at: None,
-            model_loaded: None,
             seq: 1,
+            ..JobView::fresh(1, 1, "m")
         };
         LiveJob {
             elapsed_base: elapsed,
@@ -196,11 +187,6 @@ impl WallStore {
     pub fn remove(&self, post_id: i64) {
         self.entries
             .update(|es| es.retain(|e| e.post.id != post_id));
-    }
-
-    /// A post fetched again replaces what the page had, unless the page has newer news.
-    pub fn refresh(&self, post: Post) {
-        self.upsert(post);
     }
 
     /// My own post, straight from the API answer (the stream may have brought it already).

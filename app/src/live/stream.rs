@@ -141,7 +141,7 @@ mod browser {
     fn refetch(store: WallStore, post_id: i64) {
         spawn_local(async move {
             match crate::api::post(post_id).await {
-                Ok(post) => store.refresh(post),
+                Ok(post) => store.upsert(post),
                 // Deleted while we were away.
                 Err(e) if e.code == "not_found" => store.remove(post_id),
                 Err(_) => {}

@@ -120,3 +120,26 @@ pub struct JobView {
     /// Increases with every published change; events older than what a client has are dropped.
     pub seq: u64,
 }
+
+impl JobView {
+    /// A job that has just entered the queue: nothing run, nothing written yet.
+    pub fn fresh(id: i64, post_id: i64, model: impl Into<String>) -> Self {
+        Self {
+            id,
+            post_id,
+            status: JobStatus::Queued,
+            model: model.into(),
+            max_tokens: None,
+            queue_position: None,
+            progress: Progress::default(),
+            text: String::new(),
+            stats: None,
+            error: None,
+            attempt: 0,
+            run: 0,
+            retry_at: None,
+            model_loaded: None,
+            seq: 0,
+        }
+    }
+}

@@ -1,18 +1,11 @@
 //! The browser's calls to the JSON API (`/api/v1`), every failure turned into an [`ApiError`]
 //! with a sentence to show.
 use gloo_net::http::{Request, RequestBuilder, Response};
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Serialize};
 
-use crate::types::{ApiError, ErrorBody, NewAiPost, NewPost, Post, PostPage};
+use crate::types::{ApiError, ErrorBody, ErrorCode, ModelList, NewAiPost, NewPost, Post, PostPage};
 
 const BASE: &str = "/api/v1";
-
-/// The installed models, as `/api/v1/ai/models` lists them.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Models {
-    pub models: Vec<String>,
-    pub default_model: String,
-}
 
 pub async fn create_post(new: &NewPost) -> Result<Post, ApiError> {
     send_json(Request::post(&format!("{BASE}/posts")), new).await
@@ -26,7 +19,7 @@ pub async fn posts_before(before: i64) -> Result<PostPage, ApiError> {
     read(Request::get(&format!("{BASE}/posts?before={before}"))).await
 }
 
-pub async fn models() -> Result<Models, ApiError> {
+pub async fn models() -> Result<ModelList, ApiError> {
     read(Request::get(&format!("{BASE}/ai/models"))).await
 }
 
@@ -93,7 +86,7 @@ async fn checked(sent: Result<Response, gloo_net::Error>) -> Result<Response, Ap
     Err(match response.json::<ErrorBody>().await {
         Ok(body) => body.error,
         Err(_) => ApiError::new(
-            "http",
+            ErrorCode::Http,
             format!("The server answered {status} {}.", response.status_text()),
         ),
     })

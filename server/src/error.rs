@@ -1,12 +1,16 @@
 //! The HTTP edge's one error type: a status code and an [`ApiError`] body a person can read.
-use app::types::{ApiError, ErrorBody};
+use app::types::{ApiError, ErrorBody, ErrorCode};
 use axum::{
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
 
-use crate::db::DbError;
+use crate::{
+    db::DbError,
+    jobs::AdmissionError,
+    limits::{whole_seconds, Refusal},
+};
 
 #[derive(Debug)]
 pub struct HttpError {
@@ -19,7 +23,7 @@ pub struct HttpError {
 pub type HttpResult<T> = Result<T, HttpError>;
 
 impl HttpError {
-    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             error: ApiError::new(code, message),
@@ -38,35 +42,52 @@ impl HttpError {
     pub fn not_found(what: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             format!("There is no {what} with that id."),
         )
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+        Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
     }
 
     pub fn conflict(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, "conflict", message)
+        Self::new(StatusCode::CONFLICT, ErrorCode::Conflict, message)
     }
+}
 
-    /// The server is shutting down and takes no new generations.
-    pub fn restarting() -> Self {
+impl HttpError {
+    /// A bug on our side, logged with its cause; the person sees a plain sentence.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error on a request");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "Something went wrong on our side; nothing was lost. Try again.",
+        )
+    }
+}
+
+impl From<Refusal> for HttpError {
+    /// 503 while shutting down (another instance, or this one in a moment, can serve); 429 for
+    /// every limit; both with `Retry-After`.
+    fn from(refusal: Refusal) -> Self {
+        let (status, code) = match refusal {
+            Refusal::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Restarting),
+            _ => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited),
+        };
         Self {
-            retry_after: Some(5),
-            ..Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "restarting",
-                "The server is restarting and takes no new AI posts right now. Try again in a few seconds.",
-            )
+            retry_after: Some(whole_seconds(refusal.retry_after())),
+            ..Self::new(status, code, refusal.to_string())
         }
     }
+}
 
-    pub fn rate_limited(retry_after_secs: u64, message: impl Into<String>) -> Self {
-        Self {
-            retry_after: Some(retry_after_secs.max(1)),
-            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+impl From<AdmissionError> for HttpError {
+    fn from(e: AdmissionError) -> Self {
+        match e {
+            AdmissionError::Refused(refusal) => refusal.into(),
+            AdmissionError::Database(e) => e.into(),
         }
     }
 }
@@ -78,7 +99,7 @@ impl From<DbError> for HttpError {
             retry_after: Some(2),
             ..Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "database",
+                ErrorCode::Database,
                 "The database is not answering right now; nothing was changed. Try again in a moment.",
             )
         }

@@ -10,7 +10,10 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use app::types::{DoneEvent, ErrorEvent, JobStatus, JobView, Post, ProgressEvent, WallEvent};
+use app::types::{
+    DoneEvent, ErrorEvent, EventName, JobEvent, JobStatus, JobView, Post, PostDeletedEvent,
+    ProgressEvent, WallEvent,
+};
 use tokio::sync::{broadcast, watch};
 
 /// Wall events kept for slow wall watchers before they lag and get a snapshot.
@@ -19,35 +22,18 @@ const WALL_BUFFER: usize = 4096;
 /// A wall event serialised once, however many watchers send it.
 #[derive(Debug)]
 pub struct WireEvent {
-    /// The SSE `event:` name.
-    pub name: &'static str,
+    pub name: EventName,
     /// The SSE `data:` line: the event's payload as JSON.
     pub data: String,
 }
 
 impl WireEvent {
-    pub fn new(event: WallEvent) -> Self {
-        let data = match &event {
-            WallEvent::Snapshot { posts, jobs } => {
-                serde_json::json!({ "posts": posts, "jobs": jobs }).to_string()
-            }
-            WallEvent::Post(p) => to_json(p),
-            WallEvent::PostDeleted(id) => serde_json::json!({ "post_id": id }).to_string(),
-            WallEvent::Job(v) => to_json(v),
-            WallEvent::Progress(p) => to_json(p),
-            WallEvent::Done(d) => to_json(d),
-            WallEvent::Error(e) => to_json(e),
-        };
-        Self {
+    pub fn new(event: &WallEvent) -> Result<Self, serde_json::Error> {
+        Ok(Self {
             name: event.name(),
-            data,
-        }
+            data: event.data()?,
+        })
     }
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> String {
-    // Our own plain structs always serialise.
-    serde_json::to_string(value).unwrap_or_default()
 }
 
 #[derive(Clone)]
@@ -134,7 +120,7 @@ impl Hub {
             view.seq = view.seq.max(tx.borrow().seq + 1);
             tx.send_replace(view.clone());
         }
-        self.broadcast(terminal_event(&view));
+        self.broadcast(terminal_event(&view).into());
     }
 
     /// Forgets a job whose post was deleted.
@@ -175,7 +161,7 @@ impl Hub {
     }
 
     pub fn post_deleted(&self, post_id: i64) {
-        self.broadcast(WallEvent::PostDeleted(post_id));
+        self.broadcast(WallEvent::PostDeleted(PostDeletedEvent { post_id }));
     }
 
     pub fn wall_watchers(&self) -> usize {
@@ -183,8 +169,13 @@ impl Hub {
     }
 
     fn broadcast(&self, event: WallEvent) {
-        // No receivers is fine: nobody is looking at the wall.
-        let _ = self.inner.wall.send(Arc::new(WireEvent::new(event)));
+        match WireEvent::new(&event) {
+            // No receivers is fine: nobody is looking at the wall.
+            Ok(wire) => drop(self.inner.wall.send(Arc::new(wire))),
+            Err(e) => {
+                tracing::error!(error = %e, event = %event.name(), "cannot serialise a wall event")
+            }
+        }
     }
 }
 
@@ -225,9 +216,9 @@ pub fn progress_event(view: &JobView, offset: usize) -> ProgressEvent {
 }
 
 /// The `done` or `error` event of a finished job.
-pub fn terminal_event(view: &JobView) -> WallEvent {
+pub fn terminal_event(view: &JobView) -> JobEvent {
     match view.status {
-        JobStatus::Completed => WallEvent::Done(DoneEvent {
+        JobStatus::Completed => JobEvent::Done(DoneEvent {
             job_id: view.id,
             post_id: view.post_id,
             text: view.text.clone(),
@@ -236,7 +227,7 @@ pub fn terminal_event(view: &JobView) -> WallEvent {
             progress: view.progress.clone(),
             seq: view.seq,
         }),
-        status => WallEvent::Error(ErrorEvent {
+        status => JobEvent::Error(ErrorEvent {
             job_id: view.id,
             post_id: view.post_id,
             status,
@@ -252,7 +243,7 @@ pub fn terminal_event(view: &JobView) -> WallEvent {
 
 #[cfg(test)]
 mod tests {
-    use app::types::{JobStatus, JobView};
+    use app::types::{JobStatus, JobView, WallEvent};
 
     use super::Hub;
 
@@ -277,14 +268,12 @@ mod tests {
         let deltas: Vec<_> = (0..2)
             .map(|_| {
                 let wire = wall.try_recv().unwrap();
-                assert_eq!(wire.name, "progress");
-                let p: serde_json::Value = serde_json::from_str(&wire.data).unwrap();
-                let offset = p["text_offset"].as_u64().unwrap();
-                (
-                    offset,
-                    p["text_delta"].as_str().unwrap().to_owned(),
-                    p["seq"].as_u64().unwrap(),
-                )
+                let WallEvent::Progress(p) =
+                    WallEvent::decode(wire.name.as_str(), &wire.data).unwrap()
+                else {
+                    panic!("a progress event: {wire:?}");
+                };
+                (p.text_offset, p.text_delta, p.seq)
             })
             .collect();
         let seq = deltas[0].2;

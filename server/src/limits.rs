@@ -1,11 +1,12 @@
 //! Limits against abuse that need state: AI posts per author per minute (a keyed GCRA rate
 //! limiter from `governor`), AI posts waiting per author and in all, and open live streams
-//! per client address. Each refusal says what the limit is and when to come back.
+//! per client address. Each refusal ([`Refusal`]) says what the limit is and when to come back.
 use std::{
     collections::HashMap,
     net::IpAddr,
     num::NonZeroU32,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use governor::{
@@ -13,7 +14,53 @@ use governor::{
     DefaultKeyedRateLimiter, Quota, RateLimiter,
 };
 
-use crate::{config::LimitsConfig, error::HttpError};
+use crate::config::LimitsConfig;
+
+/// Why a request was refused, in words that say the limit and what to do.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("The AI is busy: {backlog} posts are waiting or being written, the most we take. Try again in a minute.")]
+    QueueFull { backlog: usize },
+    #[error("You already have {waiting} AI posts waiting or being written (the limit is {limit}). Wait for one to finish.")]
+    AuthorQueueFull { waiting: u32, limit: u32 },
+    #[error("You can create {per_minute} AI posts per minute. Try again in {} s.", whole_seconds(*.retry_after))]
+    TooFast {
+        per_minute: u32,
+        retry_after: Duration,
+    },
+    #[error("Too many live connections from your address ({open} open, the limit is {limit}). Close some tabs.")]
+    TooManyStreams { open: u32, limit: u32 },
+    #[error(
+        "The server is restarting and takes no new AI posts right now. Try again in a few seconds."
+    )]
+    ShuttingDown,
+}
+
+impl Refusal {
+    /// When trying again can succeed.
+    pub fn retry_after(&self) -> Duration {
+        match self {
+            Refusal::QueueFull { .. } => QUEUE_FULL_RETRY,
+            Refusal::AuthorQueueFull { .. } => AUTHOR_QUEUE_FULL_RETRY,
+            Refusal::TooFast { retry_after, .. } => *retry_after,
+            Refusal::TooManyStreams { .. } => STREAMS_RETRY,
+            Refusal::ShuttingDown => RESTART_RETRY,
+        }
+    }
+}
+
+/// A duration in whole seconds, rounded up, at least 1: what `Retry-After` and people read.
+pub fn whole_seconds(duration: Duration) -> u64 {
+    let secs = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+    secs.max(1)
+}
+
+/// Come back after: a full queue frees a place within about a generation's time; an author's
+/// own queue sooner; a tab closes at once; a restart takes a few seconds.
+const QUEUE_FULL_RETRY: Duration = Duration::from_secs(30);
+const AUTHOR_QUEUE_FULL_RETRY: Duration = Duration::from_secs(15);
+const STREAMS_RETRY: Duration = Duration::from_secs(5);
+const RESTART_RETRY: Duration = Duration::from_secs(5);
 
 pub struct Limits {
     config: LimitsConfig,
@@ -59,20 +106,17 @@ impl Limits {
         author_id: &str,
         address: IpAddr,
         waiting: u32,
-        queued_total: usize,
-    ) -> Result<(), HttpError> {
+        backlog: usize,
+    ) -> Result<(), Refusal> {
         let c = &self.config;
-        if queued_total >= c.queue_max as usize {
-            return Err(HttpError::rate_limited(
-                30,
-                format!("The AI is busy: {queued_total} posts are waiting or being written, the most we take. Try again in a minute."),
-            ));
+        if backlog >= usize::try_from(c.queue_max).unwrap_or(usize::MAX) {
+            return Err(Refusal::QueueFull { backlog });
         }
         if waiting >= c.queued_per_author {
-            return Err(HttpError::rate_limited(
-                15,
-                format!("You already have {waiting} AI posts waiting or being written (the limit is {}). Wait for one to finish.", c.queued_per_author),
-            ));
+            return Err(Refusal::AuthorQueueFull {
+                waiting,
+                limit: c.queued_per_author,
+            });
         }
         if self.ai_posts.len() > MAX_KEYS {
             self.ai_posts.retain_recent();
@@ -83,28 +127,23 @@ impl Limits {
             .check_key(&author_id.to_owned())
             .and_then(|()| self.ai_posts_per_address.check_key(&address));
         if let Err(not_until) = limited {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            return Err(HttpError::rate_limited(
-                wait.as_secs_f64().ceil() as u64,
-                format!(
-                    "You can create {} AI posts per minute. Try again in {} s.",
-                    c.ai_posts_per_minute,
-                    wait.as_secs_f64().ceil().max(1.0)
-                ),
-            ));
+            return Err(Refusal::TooFast {
+                per_minute: c.ai_posts_per_minute,
+                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            });
         }
         Ok(())
     }
 
     /// A place for one more live stream from `ip`, held until the returned slot is dropped.
-    pub fn open_stream(&self, ip: IpAddr) -> Result<StreamSlot, HttpError> {
+    pub fn open_stream(&self, ip: IpAddr) -> Result<StreamSlot, Refusal> {
         let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         let open = streams.entry(ip).or_default();
         if *open >= self.config.sse_per_client {
-            return Err(HttpError::rate_limited(
-                5,
-                format!("Too many live connections from your address ({} open, the limit is {}). Close some tabs.", open, self.config.sse_per_client),
-            ));
+            return Err(Refusal::TooManyStreams {
+                open: *open,
+                limit: self.config.sse_per_client,
+            });
         }
         *open += 1;
         Ok(StreamSlot {
@@ -146,12 +185,10 @@ mod tests {
         for i in 0..6 {
             assert!(l.admit_ai_post(&format!("author {i}"), ip(7), 0, 0).is_ok());
         }
-        assert_eq!(
-            l.admit_ai_post("author 99", ip(7), 0, 0)
-                .unwrap_err()
-                .status,
-            429
-        );
+        assert!(matches!(
+            l.admit_ai_post("author 99", ip(7), 0, 0).unwrap_err(),
+            Refusal::TooFast { per_minute: 2, .. }
+        ));
         assert!(l.admit_ai_post("author 99", ip(8), 0, 0).is_ok());
     }
 
@@ -171,13 +208,12 @@ mod tests {
         assert!(l.admit_ai_post("a", ip(1), 0, 0).is_ok());
         assert!(l.admit_ai_post("a", ip(1), 0, 0).is_ok());
         let e = l.admit_ai_post("a", ip(1), 0, 0).unwrap_err();
-        assert_eq!(e.status, 429);
         assert!(
-            (1..=30).contains(&e.retry_after.unwrap()),
+            (1..=30).contains(&whole_seconds(e.retry_after())),
             "{:?}",
-            e.retry_after
+            e.retry_after()
         );
-        assert!(e.error.message.contains("2 AI posts per minute"));
+        assert!(e.to_string().contains("2 AI posts per minute"), "{e}");
         assert!(
             l.admit_ai_post("b", ip(1), 0, 0).is_ok(),
             "another author is not affected"
@@ -187,18 +223,30 @@ mod tests {
     #[test]
     fn queue_limits_per_author_and_in_all() {
         let l = limits();
+        assert_eq!(
+            l.admit_ai_post("a", ip(1), 3, 0).unwrap_err(),
+            Refusal::AuthorQueueFull {
+                waiting: 3,
+                limit: 3
+            }
+        );
         assert!(l
             .admit_ai_post("a", ip(1), 3, 0)
             .unwrap_err()
-            .error
-            .message
+            .to_string()
             .contains("limit is 3"));
-        assert!(l
-            .admit_ai_post("a", ip(1), 0, 10)
-            .unwrap_err()
-            .error
-            .message
-            .contains("busy"));
+        assert_eq!(
+            l.admit_ai_post("a", ip(1), 0, 10).unwrap_err(),
+            Refusal::QueueFull { backlog: 10 }
+        );
+    }
+
+    #[test]
+    fn retry_after_is_whole_seconds_rounded_up() {
+        assert_eq!(whole_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(whole_seconds(Duration::from_millis(2001)), 3);
+        assert_eq!(whole_seconds(Duration::from_secs(2)), 2);
+        assert_eq!(whole_seconds(Duration::ZERO), 1);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::{
     hub::Hub,
     identity,
     jobs::Jobs,
+    limits::Limits,
     ollama::{ClientOptions, OllamaClient},
     routes,
     state::AppState,
@@ -52,8 +53,15 @@ impl Server {
         )
         .map_err(|e| StartError::Ollama(e.to_string()))?;
         let hub = Hub::new();
-        let jobs =
-            Jobs::start(db.clone(), hub.clone(), ollama.clone(), Arc::clone(&config)).await?;
+        let limits = Arc::new(Limits::new(config.limits.clone()));
+        let jobs = Jobs::start(
+            db.clone(),
+            hub.clone(),
+            ollama.clone(),
+            Arc::clone(&config),
+            Arc::clone(&limits),
+        )
+        .await?;
         let cookie_key = identity::cookie_key(&db).await?;
         let addr = config.server.addr;
         let listener = TcpListener::bind(addr)
@@ -61,7 +69,7 @@ impl Server {
             .map_err(|source| StartError::Listen { addr, source })?;
         let state = AppState {
             leptos: leptos_options(listener.local_addr().unwrap_or(addr)),
-            limits: Arc::new(crate::limits::Limits::new(config.limits.clone())),
+            limits,
             config,
             db,
             hub,

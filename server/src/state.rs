@@ -5,7 +5,7 @@ use axum::extract::FromRef;
 use axum_extra::extract::cookie::Key;
 use leptos::config::LeptosOptions;
 
-use crate::{config::Config, db::Db, hub::Hub, jobs::Jobs, ollama::OllamaClient};
+use crate::{config::Config, db::Db, hub::Hub, jobs::Jobs, limits::Limits, ollama::OllamaClient};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -17,7 +17,7 @@ pub struct AppState {
     pub leptos: LeptosOptions,
     /// Signs the anonymous author cookie.
     pub cookie_key: Key,
-    pub limits: Arc<crate::limits::Limits>,
+    pub limits: Arc<Limits>,
     /// Ends every open SSE stream when the server shuts down.
     pub shutdown: tokio_util::sync::CancellationToken,
 }

@@ -143,7 +143,7 @@ mod browser {
             match crate::api::post(post_id).await {
                 Ok(post) => store.upsert(post),
                 // Deleted while we were away.
-                Err(e) if e.code == "not_found" => store.remove(post_id),
+                Err(e) if e.code == crate::types::ErrorCode::NotFound => store.remove(post_id),
                 Err(_) => {}
             }
         });

@@ -4,7 +4,7 @@ use leptos::{prelude::*, task::spawn_local};
 use crate::{
     components::{composer::Composer, post_card::PostCard},
     live::{self, WallStore},
-    types::{ApiError, WallSnapshot},
+    types::{ApiError, ErrorCode, WallSnapshot},
 };
 
 #[component]
@@ -17,7 +17,9 @@ pub fn WallPage() -> impl IntoView {
         move |_| {
             let initial = initial.clone();
             async move {
-                initial.ok_or_else(|| ApiError::new("reload", "Reload the page to see the wall."))
+                initial.ok_or_else(|| {
+                    ApiError::new(ErrorCode::Reload, "Reload the page to see the wall.")
+                })
             }
         },
     );

@@ -50,19 +50,106 @@ pub struct ErrorEvent {
     pub seq: u64,
 }
 
-/// One event of the wall's multiplexed stream (`/api/v1/wall/events`): the SSE event name is
-/// [`WallEvent::name`] and the data is the variant's payload as JSON (`post_deleted` sends
-/// `{"post_id": N}`, `snapshot` sends `{"posts": [...], "jobs": [...]}`).
+/// `event: post_deleted` — a post (and its job) left the wall.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PostDeletedEvent {
+    pub post_id: i64,
+}
+
+/// `event: snapshot` — sent first on every wall connection, and again whenever the client may
+/// have missed something: the newest page of posts and the full state of every unfinished job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotEvent {
+    pub posts: Vec<Post>,
+    pub jobs: Vec<JobView>,
+}
+
+/// Every SSE `event:` name of both streams: the one place they are spelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventName {
+    Snapshot,
+    Post,
+    PostDeleted,
+    Job,
+    Progress,
+    Done,
+    /// A job's failure on the wall stream. Not `error`: EventSource fires its own `error` on
+    /// connection trouble, and one page listens to many jobs there.
+    JobError,
+    /// A job's failure on its own stream (the seed's name).
+    Error,
+}
+
+impl EventName {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventName::Snapshot => "snapshot",
+            EventName::Post => "post",
+            EventName::PostDeleted => "post_deleted",
+            EventName::Job => "job",
+            EventName::Progress => "progress",
+            EventName::Done => "done",
+            EventName::JobError => "job_error",
+            EventName::Error => "error",
+        }
+    }
+
+    /// The names the wall stream sends, for a client that subscribes to each.
+    pub const WALL: [EventName; 7] = [
+        EventName::Snapshot,
+        EventName::Post,
+        EventName::PostDeleted,
+        EventName::Job,
+        EventName::Progress,
+        EventName::Done,
+        EventName::JobError,
+    ];
+
+    /// The names a job's own stream sends.
+    pub const JOB: [EventName; 3] = [EventName::Progress, EventName::Done, EventName::Error];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [EventName::Error]
+            .into_iter()
+            .chain(Self::WALL)
+            .find(|n| n.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for EventName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An SSE event that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("no event is called {0:?} on this stream")]
+    UnknownEvent(String),
+    #[error("the {name} event's data is not what it should be: {source}")]
+    Data {
+        name: EventName,
+        source: serde_json::Error,
+    },
+}
+
+fn decode<T: serde::de::DeserializeOwned>(name: EventName, data: &str) -> Result<T, DecodeError> {
+    serde_json::from_str(data).map_err(|source| DecodeError::Data { name, source })
+}
+
+fn unknown(name: &str) -> DecodeError {
+    DecodeError::UnknownEvent(name.to_owned())
+}
+
+/// One event of the wall's multiplexed stream (`/api/v1/wall/events`). The server writes it
+/// with [`WallEvent::name`] and [`WallEvent::data`]; the browser reads it back with
+/// [`WallEvent::decode`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum WallEvent {
-    /// Sent first, and again whenever the client may have missed something: the newest page of
-    /// posts and the full state of every unfinished job.
-    Snapshot {
-        posts: Vec<Post>,
-        jobs: Vec<JobView>,
-    },
+    Snapshot(SnapshotEvent),
     Post(Post),
-    PostDeleted(i64),
+    PostDeleted(PostDeletedEvent),
     /// A job restarted (retry, or recovery after a crash): replace its state wholesale.
     Job(JobView),
     Progress(ProgressEvent),
@@ -71,16 +158,98 @@ pub enum WallEvent {
 }
 
 impl WallEvent {
-    pub fn name(&self) -> &'static str {
+    pub fn name(&self) -> EventName {
         match self {
-            WallEvent::Snapshot { .. } => "snapshot",
-            WallEvent::Post(_) => "post",
-            WallEvent::PostDeleted(_) => "post_deleted",
-            WallEvent::Job(_) => "job",
-            WallEvent::Progress(_) => "progress",
-            WallEvent::Done(_) => "done",
-            // Not `error`: EventSource fires its own `error` on connection trouble.
-            WallEvent::Error(_) => "job_error",
+            WallEvent::Snapshot(_) => EventName::Snapshot,
+            WallEvent::Post(_) => EventName::Post,
+            WallEvent::PostDeleted(_) => EventName::PostDeleted,
+            WallEvent::Job(_) => EventName::Job,
+            WallEvent::Progress(_) => EventName::Progress,
+            WallEvent::Done(_) => EventName::Done,
+            WallEvent::Error(_) => EventName::JobError,
+        }
+    }
+
+    /// The SSE `data:` line: the payload as JSON.
+    pub fn data(&self) -> Result<String, serde_json::Error> {
+        match self {
+            WallEvent::Snapshot(e) => serde_json::to_string(e),
+            WallEvent::Post(e) => serde_json::to_string(e),
+            WallEvent::PostDeleted(e) => serde_json::to_string(e),
+            WallEvent::Job(e) => serde_json::to_string(e),
+            WallEvent::Progress(e) => serde_json::to_string(e),
+            WallEvent::Done(e) => serde_json::to_string(e),
+            WallEvent::Error(e) => serde_json::to_string(e),
+        }
+    }
+
+    /// Reads an event of the wall stream from its SSE name and data.
+    pub fn decode(name: &str, data: &str) -> Result<Self, DecodeError> {
+        let known = EventName::parse(name).ok_or_else(|| unknown(name))?;
+        Ok(match known {
+            EventName::Snapshot => WallEvent::Snapshot(decode(known, data)?),
+            EventName::Post => WallEvent::Post(decode(known, data)?),
+            EventName::PostDeleted => WallEvent::PostDeleted(decode(known, data)?),
+            EventName::Job => WallEvent::Job(decode(known, data)?),
+            EventName::Progress => WallEvent::Progress(decode(known, data)?),
+            EventName::Done => WallEvent::Done(decode(known, data)?),
+            EventName::JobError => WallEvent::Error(decode(known, data)?),
+            EventName::Error => return Err(unknown(name)),
+        })
+    }
+}
+
+/// One event of a job's own stream (`/api/v1/ai/generation/{jobId}/progress`, the seed's):
+/// `progress` events, then exactly one `done` or `error`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JobEvent {
+    Progress(ProgressEvent),
+    Done(DoneEvent),
+    Error(ErrorEvent),
+}
+
+impl JobEvent {
+    pub fn name(&self) -> EventName {
+        match self {
+            JobEvent::Progress(_) => EventName::Progress,
+            JobEvent::Done(_) => EventName::Done,
+            JobEvent::Error(_) => EventName::Error,
+        }
+    }
+
+    /// The SSE `data:` line: the payload as JSON.
+    pub fn data(&self) -> Result<String, serde_json::Error> {
+        match self {
+            JobEvent::Progress(e) => serde_json::to_string(e),
+            JobEvent::Done(e) => serde_json::to_string(e),
+            JobEvent::Error(e) => serde_json::to_string(e),
+        }
+    }
+
+    /// Whether the stream ends after this event.
+    pub fn is_terminal(&self) -> bool {
+        !matches!(self, JobEvent::Progress(_))
+    }
+
+    /// Reads an event of a job's stream from its SSE name and data.
+    pub fn decode(name: &str, data: &str) -> Result<Self, DecodeError> {
+        let known = EventName::parse(name).ok_or_else(|| unknown(name))?;
+        Ok(match known {
+            EventName::Progress => JobEvent::Progress(decode(known, data)?),
+            EventName::Done => JobEvent::Done(decode(known, data)?),
+            EventName::Error => JobEvent::Error(decode(known, data)?),
+            _ => return Err(unknown(name)),
+        })
+    }
+}
+
+impl From<JobEvent> for WallEvent {
+    /// The same event, as the wall stream carries it.
+    fn from(event: JobEvent) -> Self {
+        match event {
+            JobEvent::Progress(e) => WallEvent::Progress(e),
+            JobEvent::Done(e) => WallEvent::Done(e),
+            JobEvent::Error(e) => WallEvent::Error(e),
         }
     }
 }

@@ -24,21 +24,22 @@ impl Default for InputLimits {
     }
 }
 
+/// Longer than any model name Ollama or an OpenAI-compatible server uses.
+const MODEL_NAME_MAX_BYTES: usize = 200;
+
 /// Trimmed text of at least one and at most `max` characters.
 fn bounded(what: &str, raw: &str, max: usize) -> Result<String, ApiError> {
     let text = raw.trim();
     if text.is_empty() {
-        return Err(ApiError::new(
-            "validation",
-            format!("The {what} is empty: write something first."),
-        ));
+        return Err(ApiError::validation(format!(
+            "The {what} is empty: write something first."
+        )));
     }
     let len = text.chars().count();
     if len > max {
-        return Err(ApiError::new(
-            "validation",
-            format!("The {what} is {len} characters long; the limit is {max}."),
-        ));
+        return Err(ApiError::validation(format!(
+            "The {what} is {len} characters long; the limit is {max}."
+        )));
     }
     Ok(text.to_owned())
 }
@@ -60,19 +61,29 @@ impl InputLimits {
         bounded("name", raw, self.name_max_chars)
     }
 
+    /// The model to ask; empty or absent means `default`.
+    pub fn model(&self, raw: Option<&str>, default: &str) -> Result<String, ApiError> {
+        match raw.map(str::trim) {
+            Some(name) if !name.is_empty() => {
+                if name.len() > MODEL_NAME_MAX_BYTES || name.chars().any(char::is_control) {
+                    Err(ApiError::validation("That is not a model name."))
+                } else {
+                    Ok(name.to_owned())
+                }
+            }
+            _ => Ok(default.to_owned()),
+        }
+    }
+
     pub fn max_tokens(&self, raw: Option<u32>) -> Result<Option<u32>, ApiError> {
         match raw {
-            Some(0) => Err(ApiError::new(
-                "validation",
+            Some(0) => Err(ApiError::validation(
                 "The max length must be at least 1 token.",
             )),
-            Some(n) if n > self.max_tokens_limit => Err(ApiError::new(
-                "validation",
-                format!(
-                    "The max length is {n} tokens; the limit is {}.",
-                    self.max_tokens_limit
-                ),
-            )),
+            Some(n) if n > self.max_tokens_limit => Err(ApiError::validation(format!(
+                "The max length is {n} tokens; the limit is {}.",
+                self.max_tokens_limit
+            ))),
             other => Ok(other),
         }
     }
@@ -108,5 +119,15 @@ mod tests {
         assert!(limits.max_tokens(Some(0)).is_err());
         assert!(limits.max_tokens(Some(5000)).is_err());
         assert_eq!(limits.max_tokens(Some(10)).unwrap(), Some(10));
+    }
+
+    #[test]
+    fn a_model_name_defaults_and_is_bounded() {
+        let limits = InputLimits::default();
+        assert_eq!(limits.model(None, "d").unwrap(), "d");
+        assert_eq!(limits.model(Some("  "), "d").unwrap(), "d");
+        assert_eq!(limits.model(Some(" m:1b "), "d").unwrap(), "m:1b");
+        assert!(limits.model(Some("a\nb"), "d").is_err());
+        assert!(limits.model(Some(&"x".repeat(201)), "d").is_err());
     }
 }

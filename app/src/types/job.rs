@@ -4,6 +4,11 @@ use serde::{Deserialize, Serialize};
 /// Where a job is in its life. The last three are terminal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(
+    feature = "ssr",
+    derive(sqlx::Type),
+    sqlx(type_name = "text", rename_all = "lowercase")
+)]
 pub enum JobStatus {
     Queued,
     Loading,

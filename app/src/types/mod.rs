@@ -1,12 +1,17 @@
 //! The data both the server and the browser speak: posts, jobs, progress events and API errors.
 mod error;
 mod event;
+mod health;
 mod input;
 mod job;
 mod post;
 
-pub use error::{ApiError, ErrorBody};
-pub use event::{DoneEvent, ErrorEvent, ProgressEvent, WallEvent};
+pub use error::{ApiError, ErrorBody, ErrorCode};
+pub use event::{
+    DecodeError, DoneEvent, ErrorEvent, EventName, JobEvent, PostDeletedEvent, ProgressEvent,
+    SnapshotEvent, WallEvent,
+};
+pub use health::{Check, Readiness};
 pub use input::InputLimits;
 pub use job::{FinalStats, JobStatus, JobView, Progress};
-pub use post::{NewAiPost, NewPost, Post, PostKind, PostPage, WallSnapshot};
+pub use post::{ModelList, NewAiPost, NewPost, Post, PostKind, PostPage, WallSnapshot};

@@ -6,6 +6,11 @@ use super::job::JobView;
 /// What a post is: written by a person, or by the model from a person's prompt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(
+    feature = "ssr",
+    derive(sqlx::Type),
+    sqlx(type_name = "text", rename_all = "lowercase")
+)]
 pub enum PostKind {
     Text,
     Ai,
@@ -88,4 +93,11 @@ pub struct NewAiPost {
     /// The most tokens the answer may have (Ollama's `num_predict`).
     #[serde(default)]
     pub max_tokens: Option<u32>,
+}
+
+/// The body of `GET /api/v1/ai/models`: the installed models, for the composer to offer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelList {
+    pub models: Vec<String>,
+    pub default_model: String,
 }

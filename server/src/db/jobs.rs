@@ -1,38 +1,43 @@
 //! AI generation jobs: claiming queued work, throttled progress writes, terminal states and the
-//! recovery of jobs that a crash left running.
-use app::types::{FinalStats, JobStatus, JobView, Progress};
+//! recovery of jobs that a crash left running. Rows in, rows out: what a card shows is built
+//! above this layer.
+use app::types::{FinalStats, JobStatus, Progress};
 
-use super::{now_ms, Db, DbResult};
+use super::{now_ms, to_db_int, Db, DbResult};
 
-/// A row of `ai_generation_jobs`.
+/// A row of `ai_generation_jobs`. Counts and durations are decoded checked: a negative or
+/// oversized value in the file is an error, never a silent zero.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct JobRow {
     pub id: i64,
     pub post_id: i64,
     pub author_id: String,
-    pub status: String,
+    pub status: JobStatus,
     pub prompt: String,
     pub model: String,
-    pub max_tokens: Option<i64>,
-    pub current_tokens: i64,
+    pub max_tokens: Option<u32>,
+    pub current_tokens: u32,
     pub tokens_per_second: f64,
-    pub elapsed_time: i64,
-    pub estimated_time_remaining: Option<i64>,
+    pub elapsed_time: u64,
+    pub estimated_time_remaining: Option<u64>,
     pub percent: f64,
     pub last_update_at: i64,
     pub partial_text: String,
-    pub input_tokens: Option<i64>,
-    pub output_tokens: Option<i64>,
-    pub total_tokens: Option<i64>,
-    pub time_to_first_token_ms: Option<i64>,
-    pub load_duration_ns: Option<i64>,
-    pub prompt_eval_duration_ns: Option<i64>,
-    pub eval_duration_ns: Option<i64>,
-    pub total_duration_ns: Option<i64>,
+    pub input_tokens: Option<u32>,
+    pub output_tokens: Option<u32>,
+    pub total_tokens: Option<u32>,
+    pub time_to_first_token_ms: Option<u64>,
+    pub load_duration_ns: Option<u64>,
+    pub prompt_eval_duration_ns: Option<u64>,
+    pub eval_duration_ns: Option<u64>,
+    pub total_duration_ns: Option<u64>,
     pub done_reason: Option<String>,
     pub error: Option<String>,
-    pub attempt: i64,
-    pub runs: i64,
+    /// Requests to the model server in the job's current life (a Retry starts over), bounded by
+    /// `jobs.max_attempts`.
+    pub attempt: u32,
+    /// Claims in all, never reset: tells one run's text from another's.
+    pub runs: u32,
     pub queued_at: i64,
     pub retry_at: Option<i64>,
     pub created_at: i64,
@@ -41,63 +46,32 @@ pub struct JobRow {
 }
 
 impl JobRow {
-    pub fn status(&self) -> JobStatus {
-        JobStatus::parse(&self.status).unwrap_or(JobStatus::Failed)
-    }
-
-    pub fn max_tokens(&self) -> Option<u32> {
-        self.max_tokens.and_then(|n| u32::try_from(n).ok())
-    }
-
-    /// The job as a card draws it. The queue position is the runner's to know.
-    pub fn to_view(&self, queue_position: Option<u32>) -> JobView {
-        let status = self.status();
-        let stats = (status == JobStatus::Completed).then(|| FinalStats {
-            input_tokens: to_u32(self.input_tokens),
-            output_tokens: to_u32(self.output_tokens),
-            total_tokens: to_u32(self.total_tokens),
-            time_to_first_token_ms: to_u64(self.time_to_first_token_ms),
-            load_duration_ns: to_u64(self.load_duration_ns),
-            prompt_eval_duration_ns: to_u64(self.prompt_eval_duration_ns),
-            eval_duration_ns: to_u64(self.eval_duration_ns),
-            total_duration_ns: to_u64(self.total_duration_ns),
+    /// Ollama's statistics, once the job completed.
+    pub fn stats(&self) -> Option<FinalStats> {
+        (self.status == JobStatus::Completed).then(|| FinalStats {
+            input_tokens: self.input_tokens.unwrap_or_default(),
+            output_tokens: self.output_tokens.unwrap_or_default(),
+            total_tokens: self.total_tokens.unwrap_or_default(),
+            time_to_first_token_ms: self.time_to_first_token_ms.unwrap_or_default(),
+            load_duration_ns: self.load_duration_ns.unwrap_or_default(),
+            prompt_eval_duration_ns: self.prompt_eval_duration_ns.unwrap_or_default(),
+            eval_duration_ns: self.eval_duration_ns.unwrap_or_default(),
+            total_duration_ns: self.total_duration_ns.unwrap_or_default(),
             done_reason: self.done_reason.clone().unwrap_or_default(),
-        });
-        JobView {
-            id: self.id,
-            post_id: self.post_id,
-            status,
-            model: self.model.clone(),
-            max_tokens: self.max_tokens(),
-            queue_position: queue_position.filter(|_| status == JobStatus::Queued),
-            progress: Progress {
-                current_tokens: to_u32(Some(self.current_tokens)),
-                tokens_per_second: self.tokens_per_second,
-                elapsed_time: to_u64(Some(self.elapsed_time)),
-                estimated_time_remaining: self.estimated_time_remaining.map(|v| to_u64(Some(v))),
-                percent: self.percent,
-                last_update_at: self.last_update_at,
-            },
-            text: self.partial_text.clone(),
-            stats,
-            error: self.error.clone(),
-            attempt: to_u32(Some(self.attempt)),
-            run: to_u32(Some(self.runs)),
-            retry_at: self.retry_at,
-            model_loaded: None,
-            // Newer than anything published while it ran (the hub counts from the time it
-            // started tracking, in microseconds).
-            seq: to_u64(Some(self.last_update_at)) * 1000,
+        })
+    }
+
+    /// The seed's live progress fields as stored.
+    pub fn progress(&self) -> Progress {
+        Progress {
+            current_tokens: self.current_tokens,
+            tokens_per_second: self.tokens_per_second,
+            elapsed_time: self.elapsed_time,
+            estimated_time_remaining: self.estimated_time_remaining,
+            percent: self.percent,
+            last_update_at: self.last_update_at,
         }
     }
-}
-
-fn to_u32(v: Option<i64>) -> u32 {
-    v.and_then(|n| u32::try_from(n).ok()).unwrap_or_default()
-}
-
-fn to_u64(v: Option<i64>) -> u64 {
-    v.and_then(|n| u64::try_from(n).ok()).unwrap_or_default()
 }
 
 /// A throttled progress write: the live fields and the text so far.
@@ -126,8 +100,6 @@ pub struct Recovered {
     pub failed: Vec<i64>,
 }
 
-const UNFINISHED: &str = "('queued', 'loading', 'generating')";
-
 impl Db {
     pub async fn job(&self, id: i64) -> DbResult<Option<JobRow>> {
         Ok(
@@ -147,42 +119,49 @@ impl Db {
         .await?)
     }
 
-    /// Every job that is queued or running, in the order of the line.
+    /// Every job that is queued or running, in the order of the queue.
     pub async fn unfinished_jobs(&self) -> DbResult<Vec<JobRow>> {
-        Ok(sqlx::query_as::<_, JobRow>(&format!(
-            "SELECT * FROM ai_generation_jobs WHERE status IN {UNFINISHED} ORDER BY queued_at, id"
-        ))
+        Ok(sqlx::query_as::<_, JobRow>(
+            "SELECT * FROM ai_generation_jobs WHERE status IN ($1, $2, $3) ORDER BY queued_at, id",
+        )
+        .bind(JobStatus::Queued)
+        .bind(JobStatus::Loading)
+        .bind(JobStatus::Generating)
         .fetch_all(&self.pool)
         .await?)
     }
 
     /// How many of this author's jobs are queued or running.
     pub async fn unfinished_count_of(&self, author_id: &str) -> DbResult<u32> {
-        let n: i64 = sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM ai_generation_jobs WHERE author_id = $1 AND status IN {UNFINISHED}"
-        ))
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM ai_generation_jobs
+              WHERE author_id = $1 AND status IN ($2, $3, $4)",
+        )
         .bind(author_id)
+        .bind(JobStatus::Queued)
+        .bind(JobStatus::Loading)
+        .bind(JobStatus::Generating)
         .fetch_one(&self.pool)
-        .await?;
-        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+        .await?)
     }
 
     /// Takes a queued job to run it: marks it `loading` and counts the attempt and the run.
     /// `None` when it is not queued any more (cancelled or deleted meanwhile). The order of the
-    /// line is the job service's to keep.
+    /// queue is the job service's to keep.
     pub async fn claim_job(&self, id: i64) -> DbResult<Option<JobRow>> {
-        let now = now_ms();
         Ok(sqlx::query_as::<_, JobRow>(
             "UPDATE ai_generation_jobs
-                SET status = 'loading', attempt = attempt + 1, runs = runs + 1, started_at = $1,
+                SET status = $3, attempt = attempt + 1, runs = runs + 1, started_at = $1,
                     last_update_at = $1, partial_text = '', current_tokens = 0,
                     tokens_per_second = 0, elapsed_time = 0, estimated_time_remaining = NULL,
                     percent = 0, error = NULL, retry_at = NULL
-              WHERE id = $2 AND status = 'queued'
+              WHERE id = $2 AND status = $4
              RETURNING *",
         )
-        .bind(now)
+        .bind(now_ms())
         .bind(id)
+        .bind(JobStatus::Loading)
+        .bind(JobStatus::Queued)
         .fetch_optional(&self.pool)
         .await?)
     }
@@ -195,20 +174,22 @@ impl Db {
                 SET status = $2, current_tokens = $3, tokens_per_second = $4, elapsed_time = $5,
                     estimated_time_remaining = $6, percent = $7, last_update_at = $8,
                     partial_text = $9, retry_at = $10, error = $11, attempt = $12
-              WHERE id = $1 AND status IN ('loading', 'generating')",
+              WHERE id = $1 AND status IN ($13, $14)",
         )
         .bind(id)
-        .bind(w.status.as_str())
-        .bind(i64::from(p.current_tokens))
+        .bind(w.status)
+        .bind(p.current_tokens)
         .bind(p.tokens_per_second)
-        .bind(p.elapsed_time as i64)
-        .bind(p.estimated_time_remaining.map(|v| v as i64))
+        .bind(to_db_int(p.elapsed_time)?)
+        .bind(p.estimated_time_remaining.map(to_db_int).transpose()?)
         .bind(p.percent)
         .bind(p.last_update_at)
         .bind(w.text)
         .bind(w.retry_at)
         .bind(w.error)
-        .bind(i64::from(w.attempt))
+        .bind(w.attempt)
+        .bind(JobStatus::Loading)
+        .bind(JobStatus::Generating)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -222,31 +203,34 @@ impl Db {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query_as::<_, JobRow>(
             "UPDATE ai_generation_jobs
-                SET status = 'completed', partial_text = $2, current_tokens = $3,
+                SET status = $16, partial_text = $2, current_tokens = $3,
                     tokens_per_second = $4, elapsed_time = $5, estimated_time_remaining = 0,
                     percent = 100, last_update_at = $6, finished_at = $6,
                     input_tokens = $7, output_tokens = $8, total_tokens = $9,
                     time_to_first_token_ms = $10, load_duration_ns = $11,
                     prompt_eval_duration_ns = $12, eval_duration_ns = $13,
                     total_duration_ns = $14, done_reason = $15, error = NULL, retry_at = NULL
-              WHERE id = $1 AND status IN ('loading', 'generating')
+              WHERE id = $1 AND status IN ($17, $18)
              RETURNING *",
         )
         .bind(id)
         .bind(c.text)
-        .bind(i64::from(p.current_tokens))
+        .bind(p.current_tokens)
         .bind(p.tokens_per_second)
-        .bind(p.elapsed_time as i64)
+        .bind(to_db_int(p.elapsed_time)?)
         .bind(now)
-        .bind(i64::from(s.input_tokens))
-        .bind(i64::from(s.output_tokens))
-        .bind(i64::from(s.total_tokens))
-        .bind(s.time_to_first_token_ms as i64)
-        .bind(s.load_duration_ns as i64)
-        .bind(s.prompt_eval_duration_ns as i64)
-        .bind(s.eval_duration_ns as i64)
-        .bind(s.total_duration_ns as i64)
+        .bind(s.input_tokens)
+        .bind(s.output_tokens)
+        .bind(s.total_tokens)
+        .bind(to_db_int(s.time_to_first_token_ms)?)
+        .bind(to_db_int(s.load_duration_ns)?)
+        .bind(to_db_int(s.prompt_eval_duration_ns)?)
+        .bind(to_db_int(s.eval_duration_ns)?)
+        .bind(to_db_int(s.total_duration_ns)?)
         .bind(&s.done_reason)
+        .bind(JobStatus::Completed)
+        .bind(JobStatus::Loading)
+        .bind(JobStatus::Generating)
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(row) = &row {
@@ -260,77 +244,111 @@ impl Db {
         Ok(row)
     }
 
-    /// Cancels a job that is still waiting in line. `None` when it is not queued (any more).
+    /// Cancels a job that is still waiting in the queue. `None` when it is not queued (any more).
     pub async fn cancel_queued_job(&self, id: i64, reason: &str) -> DbResult<Option<JobRow>> {
         let now = now_ms();
         Ok(sqlx::query_as::<_, JobRow>(
             "UPDATE ai_generation_jobs
-                SET status = 'cancelled', error = $2, last_update_at = $3, finished_at = $3
-              WHERE id = $1 AND status = 'queued'
+                SET status = $4, error = $2, last_update_at = $3, finished_at = $3
+              WHERE id = $1 AND status = $5
              RETURNING *",
         )
         .bind(id)
         .bind(reason)
         .bind(now)
+        .bind(JobStatus::Cancelled)
+        .bind(JobStatus::Queued)
         .fetch_optional(&self.pool)
         .await?)
     }
 
-    /// Ends an unfinished job as `failed` or `cancelled` with the reason. Returns the row, or
-    /// `None` when the job was already finished.
-    pub async fn end_job(
+    /// Ends an unfinished job as `failed`, keeping the text it wrote. `None` when it had
+    /// already ended.
+    pub async fn fail_job(&self, id: i64, reason: &str, text: &str) -> DbResult<Option<JobRow>> {
+        self.end_unfinished(id, JobStatus::Failed, reason, text)
+            .await
+    }
+
+    /// Ends a running job as `cancelled` (its author stopped it), keeping the text it wrote.
+    /// `None` when it had already ended.
+    pub async fn cancel_running_job(
+        &self,
+        id: i64,
+        reason: &str,
+        text: &str,
+    ) -> DbResult<Option<JobRow>> {
+        self.end_unfinished(id, JobStatus::Cancelled, reason, text)
+            .await
+    }
+
+    async fn end_unfinished(
         &self,
         id: i64,
         status: JobStatus,
         reason: &str,
-        text: Option<&str>,
+        text: &str,
     ) -> DbResult<Option<JobRow>> {
-        debug_assert!(matches!(status, JobStatus::Failed | JobStatus::Cancelled));
         let now = now_ms();
-        Ok(sqlx::query_as::<_, JobRow>(&format!(
+        Ok(sqlx::query_as::<_, JobRow>(
             "UPDATE ai_generation_jobs
-                SET status = $2, error = $3, partial_text = COALESCE($4, partial_text),
+                SET status = $2, error = $3, partial_text = $4,
                     last_update_at = $5, finished_at = $5, estimated_time_remaining = NULL,
                     retry_at = NULL
-              WHERE id = $1 AND status IN {UNFINISHED}
-             RETURNING *"
-        ))
+              WHERE id = $1 AND status IN ($6, $7, $8)
+             RETURNING *",
+        )
         .bind(id)
-        .bind(status.as_str())
+        .bind(status)
         .bind(reason)
         .bind(text)
         .bind(now)
+        .bind(JobStatus::Queued)
+        .bind(JobStatus::Loading)
+        .bind(JobStatus::Generating)
         .fetch_optional(&self.pool)
         .await?)
     }
 
-    /// Puts a job back in the queue: a Retry after it ended (`fresh`: attempts start over), or
-    /// a running job handed back at shutdown. Returns the row, or `None` if it was not in a
-    /// state that allows it.
-    pub async fn requeue_job(&self, id: i64, fresh: bool) -> DbResult<Option<JobRow>> {
-        // A Retry goes to the end of the line with fresh attempts; a job handed back at
-        // shutdown keeps its place, and the interrupted try does not count against it.
-        let (from, attempt, queued_at) = if fresh {
-            ("('failed', 'cancelled')", "0", "$2")
-        } else {
-            (
-                "('loading', 'generating')",
-                "CASE WHEN attempt > 0 THEN attempt - 1 ELSE 0 END",
-                "queued_at",
-            )
-        };
+    /// A Retry: a failed or cancelled job goes to the end of the queue, its attempts starting
+    /// over. `None` when the job is not failed or cancelled.
+    pub async fn retry_job(&self, id: i64) -> DbResult<Option<JobRow>> {
         let now = now_ms();
-        Ok(sqlx::query_as::<_, JobRow>(&format!(
+        Ok(sqlx::query_as::<_, JobRow>(
             "UPDATE ai_generation_jobs
-                SET status = 'queued', attempt = {attempt}, queued_at = {queued_at}, partial_text = '',
+                SET status = $3, attempt = 0, queued_at = $2, partial_text = '',
                     current_tokens = 0, tokens_per_second = 0, elapsed_time = 0,
                     estimated_time_remaining = NULL, percent = 0, error = NULL, retry_at = NULL,
                     last_update_at = $2, started_at = NULL, finished_at = NULL
-              WHERE id = $1 AND status IN {from}
-             RETURNING *"
-        ))
+              WHERE id = $1 AND status IN ($4, $5)
+             RETURNING *",
+        )
         .bind(id)
         .bind(now)
+        .bind(JobStatus::Queued)
+        .bind(JobStatus::Failed)
+        .bind(JobStatus::Cancelled)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// At shutdown: a running job goes back to the queue at its old place, and the interrupted
+    /// try does not count against it. `None` when it was not running.
+    pub async fn hand_back_job(&self, id: i64) -> DbResult<Option<JobRow>> {
+        let now = now_ms();
+        Ok(sqlx::query_as::<_, JobRow>(
+            "UPDATE ai_generation_jobs
+                SET status = $3, attempt = CASE WHEN attempt > 0 THEN attempt - 1 ELSE 0 END,
+                    partial_text = '', current_tokens = 0, tokens_per_second = 0,
+                    elapsed_time = 0, estimated_time_remaining = NULL, percent = 0, error = NULL,
+                    retry_at = NULL, last_update_at = $2, started_at = NULL, finished_at = NULL
+              WHERE id = $1 AND status IN ($4, $5)
+             RETURNING *",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(JobStatus::Queued)
+        .bind(JobStatus::Loading)
+        .bind(JobStatus::Generating)
         .fetch_optional(&self.pool)
         .await?)
     }
@@ -342,26 +360,32 @@ impl Db {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let failed: Vec<i64> = sqlx::query_scalar(
             "UPDATE ai_generation_jobs
-                SET status = 'failed', finished_at = $2, last_update_at = $2,
+                SET status = $3, finished_at = $2, last_update_at = $2,
                     estimated_time_remaining = NULL, retry_at = NULL,
                     error = 'The server stopped during this generation ' || attempt ||
                             ' times; giving up. Press Retry to try again.'
-              WHERE status IN ('loading', 'generating') AND attempt >= $1
+              WHERE status IN ($4, $5) AND attempt >= $1
              RETURNING id",
         )
-        .bind(i64::from(max_attempts))
+        .bind(max_attempts)
         .bind(now)
+        .bind(JobStatus::Failed)
+        .bind(JobStatus::Loading)
+        .bind(JobStatus::Generating)
         .fetch_all(&mut *tx)
         .await?;
         let requeued: Vec<i64> = sqlx::query_scalar(
             "UPDATE ai_generation_jobs
-                SET status = 'queued', partial_text = '', current_tokens = 0,
+                SET status = $2, partial_text = '', current_tokens = 0,
                     tokens_per_second = 0, elapsed_time = 0, estimated_time_remaining = NULL,
                     percent = 0, last_update_at = $1, retry_at = NULL
-              WHERE status IN ('loading', 'generating')
+              WHERE status IN ($3, $4)
              RETURNING id",
         )
         .bind(now)
+        .bind(JobStatus::Queued)
+        .bind(JobStatus::Loading)
+        .bind(JobStatus::Generating)
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -371,16 +395,16 @@ impl Db {
     /// Output lengths of the model's most recent completed jobs, newest first: the basis of the
     /// progress estimate when a post sets no max length.
     pub async fn recent_output_lengths(&self, model: &str, limit: u32) -> DbResult<Vec<u32>> {
-        let rows: Vec<i64> = sqlx::query_scalar(
+        Ok(sqlx::query_scalar(
             "SELECT output_tokens FROM ai_generation_jobs
-              WHERE model = $1 AND status = 'completed' AND output_tokens IS NOT NULL
+              WHERE model = $1 AND status = $3 AND output_tokens IS NOT NULL
               ORDER BY finished_at DESC LIMIT $2",
         )
         .bind(model)
-        .bind(i64::from(limit))
+        .bind(limit)
+        .bind(JobStatus::Completed)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(|n| to_u32(Some(n))).collect())
+        .await?)
     }
 }
 
@@ -412,8 +436,8 @@ mod tests {
         let b = queued(&db, "b").await;
         let first = db.claim_job(a).await.unwrap().unwrap();
         assert_eq!(
-            (first.id, first.status.as_str(), first.attempt),
-            (a, "loading", 1)
+            (first.id, first.status, first.attempt),
+            (a, JobStatus::Loading, 1)
         );
         assert!(db.claim_job(a).await.unwrap().is_none(), "not twice");
         assert_eq!(db.claim_job(b).await.unwrap().unwrap().id, b);
@@ -444,20 +468,15 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        let view = row.to_view(None);
-        assert_eq!(view.status, JobStatus::Completed);
-        assert_eq!(view.stats.unwrap(), stats);
-        assert_eq!(view.progress.percent, 100.0);
+        assert_eq!(row.status, JobStatus::Completed);
+        assert_eq!(row.stats().unwrap(), stats);
+        assert_eq!(row.percent, 100.0);
         assert_eq!(
             db.post(row.post_id).await.unwrap().unwrap().post.text,
             "Hi there"
         );
         // A finished job takes no more progress and cannot be failed afterwards.
-        assert!(db
-            .end_job(id, JobStatus::Failed, "late", None)
-            .await
-            .unwrap()
-            .is_none());
+        assert!(db.fail_job(id, "late", "").await.unwrap().is_none());
     }
 
     #[tokio::test]
@@ -486,12 +505,8 @@ mod tests {
         db.write_progress(id, write).await.unwrap();
         let row = db.job(id).await.unwrap().unwrap();
         assert_eq!(
-            (
-                row.current_tokens,
-                row.partial_text.as_str(),
-                row.status.as_str()
-            ),
-            (5, "abc", "generating")
+            (row.current_tokens, row.partial_text.as_str(), row.status),
+            (5, "abc", JobStatus::Generating)
         );
     }
 
@@ -513,13 +528,13 @@ mod tests {
             .error
             .unwrap()
             .contains("stopped"));
-        assert_eq!(db.job(c).await.unwrap().unwrap().status, "queued");
+        assert_eq!(db.job(c).await.unwrap().unwrap().status, JobStatus::Queued);
 
         db.claim_job(c).await.unwrap(); // attempt 1
         let recovered = db.recover_interrupted(3).await.unwrap();
         assert_eq!(recovered.requeued, vec![c]);
         let row = db.job(c).await.unwrap().unwrap();
-        assert_eq!((row.status.as_str(), row.attempt), ("queued", 1));
+        assert_eq!((row.status, row.attempt), (JobStatus::Queued, 1));
     }
 
     #[tokio::test]
@@ -527,22 +542,61 @@ mod tests {
         let (db, _dir) = temp_db().await;
         let id = queued(&db, "a").await;
         assert!(
-            db.requeue_job(id, true).await.unwrap().is_none(),
+            db.retry_job(id).await.unwrap().is_none(),
             "a queued job is not retried"
         );
         db.claim_job(id).await.unwrap();
-        db.end_job(id, JobStatus::Failed, "boom", Some("partial"))
-            .await
-            .unwrap();
-        let row = db.requeue_job(id, true).await.unwrap().unwrap();
+        db.fail_job(id, "boom", "partial").await.unwrap();
+        let row = db.retry_job(id).await.unwrap().unwrap();
         assert_eq!(
             (
-                row.status.as_str(),
+                row.status,
                 row.attempt,
                 row.error,
                 row.partial_text.as_str()
             ),
-            ("queued", 0, None, "")
+            (JobStatus::Queued, 0, None, "")
         );
+    }
+
+    #[tokio::test]
+    async fn a_job_handed_back_at_shutdown_keeps_its_place_and_its_attempts() {
+        let (db, _dir) = temp_db().await;
+        let id = queued(&db, "a").await;
+        let queued_at = db.job(id).await.unwrap().unwrap().queued_at;
+        assert!(db.hand_back_job(id).await.unwrap().is_none(), "not running");
+        db.claim_job(id).await.unwrap();
+        let row = db.hand_back_job(id).await.unwrap().unwrap();
+        assert_eq!(
+            (row.status, row.attempt, row.runs, row.queued_at),
+            (JobStatus::Queued, 0, 1, queued_at)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_status_or_a_negative_count_is_an_error_not_a_default() {
+        let (db, _dir) = temp_db().await;
+        let id = queued(&db, "a").await;
+        // What an older or newer release, or a hand edit, could leave behind.
+        let mut conn = db.pool.acquire().await.unwrap();
+        sqlx::query("PRAGMA ignore_check_constraints = ON")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE ai_generation_jobs SET status = 'paused' WHERE id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let error = db.job(id).await.unwrap_err().to_string();
+        assert!(error.contains("paused"), "{error}");
+        sqlx::query(
+            "UPDATE ai_generation_jobs SET status = 'queued', current_tokens = -1 WHERE id = $1",
+        )
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        assert!(db.job(id).await.is_err());
     }
 }

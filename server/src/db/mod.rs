@@ -23,6 +23,14 @@ pub enum DbError {
     Query(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0} does not fit in a database integer")]
+    OutOfRange(u64),
+}
+
+/// A count or duration as SQL's signed 64-bit integer; a value past it is an error, not a
+/// wrapped negative number.
+fn to_db_int(value: u64) -> DbResult<i64> {
+    i64::try_from(value).map_err(|_| DbError::OutOfRange(value))
 }
 
 pub type DbResult<T> = Result<T, DbError>;
@@ -69,7 +77,7 @@ impl Db {
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or_default()
 }
 

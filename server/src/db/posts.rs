@@ -13,16 +13,10 @@ pub struct PostRow {
     pub id: i64,
     pub author_id: String,
     pub author_name: String,
-    pub kind: String,
+    pub kind: PostKind,
     pub text: String,
     pub prompt: Option<String>,
     pub created_at: i64,
-}
-
-impl PostRow {
-    pub fn kind(&self) -> PostKind {
-        PostKind::parse(&self.kind).unwrap_or(PostKind::Text)
-    }
 }
 
 /// A post and, for an AI post, its job.
@@ -51,10 +45,11 @@ impl Db {
     ) -> DbResult<PostRow> {
         let row = sqlx::query_as::<_, PostRow>(
             "INSERT INTO posts (author_id, author_name, kind, text, created_at)
-             VALUES ($1, $2, 'text', $3, $4) RETURNING *",
+             VALUES ($1, $2, $3, $4, $5) RETURNING *",
         )
         .bind(author_id)
         .bind(author_name)
+        .bind(PostKind::Text)
         .bind(text)
         .bind(now_ms())
         .fetch_one(&self.pool)
@@ -70,12 +65,13 @@ impl Db {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let post = sqlx::query_as::<_, PostRow>(
             "INSERT INTO posts (author_id, author_name, kind, text, prompt, created_at)
-             VALUES ($1, $2, 'ai', '', $3, $4) RETURNING *",
+             VALUES ($1, $2, $5, '', $3, $4) RETURNING *",
         )
         .bind(new.author_id)
         .bind(new.author_name)
         .bind(new.prompt)
         .bind(now)
+        .bind(PostKind::Ai)
         .fetch_one(&mut *tx)
         .await?;
         let job = sqlx::query_as::<_, JobRow>(
@@ -86,10 +82,10 @@ impl Db {
         )
         .bind(post.id)
         .bind(new.author_id)
-        .bind(JobStatus::Queued.as_str())
+        .bind(JobStatus::Queued)
         .bind(new.prompt)
         .bind(new.model)
-        .bind(new.max_tokens.map(i64::from))
+        .bind(new.max_tokens)
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
@@ -106,13 +102,13 @@ impl Db {
             "SELECT * FROM posts WHERE id < $1 ORDER BY id DESC LIMIT $2",
         )
         .bind(before.unwrap_or(i64::MAX))
-        .bind(i64::from(limit))
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         // The page's jobs in one query, not one per post: every wall stream starts with a page.
         let ai_posts: Vec<i64> = posts
             .iter()
-            .filter(|p| p.kind() == PostKind::Ai)
+            .filter(|p| p.kind == PostKind::Ai)
             .map(|p| p.id)
             .collect();
         let mut jobs: HashMap<i64, JobRow> = HashMap::new();
@@ -198,7 +194,7 @@ mod tests {
             .await
             .unwrap();
         let job = created.job.unwrap();
-        assert_eq!(job.status, "queued");
+        assert_eq!(job.status, app::types::JobStatus::Queued);
         assert_eq!(job.post_id, created.post.id);
         assert_eq!(job.max_tokens, Some(100));
         let listed = db.list_posts(None, 10).await.unwrap();

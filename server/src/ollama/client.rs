@@ -1,13 +1,12 @@
 //! `OllamaClient`: the HTTP calls to Ollama (stream a chat reply, list models, read the version).
 
-use std::error::Error as _;
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::time::Instant;
 use url::Url;
 
-use super::error::OllamaError;
+use super::error::{describe, OllamaError};
 use super::stream::ChatStream;
 use super::wire;
 
@@ -295,22 +294,6 @@ fn parse_base(base_url: &str) -> Result<Url, OllamaError> {
         url.set_path(&path);
     }
     Ok(url)
-}
-
-/// A reqwest error with its causes ("error sending request: connection reset by peer"):
-/// reqwest's own message alone rarely says what happened.
-pub(super) fn describe(error: &reqwest::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message
 }
 
 #[cfg(test)]

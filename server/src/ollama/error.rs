@@ -1,6 +1,6 @@
 //! `OllamaError`: everything that can go wrong talking to Ollama, in words a person understands.
 
-use std::time::Duration;
+use std::{error::Error as _, time::Duration};
 
 /// A failed call to Ollama. Messages are written for the person reading the wall (or the
 /// logs); [`OllamaError::is_transient`] tells the job runner whether a retry can help.
@@ -68,6 +68,22 @@ fn seconds(duration: &Duration) -> String {
     } else {
         format!("{} s", duration.as_secs_f64())
     }
+}
+
+/// A reqwest error with its causes ("error sending request: connection reset by peer"):
+/// reqwest's own message alone rarely says what happened.
+pub(super) fn describe(error: &reqwest::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use tokio_util::bytes::Bytes;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 use tokio_util::io::StreamReader;
 
-use super::error::OllamaError;
+use super::error::{describe, OllamaError};
 use super::wire::ChatChunk;
 
 /// Longest NDJSON line accepted. Chat lines are small; this only stops a runaway peer.
@@ -119,7 +119,7 @@ fn body_bytes(
             Ok(Ok(Some(chunk))) => Some((Ok(chunk), Some(response))),
             Ok(Ok(None)) => None,
             Ok(Err(error)) => {
-                let error = BodyError::Transport(super::client::describe(&error));
+                let error = BodyError::Transport(describe(&error));
                 Some((Err(io::Error::other(error)), None))
             }
             // Dropping the response here closes the connection, so Ollama stops too.

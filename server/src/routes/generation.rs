@@ -7,7 +7,7 @@
 //! the end gets 204, which tells EventSource to stop.
 use std::{convert::Infallible, net::SocketAddr};
 
-use app::types::{JobStatus, JobView};
+use app::types::{ErrorEvent, JobEvent, JobStatus, JobView};
 use axum::{
     extract::{ConnectInfo, Path, State},
     http::{HeaderMap, StatusCode},
@@ -22,7 +22,8 @@ use super::sse::sse_response;
 use crate::{
     db::JobRow,
     error::{HttpError, HttpResult},
-    hub::{progress_event, terminal_event, WireEvent},
+    hub::{progress_event, terminal_event},
+    jobs::job_view,
     state::AppState,
 };
 
@@ -67,17 +68,10 @@ pub async fn retry(
     super::require_author(&jar, &row.author_id, "retry this generation")?;
     let only_ended = || HttpError::conflict("Only a failed or stopped generation can be retried.");
     // Before the limits, so that a Retry that cannot happen spends no quota.
-    if !matches!(row.status(), JobStatus::Failed | JobStatus::Cancelled) {
+    if !matches!(row.status, JobStatus::Failed | JobStatus::Cancelled) {
         return Err(only_ended());
     }
-    if state.jobs.is_shutting_down() {
-        return Err(HttpError::restarting());
-    }
-    let _admission = state.limits.admission().await;
-    let waiting = state.db.unfinished_count_of(&row.author_id).await?;
-    state
-        .limits
-        .admit_ai_post(&row.author_id, client.ip(), waiting, state.jobs.backlog())?;
+    let _admitted = state.jobs.admit(&row.author_id, client.ip()).await?;
     state
         .jobs
         .retry(job_id)
@@ -128,12 +122,7 @@ pub async fn progress(
     let rx = state.hub.watch(job_id);
     let first = match &rx {
         Some(rx) => rx.borrow().clone(),
-        None => state
-            .db
-            .job(job_id)
-            .await?
-            .ok_or_else(|| HttpError::not_found("generation job"))?
-            .to_view(None),
+        None => job_view(&job_row(&state, job_id).await?, None),
     };
     let resume = parse_last_event_id(&headers);
     if first.status.is_terminal() && matches!(resume, Some(Err(()))) {
@@ -203,13 +192,7 @@ fn job_events(
 /// The event that brings a watcher at `cursor` up to `view`, and whether it is the last one.
 fn next_event(view: &JobView, cursor: &mut Cursor) -> (Event, bool) {
     if view.status.is_terminal() {
-        let wire = WireEvent::new(terminal_event(view));
-        let name = if view.status == JobStatus::Completed {
-            "done"
-        } else {
-            "error"
-        };
-        return (Event::default().event(name).id("end").data(wire.data), true);
+        return (to_sse(&terminal_event(view), "end".into()), true);
     }
     // Another attempt restarted the text, or the client's offset is not a valid point in it.
     if (cursor.run, cursor.attempt) != (view.run, view.attempt)
@@ -218,20 +201,32 @@ fn next_event(view: &JobView, cursor: &mut Cursor) -> (Event, bool) {
     {
         *cursor = Cursor::start_of(view);
     }
-    let event = progress_event(view, cursor.offset);
+    let event = JobEvent::Progress(progress_event(view, cursor.offset));
     cursor.offset = view.text.len();
-    let data = serde_json::to_string(&event).unwrap_or_default();
     let id = format!("{}.{}:{}", cursor.run, cursor.attempt, cursor.offset);
-    (Event::default().event("progress").id(id).data(data), false)
+    (to_sse(&event, id), false)
 }
 
+/// The end of the stream of a job whose post was deleted while it ran.
 fn deleted_event(view: &JobView) -> (Event, bool) {
-    let body = serde_json::json!({ "job_id": view.id, "post_id": view.post_id, "status": "cancelled", "message": "The post was deleted.", "text": "" });
-    (
-        Event::default()
-            .event("error")
-            .id("end")
-            .data(body.to_string()),
-        true,
-    )
+    let event = JobEvent::Error(ErrorEvent {
+        job_id: view.id,
+        post_id: view.post_id,
+        status: JobStatus::Cancelled,
+        message: "The post was deleted.".into(),
+        text: String::new(),
+        seq: view.seq + 1,
+    });
+    (to_sse(&event, "end".into()), true)
+}
+
+fn to_sse(event: &JobEvent, id: String) -> Event {
+    let data = event.data().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot serialise a job event");
+        String::new()
+    });
+    Event::default()
+        .event(event.name().as_str())
+        .id(id)
+        .data(data)
 }

@@ -1,4 +1,5 @@
 //! `ApiJson`: axum's JSON extractor, with every way a body can be wrong answered in words.
+use app::types::ErrorCode;
 use axum::{
     extract::{rejection::JsonRejection, FromRequest, Request},
     http::StatusCode,
@@ -25,7 +26,7 @@ fn explain(rejection: JsonRejection, limit: usize) -> HttpError {
     match rejection {
         JsonRejection::JsonDataError(e) => HttpError::new(
             StatusCode::BAD_REQUEST,
-            "malformed",
+            ErrorCode::Malformed,
             format!(
                 "The request is missing a field or has one of the wrong type: {}",
                 e.body_text()
@@ -33,22 +34,22 @@ fn explain(rejection: JsonRejection, limit: usize) -> HttpError {
         ),
         JsonRejection::JsonSyntaxError(e) => HttpError::new(
             StatusCode::BAD_REQUEST,
-            "malformed",
+            ErrorCode::Malformed,
             format!("The request body is not valid JSON: {}", e.body_text()),
         ),
         JsonRejection::MissingJsonContentType(_) => HttpError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "malformed",
+            ErrorCode::Malformed,
             "Send the request body as JSON, with Content-Type: application/json.",
         ),
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => HttpError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
+            ErrorCode::TooLarge,
             format!(
                 "The request body is larger than the limit of {} KiB.",
                 limit / 1024
             ),
         ),
-        other => HttpError::new(other.status(), "malformed", other.body_text()),
+        other => HttpError::new(other.status(), ErrorCode::Malformed, other.body_text()),
     }
 }

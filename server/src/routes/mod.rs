@@ -9,6 +9,7 @@ mod posts;
 mod sse;
 mod wall;
 
+use app::types::ErrorCode;
 use axum::{
     extract::DefaultBodyLimit,
     http::StatusCode,
@@ -43,7 +44,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async {
             HttpError::new(
                 StatusCode::NOT_FOUND,
-                "not_found",
+                ErrorCode::NotFound,
                 "There is no such API endpoint.",
             )
         });
@@ -57,12 +58,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.config.limits.body_max_bytes))
         .layer(middleware::from_fn(csrf::same_origin_only))
         .layer(CatchPanicLayer::custom(|_| {
-            HttpError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "Something went wrong on our side; nothing was lost. Try again.",
-            )
-            .into_response()
+            HttpError::internal("a request handler panicked").into_response()
         }))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -27,12 +27,12 @@ pub struct PageQuery {
 /// A post as the API shows it, with its job's live state.
 pub fn to_post(state: &AppState, row: PostWithJob) -> Post {
     let PostWithJob { post, job } = row;
-    let html = (post.kind() == PostKind::Ai && !post.text.is_empty())
+    let html = (post.kind == PostKind::Ai && !post.text.is_empty())
         .then(|| crate::markdown::to_safe_html(&post.text));
     Post {
         html,
         id: post.id,
-        kind: post.kind(),
+        kind: post.kind,
         author_tag: tag_of(&post.author_id),
         author_name: post.author_name,
         text: post.text,
@@ -112,25 +112,11 @@ pub async fn create_ai(
     let max_tokens = limits
         .max_tokens(new.max_tokens)
         .map_err(HttpError::invalid)?;
-    let model = match new.model.as_deref().map(str::trim) {
-        Some(m) if !m.is_empty() => m.to_owned(),
-        _ => state.config.ollama.default_model.clone(),
-    };
-    if model.len() > 200 || model.chars().any(char::is_control) {
-        return Err(HttpError::invalid(app::types::ApiError::new(
-            "validation",
-            "That is not a model name.",
-        )));
-    }
-    if state.jobs.is_shutting_down() {
-        return Err(HttpError::restarting());
-    }
+    let model = limits
+        .model(new.model.as_deref(), &state.config.ollama.default_model)
+        .map_err(HttpError::invalid)?;
     let (jar, author) = identity::author_or_new(jar);
-    let _admission = state.limits.admission().await;
-    let waiting = state.db.unfinished_count_of(&author.id).await?;
-    state
-        .limits
-        .admit_ai_post(&author.id, client.ip(), waiting, state.jobs.backlog())?;
+    let _admitted = state.jobs.admit(&author.id, client.ip()).await?;
     let created = state
         .db
         .insert_ai_post(NewAiPostRow {

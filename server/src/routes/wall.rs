@@ -4,7 +4,7 @@
 //! instead of the events it missed.
 use std::{convert::Infallible, net::SocketAddr, sync::Arc};
 
-use app::types::WallEvent;
+use app::types::{SnapshotEvent, WallEvent};
 use axum::{
     extract::{ConnectInfo, State},
     response::{sse::Event, Response},
@@ -13,7 +13,11 @@ use futures::{stream, Stream, StreamExt};
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::{posts::load_page, sse::sse_response};
-use crate::{error::HttpResult, hub::WireEvent, state::AppState};
+use crate::{
+    error::{HttpError, HttpResult},
+    hub::WireEvent,
+    state::AppState,
+};
 
 pub async fn events(
     State(state): State<AppState>,
@@ -36,10 +40,12 @@ async fn snapshot(state: &AppState) -> HttpResult<Event> {
     // Read after subscribing: anything newer than the snapshot is still in the receiver.
     let page = load_page(state, None, None).await?;
     let jobs = state.hub.snapshot();
-    Ok(to_event(&WireEvent::new(WallEvent::Snapshot {
+    let wire = WireEvent::new(&WallEvent::Snapshot(SnapshotEvent {
         posts: page.posts,
         jobs,
-    })))
+    }))
+    .map_err(HttpError::internal)?;
+    Ok(to_event(&wire))
 }
 
 fn follow(
@@ -63,5 +69,5 @@ fn follow(
 }
 
 fn to_event(wire: &WireEvent) -> Event {
-    Event::default().event(wire.name).data(&wire.data)
+    Event::default().event(wire.name.as_str()).data(&wire.data)
 }

@@ -1,0 +1,44 @@
+//! Whether a new generation (a new AI post, or a Retry) may enter the queue: the server is not
+//! shutting down, the queue has room, and the author and their address are within their
+//! limits. Decided here once; the HTTP edge maps a refusal to its status.
+use std::net::IpAddr;
+
+use tokio::sync::MutexGuard;
+
+use super::Jobs;
+use crate::{db::DbError, limits::Refusal};
+
+/// Held from the decision until the new job is stored and queued, so that parallel requests
+/// cannot all pass the same count.
+pub struct Admission<'a> {
+    _serialised: MutexGuard<'a, ()>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdmissionError {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Database(#[from] DbError),
+}
+
+impl Jobs {
+    /// Admits one more generation of `author_id`'s, asked from `address`, or says which limit
+    /// refuses it.
+    pub async fn admit(
+        &self,
+        author_id: &str,
+        address: IpAddr,
+    ) -> Result<Admission<'_>, AdmissionError> {
+        if self.is_shutting_down() {
+            return Err(Refusal::ShuttingDown.into());
+        }
+        let serialised = self.limits.admission().await;
+        let waiting = self.db.unfinished_count_of(author_id).await?;
+        self.limits
+            .admit_ai_post(author_id, address, waiting, self.backlog())?;
+        Ok(Admission {
+            _serialised: serialised,
+        })
+    }
+}

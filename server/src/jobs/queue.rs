@@ -1,0 +1,147 @@
+//! Where every unfinished job is: waiting in the queue (FIFO by the time it entered, then id),
+//! or running, with what is needed to stop it.
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{Arc, Mutex},
+};
+
+use tokio_util::sync::CancellationToken;
+
+/// Why a running job is being stopped from outside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// Its author pressed Stop (or deleted the post).
+    Cancelled,
+    /// The server is shutting down: the job goes back to the queue.
+    Shutdown,
+}
+
+/// How to stop one run of a job, shared by the queue and the run itself.
+#[derive(Clone)]
+pub struct StopHandle {
+    /// Which run of the job this is: a Retry's run must not be forgotten when the previous
+    /// run's task finishes.
+    pub run: u32,
+    token: CancellationToken,
+    reason: Arc<Mutex<Option<StopReason>>>,
+}
+
+impl StopHandle {
+    pub fn new(run: u32) -> Self {
+        Self {
+            run,
+            token: CancellationToken::new(),
+            reason: Arc::default(),
+        }
+    }
+
+    pub fn stop(&self, reason: StopReason) {
+        *self.reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+        self.token.cancel();
+    }
+
+    /// Resolves once someone stops the run.
+    pub async fn stopped(&self) {
+        self.token.cancelled().await;
+    }
+
+    /// Why the run was stopped (an author's Stop unless the server said otherwise).
+    pub fn reason(&self) -> StopReason {
+        self.reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or(StopReason::Cancelled)
+    }
+}
+
+#[derive(Default)]
+pub struct Queue {
+    /// (queued_at, id): the order of the queue.
+    waiting: BTreeSet<(i64, i64)>,
+    running: HashMap<i64, StopHandle>,
+}
+
+impl Queue {
+    pub fn enter(&mut self, queued_at: i64, job_id: i64) {
+        self.waiting.insert((queued_at, job_id));
+    }
+
+    /// 1 for the job at the head of the queue.
+    pub fn position(&self, job_id: i64) -> Option<u32> {
+        self.waiting
+            .iter()
+            .position(|&(_, id)| id == job_id)
+            .and_then(|i| u32::try_from(i + 1).ok())
+    }
+
+    /// The waiting jobs with their positions, head first.
+    pub fn positions(&self) -> impl Iterator<Item = (i64, u32)> + '_ {
+        self.waiting
+            .iter()
+            .zip(1..)
+            .map(|(&(_, id), position)| (id, position))
+    }
+
+    pub fn head(&self) -> Option<i64> {
+        self.waiting.first().map(|&(_, id)| id)
+    }
+
+    pub fn leave(&mut self, job_id: i64) {
+        self.waiting.retain(|&(_, id)| id != job_id);
+    }
+
+    /// Moves a claimed job from the waiting line to the running set.
+    pub fn start(&mut self, job_id: i64, handle: StopHandle) {
+        self.leave(job_id);
+        self.running.insert(job_id, handle);
+    }
+
+    pub fn running(&self, job_id: i64) -> Option<&StopHandle> {
+        self.running.get(&job_id)
+    }
+
+    /// Forgets a run that has ended (but not a newer run of the same job, after a Retry).
+    pub fn finish(&mut self, job_id: i64, run: u32) {
+        if self.running.get(&job_id).is_some_and(|r| r.run == run) {
+            self.running.remove(&job_id);
+        }
+    }
+
+    pub fn waiting_count(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Jobs waiting or running: what the queue limit counts.
+    pub fn backlog(&self) -> usize {
+        self.waiting.len() + self.running.len()
+    }
+
+    pub fn running_jobs(&self) -> impl Iterator<Item = (i64, &StopHandle)> {
+        self.running.iter().map(|(&id, handle)| (id, handle))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifo_by_queue_time_then_id_and_a_retry_keeps_only_its_own_run() {
+        let mut q = Queue::default();
+        q.enter(20, 1);
+        q.enter(10, 2);
+        q.enter(10, 3);
+        assert_eq!(q.head(), Some(2));
+        assert_eq!(q.positions().collect::<Vec<_>>(), [(2, 1), (3, 2), (1, 3)]);
+        q.start(2, StopHandle::new(1));
+        assert_eq!((q.position(3), q.backlog()), (Some(1), 3));
+        q.start(2, StopHandle::new(2)); // a Retry's run
+        q.finish(2, 1);
+        assert!(
+            q.running(2).is_some(),
+            "the older run's end leaves the newer one"
+        );
+        q.finish(2, 2);
+        assert!(q.running(2).is_none());
+    }
+}

@@ -1,0 +1,323 @@
+//! One run of a job: its attempts (requests to the model server) one after another, with
+//! backoff after a transient failure, each streamed into the job's live state; then its end,
+//! stored until the database takes it.
+use std::time::{Duration, Instant};
+
+use app::types::{FinalStats, JobStatus, Progress};
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures::StreamExt;
+use tokio::time::sleep_until;
+
+use super::{
+    estimate::{expected_length, Estimator},
+    live::Live,
+    publisher::Publisher,
+    queue::{StopHandle, StopReason},
+    view::job_view,
+    Jobs,
+};
+use crate::{
+    db::{now_ms, DbResult, JobCompletion, JobRow},
+    ollama::{self, ChatEvent, ChatRequest, OllamaError},
+};
+
+/// Completed jobs of the same model that the length estimate looks back on.
+const HISTORY: u32 = 20;
+/// Asking Ollama which models are loaded only refines the phase shown ("Loading the model" or
+/// "Reading the prompt"): it must never hold up the request itself.
+const MODEL_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest wait between two attempts, however many failed: Ollama restarts in seconds.
+const RETRY_MAX_DELAY: Duration = Duration::from_secs(60);
+/// Storing a job's end is tried again, from this delay up to the next, until the database
+/// takes it: a job must not end in memory only.
+const STORE_END_FIRST_DELAY: Duration = Duration::from_millis(200);
+const STORE_END_MAX_DELAY: Duration = Duration::from_secs(5);
+
+/// How one run of a job ended, with the text it wrote and its last progress.
+struct RunEnd {
+    outcome: Outcome,
+    text: String,
+    progress: Progress,
+}
+
+enum Outcome {
+    Completed(FinalStats),
+    Failed(String),
+    Stopped(StopReason),
+}
+
+/// How one attempt (one request to the model server) ended.
+enum AttemptEnd {
+    Done(ollama::FinalStats),
+    Failed(OllamaError),
+    Stopped,
+}
+
+impl Jobs {
+    /// Runs a claimed job to its end and stores that end.
+    pub(super) async fn run(&self, row: JobRow, stop: StopHandle) {
+        tracing::info!(attempt = row.attempt, run = row.runs, "job started");
+        let end = self.run_attempts(&row, &stop).await;
+        self.store_end(&row, &end).await;
+        // Only now: a Stop that comes while the end is being stored finds the job still
+        // running (and changes nothing) rather than cancelling a finished answer.
+        self.queue().finish(row.id, row.runs);
+    }
+
+    async fn run_attempts(&self, row: &JobRow, stop: &StopHandle) -> RunEnd {
+        let recent = self
+            .db
+            .recent_output_lengths(&row.model, HISTORY)
+            .await
+            .unwrap_or_default();
+        let expected = expected_length(row.max_tokens, &recent);
+        let retries_left = self.config.jobs.max_attempts.saturating_sub(row.attempt);
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(self.config.jobs.retry_base_ms))
+            .with_max_delay(RETRY_MAX_DELAY)
+            .with_jitter()
+            .with_max_times(usize::try_from(retries_left).unwrap_or(usize::MAX))
+            .build();
+        let started = Instant::now();
+        let mut live = Live::new(row.id, row.attempt, Estimator::new(started, expected));
+        let mut publisher = Publisher::new(
+            self.hub.clone(),
+            self.db.clone(),
+            self.config.push_interval(),
+            self.config.progress_db_interval(),
+        );
+        publisher.phase_changed(&mut live).await;
+
+        loop {
+            let error = match self.attempt(row, &mut live, &mut publisher, stop).await {
+                AttemptEnd::Done(stats) => {
+                    publisher.flush_to_watchers(&mut live).await;
+                    let stats = final_stats(&stats, &live);
+                    // Ollama's count is the truth; the live count was of streamed chunks.
+                    let mut progress = live.progress(Instant::now());
+                    progress.elapsed_time = millis(started.elapsed());
+                    progress.current_tokens = stats.output_tokens;
+                    progress.tokens_per_second = stats.tokens_per_second();
+                    return RunEnd {
+                        outcome: Outcome::Completed(stats),
+                        text: live.text,
+                        progress,
+                    };
+                }
+                AttemptEnd::Stopped => return stopped(&mut live, stop),
+                AttemptEnd::Failed(error) => error,
+            };
+            let delay = if error.is_transient() {
+                backoff.next()
+            } else {
+                None
+            };
+            let Some(delay) = delay else {
+                tracing::warn!(%error, "job failed");
+                return RunEnd {
+                    outcome: Outcome::Failed(error.to_string()),
+                    progress: live.progress(Instant::now()),
+                    text: live.text,
+                };
+            };
+            tracing::info!(%error, ?delay, "transient Ollama failure; retrying");
+            let retry_at =
+                now_ms().saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+            // The answer starts over: the next attempt streams from the beginning.
+            live.restart(Some(retry_at), Some(format!("{error}. Retrying…")));
+            publisher.text_restarted();
+            publisher.phase_changed(&mut live).await;
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.stopped() => {
+                    live.text.clear();
+                    return stopped(&mut live, stop);
+                }
+            }
+            live.attempt += 1;
+            live.restart(None, None);
+            publisher.phase_changed(&mut live).await;
+        }
+    }
+
+    /// One attempt: a request to Ollama, streamed into `live` until it ends, fails or is
+    /// stopped.
+    async fn attempt(
+        &self,
+        row: &JobRow,
+        live: &mut Live,
+        publisher: &mut Publisher,
+        stop: &StopHandle,
+    ) -> AttemptEnd {
+        // Tell a cold model load from reading the prompt: both are silent until the first token.
+        let loaded = tokio::select! {
+            loaded = tokio::time::timeout(MODEL_CHECK_TIMEOUT, self.ollama.loaded_models()) => loaded,
+            _ = stop.stopped() => return AttemptEnd::Stopped,
+        };
+        live.model_loaded = match loaded {
+            Ok(Ok(models)) => Some(models.iter().any(|m| same_model(m, &row.model))),
+            _ => None,
+        };
+        publisher.to_watchers_now(live).await;
+        live.request_started = Instant::now();
+        let request = ChatRequest {
+            model: row.model.clone(),
+            prompt: row.prompt.clone(),
+            num_predict: row.max_tokens,
+        };
+        let mut stream = tokio::select! {
+            started = self.ollama.chat_stream(&request) => match started {
+                Ok(stream) => stream,
+                Err(e) => return AttemptEnd::Failed(e),
+            },
+            _ = stop.stopped() => return AttemptEnd::Stopped,
+        };
+        loop {
+            let due = publisher.next_due();
+            tokio::select! {
+                biased;
+                _ = stop.stopped() => return AttemptEnd::Stopped,
+                event = stream.next() => match event {
+                    Some(Ok(ChatEvent::Token(piece))) => {
+                        live.text.push_str(&piece);
+                        on_token(live, publisher).await;
+                    }
+                    Some(Ok(ChatEvent::Thinking(_))) => on_token(live, publisher).await,
+                    Some(Ok(ChatEvent::Done(stats))) => return AttemptEnd::Done(stats),
+                    Some(Err(e)) => return AttemptEnd::Failed(e),
+                    None => return AttemptEnd::Failed(OllamaError::Protocol("the stream ended before its final chunk".into())),
+                },
+                _ = sleep_until(due.unwrap_or_else(Instant::now).into()), if due.is_some() => {
+                    publisher.due(live).await;
+                }
+            }
+        }
+    }
+
+    /// Stores how the job ended, trying again until the database accepts it: a job must not
+    /// end in memory only (a reload, or another page, would find it still running). If the
+    /// server stops first, the row is still unfinished and start-up recovery takes it up.
+    async fn store_end(&self, row: &JobRow, end: &RunEnd) {
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(STORE_END_FIRST_DELAY)
+            .with_max_delay(STORE_END_MAX_DELAY)
+            .without_max_times()
+            .build();
+        while let Err(e) = self.store_end_once(row, end).await {
+            let delay = delays.next().unwrap_or(STORE_END_MAX_DELAY);
+            tracing::warn!(error = %e, ?delay, "cannot store the end of the job; trying again");
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Stores and announces how the job ended.
+    async fn store_end_once(&self, row: &JobRow, end: &RunEnd) -> DbResult<()> {
+        let RunEnd {
+            outcome,
+            text,
+            progress,
+        } = end;
+        let ended = match outcome {
+            Outcome::Completed(stats) => {
+                tracing::info!(output_tokens = stats.output_tokens, "job completed");
+                let completion = JobCompletion {
+                    text,
+                    stats,
+                    progress,
+                };
+                self.db.complete_job(row.id, completion).await?
+            }
+            Outcome::Failed(message) => self.db.fail_job(row.id, message, text).await?,
+            Outcome::Stopped(StopReason::Cancelled) => {
+                tracing::info!("job stopped by its author");
+                self.db
+                    .cancel_running_job(row.id, STOPPED_BY_AUTHOR, text)
+                    .await?
+            }
+            Outcome::Stopped(StopReason::Shutdown) => {
+                // Back in the queue for the next start; watchers reconnect to the new process.
+                self.db.hand_back_job(row.id).await?;
+                return Ok(());
+            }
+        };
+        match ended {
+            Some(row) => self.hub.finish(job_view(&row, None)),
+            // Deleted meanwhile, or already ended: nothing left to announce.
+            None => self.hub.forget(row.id),
+        }
+        Ok(())
+    }
+}
+
+/// The reason a job stopped by its author shows.
+pub(super) const STOPPED_BY_AUTHOR: &str = "Stopped by its author.";
+
+/// A token (or a chunk of a thinking model's reasoning) arrived.
+async fn on_token(live: &mut Live, publisher: &mut Publisher) {
+    live.estimator.on_token(Instant::now());
+    if live.status == JobStatus::Generating {
+        publisher.token(live).await;
+    } else {
+        live.status = JobStatus::Generating;
+        publisher.phase_changed(live).await;
+    }
+}
+
+fn stopped(live: &mut Live, stop: &StopHandle) -> RunEnd {
+    RunEnd {
+        outcome: Outcome::Stopped(stop.reason()),
+        progress: live.progress(Instant::now()),
+        text: std::mem::take(&mut live.text),
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Whether two model names are the same model (`llama3` is `llama3:latest`).
+fn same_model(a: &str, b: &str) -> bool {
+    let full = |m: &str| {
+        if m.contains(':') {
+            m.to_owned()
+        } else {
+            format!("{m}:latest")
+        }
+    };
+    full(a) == full(b)
+}
+
+/// Ollama's final chunk, as the post keeps it.
+fn final_stats(s: &ollama::FinalStats, live: &Live) -> FinalStats {
+    let ttft = live
+        .estimator
+        .first_token_at()
+        .map(|t| millis(t.saturating_duration_since(live.request_started)))
+        .unwrap_or_default();
+    let input = u32::try_from(s.prompt_eval_count).unwrap_or(u32::MAX);
+    let output = u32::try_from(s.eval_count).unwrap_or(u32::MAX);
+    FinalStats {
+        input_tokens: input,
+        output_tokens: output,
+        total_tokens: input.saturating_add(output),
+        time_to_first_token_ms: ttft,
+        load_duration_ns: s.load_duration_ns,
+        prompt_eval_duration_ns: s.prompt_eval_duration_ns,
+        eval_duration_ns: s.eval_duration_ns,
+        total_duration_ns: s.total_duration_ns,
+        done_reason: s.done_reason.clone().unwrap_or_else(|| "stop".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_model_without_a_tag_is_the_latest_one() {
+        assert!(super::same_model("llama3", "llama3:latest"));
+        assert!(super::same_model("llama3.2:1b", "llama3.2:1b"));
+        assert!(!super::same_model("llama3.2:1b", "llama3.2:3b"));
+    }
+}

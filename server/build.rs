@@ -1,4 +1,6 @@
 //! Embeds the built site (cargo-leptos's `target/site`) and notices new migrations.
+// A build script reports failure by panicking.
+#![allow(clippy::expect_used)]
 use std::path::Path;
 
 fn main() {

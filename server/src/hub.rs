@@ -184,7 +184,8 @@ impl Hub {
 fn up_to_now(mut view: JobView) -> JobView {
     if matches!(view.status, JobStatus::Loading | JobStatus::Generating) {
         let now = crate::db::now_ms();
-        view.progress.elapsed_time += (now - view.progress.last_update_at).max(0) as u64;
+        let since_update = u64::try_from(now - view.progress.last_update_at).unwrap_or_default();
+        view.progress.elapsed_time += since_update;
         view.progress.last_update_at = now;
     }
     view
@@ -193,7 +194,7 @@ fn up_to_now(mut view: JobView) -> JobView {
 fn now_micros() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
         .unwrap_or_default()
 }
 

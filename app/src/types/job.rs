@@ -87,11 +87,12 @@ pub struct FinalStats {
 
 impl FinalStats {
     /// Decoding speed as Ollama measured it: `eval_count / eval_duration`.
+    #[allow(clippy::cast_precision_loss)] // exact below 2^53 ns, i.e. 104 days
     pub fn tokens_per_second(&self) -> f64 {
         if self.eval_duration_ns == 0 {
             0.0
         } else {
-            self.output_tokens as f64 * 1e9 / self.eval_duration_ns as f64
+            f64::from(self.output_tokens) * 1e9 / self.eval_duration_ns as f64
         }
     }
 }

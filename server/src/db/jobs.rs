@@ -45,35 +45,6 @@ pub struct JobRow {
     pub finished_at: Option<i64>,
 }
 
-impl JobRow {
-    /// Ollama's statistics, once the job completed.
-    pub fn stats(&self) -> Option<FinalStats> {
-        (self.status == JobStatus::Completed).then(|| FinalStats {
-            input_tokens: self.input_tokens.unwrap_or_default(),
-            output_tokens: self.output_tokens.unwrap_or_default(),
-            total_tokens: self.total_tokens.unwrap_or_default(),
-            time_to_first_token_ms: self.time_to_first_token_ms.unwrap_or_default(),
-            load_duration_ns: self.load_duration_ns.unwrap_or_default(),
-            prompt_eval_duration_ns: self.prompt_eval_duration_ns.unwrap_or_default(),
-            eval_duration_ns: self.eval_duration_ns.unwrap_or_default(),
-            total_duration_ns: self.total_duration_ns.unwrap_or_default(),
-            done_reason: self.done_reason.clone().unwrap_or_default(),
-        })
-    }
-
-    /// The seed's live progress fields as stored.
-    pub fn progress(&self) -> Progress {
-        Progress {
-            current_tokens: self.current_tokens,
-            tokens_per_second: self.tokens_per_second,
-            elapsed_time: self.elapsed_time,
-            estimated_time_remaining: self.estimated_time_remaining,
-            percent: self.percent,
-            last_update_at: self.last_update_at,
-        }
-    }
-}
-
 /// A throttled progress write: the live fields and the text so far.
 #[derive(Clone, Debug)]
 pub struct ProgressWrite<'a> {
@@ -469,7 +440,14 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(row.status, JobStatus::Completed);
-        assert_eq!(row.stats().unwrap(), stats);
+        assert_eq!(
+            (row.input_tokens, row.output_tokens, row.total_tokens),
+            (Some(7), Some(3), Some(10))
+        );
+        assert_eq!(
+            (row.eval_duration_ns, row.done_reason.as_deref()),
+            (Some(123_456_789), Some("stop"))
+        );
         assert_eq!(row.percent, 100.0);
         assert_eq!(
             db.post(row.post_id).await.unwrap().unwrap().post.text,

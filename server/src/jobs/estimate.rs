@@ -25,7 +25,7 @@ pub fn expected_length(max_tokens: Option<u32>, recent: &[u32]) -> Option<f64> {
         return Some(f64::from(max));
     }
     (!recent.is_empty())
-        .then(|| recent.iter().map(|&n| f64::from(n)).sum::<f64>() / recent.len() as f64)
+        .then(|| recent.iter().map(|&n| f64::from(n)).sum::<f64>() / count(recent.len()))
 }
 
 #[derive(Debug)]
@@ -85,7 +85,7 @@ impl Estimator {
     }
 
     pub fn elapsed_ms(&self, now: Instant) -> u64 {
-        now.duration_since(self.started).as_millis() as u64
+        u64::try_from(now.duration_since(self.started).as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Tokens per second over the last [`WINDOW`] (or since the first token, if sooner), so a
@@ -101,9 +101,9 @@ impl Estimator {
         }
         if since_first < WINDOW {
             // n tokens since the first one span n - 1 intervals.
-            (self.recent.len() as f64 - 1.0) / since_first.as_secs_f64()
+            (count(self.recent.len()) - 1.0) / since_first.as_secs_f64()
         } else {
-            self.recent.len() as f64 / WINDOW.as_secs_f64()
+            count(self.recent.len()) / WINDOW.as_secs_f64()
         }
     }
 
@@ -123,8 +123,15 @@ impl Estimator {
     pub fn remaining_ms(&mut self, now: Instant) -> Option<u64> {
         let left = self.expected? - f64::from(self.tokens);
         let rate = self.rate(now);
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        // Positive and finite by the check; whole milliseconds are what the card shows.
         (rate > 0.0 && left > 0.0).then(|| (left / rate * 1000.0) as u64)
     }
+}
+
+/// A number of tokens as a float, exactly (counts stay far below 2^32).
+fn count(n: usize) -> f64 {
+    f64::from(u32::try_from(n).unwrap_or(u32::MAX))
 }
 
 #[cfg(test)]

@@ -80,13 +80,13 @@ impl Publisher {
     /// Before the job's end: watchers get the last words as progress too.
     pub async fn flush_to_watchers(&mut self, live: &mut Live) {
         if self.watchers.due_at().is_some() {
-            self.to_watchers_now(live).await;
+            self.send_to_watchers_now(live).await;
         }
     }
 
     /// A detail of the phase that must show at once (whether the model is loaded), outside
     /// the throttles: it does not delay the next token.
-    pub async fn to_watchers_now(&mut self, live: &mut Live) {
+    pub async fn send_to_watchers_now(&mut self, live: &mut Live) {
         let targets = Targets {
             watchers: true,
             database: false,

@@ -158,7 +158,7 @@ impl Jobs {
             Ok(Ok(models)) => Some(models.iter().any(|m| same_model(m, &row.model))),
             _ => None,
         };
-        publisher.to_watchers_now(live).await;
+        publisher.send_to_watchers_now(live).await;
         live.request_started = Instant::now();
         let request = ChatRequest {
             model: row.model.clone(),

@@ -1,6 +1,6 @@
 //! A job's stored row as a card draws it: the mapping from the data layer's rows to the
 //! [`JobView`] the browser reads.
-use app::types::{JobStatus, JobView};
+use app::types::{FinalStats, JobStatus, JobView, Progress};
 
 use crate::db::JobRow;
 
@@ -14,9 +14,9 @@ pub fn job_view(row: &JobRow, queue_position: Option<u32>) -> JobView {
         model: row.model.clone(),
         max_tokens: row.max_tokens,
         queue_position: queue_position.filter(|_| row.status == JobStatus::Queued),
-        progress: row.progress(),
+        progress: progress(row),
         text: row.partial_text.clone(),
-        stats: row.stats(),
+        stats: stats(row),
         error: row.error.clone(),
         attempt: row.attempt,
         run: row.runs,
@@ -32,4 +32,104 @@ fn first_seq(row: &JobRow) -> u64 {
     u64::try_from(row.last_update_at)
         .unwrap_or_default()
         .saturating_mul(1000)
+}
+
+/// The seed's live progress fields as stored.
+fn progress(row: &JobRow) -> Progress {
+    Progress {
+        current_tokens: row.current_tokens,
+        tokens_per_second: row.tokens_per_second,
+        elapsed_time: row.elapsed_time,
+        estimated_time_remaining: row.estimated_time_remaining,
+        percent: row.percent,
+        last_update_at: row.last_update_at,
+    }
+}
+
+/// Ollama's statistics, once the job completed.
+fn stats(row: &JobRow) -> Option<FinalStats> {
+    (row.status == JobStatus::Completed).then(|| FinalStats {
+        input_tokens: row.input_tokens.unwrap_or_default(),
+        output_tokens: row.output_tokens.unwrap_or_default(),
+        total_tokens: row.total_tokens.unwrap_or_default(),
+        time_to_first_token_ms: row.time_to_first_token_ms.unwrap_or_default(),
+        load_duration_ns: row.load_duration_ns.unwrap_or_default(),
+        prompt_eval_duration_ns: row.prompt_eval_duration_ns.unwrap_or_default(),
+        eval_duration_ns: row.eval_duration_ns.unwrap_or_default(),
+        total_duration_ns: row.total_duration_ns.unwrap_or_default(),
+        done_reason: row.done_reason.clone().unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use app::types::{FinalStats, JobStatus, Progress};
+
+    use super::job_view;
+    use crate::db::{testing::temp_db, JobCompletion, NewAiPostRow};
+
+    #[tokio::test]
+    async fn a_completed_row_shows_its_statistics_and_a_queued_one_its_place() {
+        let (db, _dir) = temp_db().await;
+        let new = NewAiPostRow {
+            author_id: "a1",
+            author_name: "Ann",
+            prompt: "p",
+            model: "m",
+            max_tokens: Some(50),
+        };
+        let queued = db.insert_ai_post(new).await.unwrap().job.unwrap();
+        let view = job_view(&queued, Some(3));
+        assert_eq!(
+            (
+                view.status,
+                view.queue_position,
+                view.max_tokens,
+                view.stats
+            ),
+            (JobStatus::Queued, Some(3), Some(50), None)
+        );
+
+        db.claim_job(queued.id).await.unwrap();
+        let stats = FinalStats {
+            input_tokens: 7,
+            output_tokens: 3,
+            total_tokens: 10,
+            time_to_first_token_ms: 12,
+            eval_duration_ns: 123_456_789,
+            done_reason: "stop".into(),
+            ..Default::default()
+        };
+        let progress = Progress {
+            current_tokens: 3,
+            elapsed_time: 1_500,
+            ..Default::default()
+        };
+        let completion = JobCompletion {
+            text: "Hi there",
+            stats: &stats,
+            progress: &progress,
+        };
+        let done = db
+            .complete_job(queued.id, completion)
+            .await
+            .unwrap()
+            .unwrap();
+        let view = job_view(&done, Some(1));
+        assert_eq!(view.queue_position, None, "only while queued");
+        assert_eq!(view.stats.as_ref(), Some(&stats));
+        assert_eq!(
+            (view.text.as_str(), view.run, view.attempt),
+            ("Hi there", 1, 1)
+        );
+        assert_eq!(
+            (
+                view.progress.percent,
+                view.progress.elapsed_time,
+                view.progress.current_tokens
+            ),
+            (100.0, 1_500, 3)
+        );
+        assert!(view.seq >= 1_000 * u64::try_from(done.last_update_at).unwrap());
+    }
 }

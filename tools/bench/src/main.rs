@@ -9,12 +9,12 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
+use app::types::{JobEvent, NewAiPost, Post};
 use clap::Parser;
 use eventsource_stream::Eventsource;
 use fake_ollama::{FakeConfig, FakeOllama};
 use futures::StreamExt;
 use hdrhistogram::Histogram;
-use serde_json::{json, Value};
 
 #[derive(Parser, Debug)]
 #[command(about = "Measure AI Wall's live progress push")]
@@ -88,15 +88,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let mut job_ids = Vec::new();
     for i in 0..args.jobs {
-        let post: Value = http
+        let new = NewAiPost {
+            author_name: format!("bench {i}"),
+            prompt: format!("benchmark {i}"),
+            model: Some("llama3.2:1b".into()),
+            max_tokens: None,
+        };
+        let post: Post = http
             .post(format!("{url}/api/v1/ai/posts"))
-            .json(&json!({ "author_name": format!("bench {i}"), "prompt": format!("benchmark {i}"), "model": "llama3.2:1b" }))
+            .json(&new)
             .send()
             .await?
             .error_for_status()?
             .json()
             .await?;
-        job_ids.push(post["job"]["id"].as_i64().ok_or("no job id")?);
+        job_ids.push(post.job.ok_or("no job")?.id);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_before = server.rss_kib()?;
@@ -188,22 +194,16 @@ async fn watch(
             announced = true;
             connected.add_permits(1);
         }
-        match event.event.as_str() {
-            "progress" => {
+        match JobEvent::decode(&event.event, &event.data).map_err(|e| e.to_string())? {
+            JobEvent::Progress(progress) => {
                 let now = unix_micros();
-                let data: Value = serde_json::from_str(&event.data).map_err(|e| e.to_string())?;
-                for stamp in data["text_delta"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .split_whitespace()
-                {
+                for stamp in progress.text_delta.split_whitespace() {
                     if let Some(t) = stamp.strip_prefix('t').and_then(|t| t.parse::<u64>().ok()) {
                         local.push(now.saturating_sub(t).max(1));
                     }
                 }
             }
-            "done" | "error" => break,
-            _ => {}
+            JobEvent::Done(_) | JobEvent::Error(_) => break,
         }
     }
     if !announced {

@@ -3,6 +3,7 @@
 mod jobs;
 mod posts;
 mod settings;
+mod transitions;
 
 use std::{str::FromStr, time::Duration};
 
@@ -11,8 +12,9 @@ use sqlx::{
     SqlitePool,
 };
 
-pub use jobs::{JobCompletion, JobRow, ProgressWrite, Recovered};
+pub use jobs::JobRow;
 pub use posts::{NewAiPostRow, PostRow, PostWithJob};
+pub use transitions::{JobCompletion, ProgressWrite, Recovered};
 
 /// Errors of the data layer. The HTTP edge turns them into a 500 or 503 with a plain message.
 #[derive(Debug, thiserror::Error)]
@@ -91,5 +93,17 @@ pub(crate) mod testing {
             .await
             .expect("open test database");
         (db, dir)
+    }
+
+    /// A new AI post's queued job; returns its id.
+    pub async fn queued_job(db: &super::Db, prompt: &str) -> i64 {
+        let new = super::NewAiPostRow {
+            author_id: "a1",
+            author_name: "Ann",
+            prompt,
+            model: "m",
+            max_tokens: None,
+        };
+        db.insert_ai_post(new).await.unwrap().job.unwrap().id
     }
 }

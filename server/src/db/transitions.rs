@@ -1,0 +1,442 @@
+//! A job's status changes, one named query each: claimed, progress written, completed,
+//! failed, cancelled (waiting or running), retried, handed back at shutdown, and recovered
+//! after a crash. Each changes only a job in the status it expects, and says whether it did.
+use app::types::{FinalStats, JobStatus, Progress};
+
+use super::{jobs::JobRow, now_ms, to_db_int, Db, DbResult};
+
+/// A throttled progress write: the live fields and the text so far.
+#[derive(Clone, Debug)]
+pub struct ProgressWrite<'a> {
+    pub status: JobStatus,
+    pub progress: &'a Progress,
+    pub text: &'a str,
+    pub retry_at: Option<i64>,
+    pub error: Option<&'a str>,
+    pub attempt: u32,
+}
+
+/// What a completed job stores.
+#[derive(Clone, Debug)]
+pub struct JobCompletion<'a> {
+    pub text: &'a str,
+    pub stats: &'a FinalStats,
+    pub progress: &'a Progress,
+}
+
+/// What start-up recovery did with the jobs a crash left running.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Recovered {
+    pub requeued: Vec<i64>,
+    pub failed: Vec<i64>,
+}
+
+impl Db {
+    /// Takes a queued job to run it: marks it `loading` and counts the attempt and the run.
+    /// `None` when it is not queued any more (cancelled or deleted meanwhile). The order of the
+    /// queue is the job service's to keep.
+    pub async fn claim_job(&self, id: i64) -> DbResult<Option<JobRow>> {
+        Ok(sqlx::query_as::<_, JobRow>(
+            "UPDATE ai_generation_jobs
+                SET status = $3, attempt = attempt + 1, runs = runs + 1, started_at = $1,
+                    last_update_at = $1, partial_text = '', current_tokens = 0,
+                    tokens_per_second = 0, elapsed_time = 0, estimated_time_remaining = NULL,
+                    percent = 0, error = NULL, retry_at = NULL
+              WHERE id = $2 AND status = $4
+             RETURNING *",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .bind(JobStatus::Loading)
+        .bind(JobStatus::Queued)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Writes the live state of a running job (throttled by the caller).
+    pub async fn write_progress(&self, id: i64, w: ProgressWrite<'_>) -> DbResult<()> {
+        let p = w.progress;
+        sqlx::query(
+            "UPDATE ai_generation_jobs
+                SET status = $2, current_tokens = $3, tokens_per_second = $4, elapsed_time = $5,
+                    estimated_time_remaining = $6, percent = $7, last_update_at = $8,
+                    partial_text = $9, retry_at = $10, error = $11, attempt = $12
+              WHERE id = $1 AND status IN ($13, $14)",
+        )
+        .bind(id)
+        .bind(w.status)
+        .bind(p.current_tokens)
+        .bind(p.tokens_per_second)
+        .bind(to_db_int(p.elapsed_time)?)
+        .bind(p.estimated_time_remaining.map(to_db_int).transpose()?)
+        .bind(p.percent)
+        .bind(p.last_update_at)
+        .bind(w.text)
+        .bind(w.retry_at)
+        .bind(w.error)
+        .bind(w.attempt)
+        .bind(JobStatus::Loading)
+        .bind(JobStatus::Generating)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Stores the answer and Ollama's statistics, on the job and on its post, atomically.
+    pub async fn complete_job(&self, id: i64, c: JobCompletion<'_>) -> DbResult<Option<JobRow>> {
+        let now = now_ms();
+        let s = c.stats;
+        let p = c.progress;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let row = sqlx::query_as::<_, JobRow>(
+            "UPDATE ai_generation_jobs
+                SET status = $16, partial_text = $2, current_tokens = $3,
+                    tokens_per_second = $4, elapsed_time = $5, estimated_time_remaining = 0,
+                    percent = 100, last_update_at = $6, finished_at = $6,
+                    input_tokens = $7, output_tokens = $8, total_tokens = $9,
+                    time_to_first_token_ms = $10, load_duration_ns = $11,
+                    prompt_eval_duration_ns = $12, eval_duration_ns = $13,
+                    total_duration_ns = $14, done_reason = $15, error = NULL, retry_at = NULL
+              WHERE id = $1 AND status IN ($17, $18)
+             RETURNING *",
+        )
+        .bind(id)
+        .bind(c.text)
+        .bind(p.current_tokens)
+        .bind(p.tokens_per_second)
+        .bind(to_db_int(p.elapsed_time)?)
+        .bind(now)
+        .bind(s.input_tokens)
+        .bind(s.output_tokens)
+        .bind(s.total_tokens)
+        .bind(to_db_int(s.time_to_first_token_ms)?)
+        .bind(to_db_int(s.load_duration_ns)?)
+        .bind(to_db_int(s.prompt_eval_duration_ns)?)
+        .bind(to_db_int(s.eval_duration_ns)?)
+        .bind(to_db_int(s.total_duration_ns)?)
+        .bind(&s.done_reason)
+        .bind(JobStatus::Completed)
+        .bind(JobStatus::Loading)
+        .bind(JobStatus::Generating)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = &row {
+            sqlx::query("UPDATE posts SET text = $2 WHERE id = $1")
+                .bind(row.post_id)
+                .bind(c.text)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Cancels a job that is still waiting in the queue. `None` when it is not queued (any more).
+    pub async fn cancel_queued_job(&self, id: i64, reason: &str) -> DbResult<Option<JobRow>> {
+        let now = now_ms();
+        Ok(sqlx::query_as::<_, JobRow>(
+            "UPDATE ai_generation_jobs
+                SET status = $4, error = $2, last_update_at = $3, finished_at = $3
+              WHERE id = $1 AND status = $5
+             RETURNING *",
+        )
+        .bind(id)
+        .bind(reason)
+        .bind(now)
+        .bind(JobStatus::Cancelled)
+        .bind(JobStatus::Queued)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Ends an unfinished job as `failed`, keeping the text it wrote. `None` when it had
+    /// already ended.
+    pub async fn fail_job(&self, id: i64, reason: &str, text: &str) -> DbResult<Option<JobRow>> {
+        self.end_unfinished(id, JobStatus::Failed, reason, text)
+            .await
+    }
+
+    /// Ends a running job as `cancelled` (its author stopped it), keeping the text it wrote.
+    /// `None` when it had already ended.
+    pub async fn cancel_running_job(
+        &self,
+        id: i64,
+        reason: &str,
+        text: &str,
+    ) -> DbResult<Option<JobRow>> {
+        self.end_unfinished(id, JobStatus::Cancelled, reason, text)
+            .await
+    }
+
+    async fn end_unfinished(
+        &self,
+        id: i64,
+        status: JobStatus,
+        reason: &str,
+        text: &str,
+    ) -> DbResult<Option<JobRow>> {
+        let now = now_ms();
+        Ok(sqlx::query_as::<_, JobRow>(
+            "UPDATE ai_generation_jobs
+                SET status = $2, error = $3, partial_text = $4,
+                    last_update_at = $5, finished_at = $5, estimated_time_remaining = NULL,
+                    retry_at = NULL
+              WHERE id = $1 AND status IN ($6, $7, $8)
+             RETURNING *",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(reason)
+        .bind(text)
+        .bind(now)
+        .bind(JobStatus::Queued)
+        .bind(JobStatus::Loading)
+        .bind(JobStatus::Generating)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// A Retry: a failed or cancelled job goes to the end of the queue, its attempts starting
+    /// over. `None` when the job is not failed or cancelled.
+    pub async fn retry_job(&self, id: i64) -> DbResult<Option<JobRow>> {
+        let now = now_ms();
+        Ok(sqlx::query_as::<_, JobRow>(
+            "UPDATE ai_generation_jobs
+                SET status = $3, attempt = 0, queued_at = $2, partial_text = '',
+                    current_tokens = 0, tokens_per_second = 0, elapsed_time = 0,
+                    estimated_time_remaining = NULL, percent = 0, error = NULL, retry_at = NULL,
+                    last_update_at = $2, started_at = NULL, finished_at = NULL
+              WHERE id = $1 AND status IN ($4, $5)
+             RETURNING *",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(JobStatus::Queued)
+        .bind(JobStatus::Failed)
+        .bind(JobStatus::Cancelled)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// At shutdown: a running job goes back to the queue at its old place, and the interrupted
+    /// try does not count against it. `None` when it was not running.
+    pub async fn hand_back_job(&self, id: i64) -> DbResult<Option<JobRow>> {
+        let now = now_ms();
+        Ok(sqlx::query_as::<_, JobRow>(
+            "UPDATE ai_generation_jobs
+                SET status = $3, attempt = CASE WHEN attempt > 0 THEN attempt - 1 ELSE 0 END,
+                    partial_text = '', current_tokens = 0, tokens_per_second = 0,
+                    elapsed_time = 0, estimated_time_remaining = NULL, percent = 0, error = NULL,
+                    retry_at = NULL, last_update_at = $2, started_at = NULL, finished_at = NULL
+              WHERE id = $1 AND status IN ($4, $5)
+             RETURNING *",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(JobStatus::Queued)
+        .bind(JobStatus::Loading)
+        .bind(JobStatus::Generating)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// At start-up: every job left `loading` or `generating` by a crash goes back to the queue
+    /// (its text starts over), or fails with the reason once it has had `max_attempts` tries.
+    pub async fn recover_interrupted(&self, max_attempts: u32) -> DbResult<Recovered> {
+        let now = now_ms();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let failed: Vec<i64> = sqlx::query_scalar(
+            "UPDATE ai_generation_jobs
+                SET status = $3, finished_at = $2, last_update_at = $2,
+                    estimated_time_remaining = NULL, retry_at = NULL,
+                    error = 'The server stopped during this generation ' || attempt ||
+                            ' times; giving up. Press Retry to try again.'
+              WHERE status IN ($4, $5) AND attempt >= $1
+             RETURNING id",
+        )
+        .bind(max_attempts)
+        .bind(now)
+        .bind(JobStatus::Failed)
+        .bind(JobStatus::Loading)
+        .bind(JobStatus::Generating)
+        .fetch_all(&mut *tx)
+        .await?;
+        let requeued: Vec<i64> = sqlx::query_scalar(
+            "UPDATE ai_generation_jobs
+                SET status = $2, partial_text = '', current_tokens = 0,
+                    tokens_per_second = 0, elapsed_time = 0, estimated_time_remaining = NULL,
+                    percent = 0, last_update_at = $1, retry_at = NULL
+              WHERE status IN ($3, $4)
+             RETURNING id",
+        )
+        .bind(now)
+        .bind(JobStatus::Queued)
+        .bind(JobStatus::Loading)
+        .bind(JobStatus::Generating)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Recovered { requeued, failed })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use app::types::{FinalStats, JobStatus, Progress};
+
+    use crate::db::{
+        testing::{queued_job, temp_db},
+        JobCompletion, ProgressWrite,
+    };
+
+    #[tokio::test]
+    async fn a_job_is_claimed_once() {
+        let (db, _dir) = temp_db().await;
+        let a = queued_job(&db, "a").await;
+        let b = queued_job(&db, "b").await;
+        let first = db.claim_job(a).await.unwrap().unwrap();
+        assert_eq!(
+            (first.id, first.status, first.attempt),
+            (a, JobStatus::Loading, 1)
+        );
+        assert!(db.claim_job(a).await.unwrap().is_none(), "not twice");
+        assert_eq!(db.claim_job(b).await.unwrap().unwrap().id, b);
+    }
+
+    #[tokio::test]
+    async fn completing_a_job_stores_stats_and_the_posts_text() {
+        let (db, _dir) = temp_db().await;
+        let id = queued_job(&db, "a").await;
+        db.claim_job(id).await.unwrap();
+        let stats = FinalStats {
+            input_tokens: 7,
+            output_tokens: 3,
+            total_tokens: 10,
+            eval_duration_ns: 123_456_789,
+            done_reason: "stop".into(),
+            ..Default::default()
+        };
+        let row = db
+            .complete_job(
+                id,
+                JobCompletion {
+                    text: "Hi there",
+                    stats: &stats,
+                    progress: &Progress::default(),
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.status, JobStatus::Completed);
+        assert_eq!(
+            (row.input_tokens, row.output_tokens, row.total_tokens),
+            (Some(7), Some(3), Some(10))
+        );
+        assert_eq!(
+            (row.eval_duration_ns, row.done_reason.as_deref()),
+            (Some(123_456_789), Some("stop"))
+        );
+        assert_eq!(row.percent, 100.0);
+        assert_eq!(
+            db.post(row.post_id).await.unwrap().unwrap().post.text,
+            "Hi there"
+        );
+        // A finished job takes no more progress and cannot be failed afterwards.
+        assert!(db.fail_job(id, "late", "").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn progress_writes_only_touch_running_jobs() {
+        let (db, _dir) = temp_db().await;
+        let id = queued_job(&db, "a").await;
+        let progress = Progress {
+            current_tokens: 5,
+            ..Default::default()
+        };
+        let write = ProgressWrite {
+            status: JobStatus::Generating,
+            progress: &progress,
+            text: "abc",
+            retry_at: None,
+            error: None,
+            attempt: 1,
+        };
+        db.write_progress(id, write.clone()).await.unwrap();
+        assert_eq!(
+            db.job(id).await.unwrap().unwrap().current_tokens,
+            0,
+            "still queued"
+        );
+        db.claim_job(id).await.unwrap();
+        db.write_progress(id, write).await.unwrap();
+        let row = db.job(id).await.unwrap().unwrap();
+        assert_eq!(
+            (row.current_tokens, row.partial_text.as_str(), row.status),
+            (5, "abc", JobStatus::Generating)
+        );
+    }
+
+    #[tokio::test]
+    async fn recovery_requeues_interrupted_jobs_until_the_attempt_limit() {
+        let (db, _dir) = temp_db().await;
+        let a = queued_job(&db, "a").await;
+        let b = queued_job(&db, "b").await;
+        let c = queued_job(&db, "c").await;
+        db.claim_job(a).await.unwrap(); // attempt 1
+        db.claim_job(b).await.unwrap(); // attempt 1
+        let recovered = db.recover_interrupted(1).await.unwrap();
+        assert_eq!(recovered.failed, vec![a, b]);
+        assert!(db
+            .job(a)
+            .await
+            .unwrap()
+            .unwrap()
+            .error
+            .unwrap()
+            .contains("stopped"));
+        assert_eq!(db.job(c).await.unwrap().unwrap().status, JobStatus::Queued);
+
+        db.claim_job(c).await.unwrap(); // attempt 1
+        let recovered = db.recover_interrupted(3).await.unwrap();
+        assert_eq!(recovered.requeued, vec![c]);
+        let row = db.job(c).await.unwrap().unwrap();
+        assert_eq!((row.status, row.attempt), (JobStatus::Queued, 1));
+    }
+
+    #[tokio::test]
+    async fn retry_resets_a_failed_job() {
+        let (db, _dir) = temp_db().await;
+        let id = queued_job(&db, "a").await;
+        assert!(
+            db.retry_job(id).await.unwrap().is_none(),
+            "a queued job is not retried"
+        );
+        db.claim_job(id).await.unwrap();
+        db.fail_job(id, "boom", "partial").await.unwrap();
+        let row = db.retry_job(id).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                row.status,
+                row.attempt,
+                row.error,
+                row.partial_text.as_str()
+            ),
+            (JobStatus::Queued, 0, None, "")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_job_handed_back_at_shutdown_keeps_its_place_and_its_attempts() {
+        let (db, _dir) = temp_db().await;
+        let id = queued_job(&db, "a").await;
+        let queued_at = db.job(id).await.unwrap().unwrap().queued_at;
+        assert!(db.hand_back_job(id).await.unwrap().is_none(), "not running");
+        db.claim_job(id).await.unwrap();
+        let row = db.hand_back_job(id).await.unwrap().unwrap();
+        assert_eq!(
+            (row.status, row.attempt, row.runs, row.queued_at),
+            (JobStatus::Queued, 0, 1, queued_at)
+        );
+    }
+}

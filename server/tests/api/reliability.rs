@@ -1,10 +1,9 @@
 //! Crashes, signals and Ollama faults, against the real `aiwall` binary, its database file and
 //! the fake Ollama over HTTP.
-mod common;
 
 use std::time::Duration;
 
-use common::process::AppProcess;
+use crate::process::AppProcess;
 use eventsource_stream::Eventsource;
 use fake_ollama::{FakeConfig, FakeOllama};
 use futures::StreamExt;
@@ -100,7 +99,7 @@ async fn resilient_watch(url: String, job_id: i64) -> (String, Value) {
 
 #[tokio::test]
 async fn after_kill_9_every_job_ends_and_every_post_is_there() {
-    let fake = common::fake_ollama(10.0, 100).await;
+    let fake = crate::test_app::fake_ollama(10.0, 100).await;
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("AIWALL_OLLAMA__URL", fake.url()),
@@ -158,7 +157,7 @@ async fn after_kill_9_every_job_ends_and_every_post_is_there() {
 
 #[tokio::test]
 async fn a_job_interrupted_too_often_fails_with_the_reason() {
-    let fake = common::fake_ollama(5.0, 100).await;
+    let fake = crate::test_app::fake_ollama(5.0, 100).await;
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("AIWALL_OLLAMA__URL", fake.url()),
@@ -187,7 +186,7 @@ async fn a_job_interrupted_too_often_fails_with_the_reason() {
 
 #[tokio::test]
 async fn sigterm_finishes_what_it_can_requeues_the_rest_and_exits_0() {
-    let fake = common::fake_ollama(20.0, 30).await;
+    let fake = crate::test_app::fake_ollama(20.0, 30).await;
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("AIWALL_OLLAMA__URL", fake.url()),
@@ -265,7 +264,7 @@ async fn sigterm_finishes_what_it_can_requeues_the_rest_and_exits_0() {
 
 #[tokio::test]
 async fn transient_ollama_failures_are_retried_and_shown_then_succeed() {
-    let fake = common::fake_ollama(200.0, 20).await;
+    let fake = crate::test_app::fake_ollama(200.0, 20).await;
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("AIWALL_OLLAMA__URL", fake.url()),
@@ -330,7 +329,7 @@ async fn ollama_coming_back_after_refusing_connections_resumes_the_job() {
 
 #[tokio::test]
 async fn a_stall_is_retried_then_fails_and_a_permanent_error_fails_at_once() {
-    let fake = common::fake_ollama(200.0, 20).await;
+    let fake = crate::test_app::fake_ollama(200.0, 20).await;
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("AIWALL_OLLAMA__URL", fake.url()),
@@ -378,7 +377,7 @@ async fn a_stall_is_retried_then_fails_and_a_permanent_error_fails_at_once() {
 
 #[tokio::test]
 async fn queued_jobs_keep_their_place_when_the_limit_is_lowered() {
-    let fake = common::fake_ollama(50.0, 20).await;
+    let fake = crate::test_app::fake_ollama(50.0, 20).await;
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("AIWALL_OLLAMA__URL", fake.url()),
@@ -420,7 +419,7 @@ async fn queued_jobs_keep_their_place_when_the_limit_is_lowered() {
 
 #[tokio::test]
 async fn the_binary_refuses_strangers_forgeries_and_excess_with_clear_answers() {
-    let fake = common::fake_ollama(5.0, 100).await;
+    let fake = crate::test_app::fake_ollama(5.0, 100).await;
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("AIWALL_OLLAMA__URL", fake.url()),

@@ -1,7 +1,6 @@
 //! The wall's JSON API and page over real HTTP, against a real SQLite file.
-mod common;
 
-use common::{browser, spawn_app};
+use crate::test_app::{browser, spawn_app};
 use fake_ollama::FakeConfig;
 use serde_json::{json, Value};
 
@@ -291,7 +290,7 @@ async fn health_and_readiness() {
     assert_eq!(ready["ready"], true);
     assert_eq!(ready["ollama"]["ok"], true);
 
-    let no_ollama = common::spawn_app_with(None, |_| {}).await;
+    let no_ollama = crate::test_app::spawn_app_with(None, |_| {}).await;
     let response = no_ollama
         .client
         .get(format!("{}/readyz", no_ollama.url))
@@ -324,7 +323,7 @@ async fn health_and_readiness() {
 
 #[tokio::test]
 async fn every_limit_answers_429_with_retry_after_and_others_keep_being_served() {
-    let app = common::spawn_app_with(
+    let app = crate::test_app::spawn_app_with(
         Some(FakeConfig {
             tokens_per_second: 5.0,
             length: 50,
@@ -414,7 +413,7 @@ async fn every_limit_answers_429_with_retry_after_and_others_keep_being_served()
 
 #[tokio::test]
 async fn ai_posts_per_minute_are_limited_per_author() {
-    let app = common::spawn_app_with(Some(common::fast_fake()), |c| {
+    let app = crate::test_app::spawn_app_with(Some(crate::test_app::fast_fake()), |c| {
         c.limits.ai_posts_per_minute = 2
     })
     .await;

@@ -1,9 +1,5 @@
 //! `spawn_app`: the real server on a random port, against a fresh SQLite file and a fake Ollama
 //! over real HTTP; and an SSE client for reading its streams.
-#![allow(dead_code)]
-
-pub mod process;
-
 use std::{path::PathBuf, time::Duration};
 
 use eventsource_stream::{Event, Eventsource};
@@ -19,8 +15,8 @@ pub struct TestApp {
     pub fake: Option<FakeOllama>,
     pub db_path: PathBuf,
     pub config: Config,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// Dropped with the app, which stops the server the way SIGTERM does.
+    _stop: oneshot::Sender<()>,
     _dir: tempfile::TempDir,
 }
 
@@ -51,7 +47,7 @@ pub async fn spawn_app_with(fake: Option<FakeConfig>, tweak: impl FnOnce(&mut Co
     let server = Server::build(config.clone()).await.expect("server starts");
     let url = format!("http://{}", server.local_addr());
     let (stop, stopped) = oneshot::channel::<()>();
-    let handle = tokio::spawn(server.run(async move {
+    tokio::spawn(server.run(async move {
         let _ = stopped.await;
     }));
     TestApp {
@@ -60,8 +56,7 @@ pub async fn spawn_app_with(fake: Option<FakeConfig>, tweak: impl FnOnce(&mut Co
         fake,
         db_path,
         config,
-        stop: Some(stop),
-        server: Some(handle),
+        _stop: stop,
         _dir: dir,
     }
 }
@@ -183,17 +178,6 @@ impl TestApp {
         assert_eq!(response.status(), 200);
         SseStream {
             inner: Box::pin(response.bytes_stream().eventsource()),
-        }
-    }
-
-    /// Stops the server the way SIGTERM does, and waits for it.
-    pub async fn stop(&mut self) -> std::io::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        match self.server.take() {
-            Some(handle) => handle.await.expect("server task"),
-            None => Ok(()),
         }
     }
 

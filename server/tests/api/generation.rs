@@ -1,10 +1,9 @@
 //! The generation pipeline end to end over real HTTP: the server streams from the fake Ollama,
 //! persists throttled progress, and pushes it to SSE watchers.
-mod common;
 
 use std::time::Duration;
 
-use common::{browser, fast_fake, spawn_app, spawn_app_with, TestApp};
+use crate::test_app::{browser, fast_fake, spawn_app, spawn_app_with, TestApp};
 use fake_ollama::FakeConfig;
 use serde_json::{json, Value};
 

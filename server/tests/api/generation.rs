@@ -220,7 +220,13 @@ async fn a_generation_past_its_deadline_fails() {
         },
     )
     .await;
-    failed_with(&app, "a long one", "llama3.2:1b", "").await;
+    failed_with(
+        &app,
+        "a long one",
+        "llama3.2:1b",
+        "the reply took longer than the 1 s deadline",
+    )
+    .await;
     let job_id = app.ai_post("again").await.1;
     let job = app.wait_terminal(job_id).await;
     assert_eq!(job["status"], "failed");

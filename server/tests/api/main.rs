@@ -15,4 +15,5 @@ mod ollama_client;
 mod posts;
 mod process;
 mod reliability;
+mod sse;
 mod test_app;

@@ -304,8 +304,21 @@ async fn reconnecting_with_last_event_id_misses_nothing_and_doubles_nothing() {
             seen += 1;
         }
     }
+    // A second watcher shows when the job has written past what the first one read: the first
+    // misses that text while it is away.
+    let mut witness = app.sse(&path, None).await;
     drop(stream);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    witness
+        .until(WAIT, "text past the first watcher's", |e| {
+            match job_event(e) {
+                JobEvent::Progress(p) => {
+                    (p.text_offset + p.text_delta.len() > text.len()).then_some(())
+                }
+                end => panic!("the job ended before the first watcher missed anything: {end:?}"),
+            }
+        })
+        .await;
+    drop(witness);
     let resumed = app.sse(&path, last_id.as_deref()).await.collect(WAIT).await;
     for e in &resumed {
         if let JobEvent::Progress(p) = job_event(e) {
@@ -491,10 +504,15 @@ async fn the_author_can_stop_and_retry_and_others_get_403() {
     };
     assert_eq!(end.status, JobStatus::Cancelled);
     assert_eq!(app.job(job_id).await.status, JobStatus::Cancelled);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let dropped = app
+        .fake
+        .as_ref()
+        .unwrap()
+        .wait_for_stats(WAIT, |s| s.disconnected >= 1)
+        .await;
     assert!(
-        app.fake.as_ref().unwrap().stats().disconnected >= 1,
-        "the Ollama request was dropped"
+        dropped.is_ok(),
+        "the Ollama request was dropped: {dropped:?}"
     );
 
     let retry = app.api(&format!("/ai/generation/{job_id}/retry"));

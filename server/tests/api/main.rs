@@ -10,6 +10,7 @@
     clippy::cast_precision_loss
 )]
 
+mod deadline;
 mod generation;
 mod ollama_client;
 mod posts;

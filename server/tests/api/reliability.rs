@@ -3,16 +3,19 @@
 
 use std::time::Duration;
 
-use app::types::{ErrorBody, ErrorCode, JobEvent, JobStatus, JobView, NewAiPost, NewPost};
-use eventsource_stream::Eventsource;
+use app::types::{
+    ErrorBody, ErrorCode, JobEvent, JobStatus, JobView, NewAiPost, NewPost, ProgressEvent,
+};
 use fake_ollama::{FakeConfig, FakeOllama};
-use futures::StreamExt;
 
 use crate::{
+    deadline::eventually,
     process::AppProcess,
-    sse::job_event,
+    sse::{job_event, progress_url, wait_progress_at, wait_terminal_at, SseStream},
     test_app::{create_ai_post, job_at, read},
 };
+
+const WAIT: Duration = Duration::from_secs(10);
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -37,59 +40,54 @@ async fn job(url: &str, job_id: i64) -> JobView {
     job_at(&reqwest::Client::new(), url, job_id).await
 }
 
-async fn wait_for(
+/// Follows the job's stream on the server at `url` until a progress event shows `what`.
+async fn wait_progress(
     url: &str,
     job_id: i64,
-    timeout: Duration,
-    done: impl Fn(&JobView) -> bool,
-) -> JobView {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Ok(response) = reqwest::get(format!("{url}/api/v1/ai/generation/{job_id}")).await {
-            if let Ok(j) = response.json::<JobView>().await {
-                if done(&j) {
-                    return j;
-                }
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "job {job_id} timed out: {:?}",
-            job(url, job_id).await
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    within: Duration,
+    what: &str,
+    shows: impl Fn(&ProgressEvent) -> bool,
+) -> ProgressEvent {
+    wait_progress_at(&reqwest::Client::new(), url, job_id, within, what, shows).await
 }
 
-fn terminal(j: &JobView) -> bool {
-    j.status.is_terminal()
+/// Follows the job's stream on the server at `url` to its end; the job's state then.
+async fn wait_terminal(url: &str, job_id: i64, within: Duration) -> JobView {
+    wait_terminal_at(&reqwest::Client::new(), url, job_id, within).await
 }
 
-/// A watcher that, like EventSource, reconnects with Last-Event-ID until it sees the end.
-async fn resilient_watch(url: String, job_id: i64) -> JobEvent {
-    let mut last_id: Option<String> = None;
-    loop {
-        let mut request =
-            reqwest::Client::new().get(format!("{url}/api/v1/ai/generation/{job_id}/progress"));
-        if let Some(id) = &last_id {
-            request = request.header("Last-Event-ID", id);
-        }
-        if let Ok(response) = request.send().await {
-            if response.status() == 200 {
-                let mut events = response.bytes_stream().eventsource();
-                while let Some(Ok(e)) = events.next().await {
-                    if !e.id.is_empty() {
-                        last_id = Some(e.id.clone());
-                    }
-                    let event = job_event(&e);
-                    if event.is_terminal() {
-                        return event;
-                    }
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+/// Waits until the job waits to retry, and returns its state, which says why. The reason is on
+/// the job's state only (its stream's progress events carry `retry_at`, not the words), so this
+/// polls the job.
+async fn wait_retrying(url: &str, job_id: i64, within: Duration) -> JobView {
+    eventually(
+        within,
+        &format!("job {job_id} waiting to retry"),
+        || async {
+            let j = job(url, job_id).await;
+            assert!(
+                !j.status.is_terminal(),
+                "job {job_id} ended without a retry: {j:?}"
+            );
+            j.retry_at.is_some().then_some(j)
+        },
+    )
+    .await
+}
+
+/// The job's stored progress, as a restart will find it.
+async fn stored_tokens(pool: &sqlx::SqlitePool, job_id: i64) -> i64 {
+    sqlx::query_scalar("SELECT current_tokens FROM ai_generation_jobs WHERE id = $1")
+        .bind(job_id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn sqlite(dir: &std::path::Path) -> sqlx::SqlitePool {
+    sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.join("wall.db").display()))
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -109,24 +107,55 @@ async fn after_kill_9_every_job_ends_and_every_post_is_there() {
     }
     // Three are writing, two wait in the queue.
     for (_, job_id) in &jobs[..3] {
-        wait_for(&app.url, *job_id, Duration::from_secs(10), |j| {
-            j.progress.current_tokens > 3
-        })
+        wait_progress(
+            &app.url,
+            *job_id,
+            Duration::from_secs(10),
+            "more than 3 tokens",
+            |p| p.progress.current_tokens > 3,
+        )
         .await;
     }
-    let watcher = tokio::spawn(resilient_watch(app.url.clone(), jobs[0].1));
-    tokio::time::sleep(Duration::from_millis(700)).await; // a progress write lands in the database
+    // A browser watching the first job, which will reconnect as EventSource does.
+    let watch_url = progress_url(&app.url, jobs[0].1);
+    let mut watcher = SseStream::open(&reqwest::Client::new(), &watch_url, None).await;
+    let mut seen = vec![watcher.next_within(WAIT).await.expect("the job's state")];
+    // The running jobs' progress has reached the database (it is written every 500 ms), so
+    // the crash interrupts jobs with stored progress.
+    let pool = sqlite(dir.path()).await;
+    for (_, job_id) in &jobs[..3] {
+        eventually(
+            Duration::from_secs(10),
+            &format!("job {job_id}'s progress in the database"),
+            || async { (stored_tokens(&pool, *job_id).await > 3).then_some(()) },
+        )
+        .await;
+    }
+    pool.close().await;
 
-    app.kill9();
+    app.kill9().await;
+    // The watcher reads what the server sent before it died, until the connection breaks.
+    seen.extend(watcher.until_broken(WAIT).await);
+    let last_id = seen
+        .iter()
+        .rev()
+        .find(|e| !e.id.is_empty())
+        .map(|e| e.id.clone());
     fake.set_config(FakeConfig {
         tokens_per_second: 200.0,
         length: 40,
         ..FakeConfig::default()
     });
     app.restart().await;
+    let watcher = tokio::spawn(async move {
+        SseStream::open(&reqwest::Client::new(), &watch_url, last_id.as_deref())
+            .await
+            .collect(Duration::from_secs(30))
+            .await
+    });
 
     for (post_id, job_id) in &jobs {
-        let j = wait_for(&app.url, *job_id, Duration::from_secs(30), terminal).await;
+        let j = wait_terminal(&app.url, *job_id, Duration::from_secs(30)).await;
         assert!(
             j.status == JobStatus::Completed
                 || (j.status == JobStatus::Failed && j.error.is_some()),
@@ -143,10 +172,11 @@ async fn after_kill_9_every_job_ends_and_every_post_is_there() {
         interrupted.attempt, 2,
         "restarted from the beginning as a second attempt"
     );
-    let end = tokio::time::timeout(Duration::from_secs(20), watcher)
+    let resumed = tokio::time::timeout(Duration::from_secs(20), watcher)
         .await
         .expect("the watcher got the end")
         .unwrap();
+    let end = job_event(resumed.last().expect("the resumed stream has an end"));
     let JobEvent::Done(done) = end else {
         panic!("done, not {end:?}")
     };
@@ -164,14 +194,18 @@ async fn a_job_interrupted_too_often_fails_with_the_reason() {
     let mut app = AppProcess::start(dir.path(), 0, &env).await;
     let (_, job_id) = ai_post(&client(), &app.url, "doomed").await;
     for _ in 0..2 {
-        wait_for(&app.url, job_id, Duration::from_secs(10), |j| {
-            j.status == JobStatus::Generating
-        })
+        wait_progress(
+            &app.url,
+            job_id,
+            Duration::from_secs(10),
+            "generating",
+            |p| p.status == JobStatus::Generating,
+        )
         .await;
-        app.kill9();
+        app.kill9().await;
         app.restart().await;
     }
-    let j = wait_for(&app.url, job_id, Duration::from_secs(10), terminal).await;
+    let j = wait_terminal(&app.url, job_id, Duration::from_secs(10)).await;
     assert_eq!(j.status, JobStatus::Failed);
     assert!(
         j.error
@@ -195,8 +229,8 @@ async fn sigterm_finishes_what_it_can_requeues_the_rest_and_exits_0() {
     // One short answer (1.5 s) finishes within the grace period; one long one cannot.
     let (_, short) = ai_post(&c, &app.url, "short").await;
     let (_, long) = ai_post(&c, &app.url, "long #fake:tokens=400").await;
-    wait_for(&app.url, long, Duration::from_secs(10), |j| {
-        j.status == JobStatus::Generating
+    wait_progress(&app.url, long, Duration::from_secs(10), "generating", |p| {
+        p.status == JobStatus::Generating
     })
     .await;
     let watcher = reqwest::get(format!("{}/api/v1/wall/events", app.url))
@@ -204,9 +238,13 @@ async fn sigterm_finishes_what_it_can_requeues_the_rest_and_exits_0() {
         .unwrap();
 
     let sent = std::time::Instant::now();
-    app.sigterm();
+    app.sigterm().await;
     // While it finishes, it takes no new generations.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.wait_for_log(
+        "shutting down: finishing running generations",
+        Duration::from_secs(5),
+    )
+    .await;
     let refused = c
         .post(format!("{}/api/v1/ai/posts", app.url))
         .json(&new_ai_post("too late"))
@@ -234,12 +272,7 @@ async fn sigterm_finishes_what_it_can_requeues_the_rest_and_exits_0() {
         .unwrap_or_default();
     assert!(body.contains("retry: 1000"), "{body}");
 
-    let pool = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        dir.path().join("wall.db").display()
-    ))
-    .await
-    .unwrap();
+    let pool = sqlite(dir.path()).await;
     let status_of = |id: i64| {
         let pool = pool.clone();
         async move {
@@ -269,7 +302,7 @@ async fn sigterm_finishes_what_it_can_requeues_the_rest_and_exits_0() {
         ..FakeConfig::default()
     });
     app.restart().await;
-    let j = wait_for(&app.url, long, Duration::from_secs(20), terminal).await;
+    let j = wait_terminal(&app.url, long, Duration::from_secs(20)).await;
     assert_eq!(j.status, JobStatus::Completed);
 }
 
@@ -284,15 +317,12 @@ async fn transient_ollama_failures_are_retried_and_shown_then_succeed() {
     ];
     let app = AppProcess::start(dir.path(), 0, &env).await;
     let (_, job_id) = ai_post(&client(), &app.url, "busy ollama #fake:fail-first=2").await;
-    let retrying = wait_for(&app.url, job_id, Duration::from_secs(10), |j| {
-        j.retry_at.is_some() || terminal(j)
-    })
-    .await;
+    let retrying = wait_retrying(&app.url, job_id, Duration::from_secs(10)).await;
     assert!(
         retrying.error.as_deref().unwrap().contains("server busy"),
         "{retrying:?}"
     );
-    let j = wait_for(&app.url, job_id, Duration::from_secs(20), terminal).await;
+    let j = wait_terminal(&app.url, job_id, Duration::from_secs(20)).await;
     assert_eq!(j.status, JobStatus::Completed, "{j:?}");
     assert_eq!(j.attempt, 3);
     assert_eq!(fake.stats().http_errors, 2);
@@ -313,10 +343,7 @@ async fn ollama_coming_back_after_refusing_connections_resumes_the_job() {
     ];
     let app = AppProcess::start(dir.path(), 0, &env).await;
     let (_, job_id) = ai_post(&client(), &app.url, "wait for ollama").await;
-    let retrying = wait_for(&app.url, job_id, Duration::from_secs(10), |j| {
-        j.retry_at.is_some()
-    })
-    .await;
+    let retrying = wait_retrying(&app.url, job_id, Duration::from_secs(10)).await;
     assert!(
         retrying.error.as_deref().unwrap().contains("not reachable"),
         "{retrying:?}"
@@ -331,7 +358,7 @@ async fn ollama_coming_back_after_refusing_connections_resumes_the_job() {
     )
     .await
     .unwrap();
-    let j = wait_for(&app.url, job_id, Duration::from_secs(30), terminal).await;
+    let j = wait_terminal(&app.url, job_id, Duration::from_secs(30)).await;
     assert_eq!(j.status, JobStatus::Completed, "{j:?}");
 }
 
@@ -357,7 +384,7 @@ async fn a_stall_is_retried_then_fails_and_a_permanent_error_fails_at_once() {
         },
     )
     .await;
-    let j = wait_for(&app.url, missing, Duration::from_secs(5), terminal).await;
+    let j = wait_terminal(&app.url, missing, Duration::from_secs(5)).await;
     assert_eq!(
         (j.status, j.attempt),
         (JobStatus::Failed, 1),
@@ -368,7 +395,7 @@ async fn a_stall_is_retried_then_fails_and_a_permanent_error_fails_at_once() {
         .as_deref()
         .unwrap()
         .contains("ollama pull not-pulled:1b"));
-    let j = wait_for(&app.url, stalled, Duration::from_secs(15), terminal).await;
+    let j = wait_terminal(&app.url, stalled, Duration::from_secs(15)).await;
     assert_eq!((j.status, j.attempt), (JobStatus::Failed, 2), "{j:?}");
     assert!(
         j.error.as_deref().unwrap().contains("stopped sending data"),
@@ -395,12 +422,12 @@ async fn queued_jobs_keep_their_place_when_the_limit_is_lowered() {
                 .1,
         );
     }
-    app.kill9();
+    app.kill9().await;
     app.restart_with(&[("AIWALL_LIMITS__QUEUED_PER_AUTHOR", "1".into())])
         .await;
     let mut finished = Vec::new();
     for id in &jobs {
-        let j = wait_for(&app.url, *id, Duration::from_secs(30), terminal).await;
+        let j = wait_terminal(&app.url, *id, Duration::from_secs(30)).await;
         assert_eq!(j.status, JobStatus::Completed, "{j:?}");
         finished.push(j.progress.last_update_at);
     }

@@ -9,7 +9,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use server::{config::Config, startup::Server};
 use tokio::sync::oneshot;
 
-use crate::sse::SseStream;
+use crate::sse::{wait_terminal_at, SseStream};
 
 pub struct TestApp {
     pub url: String,
@@ -150,16 +150,9 @@ impl TestApp {
         job_at(&self.client, &self.url, job_id).await
     }
 
-    /// Waits until the job reaches a terminal status and returns its state.
+    /// Follows the job's stream to its end and returns its state then.
     pub async fn wait_terminal(&self, job_id: i64) -> JobView {
-        for _ in 0..400 {
-            let job = self.job(job_id).await;
-            if job.status.is_terminal() {
-                return job;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("job {job_id} did not finish: {:?}", self.job(job_id).await);
+        wait_terminal_at(&self.client, &self.url, job_id, Duration::from_secs(15)).await
     }
 
     /// Opens an SSE stream (optionally resuming after `last_event_id`).

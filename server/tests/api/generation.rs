@@ -1,32 +1,53 @@
 //! The generation pipeline end to end over real HTTP: the server streams from the fake Ollama,
 //! persists throttled progress, and pushes it to SSE watchers.
-mod common;
 
 use std::time::Duration;
 
-use common::{browser, fast_fake, spawn_app, spawn_app_with, TestApp};
+use app::types::{
+    EventName, JobEvent, JobStatus, JobView, NewAiPost, Post, ProgressEvent, WallEvent,
+};
 use fake_ollama::FakeConfig;
-use serde_json::{json, Value};
+use serde::Deserialize;
+
+use crate::{
+    sse::{job_event, wall_event},
+    test_app::{browser, fast_fake, spawn_app, spawn_app_with, TestApp},
+};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn data(event: &eventsource_stream::Event) -> Value {
-    serde_json::from_str(&event.data).unwrap_or_else(|e| panic!("bad JSON in {event:?}: {e}"))
-}
-
-/// Follows a job's SSE stream to its end: (progress events, terminal event).
-async fn follow(app: &TestApp, job_id: i64) -> (Vec<Value>, eventsource_stream::Event) {
+/// Follows a job's SSE stream to its end: (progress events, the terminal event and its id).
+async fn follow(app: &TestApp, job_id: i64) -> (Vec<ProgressEvent>, (JobEvent, String)) {
     let events = app
         .sse(&format!("/ai/generation/{job_id}/progress"), None)
         .await
         .collect(WAIT)
         .await;
-    let (last, progress) = events.split_last().expect("at least a terminal event");
+    let (last, before) = events.split_last().expect("at least a terminal event");
+    let progress = before
+        .iter()
+        .map(|e| match job_event(e) {
+            JobEvent::Progress(p) => p,
+            other => panic!("only progress before the end, not {other:?}"),
+        })
+        .collect();
+    let end = job_event(last);
     assert!(
-        progress.iter().all(|e| e.event == "progress"),
-        "only progress before the end"
+        end.is_terminal(),
+        "the stream ends with done or error: {end:?}"
     );
-    (progress.iter().map(data).collect(), last.clone())
+    (progress, (end, last.id.clone()))
+}
+
+/// The statistics of the fake's final chunk, in Ollama's own field names.
+#[derive(Debug, Deserialize)]
+struct OllamaFinalChunk {
+    prompt_eval_count: u32,
+    eval_count: u32,
+    load_duration: u64,
+    prompt_eval_duration: u64,
+    eval_duration: u64,
+    total_duration: u64,
 }
 
 #[tokio::test]
@@ -41,15 +62,19 @@ async fn a_generation_streams_monotonic_progress_then_done_with_ollamas_statisti
     )
     .await;
     let (post_id, job_id) = app
-        .ai_post_with(
-            json!({ "author_name": "Ann", "prompt": "Tell me about the sea", "max_tokens": 200 }),
-        )
+        .ai_post_with(NewAiPost {
+            author_name: "Ann".into(),
+            prompt: "Tell me about the sea".into(),
+            max_tokens: Some(200),
+            ..NewAiPost::default()
+        })
         .await;
-    let (progress, done) = follow(&app, job_id).await;
+    let (progress, (done, done_id)) = follow(&app, job_id).await;
 
-    assert_eq!(done.event, "done");
-    assert_eq!(done.id, "end");
-    let done = data(&done);
+    let JobEvent::Done(done) = done else {
+        panic!("done, not {done:?}")
+    };
+    assert_eq!(done_id, "end");
     let expected_text = FakeConfig {
         length: 60,
         ..FakeConfig::default()
@@ -60,64 +85,68 @@ async fn a_generation_streams_monotonic_progress_then_done_with_ollamas_statisti
     assert!(progress.len() >= 5, "several updates: {}", progress.len());
     let mut text = String::new();
     let (mut tokens, mut percent) = (0, 0.0);
+    // Every progress event carries the seed's fields (`tokens_per_second`, `elapsed_time`,
+    // `last_update_at`...): reading it into `ProgressEvent` fails without them.
     for p in &progress {
-        let offset = p["text_offset"].as_u64().unwrap() as usize;
         assert_eq!(
-            offset,
+            p.text_offset,
             text.len(),
             "each event continues where the last ended"
         );
-        text.push_str(p["text_delta"].as_str().unwrap());
-        let t = p["current_tokens"].as_u64().unwrap();
-        let pc = p["percent"].as_f64().unwrap();
+        text.push_str(&p.text_delta);
+        let (t, pc) = (p.progress.current_tokens, p.progress.percent);
         assert!(
             t >= tokens && pc >= percent,
             "monotonic: {t} after {tokens}, {pc} after {percent}"
         );
         assert!(pc < 100.0, "never 100 before done");
-        for field in ["tokens_per_second", "elapsed_time", "last_update_at"] {
-            assert!(p.get(field).is_some(), "{field} in {p}");
-        }
         (tokens, percent) = (t, pc);
     }
     assert_eq!(text, expected_text);
     assert!(
         progress
             .iter()
-            .any(|p| p["status"] == "generating" && p["estimated_time_remaining"].is_u64()),
+            .any(|p| p.status == JobStatus::Generating
+                && p.progress.estimated_time_remaining.is_some()),
         "an ETA while writing"
     );
 
     // The statistics are the fake's final chunk.
     let finals = app.fake.as_ref().unwrap().final_chunks();
-    let last = finals.last().unwrap();
-    let stats = &done["stats"];
-    assert_eq!(stats["input_tokens"], last["prompt_eval_count"]);
-    assert_eq!(stats["output_tokens"], last["eval_count"]);
-    assert_eq!(
-        stats["total_tokens"].as_u64().unwrap(),
-        last["prompt_eval_count"].as_u64().unwrap() + last["eval_count"].as_u64().unwrap()
-    );
-    for (ours, theirs) in [
-        ("load_duration_ns", "load_duration"),
-        ("prompt_eval_duration_ns", "prompt_eval_duration"),
-        ("eval_duration_ns", "eval_duration"),
-        ("total_duration_ns", "total_duration"),
+    let last: OllamaFinalChunk = serde_json::from_value(finals.last().unwrap().clone()).unwrap();
+    let stats = &done.stats;
+    assert_eq!(stats.input_tokens, last.prompt_eval_count);
+    assert_eq!(stats.output_tokens, last.eval_count);
+    assert_eq!(stats.total_tokens, last.prompt_eval_count + last.eval_count);
+    for (what, ours, theirs) in [
+        ("load_duration", stats.load_duration_ns, last.load_duration),
+        (
+            "prompt_eval_duration",
+            stats.prompt_eval_duration_ns,
+            last.prompt_eval_duration,
+        ),
+        ("eval_duration", stats.eval_duration_ns, last.eval_duration),
+        (
+            "total_duration",
+            stats.total_duration_ns,
+            last.total_duration,
+        ),
     ] {
-        assert_eq!(stats[ours], last[theirs], "{ours}");
+        assert_eq!(ours, theirs, "{what}");
     }
-    assert_eq!(stats["done_reason"], "stop");
+    assert_eq!(stats.done_reason, "stop");
 
     // The post shows the content; the job row keeps everything.
-    let post: Value = app.get_json(&format!("/posts/{post_id}")).await;
-    assert_eq!(post["text"], expected_text.as_str());
-    assert_eq!(post["job"]["status"], "completed");
-    assert_eq!(post["job"]["progress"]["percent"], 100.0);
+    let post: Post = app.get(&format!("/posts/{post_id}")).await;
+    assert_eq!(post.text, expected_text);
+    let job = post.job.expect("an AI post has its job");
+    assert_eq!(job.status, JobStatus::Completed);
+    assert_eq!(job.progress.percent, 100.0);
 
     // A finished job gives its terminal event at once; a reconnect after it gets 204.
-    let (progress, done) = follow(&app, job_id).await;
+    let (progress, (done, _)) = follow(&app, job_id).await;
     assert!(progress.is_empty());
-    assert_eq!(done.event, "done");
+    assert!(matches!(done, JobEvent::Done(_)), "{done:?}");
     let again = app
         .client
         .get(app.api(&format!("/ai/generation/{job_id}/progress")))
@@ -146,15 +175,22 @@ async fn sse_responses_carry_headers_against_buffering() {
 
 async fn failed_with(app: &TestApp, prompt: &str, model: &str, says: &str) {
     let (_, job_id) = app
-        .ai_post_with(json!({ "author_name": "Ann", "prompt": prompt, "model": model }))
+        .ai_post_with(NewAiPost {
+            author_name: "Ann".into(),
+            prompt: prompt.into(),
+            model: Some(model.into()),
+            max_tokens: None,
+        })
         .await;
-    let (_, end) = follow(app, job_id).await;
-    assert_eq!(end.event, "error", "{end:?}");
-    let message = data(&end)["message"].as_str().unwrap().to_owned();
+    let (_, (end, _)) = follow(app, job_id).await;
+    let JobEvent::Error(end) = end else {
+        panic!("error, not {end:?}")
+    };
+    let message = end.message;
     assert!(message.contains(says), "{message:?} should say {says:?}");
     let job = app.job(job_id).await;
-    assert_eq!(job["status"], "failed");
-    assert_eq!(job["error"].as_str().unwrap(), message);
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.error, Some(message));
 }
 
 #[tokio::test]
@@ -221,17 +257,23 @@ async fn a_generation_past_its_deadline_fails() {
         },
     )
     .await;
-    failed_with(&app, "a long one", "llama3.2:1b", "").await;
+    failed_with(
+        &app,
+        "a long one",
+        "llama3.2:1b",
+        "the reply took longer than the 1 s deadline",
+    )
+    .await;
     let job_id = app.ai_post("again").await.1;
     let job = app.wait_terminal(job_id).await;
-    assert_eq!(job["status"], "failed");
+    assert_eq!(job.status, JobStatus::Failed);
     assert!(
-        job["error"]
-            .as_str()
+        job.error
+            .as_deref()
             .unwrap()
             .to_lowercase()
             .contains("longer than"),
-        "{job}"
+        "{job:?}"
     );
 }
 
@@ -255,31 +297,43 @@ async fn reconnecting_with_last_event_id_misses_nothing_and_doubles_nothing() {
     let mut seen = 0;
     while seen < 4 {
         let e = stream.next_within(WAIT).await.unwrap();
-        if e.event == "progress" {
-            let p = data(&e);
-            assert_eq!(p["text_offset"].as_u64().unwrap() as usize, text.len());
-            text.push_str(p["text_delta"].as_str().unwrap());
+        if let JobEvent::Progress(p) = job_event(&e) {
+            assert_eq!(p.text_offset, text.len());
+            text.push_str(&p.text_delta);
             last_id = Some(e.id.clone());
             seen += 1;
         }
     }
+    // A second watcher shows when the job has written past what the first one read: the first
+    // misses that text while it is away.
+    let mut witness = app.sse(&path, None).await;
     drop(stream);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    witness
+        .until(WAIT, "text past the first watcher's", |e| {
+            match job_event(e) {
+                JobEvent::Progress(p) => {
+                    (p.text_offset + p.text_delta.len() > text.len()).then_some(())
+                }
+                end => panic!("the job ended before the first watcher missed anything: {end:?}"),
+            }
+        })
+        .await;
+    drop(witness);
     let resumed = app.sse(&path, last_id.as_deref()).await.collect(WAIT).await;
     for e in &resumed {
-        if e.event == "progress" {
-            let p = data(e);
+        if let JobEvent::Progress(p) = job_event(e) {
             assert_eq!(
-                p["text_offset"].as_u64().unwrap() as usize,
+                p.text_offset,
                 text.len(),
                 "resumes exactly where it stopped"
             );
-            text.push_str(p["text_delta"].as_str().unwrap());
+            text.push_str(&p.text_delta);
         }
     }
-    let done = resumed.last().unwrap();
-    assert_eq!(done.event, "done");
-    assert_eq!(text, data(done)["text"].as_str().unwrap());
+    let JobEvent::Done(done) = job_event(resumed.last().unwrap()) else {
+        panic!("the resumed stream ends with done: {resumed:?}")
+    };
+    assert_eq!(text, done.text);
 }
 
 #[tokio::test]
@@ -306,7 +360,7 @@ async fn a_hundred_watchers_all_get_the_same_terminal_event() {
     )
     .await;
     let first = &ends[0];
-    assert_eq!(first.event, "done");
+    assert!(matches!(job_event(first), JobEvent::Done(_)), "{first:?}");
     for end in &ends {
         assert_eq!((&end.event, &end.data), (&first.event, &first.data));
     }
@@ -343,12 +397,12 @@ async fn progress_is_written_at_most_once_per_interval_plus_status_changes() {
         w.collect(WAIT).await;
     }
     let job = app.job(job_id).await;
-    assert_eq!(job["status"], "completed");
+    assert_eq!(job.status, JobStatus::Completed);
     let writes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job_writes")
         .fetch_one(&pool)
         .await
         .unwrap();
-    let seconds = job["progress"]["elapsed_time"].as_f64().unwrap() / 1000.0;
+    let seconds = job.progress.elapsed_time as f64 / 1000.0;
     // claim (loading) + generating + completion are status changes; the rest is throttled.
     let allowed = (seconds / 0.5).ceil() as i64 + 3;
     println!("{writes} writes in {seconds:.2} s (allowed {allowed})");
@@ -366,25 +420,25 @@ async fn progress_is_written_at_most_once_per_interval_plus_status_changes() {
 async fn the_wall_stream_starts_with_a_snapshot_then_carries_posts_and_progress() {
     let app = spawn_app().await;
     let mut wall = app.sse("/wall/events", None).await;
-    let first = wall.next_within(WAIT).await.unwrap();
-    assert_eq!(first.event, "snapshot");
+    let first = wall_event(&wall.next_within(WAIT).await.unwrap());
+    assert!(matches!(first, WallEvent::Snapshot(_)), "{first:?}");
     let (post_id, job_id) = app.ai_post("on the wall").await;
     let mut names = Vec::new();
     loop {
-        let e = wall.next_within(WAIT).await.unwrap();
-        let d = data(&e);
-        names.push(e.event.clone());
-        if e.event == "post" {
-            assert_eq!(d["id"], post_id);
-        }
-        if e.event == "done" {
-            assert_eq!(d["job_id"], job_id);
-            break;
+        let event = wall_event(&wall.next_within(WAIT).await.unwrap());
+        names.push(event.name());
+        match event {
+            WallEvent::Post(post) => assert_eq!(post.id, post_id),
+            WallEvent::Done(done) => {
+                assert_eq!(done.job_id, job_id);
+                break;
+            }
+            _ => {}
         }
     }
-    assert_eq!(names[0], "job", "the new job is announced");
+    assert_eq!(names[0], EventName::Job, "the new job is announced");
     assert!(
-        names.contains(&"post".to_owned()) && names.contains(&"progress".to_owned()),
+        names.contains(&EventName::Post) && names.contains(&EventName::Progress),
         "{names:?}"
     );
 }
@@ -405,12 +459,12 @@ async fn queued_jobs_know_their_position_and_run_in_order() {
         ids.push(app.ai_post(&format!("job {i}")).await.1);
     }
     let third = app.job(ids[2]).await;
-    assert_eq!(third["status"], "queued");
-    assert_eq!(third["queue_position"], 2);
+    assert_eq!(third.status, JobStatus::Queued);
+    assert_eq!(third.queue_position, Some(2));
     let mut finished = Vec::new();
     for id in &ids {
         let job = app.wait_terminal(*id).await;
-        finished.push(job["progress"]["last_update_at"].as_i64().unwrap());
+        finished.push(job.progress.last_update_at);
     }
     assert!(
         finished.windows(2).all(|w| w[0] <= w[1]),
@@ -432,30 +486,41 @@ async fn the_author_can_stop_and_retry_and_others_get_403() {
     let (_, job_id) = app.ai_post("stop me").await;
     let path = format!("/ai/generation/{job_id}/progress");
     let mut stream = app.sse(&path, None).await;
-    while data(&stream.next_within(WAIT).await.unwrap())
-        .get("status")
-        .and_then(Value::as_str)
-        != Some("generating")
-    {}
+    while !matches!(
+        job_event(&stream.next_within(WAIT).await.unwrap()),
+        JobEvent::Progress(ProgressEvent {
+            status: JobStatus::Generating,
+            ..
+        })
+    ) {}
 
     let stranger = browser();
     let cancel = app.api(&format!("/ai/generation/{job_id}/cancel"));
     assert_eq!(stranger.post(&cancel).send().await.unwrap().status(), 403);
     assert_eq!(app.client.post(&cancel).send().await.unwrap().status(), 202);
-    let end = stream.collect(WAIT).await.pop().unwrap();
-    assert_eq!(end.event, "error");
-    assert_eq!(data(&end)["status"], "cancelled");
-    assert_eq!(app.job(job_id).await["status"], "cancelled");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let end = job_event(&stream.collect(WAIT).await.pop().unwrap());
+    let JobEvent::Error(end) = end else {
+        panic!("error, not {end:?}")
+    };
+    assert_eq!(end.status, JobStatus::Cancelled);
+    assert_eq!(app.job(job_id).await.status, JobStatus::Cancelled);
+    let dropped = app
+        .fake
+        .as_ref()
+        .unwrap()
+        .wait_for_stats(WAIT, |s| s.disconnected >= 1)
+        .await;
     assert!(
-        app.fake.as_ref().unwrap().stats().disconnected >= 1,
-        "the Ollama request was dropped"
+        dropped.is_ok(),
+        "the Ollama request was dropped: {dropped:?}"
     );
 
     let retry = app.api(&format!("/ai/generation/{job_id}/retry"));
     assert_eq!(stranger.post(&retry).send().await.unwrap().status(), 403);
     let response = app.client.post(&retry).send().await.unwrap();
     assert_eq!(response.status(), 200);
+    let queued: JobView = crate::test_app::read(response).await;
+    assert_eq!(queued.id, job_id);
     let job = app.wait_terminal(job_id).await;
-    assert_eq!(job["status"], "completed");
+    assert_eq!(job.status, JobStatus::Completed);
 }

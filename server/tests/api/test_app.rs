@@ -1,16 +1,15 @@
 //! `spawn_app`: the real server on a random port, against a fresh SQLite file and a fake Ollama
-//! over real HTTP; and an SSE client for reading its streams.
-#![allow(dead_code)]
+//! over real HTTP; and the API as a browser calls it, answers read into `app::types`.
+use std::path::PathBuf;
+use std::time::Duration;
 
-pub mod process;
-
-use std::{path::PathBuf, time::Duration};
-
-use eventsource_stream::{Event, Eventsource};
+use app::types::{JobView, NewAiPost, Post};
 use fake_ollama::{FakeConfig, FakeOllama};
-use futures::{Stream, StreamExt};
+use serde::{de::DeserializeOwned, Serialize};
 use server::{config::Config, startup::Server};
 use tokio::sync::oneshot;
+
+use crate::sse::{wait_terminal_at, SseStream};
 
 pub struct TestApp {
     pub url: String,
@@ -19,8 +18,8 @@ pub struct TestApp {
     pub fake: Option<FakeOllama>,
     pub db_path: PathBuf,
     pub config: Config,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// Dropped with the app, which stops the server the way SIGTERM does.
+    _stop: oneshot::Sender<()>,
     _dir: tempfile::TempDir,
 }
 
@@ -51,7 +50,7 @@ pub async fn spawn_app_with(fake: Option<FakeConfig>, tweak: impl FnOnce(&mut Co
     let server = Server::build(config.clone()).await.expect("server starts");
     let url = format!("http://{}", server.local_addr());
     let (stop, stopped) = oneshot::channel::<()>();
-    let handle = tokio::spawn(server.run(async move {
+    tokio::spawn(server.run(async move {
         let _ = stopped.await;
     }));
     TestApp {
@@ -60,8 +59,7 @@ pub async fn spawn_app_with(fake: Option<FakeConfig>, tweak: impl FnOnce(&mut Co
         fake,
         db_path,
         config,
-        stop: Some(stop),
-        server: Some(handle),
+        _stop: stop,
         _dir: dir,
     }
 }
@@ -113,20 +111,21 @@ impl TestApp {
         format!("{}/api/v1{path}", self.url)
     }
 
-    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+    /// `GET /api/v1{path}`, which must succeed, read as a `T`.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> T {
         let response = self.client.get(self.api(path)).send().await.unwrap();
         assert!(
             response.status().is_success(),
             "GET {path}: {}",
             response.status()
         );
-        response.json().await.unwrap()
+        read(response).await
     }
 
-    pub async fn post_json(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+    pub async fn post_json(&self, path: &str, body: &impl Serialize) -> reqwest::Response {
         self.client
             .post(self.api(path))
-            .json(&body)
+            .json(body)
             .send()
             .await
             .unwrap()
@@ -134,67 +133,31 @@ impl TestApp {
 
     /// Creates an AI post and returns (post id, job id).
     pub async fn ai_post(&self, prompt: &str) -> (i64, i64) {
-        self.ai_post_with(serde_json::json!({ "author_name": "Tester", "prompt": prompt, "model": "llama3.2:1b" })).await
+        self.ai_post_with(NewAiPost {
+            author_name: "Tester".into(),
+            prompt: prompt.into(),
+            model: Some("llama3.2:1b".into()),
+            max_tokens: None,
+        })
+        .await
     }
 
-    pub async fn ai_post_with(&self, body: serde_json::Value) -> (i64, i64) {
-        let response = self.post_json("/ai/posts", body).await;
-        assert_eq!(response.status(), 201, "{:?}", response.text().await);
-        let post: serde_json::Value = response.json().await.unwrap();
-        (
-            post["id"].as_i64().unwrap(),
-            post["job"]["id"].as_i64().unwrap(),
-        )
+    pub async fn ai_post_with(&self, body: NewAiPost) -> (i64, i64) {
+        create_ai_post(&self.client, &self.url, &body).await
     }
 
-    pub async fn job(&self, job_id: i64) -> serde_json::Value {
-        self.client
-            .get(self.api(&format!("/ai/generation/{job_id}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+    pub async fn job(&self, job_id: i64) -> JobView {
+        job_at(&self.client, &self.url, job_id).await
     }
 
-    /// Waits until the job reaches a terminal status and returns its state.
-    pub async fn wait_terminal(&self, job_id: i64) -> serde_json::Value {
-        for _ in 0..400 {
-            let job = self.job(job_id).await;
-            if matches!(
-                job["status"].as_str(),
-                Some("completed" | "failed" | "cancelled")
-            ) {
-                return job;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("job {job_id} did not finish: {:?}", self.job(job_id).await);
+    /// Follows the job's stream to its end and returns its state then.
+    pub async fn wait_terminal(&self, job_id: i64) -> JobView {
+        wait_terminal_at(&self.client, &self.url, job_id, Duration::from_secs(15)).await
     }
 
     /// Opens an SSE stream (optionally resuming after `last_event_id`).
     pub async fn sse(&self, path: &str, last_event_id: Option<&str>) -> SseStream {
-        let mut request = self.client.get(self.api(path));
-        if let Some(id) = last_event_id {
-            request = request.header("Last-Event-ID", id);
-        }
-        let response = request.send().await.unwrap();
-        assert_eq!(response.status(), 200);
-        SseStream {
-            inner: Box::pin(response.bytes_stream().eventsource()),
-        }
-    }
-
-    /// Stops the server the way SIGTERM does, and waits for it.
-    pub async fn stop(&mut self) -> std::io::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        match self.server.take() {
-            Some(handle) => handle.await.expect("server task"),
-            None => Ok(()),
-        }
+        SseStream::open(&self.client, &self.api(path), last_event_id).await
     }
 
     pub async fn sqlite(&self) -> sqlx::SqlitePool {
@@ -204,32 +167,43 @@ impl TestApp {
     }
 }
 
-pub struct SseStream {
-    inner: std::pin::Pin<
-        Box<
-            dyn Stream<Item = Result<Event, eventsource_stream::EventStreamError<reqwest::Error>>>
-                + Send,
-        >,
-    >,
+/// A response's JSON body as a `T`; a body that is not one fails the test, showing the body.
+pub async fn read<T: DeserializeOwned>(response: reqwest::Response) -> T {
+    let (status, url) = (response.status(), response.url().clone());
+    let body = response.text().await.unwrap();
+    serde_json::from_str(&body).unwrap_or_else(|e| {
+        panic!(
+            "{status} from {url}: not a {}: {e}\n{body}",
+            std::any::type_name::<T>()
+        )
+    })
 }
 
-impl SseStream {
-    /// The next event, or `None` when the stream ended; panics after `timeout`.
-    pub async fn next_within(&mut self, timeout: Duration) -> Option<Event> {
-        match tokio::time::timeout(timeout, self.inner.next()).await {
-            Ok(Some(Ok(event))) => Some(event),
-            Ok(Some(Err(e))) => panic!("SSE error: {e}"),
-            Ok(None) => None,
-            Err(_) => panic!("no SSE event within {timeout:?}"),
-        }
-    }
+/// `POST /api/v1/ai/posts` on the server at `base`, which must accept it: (post id, job id).
+pub async fn create_ai_post(client: &reqwest::Client, base: &str, body: &NewAiPost) -> (i64, i64) {
+    let response = client
+        .post(format!("{base}/api/v1/ai/posts"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{body:?}");
+    let post: Post = read(response).await;
+    let job = post.job.expect("an AI post comes with its job");
+    (post.id, job.id)
+}
 
-    /// Every event until the stream ends.
-    pub async fn collect(mut self, timeout: Duration) -> Vec<Event> {
-        let mut events = Vec::new();
-        while let Some(e) = self.next_within(timeout).await {
-            events.push(e);
-        }
-        events
-    }
+/// `GET /api/v1/ai/generation/{job_id}` on the server at `base`.
+pub async fn job_at(client: &reqwest::Client, base: &str, job_id: i64) -> JobView {
+    let response = client
+        .get(format!("{base}/api/v1/ai/generation/{job_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "job {job_id}: {}",
+        response.status()
+    );
+    read(response).await
 }

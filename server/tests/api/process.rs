@@ -1,9 +1,16 @@
 //! The real `aiwall` binary as a child process, for crash, signal and restart tests.
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, ExitStatus, Stdio},
-    time::{Duration, Instant},
+    process::{ExitStatus, Stdio},
+    time::Duration,
 };
+
+use tokio::process::{Child, Command};
+
+use crate::deadline::eventually;
+
+/// How long the binary may take to start answering.
+const START: Duration = Duration::from_secs(20);
 
 pub struct AppProcess {
     child: Child,
@@ -41,49 +48,46 @@ impl AppProcess {
         app
     }
 
+    /// Nothing announces that the server listens but the port answering: ask `/healthz`.
     async fn wait_healthy(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if reqwest::get(format!("{}/healthz", self.url))
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("aiwall did not become healthy on {}", self.url);
+        let healthz = format!("{}/healthz", self.url);
+        eventually(
+            START,
+            &format!("aiwall healthy on {}", self.url),
+            || async {
+                reqwest::get(&healthz)
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+                    .then_some(())
+            },
+        )
+        .await;
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.id().expect("the process has not been reaped")
     }
 
     /// kill -9: no chance to clean up.
-    pub fn kill9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
+    pub async fn kill9(&mut self) {
+        self.child.kill().await.unwrap();
     }
 
-    pub fn sigterm(&self) {
+    pub async fn sigterm(&self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.pid().to_string()])
             .status()
+            .await
             .unwrap();
         assert!(status.success());
     }
 
-    /// Waits for the process to exit, at most `within` (without blocking the test's runtime,
-    /// where the fake Ollama runs).
+    /// Waits for the process to exit, at most `within`.
     pub async fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        None
+        tokio::time::timeout(within, self.child.wait())
+            .await
+            .ok()
+            .map(|status| status.unwrap())
     }
 
     /// Starts the binary again on the same port and database, with other settings.
@@ -100,16 +104,21 @@ impl AppProcess {
         self.child = spawn(&self.dir, self.port, &self.env);
         self.wait_healthy().await;
     }
-}
 
-impl Drop for AppProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// The server's log, kept beside its database (and printed by tests that fail).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// Waits until the server has logged `line`: for a step it announces nowhere else.
+    pub async fn wait_for_log(&self, line: &str, within: Duration) {
+        eventually(within, &format!("the log says {line:?}"), || async {
+            self.log().contains(line).then_some(())
+        })
+        .await;
     }
 }
 
-/// The server's log, kept beside its database (and printed by tests that fail).
 fn log_file(dir: &Path) -> Stdio {
     std::fs::OpenOptions::new()
         .create(true)
@@ -117,12 +126,6 @@ fn log_file(dir: &Path) -> Stdio {
         .open(dir.join("server.log"))
         .map(Stdio::from)
         .unwrap_or_else(|_| Stdio::null())
-}
-
-impl AppProcess {
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
-    }
 }
 
 fn spawn(dir: &Path, port: u16, env: &[(String, String)]) -> Child {
@@ -136,7 +139,9 @@ fn spawn(dir: &Path, port: u16, env: &[(String, String)]) -> Child {
         )
         .env("RUST_LOG", "info,sqlx=warn")
         .stdout(log_file(dir))
-        .stderr(log_file(dir));
+        .stderr(log_file(dir))
+        // A test that fails or ends leaves no server behind.
+        .kill_on_drop(true);
     for (k, v) in env {
         command.env(k, v);
     }

@@ -1,14 +1,21 @@
 //! Crashes, signals and Ollama faults, against the real `aiwall` binary, its database file and
 //! the fake Ollama over HTTP.
-mod common;
 
 use std::time::Duration;
 
-use common::process::AppProcess;
-use eventsource_stream::Eventsource;
+use app::types::{
+    ErrorBody, ErrorCode, JobEvent, JobStatus, JobView, NewAiPost, NewPost, ProgressEvent,
+};
 use fake_ollama::{FakeConfig, FakeOllama};
-use futures::StreamExt;
-use serde_json::{json, Value};
+
+use crate::{
+    deadline::eventually,
+    process::AppProcess,
+    sse::{job_event, progress_url, wait_progress_at, wait_terminal_at, SseStream},
+    test_app::{create_ai_post, job_at, read},
+};
+
+const WAIT: Duration = Duration::from_secs(10);
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -17,90 +24,75 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
+fn new_ai_post(prompt: &str) -> NewAiPost {
+    NewAiPost {
+        author_name: "T".into(),
+        prompt: prompt.into(),
+        ..NewAiPost::default()
+    }
+}
+
 async fn ai_post(client: &reqwest::Client, url: &str, prompt: &str) -> (i64, i64) {
-    let response = client
-        .post(format!("{url}/api/v1/ai/posts"))
-        .json(&json!({ "author_name": "T", "prompt": prompt }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let post: Value = response.json().await.unwrap();
-    (
-        post["id"].as_i64().unwrap(),
-        post["job"]["id"].as_i64().unwrap(),
-    )
+    create_ai_post(client, url, &new_ai_post(prompt)).await
 }
 
-async fn job(url: &str, job_id: i64) -> Value {
-    reqwest::get(format!("{url}/api/v1/ai/generation/{job_id}"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+async fn job(url: &str, job_id: i64) -> JobView {
+    job_at(&reqwest::Client::new(), url, job_id).await
 }
 
-async fn wait_for(
+/// Follows the job's stream on the server at `url` until a progress event shows `what`.
+async fn wait_progress(
     url: &str,
     job_id: i64,
-    timeout: Duration,
-    done: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Ok(response) = reqwest::get(format!("{url}/api/v1/ai/generation/{job_id}")).await {
-            if let Ok(j) = response.json::<Value>().await {
-                if done(&j) {
-                    return j;
-                }
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "job {job_id} timed out: {:?}",
-            job(url, job_id).await
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    within: Duration,
+    what: &str,
+    shows: impl Fn(&ProgressEvent) -> bool,
+) -> ProgressEvent {
+    wait_progress_at(&reqwest::Client::new(), url, job_id, within, what, shows).await
 }
 
-fn terminal(j: &Value) -> bool {
-    matches!(
-        j["status"].as_str(),
-        Some("completed" | "failed" | "cancelled")
+/// Follows the job's stream on the server at `url` to its end; the job's state then.
+async fn wait_terminal(url: &str, job_id: i64, within: Duration) -> JobView {
+    wait_terminal_at(&reqwest::Client::new(), url, job_id, within).await
+}
+
+/// Waits until the job waits to retry, and returns its state, which says why. The reason is on
+/// the job's state only (its stream's progress events carry `retry_at`, not the words), so this
+/// polls the job.
+async fn wait_retrying(url: &str, job_id: i64, within: Duration) -> JobView {
+    eventually(
+        within,
+        &format!("job {job_id} waiting to retry"),
+        || async {
+            let j = job(url, job_id).await;
+            assert!(
+                !j.status.is_terminal(),
+                "job {job_id} ended without a retry: {j:?}"
+            );
+            j.retry_at.is_some().then_some(j)
+        },
     )
+    .await
 }
 
-/// A watcher that, like EventSource, reconnects with Last-Event-ID until it sees the end.
-async fn resilient_watch(url: String, job_id: i64) -> (String, Value) {
-    let mut last_id: Option<String> = None;
-    loop {
-        let mut request =
-            reqwest::Client::new().get(format!("{url}/api/v1/ai/generation/{job_id}/progress"));
-        if let Some(id) = &last_id {
-            request = request.header("Last-Event-ID", id);
-        }
-        if let Ok(response) = request.send().await {
-            if response.status() == 200 {
-                let mut events = response.bytes_stream().eventsource();
-                while let Some(Ok(e)) = events.next().await {
-                    if !e.id.is_empty() {
-                        last_id = Some(e.id.clone());
-                    }
-                    if e.event == "done" || e.event == "error" {
-                        return (e.event.clone(), serde_json::from_str(&e.data).unwrap());
-                    }
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+/// The job's stored progress, as a restart will find it.
+async fn stored_tokens(pool: &sqlx::SqlitePool, job_id: i64) -> i64 {
+    sqlx::query_scalar("SELECT current_tokens FROM ai_generation_jobs WHERE id = $1")
+        .bind(job_id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn sqlite(dir: &std::path::Path) -> sqlx::SqlitePool {
+    sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.join("wall.db").display()))
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
 async fn after_kill_9_every_job_ends_and_every_post_is_there() {
-    let fake = common::fake_ollama(10.0, 100).await;
+    let fake = crate::test_app::fake_ollama(10.0, 100).await;
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("AIWALL_OLLAMA__URL", fake.url()),
@@ -115,27 +107,59 @@ async fn after_kill_9_every_job_ends_and_every_post_is_there() {
     }
     // Three are writing, two wait in the queue.
     for (_, job_id) in &jobs[..3] {
-        wait_for(&app.url, *job_id, Duration::from_secs(10), |j| {
-            j["progress"]["current_tokens"].as_u64() > Some(3)
-        })
+        wait_progress(
+            &app.url,
+            *job_id,
+            Duration::from_secs(10),
+            "more than 3 tokens",
+            |p| p.progress.current_tokens > 3,
+        )
         .await;
     }
-    let watcher = tokio::spawn(resilient_watch(app.url.clone(), jobs[0].1));
-    tokio::time::sleep(Duration::from_millis(700)).await; // a progress write lands in the database
+    // A browser watching the first job, which will reconnect as EventSource does.
+    let watch_url = progress_url(&app.url, jobs[0].1);
+    let mut watcher = SseStream::open(&reqwest::Client::new(), &watch_url, None).await;
+    let mut seen = vec![watcher.next_within(WAIT).await.expect("the job's state")];
+    // The running jobs' progress has reached the database (it is written every 500 ms), so
+    // the crash interrupts jobs with stored progress.
+    let pool = sqlite(dir.path()).await;
+    for (_, job_id) in &jobs[..3] {
+        eventually(
+            Duration::from_secs(10),
+            &format!("job {job_id}'s progress in the database"),
+            || async { (stored_tokens(&pool, *job_id).await > 3).then_some(()) },
+        )
+        .await;
+    }
+    pool.close().await;
 
-    app.kill9();
+    app.kill9().await;
+    // The watcher reads what the server sent before it died, until the connection breaks.
+    seen.extend(watcher.until_broken(WAIT).await);
+    let last_id = seen
+        .iter()
+        .rev()
+        .find(|e| !e.id.is_empty())
+        .map(|e| e.id.clone());
     fake.set_config(FakeConfig {
         tokens_per_second: 200.0,
         length: 40,
         ..FakeConfig::default()
     });
     app.restart().await;
+    let watcher = tokio::spawn(async move {
+        SseStream::open(&reqwest::Client::new(), &watch_url, last_id.as_deref())
+            .await
+            .collect(Duration::from_secs(30))
+            .await
+    });
 
     for (post_id, job_id) in &jobs {
-        let j = wait_for(&app.url, *job_id, Duration::from_secs(30), terminal).await;
+        let j = wait_terminal(&app.url, *job_id, Duration::from_secs(30)).await;
         assert!(
-            j["status"] == "completed" || (j["status"] == "failed" && j["error"].is_string()),
-            "{j}"
+            j.status == JobStatus::Completed
+                || (j.status == JobStatus::Failed && j.error.is_some()),
+            "{j:?}"
         );
         let post = reqwest::get(format!("{}/api/v1/posts/{post_id}", app.url))
             .await
@@ -143,22 +167,25 @@ async fn after_kill_9_every_job_ends_and_every_post_is_there() {
         assert_eq!(post.status(), 200, "post {post_id} survived");
     }
     let interrupted = job(&app.url, jobs[0].1).await;
-    assert_eq!(interrupted["status"], "completed");
+    assert_eq!(interrupted.status, JobStatus::Completed);
     assert_eq!(
-        interrupted["attempt"], 2,
+        interrupted.attempt, 2,
         "restarted from the beginning as a second attempt"
     );
-    let (event, data) = tokio::time::timeout(Duration::from_secs(20), watcher)
+    let resumed = tokio::time::timeout(Duration::from_secs(20), watcher)
         .await
         .expect("the watcher got the end")
         .unwrap();
-    assert_eq!(event, "done");
-    assert_eq!(data["text"], interrupted["text"]);
+    let end = job_event(resumed.last().expect("the resumed stream has an end"));
+    let JobEvent::Done(done) = end else {
+        panic!("done, not {end:?}")
+    };
+    assert_eq!(done.text, interrupted.text);
 }
 
 #[tokio::test]
 async fn a_job_interrupted_too_often_fails_with_the_reason() {
-    let fake = common::fake_ollama(5.0, 100).await;
+    let fake = crate::test_app::fake_ollama(5.0, 100).await;
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("AIWALL_OLLAMA__URL", fake.url()),
@@ -167,27 +194,31 @@ async fn a_job_interrupted_too_often_fails_with_the_reason() {
     let mut app = AppProcess::start(dir.path(), 0, &env).await;
     let (_, job_id) = ai_post(&client(), &app.url, "doomed").await;
     for _ in 0..2 {
-        wait_for(&app.url, job_id, Duration::from_secs(10), |j| {
-            j["status"] == "generating"
-        })
+        wait_progress(
+            &app.url,
+            job_id,
+            Duration::from_secs(10),
+            "generating",
+            |p| p.status == JobStatus::Generating,
+        )
         .await;
-        app.kill9();
+        app.kill9().await;
         app.restart().await;
     }
-    let j = wait_for(&app.url, job_id, Duration::from_secs(10), terminal).await;
-    assert_eq!(j["status"], "failed");
+    let j = wait_terminal(&app.url, job_id, Duration::from_secs(10)).await;
+    assert_eq!(j.status, JobStatus::Failed);
     assert!(
-        j["error"]
-            .as_str()
+        j.error
+            .as_deref()
             .unwrap()
             .contains("The server stopped during this generation 2 times"),
-        "{j}"
+        "{j:?}"
     );
 }
 
 #[tokio::test]
 async fn sigterm_finishes_what_it_can_requeues_the_rest_and_exits_0() {
-    let fake = common::fake_ollama(20.0, 30).await;
+    let fake = crate::test_app::fake_ollama(20.0, 30).await;
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("AIWALL_OLLAMA__URL", fake.url()),
@@ -198,8 +229,8 @@ async fn sigterm_finishes_what_it_can_requeues_the_rest_and_exits_0() {
     // One short answer (1.5 s) finishes within the grace period; one long one cannot.
     let (_, short) = ai_post(&c, &app.url, "short").await;
     let (_, long) = ai_post(&c, &app.url, "long #fake:tokens=400").await;
-    wait_for(&app.url, long, Duration::from_secs(10), |j| {
-        j["status"] == "generating"
+    wait_progress(&app.url, long, Duration::from_secs(10), "generating", |p| {
+        p.status == JobStatus::Generating
     })
     .await;
     let watcher = reqwest::get(format!("{}/api/v1/wall/events", app.url))
@@ -207,17 +238,23 @@ async fn sigterm_finishes_what_it_can_requeues_the_rest_and_exits_0() {
         .unwrap();
 
     let sent = std::time::Instant::now();
-    app.sigterm();
+    app.sigterm().await;
     // While it finishes, it takes no new generations.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.wait_for_log(
+        "shutting down: finishing running generations",
+        Duration::from_secs(5),
+    )
+    .await;
     let refused = c
         .post(format!("{}/api/v1/ai/posts", app.url))
-        .json(&json!({ "author_name": "T", "prompt": "too late" }))
+        .json(&new_ai_post("too late"))
         .send()
         .await
         .unwrap();
     assert_eq!(refused.status(), 503);
     assert!(refused.headers().contains_key("retry-after"));
+    let ErrorBody { error } = read(refused).await;
+    assert_eq!(error.code, ErrorCode::Restarting);
     let status = app
         .wait_exit(Duration::from_secs(8))
         .await
@@ -235,37 +272,43 @@ async fn sigterm_finishes_what_it_can_requeues_the_rest_and_exits_0() {
         .unwrap_or_default();
     assert!(body.contains("retry: 1000"), "{body}");
 
-    let pool = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        dir.path().join("wall.db").display()
-    ))
-    .await
-    .unwrap();
+    let pool = sqlite(dir.path()).await;
     let status_of = |id: i64| {
         let pool = pool.clone();
         async move {
-            sqlx::query_scalar::<_, String>("SELECT status FROM ai_generation_jobs WHERE id = $1")
-                .bind(id)
-                .fetch_one(&pool)
-                .await
-                .unwrap()
+            sqlx::query_scalar::<_, JobStatus>(
+                "SELECT status FROM ai_generation_jobs WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
         }
     };
-    assert_eq!(status_of(short).await, "completed", "{}", app.log());
-    assert_eq!(status_of(long).await, "queued", "handed back, not lost");
+    assert_eq!(
+        status_of(short).await,
+        JobStatus::Completed,
+        "{}",
+        app.log()
+    );
+    assert_eq!(
+        status_of(long).await,
+        JobStatus::Queued,
+        "handed back, not lost"
+    );
 
     fake.set_config(FakeConfig {
         tokens_per_second: 500.0,
         ..FakeConfig::default()
     });
     app.restart().await;
-    let j = wait_for(&app.url, long, Duration::from_secs(20), terminal).await;
-    assert_eq!(j["status"], "completed");
+    let j = wait_terminal(&app.url, long, Duration::from_secs(20)).await;
+    assert_eq!(j.status, JobStatus::Completed);
 }
 
 #[tokio::test]
 async fn transient_ollama_failures_are_retried_and_shown_then_succeed() {
-    let fake = common::fake_ollama(200.0, 20).await;
+    let fake = crate::test_app::fake_ollama(200.0, 20).await;
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("AIWALL_OLLAMA__URL", fake.url()),
@@ -274,17 +317,14 @@ async fn transient_ollama_failures_are_retried_and_shown_then_succeed() {
     ];
     let app = AppProcess::start(dir.path(), 0, &env).await;
     let (_, job_id) = ai_post(&client(), &app.url, "busy ollama #fake:fail-first=2").await;
-    let retrying = wait_for(&app.url, job_id, Duration::from_secs(10), |j| {
-        j["retry_at"].is_i64() || terminal(j)
-    })
-    .await;
+    let retrying = wait_retrying(&app.url, job_id, Duration::from_secs(10)).await;
     assert!(
-        retrying["error"].as_str().unwrap().contains("server busy"),
-        "{retrying}"
+        retrying.error.as_deref().unwrap().contains("server busy"),
+        "{retrying:?}"
     );
-    let j = wait_for(&app.url, job_id, Duration::from_secs(20), terminal).await;
-    assert_eq!(j["status"], "completed", "{j}");
-    assert_eq!(j["attempt"], 3);
+    let j = wait_terminal(&app.url, job_id, Duration::from_secs(20)).await;
+    assert_eq!(j.status, JobStatus::Completed, "{j:?}");
+    assert_eq!(j.attempt, 3);
     assert_eq!(fake.stats().http_errors, 2);
 }
 
@@ -303,16 +343,10 @@ async fn ollama_coming_back_after_refusing_connections_resumes_the_job() {
     ];
     let app = AppProcess::start(dir.path(), 0, &env).await;
     let (_, job_id) = ai_post(&client(), &app.url, "wait for ollama").await;
-    let retrying = wait_for(&app.url, job_id, Duration::from_secs(10), |j| {
-        j["retry_at"].is_i64()
-    })
-    .await;
+    let retrying = wait_retrying(&app.url, job_id, Duration::from_secs(10)).await;
     assert!(
-        retrying["error"]
-            .as_str()
-            .unwrap()
-            .contains("not reachable"),
-        "{retrying}"
+        retrying.error.as_deref().unwrap().contains("not reachable"),
+        "{retrying:?}"
     );
     let _fake = FakeOllama::start_on(
         ([127, 0, 0, 1], port).into(),
@@ -324,13 +358,13 @@ async fn ollama_coming_back_after_refusing_connections_resumes_the_job() {
     )
     .await
     .unwrap();
-    let j = wait_for(&app.url, job_id, Duration::from_secs(30), terminal).await;
-    assert_eq!(j["status"], "completed", "{j}");
+    let j = wait_terminal(&app.url, job_id, Duration::from_secs(30)).await;
+    assert_eq!(j.status, JobStatus::Completed, "{j:?}");
 }
 
 #[tokio::test]
 async fn a_stall_is_retried_then_fails_and_a_permanent_error_fails_at_once() {
-    let fake = common::fake_ollama(200.0, 20).await;
+    let fake = crate::test_app::fake_ollama(200.0, 20).await;
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("AIWALL_OLLAMA__URL", fake.url()),
@@ -341,44 +375,37 @@ async fn a_stall_is_retried_then_fails_and_a_permanent_error_fails_at_once() {
     let app = AppProcess::start(dir.path(), 0, &env).await;
     let c = client();
     let (_, stalled) = ai_post(&c, &app.url, "stall #fake:stall-after=3").await;
-    let (_, missing) = c
-        .post(format!("{}/api/v1/ai/posts", app.url))
-        .json(&json!({ "author_name": "T", "prompt": "hi", "model": "not-pulled:1b" }))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .map(|p| (p["id"].as_i64().unwrap(), p["job"]["id"].as_i64().unwrap()))
-        .unwrap();
-    let j = wait_for(&app.url, missing, Duration::from_secs(5), terminal).await;
+    let (_, missing) = create_ai_post(
+        &c,
+        &app.url,
+        &NewAiPost {
+            model: Some("not-pulled:1b".into()),
+            ..new_ai_post("hi")
+        },
+    )
+    .await;
+    let j = wait_terminal(&app.url, missing, Duration::from_secs(5)).await;
     assert_eq!(
-        (j["status"].as_str(), j["attempt"].as_u64()),
-        (Some("failed"), Some(1)),
+        (j.status, j.attempt),
+        (JobStatus::Failed, 1),
         "no retry for a model that is not installed"
     );
-    assert!(j["error"]
-        .as_str()
+    assert!(j
+        .error
+        .as_deref()
         .unwrap()
         .contains("ollama pull not-pulled:1b"));
-    let j = wait_for(&app.url, stalled, Duration::from_secs(15), terminal).await;
-    assert_eq!(
-        (j["status"].as_str(), j["attempt"].as_u64()),
-        (Some("failed"), Some(2)),
-        "{j}"
-    );
+    let j = wait_terminal(&app.url, stalled, Duration::from_secs(15)).await;
+    assert_eq!((j.status, j.attempt), (JobStatus::Failed, 2), "{j:?}");
     assert!(
-        j["error"]
-            .as_str()
-            .unwrap()
-            .contains("stopped sending data"),
-        "{j}"
+        j.error.as_deref().unwrap().contains("stopped sending data"),
+        "{j:?}"
     );
 }
 
 #[tokio::test]
 async fn queued_jobs_keep_their_place_when_the_limit_is_lowered() {
-    let fake = common::fake_ollama(50.0, 20).await;
+    let fake = crate::test_app::fake_ollama(50.0, 20).await;
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("AIWALL_OLLAMA__URL", fake.url()),
@@ -395,14 +422,14 @@ async fn queued_jobs_keep_their_place_when_the_limit_is_lowered() {
                 .1,
         );
     }
-    app.kill9();
+    app.kill9().await;
     app.restart_with(&[("AIWALL_LIMITS__QUEUED_PER_AUTHOR", "1".into())])
         .await;
     let mut finished = Vec::new();
     for id in &jobs {
-        let j = wait_for(&app.url, *id, Duration::from_secs(30), terminal).await;
-        assert_eq!(j["status"], "completed", "{j}");
-        finished.push(j["progress"]["last_update_at"].as_i64().unwrap());
+        let j = wait_terminal(&app.url, *id, Duration::from_secs(30)).await;
+        assert_eq!(j.status, JobStatus::Completed, "{j:?}");
+        finished.push(j.progress.last_update_at);
     }
     assert!(
         finished.windows(2).all(|w| w[0] <= w[1]),
@@ -411,7 +438,7 @@ async fn queued_jobs_keep_their_place_when_the_limit_is_lowered() {
     // The lowered limit applies to new posts only.
     let third = c
         .post(format!("{}/api/v1/ai/posts", app.url))
-        .json(&json!({ "author_name": "T", "prompt": "new" }))
+        .json(&new_ai_post("new"))
         .send()
         .await
         .unwrap();
@@ -420,7 +447,7 @@ async fn queued_jobs_keep_their_place_when_the_limit_is_lowered() {
 
 #[tokio::test]
 async fn the_binary_refuses_strangers_forgeries_and_excess_with_clear_answers() {
-    let fake = common::fake_ollama(5.0, 100).await;
+    let fake = crate::test_app::fake_ollama(5.0, 100).await;
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("AIWALL_OLLAMA__URL", fake.url()),
@@ -434,12 +461,8 @@ async fn the_binary_refuses_strangers_forgeries_and_excess_with_clear_answers() 
     let error_of = |r: reqwest::Response| async move {
         let status = r.status().as_u16();
         let retry_after = r.headers().get("retry-after").is_some();
-        let body: Value = r.json().await.unwrap();
-        (
-            status,
-            retry_after,
-            body["error"]["message"].as_str().unwrap().to_owned(),
-        )
+        let ErrorBody { error } = read(r).await;
+        (status, retry_after, error.code, error.message)
     };
 
     // Another browser may not stop, retry or delete it.
@@ -448,8 +471,8 @@ async fn the_binary_refuses_strangers_forgeries_and_excess_with_clear_answers() 
         stranger.post(api(&format!("/ai/generation/{job_id}/retry"))),
         stranger.delete(api(&format!("/posts/{post_id}"))),
     ] {
-        let (status, _, message) = error_of(request.send().await.unwrap()).await;
-        assert_eq!(status, 403);
+        let (status, _, code, message) = error_of(request.send().await.unwrap()).await;
+        assert_eq!((status, code), (403, ErrorCode::Forbidden));
         assert!(message.contains("Only the author"), "{message}");
     }
     // A page on another site cannot make the author's browser do it either.
@@ -459,40 +482,51 @@ async fn the_binary_refuses_strangers_forgeries_and_excess_with_clear_answers() 
         .send()
         .await
         .unwrap();
-    assert_eq!(error_of(forged).await.0, 403);
+    let (status, _, code, _) = error_of(forged).await;
+    assert_eq!((status, code), (403, ErrorCode::Forbidden));
     // Limits: too many waiting, too large, too long.
-    let (status, retry_after, message) = error_of(
+    let (status, retry_after, code, message) = error_of(
         author
             .post(api("/ai/posts"))
-            .json(&json!({ "author_name": "T", "prompt": "again" }))
+            .json(&new_ai_post("again"))
             .send()
             .await
             .unwrap(),
     )
     .await;
-    assert_eq!((status, retry_after), (429, true));
+    assert_eq!(
+        (status, retry_after, code),
+        (429, true, ErrorCode::RateLimited)
+    );
     assert!(message.contains("the limit is 1"), "{message}");
-    let (status, _, message) = error_of(
+    let (status, _, code, message) = error_of(
         stranger
             .post(api("/posts"))
-            .json(&json!({ "author_name": "S", "text": "x".repeat(5000) }))
+            .json(&NewPost {
+                author_name: "S".into(),
+                text: "x".repeat(5000),
+            })
             .send()
             .await
             .unwrap(),
     )
     .await;
-    assert_eq!(status, 413);
+    assert_eq!((status, code), (413, ErrorCode::TooLarge));
     assert!(message.contains("4 KiB"), "{message}");
-    let (status, _, message) = error_of(
+    let (status, _, code, message) = error_of(
         stranger
             .post(api("/ai/posts"))
-            .json(&json!({ "author_name": "S", "prompt": "p".repeat(4001) }))
+            .json(&NewAiPost {
+                author_name: "S".into(),
+                prompt: "p".repeat(4001),
+                ..NewAiPost::default()
+            })
             .send()
             .await
             .unwrap(),
     )
     .await;
-    assert_eq!(status, 400);
+    assert_eq!((status, code), (400, ErrorCode::Validation));
     assert!(message.contains("limit is 4000"), "{message}");
     // The author's own Stop still works, and the server serves everyone else.
     assert_eq!(
@@ -507,7 +541,10 @@ async fn the_binary_refuses_strangers_forgeries_and_excess_with_clear_answers() 
     assert_eq!(
         stranger
             .post(api("/posts"))
-            .json(&json!({ "author_name": "S", "text": "hello" }))
+            .json(&NewPost {
+                author_name: "S".into(),
+                text: "hello".into(),
+            })
             .send()
             .await
             .unwrap()

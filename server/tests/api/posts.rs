@@ -1,43 +1,61 @@
 //! The wall's JSON API and page over real HTTP, against a real SQLite file.
-mod common;
 
-use common::{browser, spawn_app};
+use std::time::Duration;
+
+use app::types::{
+    ErrorBody, ErrorCode, ModelList, NewAiPost, NewPost, Post, PostKind, PostPage, Readiness,
+};
 use fake_ollama::FakeConfig;
-use serde_json::{json, Value};
+use serde_json::json;
+
+use crate::{
+    deadline::eventually,
+    test_app::{browser, read, spawn_app},
+};
+
+fn text_post(author_name: &str, text: &str) -> NewPost {
+    NewPost {
+        author_name: author_name.into(),
+        text: text.into(),
+    }
+}
+
+fn ai_post(author_name: &str, prompt: &str) -> NewAiPost {
+    NewAiPost {
+        author_name: author_name.into(),
+        prompt: prompt.into(),
+        ..NewAiPost::default()
+    }
+}
 
 #[tokio::test]
 async fn a_text_post_is_stored_and_listed_newest_first_in_pages() {
     let app = spawn_app().await;
     for i in 0..25 {
         let response = app
-            .post_json(
-                "/posts",
-                json!({ "author_name": "Ann", "text": format!("post {i}") }),
-            )
+            .post_json("/posts", &text_post("Ann", &format!("post {i}")))
             .await;
         assert_eq!(response.status(), 201);
     }
-    let page: Value = app.get_json("/posts").await;
-    let posts = page["posts"].as_array().unwrap();
+    let page: PostPage = app.get("/posts").await;
+    let posts = &page.posts;
     assert_eq!(posts.len(), 20, "the default page size");
-    assert_eq!(posts[0]["text"], "post 24");
-    assert_eq!(posts[0]["kind"], "text");
-    assert_eq!(posts[0]["author_name"], "Ann");
-    let before = page["next_before"].as_i64().expect("a next page");
-    let older: Value = app.get_json(&format!("/posts?before={before}")).await;
-    let texts: Vec<_> = older["posts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["text"].as_str().unwrap().to_owned())
-        .collect();
+    assert_eq!(posts[0].text, "post 24");
+    assert_eq!(posts[0].kind, PostKind::Text);
+    assert_eq!(posts[0].author_name, "Ann");
+    let before = page.next_before.expect("a next page");
+    let older: PostPage = app.get(&format!("/posts?before={before}")).await;
+    let texts: Vec<_> = older.posts.iter().map(|p| p.text.as_str()).collect();
     assert_eq!(texts, ["post 4", "post 3", "post 2", "post 1", "post 0"]);
-    assert!(older["next_before"].is_null());
+    assert_eq!(older.next_before, None);
 }
 
-/// The body of a request that must be refused, and what the refusal must say.
+/// The body of a request that must be refused: well-formed but against the rules, or not the
+/// JSON the endpoint takes at all.
 enum Body {
-    Json(Value),
+    Post(NewPost),
+    AiPost(NewAiPost),
+    Json(serde_json::Value),
     Raw(&'static str, &'static str),
 }
 
@@ -47,78 +65,83 @@ async fn bad_input_gets_a_clear_json_error_and_stores_nothing() {
     let cases = [
         (
             "/posts",
-            Body::Json(json!({ "author_name": "A", "text": "   " })),
+            Body::Post(text_post("A", "   ")),
             400,
-            "validation",
+            ErrorCode::Validation,
             "empty",
         ),
         (
             "/posts",
-            Body::Json(json!({ "author_name": "A", "text": "x".repeat(2001) })),
+            Body::Post(text_post("A", &"x".repeat(2001))),
             400,
-            "validation",
+            ErrorCode::Validation,
             "limit is 2000",
         ),
         (
             "/posts",
-            Body::Json(json!({ "author_name": "A".repeat(41), "text": "hi" })),
+            Body::Post(text_post(&"A".repeat(41), "hi")),
             400,
-            "validation",
+            ErrorCode::Validation,
             "limit is 40",
         ),
         (
             "/posts",
-            Body::Json(json!({ "author_name": "A", "text": "x".repeat(70_000) })),
+            Body::Post(text_post("A", &"x".repeat(70_000))),
             413,
-            "too_large",
+            ErrorCode::TooLarge,
             "64 KiB",
         ),
         (
             "/posts",
             Body::Raw("application/json", "{\"text\": "),
             400,
-            "malformed",
+            ErrorCode::Malformed,
             "not valid JSON",
         ),
         (
             "/posts",
             Body::Json(json!({ "author_name": "A", "text": 5 })),
             400,
-            "malformed",
+            ErrorCode::Malformed,
             "wrong type",
         ),
         (
             "/posts",
             Body::Raw("text/plain", "text=hi"),
             415,
-            "malformed",
+            ErrorCode::Malformed,
             "JSON",
         ),
         (
             "/ai/posts",
-            Body::Json(json!({ "author_name": "A", "prompt": "" })),
+            Body::AiPost(ai_post("A", "")),
             400,
-            "validation",
+            ErrorCode::Validation,
             "empty",
         ),
         (
             "/ai/posts",
-            Body::Json(json!({ "author_name": "A", "prompt": "x".repeat(4001) })),
+            Body::AiPost(ai_post("A", &"x".repeat(4001))),
             400,
-            "validation",
+            ErrorCode::Validation,
             "limit is 4000",
         ),
         (
             "/ai/posts",
-            Body::Json(json!({ "author_name": "A", "prompt": "hi", "max_tokens": 0 })),
+            Body::AiPost(NewAiPost {
+                max_tokens: Some(0),
+                ..ai_post("A", "hi")
+            }),
             400,
-            "validation",
+            ErrorCode::Validation,
             "at least 1",
         ),
     ];
     for (path, body, status, code, says) in cases {
         let request = app.client.post(app.api(path));
         let request = match body {
+            Body::Post(post) => request.json(&post),
+            Body::AiPost(post) => request.json(&post),
             Body::Json(value) => request.json(&value),
             Body::Raw(content_type, text) => {
                 request.header("content-type", content_type).body(text)
@@ -126,16 +149,13 @@ async fn bad_input_gets_a_clear_json_error_and_stores_nothing() {
         };
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), status, "{path} {says}");
-        let body: Value = response.json().await.expect("a JSON error body");
-        assert_eq!(body["error"]["code"], code, "{body}");
-        let message = body["error"]["message"].as_str().unwrap();
+        let ErrorBody { error } = read(response).await;
+        assert_eq!(error.code, code, "{error:?}");
+        let message = error.message;
         assert!(message.contains(says), "{message:?} should say {says:?}");
     }
-    let page = app.get_json("/posts").await;
-    assert!(
-        page["posts"].as_array().unwrap().is_empty(),
-        "nothing was stored"
-    );
+    let page: PostPage = app.get("/posts").await;
+    assert!(page.posts.is_empty(), "nothing was stored");
 }
 
 #[tokio::test]
@@ -144,8 +164,8 @@ async fn unknown_things_are_404_with_a_json_error() {
     for path in ["/posts/999", "/ai/generation/999", "/nothing/here"] {
         let response = app.client.get(app.api(path)).send().await.unwrap();
         assert_eq!(response.status(), 404, "{path}");
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(body["error"]["code"], "not_found");
+        let ErrorBody { error } = read(response).await;
+        assert_eq!(error.code, ErrorCode::NotFound);
     }
     let response = app
         .client
@@ -159,11 +179,10 @@ async fn unknown_things_are_404_with_a_json_error() {
 #[tokio::test]
 async fn the_page_is_server_rendered_with_posts_escaped() {
     let app = spawn_app().await;
-    app.post_json(
-        "/posts",
-        json!({ "author_name": "Eve", "text": "<script>alert(1)</script>" }),
-    )
-    .await;
+    let response = app
+        .post_json("/posts", &text_post("Eve", "<script>alert(1)</script>"))
+        .await;
+    assert_eq!(response.status(), 201);
     let html = app
         .client
         .get(&app.url)
@@ -188,18 +207,15 @@ async fn the_page_is_server_rendered_with_posts_escaped() {
 #[tokio::test]
 async fn only_the_author_may_delete_and_cross_site_posts_are_refused() {
     let app = spawn_app().await;
-    let post: Value = app
-        .post_json("/posts", json!({ "author_name": "Ann", "text": "mine" }))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = post["id"].as_i64().unwrap();
+    let post: Post = read(app.post_json("/posts", &text_post("Ann", "mine")).await).await;
+    let id = post.id;
     let url = app.api(&format!("/posts/{id}"));
 
     let stranger = browser();
     let response = stranger.delete(&url).send().await.unwrap();
     assert_eq!(response.status(), 403);
+    let ErrorBody { error } = read(response).await;
+    assert_eq!(error.code, ErrorCode::Forbidden);
 
     let forged = app
         .client
@@ -236,9 +252,7 @@ async fn only_the_author_may_delete_and_cross_site_posts_are_refused() {
 #[tokio::test]
 async fn the_author_cookie_is_signed_httponly_and_samesite_lax() {
     let app = spawn_app().await;
-    let response = app
-        .post_json("/posts", json!({ "author_name": "Ann", "text": "hi" }))
-        .await;
+    let response = app.post_json("/posts", &text_post("Ann", "hi")).await;
     let cookie = response
         .headers()
         .get("set-cookie")
@@ -251,18 +265,14 @@ async fn the_author_cookie_is_signed_httponly_and_samesite_lax() {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
         "{cookie}"
     );
-    let second = app
-        .post_json("/posts", json!({ "author_name": "Ann", "text": "again" }))
-        .await;
+    let second = app.post_json("/posts", &text_post("Ann", "again")).await;
     assert!(
         second.headers().get("set-cookie").is_none(),
         "the identity stays"
     );
-    let page: Value = app.get_json("/posts").await;
-    assert_eq!(
-        page["posts"][0]["author_tag"],
-        page["posts"][1]["author_tag"]
-    );
+    let page: PostPage = app.get("/posts").await;
+    assert_eq!(page.posts.len(), 2);
+    assert_eq!(page.posts[0].author_tag, page.posts[1].author_tag);
 }
 
 #[tokio::test]
@@ -279,19 +289,21 @@ async fn health_and_readiness() {
             .unwrap(),
         "ok"
     );
-    let ready: Value = app
-        .client
-        .get(format!("{}/readyz", app.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(ready["ready"], true);
-    assert_eq!(ready["ollama"]["ok"], true);
+    let ready: Readiness = read(
+        app.client
+            .get(format!("{}/readyz", app.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(ready.ready);
+    assert!(ready.ollama.ok);
+    let models: ModelList = app.get("/ai/models").await;
+    assert_eq!(models.models, ["llama3.2:1b", "qwen2.5:0.5b"]);
+    assert_eq!(models.default_model, "llama3.2:1b");
 
-    let no_ollama = common::spawn_app_with(None, |_| {}).await;
+    let no_ollama = crate::test_app::spawn_app_with(None, |_| {}).await;
     let response = no_ollama
         .client
         .get(format!("{}/readyz", no_ollama.url))
@@ -299,10 +311,12 @@ async fn health_and_readiness() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200, "Ollama is reported, not required");
-    let ready: Value = response.json().await.unwrap();
-    assert_eq!(ready["ollama"]["ok"], false);
-    assert!(ready["ollama"]["error"]
-        .as_str()
+    let ready: Readiness = read(response).await;
+    assert!(!ready.ollama.ok);
+    assert!(ready
+        .ollama
+        .error
+        .as_deref()
         .unwrap()
         .contains("not reachable"));
     let models = no_ollama
@@ -312,19 +326,17 @@ async fn health_and_readiness() {
         .await
         .unwrap();
     assert_eq!(models.status(), 503);
-    let body: Value = models.json().await.unwrap();
+    let ErrorBody { error } = read(models).await;
+    assert_eq!(error.code, ErrorCode::OllamaUnavailable);
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("Ollama is not reachable"),
-        "{body}"
+        error.message.contains("Ollama is not reachable"),
+        "{error:?}"
     );
 }
 
 #[tokio::test]
 async fn every_limit_answers_429_with_retry_after_and_others_keep_being_served() {
-    let app = common::spawn_app_with(
+    let app = crate::test_app::spawn_app_with(
         Some(FakeConfig {
             tokens_per_second: 5.0,
             length: 50,
@@ -342,7 +354,7 @@ async fn every_limit_answers_429_with_retry_after_and_others_keep_being_served()
     let ask = |client: &reqwest::Client| {
         client
             .post(app.api("/ai/posts"))
-            .json(&json!({ "author_name": "A", "prompt": "slow" }))
+            .json(&ai_post("A", "slow"))
             .send()
     };
 
@@ -352,14 +364,9 @@ async fn every_limit_answers_429_with_retry_after_and_others_keep_being_served()
     let refused = ask(&app.client).await.unwrap();
     assert_eq!(refused.status(), 429);
     assert!(refused.headers().contains_key("retry-after"));
-    let body: Value = refused.json().await.unwrap();
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("the limit is 2"),
-        "{body}"
-    );
+    let ErrorBody { error } = read(refused).await;
+    assert_eq!(error.code, ErrorCode::RateLimited);
+    assert!(error.message.contains("the limit is 2"), "{error:?}");
 
     // The total queue.
     let other = browser();
@@ -367,17 +374,15 @@ async fn every_limit_answers_429_with_retry_after_and_others_keep_being_served()
     let third = browser();
     let refused = ask(&third).await.unwrap();
     assert_eq!(refused.status(), 429);
-    let body: Value = refused.json().await.unwrap();
-    assert!(
-        body["error"]["message"].as_str().unwrap().contains("busy"),
-        "{body}"
-    );
+    let ErrorBody { error } = read(refused).await;
+    assert_eq!(error.code, ErrorCode::RateLimited);
+    assert!(error.message.contains("busy"), "{error:?}");
 
     // Text posts and reading go on.
     assert_eq!(
         third
             .post(app.api("/posts"))
-            .json(&json!({ "author_name": "C", "text": "still here" }))
+            .json(&text_post("C", "still here"))
             .send()
             .await
             .unwrap()
@@ -398,35 +403,41 @@ async fn every_limit_answers_429_with_retry_after_and_others_keep_being_served()
         .unwrap();
     assert_eq!(refused.status(), 429);
     assert!(refused.headers().contains_key("retry-after"));
+    let ErrorBody { error } = read(refused).await;
+    assert_eq!(error.code, ErrorCode::RateLimited);
     drop(open.pop());
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    assert_eq!(
-        app.client
-            .get(app.api("/wall/events"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200,
-        "a closed stream frees its place"
-    );
+    // The server frees the place once it notices the client has gone, which only a new
+    // request can tell: 429 until then.
+    eventually(
+        Duration::from_secs(5),
+        "a closed stream frees its place",
+        || async {
+            let response = app
+                .client
+                .get(app.api("/wall/events"))
+                .send()
+                .await
+                .unwrap();
+            match response.status().as_u16() {
+                200 => Some(()),
+                429 => None,
+                other => panic!("a stream is either served or refused, not {other}"),
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn ai_posts_per_minute_are_limited_per_author() {
-    let app = common::spawn_app_with(Some(common::fast_fake()), |c| {
+    let app = crate::test_app::spawn_app_with(Some(crate::test_app::fast_fake()), |c| {
         c.limits.ai_posts_per_minute = 2
     })
     .await;
     for _ in 0..2 {
         app.ai_post("quick").await;
     }
-    let refused = app
-        .post_json(
-            "/ai/posts",
-            json!({ "author_name": "A", "prompt": "one more" }),
-        )
-        .await;
+    let refused = app.post_json("/ai/posts", &ai_post("A", "one more")).await;
     assert_eq!(refused.status(), 429);
     let wait: u64 = refused.headers()["retry-after"]
         .to_str()
@@ -434,18 +445,13 @@ async fn ai_posts_per_minute_are_limited_per_author() {
         .parse()
         .unwrap();
     assert!((1..=30).contains(&wait), "{wait}");
-    let body: Value = refused.json().await.unwrap();
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("2 AI posts per minute"),
-        "{body}"
-    );
+    let ErrorBody { error } = read(refused).await;
+    assert_eq!(error.code, ErrorCode::RateLimited);
+    assert!(error.message.contains("2 AI posts per minute"), "{error:?}");
     let other = browser();
     let response = other
         .post(app.api("/ai/posts"))
-        .json(&json!({ "author_name": "B", "prompt": "mine" }))
+        .json(&ai_post("B", "mine"))
         .send()
         .await
         .unwrap();

@@ -1,0 +1,20 @@
+//! The server's integration tests, one binary with a module per area (as zero2prod's
+//! `tests/api`): the HTTP API, the generation pipeline, crashes and signals against the real
+//! binary, and the Ollama client. `test_app` and `process` start the server under test.
+//!
+//! The helpers may panic: a test that cannot set itself up should fail loudly, at once.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    clippy::cast_precision_loss
+)]
+
+mod deadline;
+mod generation;
+mod ollama_client;
+mod posts;
+mod process;
+mod reliability;
+mod sse;
+mod test_app;

@@ -24,7 +24,10 @@ fn phase(view: &JobView, now_ms: f64) -> String {
                 if now_ms <= 0.0 {
                     return format!("{why} Retrying soon");
                 }
-                let secs = ((at as f64 - now_ms) / 1000.0).ceil().max(0.0);
+                // Unix milliseconds stay below 2^53: exact in an f64.
+                #[allow(clippy::cast_precision_loss)]
+                let at = at as f64;
+                let secs = ((at - now_ms) / 1000.0).ceil().max(0.0);
                 format!("{why} Retrying in {secs} s")
             }
             // Nothing arrives before the first token: a cold model load, or a long prompt.

@@ -31,16 +31,17 @@ impl LiveJob {
         if self.view.status.is_terminal() || self.view.status == crate::types::JobStatus::Queued {
             return self.view.progress.elapsed_time;
         }
-        self.elapsed_base + (now - self.based_at).max(0.0) as u64
+        // Whole milliseconds of this browser's clock, never negative: truncation is the intent.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let ticked = (now - self.based_at).max(0.0) as u64;
+        self.elapsed_base + ticked
     }
 
     /// Takes the server's elapsed time again when ours drifted more than a second from it.
     fn resync(&mut self) {
         let now = clock::now();
         let server = self.view.progress.elapsed_time;
-        if self.view.status.is_terminal()
-            || (self.elapsed_at(now) as i64 - server as i64).abs() > 1000
-        {
+        if self.view.status.is_terminal() || self.elapsed_at(now).abs_diff(server) > 1000 {
             self.elapsed_base = server;
             self.based_at = now;
         }

@@ -1,8 +1,9 @@
 //! `AIGenerationProgress`: the live card of an AI post. A bar that never goes back, counters
 //! (tokens, speed, elapsed ticking on the client, time remaining), the phase in words, the
 //! answer as it is written, Stop and Retry for the author, and the statistics once done.
-use leptos::{prelude::*, task::spawn_local};
+use leptos::prelude::*;
 
+use super::{failure, request};
 use crate::{
     api, format,
     live::LiveJob,
@@ -43,6 +44,13 @@ fn phase(view: &JobView, now_ms: f64) -> String {
     }
 }
 
+/// What the author asks of a job.
+#[derive(Clone, Copy)]
+enum Order {
+    Stop,
+    Retry,
+}
+
 #[component]
 pub fn AIGenerationProgress(
     job: RwSignal<Option<LiveJob>>,
@@ -64,19 +72,17 @@ pub fn AIGenerationProgress(
                 .unwrap_or_default()
         })
     };
-    let action_error = RwSignal::new(None::<String>);
-    let act = move |stop: bool| {
-        let Some(id) = job.with_untracked(|j| j.as_ref().map(|j| j.view.id)) else {
-            return;
-        };
-        spawn_local(async move {
-            let result = if stop {
-                api::stop(id).await
-            } else {
-                api::retry(id).await
-            };
-            action_error.set(result.err().map(|e| e.message));
-        });
+    let control = request(|&(job_id, order): &(i64, Order)| async move {
+        match order {
+            Order::Stop => api::stop(job_id).await,
+            Order::Retry => api::retry(job_id).await,
+        }
+    });
+    let answered = control.value();
+    let act = move |order: Order| {
+        if let Some(job_id) = job.with_untracked(|j| j.as_ref().map(|j| j.view.id)) {
+            control.dispatch((job_id, order));
+        }
     };
 
     view! {
@@ -146,17 +152,17 @@ pub fn AIGenerationProgress(
             <Show when=move || mine.get()>
                 <div class="ai-actions">
                     <Show when=running>
-                        <button data-action="stop" on:click=move |_| act(true)>"Stop"</button>
+                        <button data-action="stop" on:click=move |_| act(Order::Stop)>"Stop"</button>
                     </Show>
                     <Show when=move || status() == JobStatus::Queued>
-                        <button data-action="stop" on:click=move |_| act(true)>"Cancel"</button>
+                        <button data-action="stop" on:click=move |_| act(Order::Stop)>"Cancel"</button>
                     </Show>
                     <Show when=move || matches!(status(), JobStatus::Failed | JobStatus::Cancelled)>
-                        <button data-action="retry" on:click=move |_| act(false)>"Retry"</button>
+                        <button data-action="retry" on:click=move |_| act(Order::Retry)>"Retry"</button>
                     </Show>
                 </div>
             </Show>
-            {move || action_error.get().map(|m| view! { <p class="error" role="alert">{m}</p> })}
+            {move || answered.with(failure).map(|m| view! { <p class="error" role="alert">{m}</p> })}
         </div>
     }
 }

@@ -14,10 +14,9 @@ pub fn speed(tokens_per_second: f64) -> String {
 
 /// Elapsed time: "0.4s" under ten seconds (so it visibly ticks), then "15s", then "2m 05s".
 pub fn elapsed(ms: u64) -> String {
-    if ms < 10_000 {
-        format!("{:.1}s", ms as f64 / 1000.0)
-    } else {
-        duration(ms)
+    match u32::try_from(ms) {
+        Ok(short) if short < 10_000 => format!("{:.1}s", f64::from(short) / 1000.0),
+        _ => duration(ms),
     }
 }
 
@@ -39,6 +38,8 @@ pub fn remaining(ms: Option<u64>) -> String {
 }
 
 pub fn nanos(ns: u64) -> String {
+    // Shown to a tenth at most: an f64's 53 bits are plenty.
+    #[allow(clippy::cast_precision_loss)]
     let ms = ns as f64 / 1e6;
     if ms < 1000.0 {
         format!("{ms:.0} ms")
@@ -79,9 +80,14 @@ pub fn timestamp(unix_ms: i64) -> String {
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let month = usize::try_from(month - 1)
+        .ok()
+        .and_then(|m| MONTHS.get(m))
+        .copied()
+        .unwrap_or("");
     format!(
         "{} {}, {:02}:{:02} UTC",
-        MONTHS[(month - 1) as usize],
+        month,
         day,
         day_secs / 3600,
         day_secs % 3600 / 60

@@ -1,10 +1,11 @@
 //! The composer: write a text post, or a prompt for an AI post (model, optional max length).
-use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
+use leptos::{ev::SubmitEvent, prelude::*};
 
+use super::{failure, request};
 use crate::{
     api,
     live::WallStore,
-    types::{ApiError, InputLimits, NewAiPost, NewPost},
+    types::{ApiError, InputLimits, ModelList, NewAiPost, NewPost},
 };
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -13,35 +14,87 @@ enum Kind {
     Ai,
 }
 
-/// What the model list looks like to the composer.
-#[derive(Clone, PartialEq)]
-enum ModelList {
-    Loading,
-    Ready(Vec<String>),
-    Unavailable(String),
+/// The installed models, once the browser has asked for them.
+pub type Models = Memo<Option<Result<ModelList, ApiError>>>;
+
+/// What the composer sends.
+enum Draft {
+    Text(NewPost),
+    Ai(NewAiPost),
 }
 
 #[component]
-pub fn Composer(limits: InputLimits, default_model: String) -> impl IntoView {
+pub fn Composer(limits: InputLimits, default_model: String, models: Models) -> impl IntoView {
     let store = expect_context::<WallStore>();
     let name = RwSignal::new(String::new());
     let text = RwSignal::new(String::new());
     let kind = RwSignal::new(Kind::Text);
     let model = RwSignal::new(default_model.clone());
     let max_tokens = RwSignal::new(String::new());
-    let error = RwSignal::new(None::<String>);
-    let sending = RwSignal::new(false);
-    let models = RwSignal::new(ModelList::Loading);
 
-    // The installed models, asked once the page runs in the browser.
-    Effect::new(move |_| {
-        spawn_local(async move {
-            models.set(match api::models().await {
-                Ok(list) => ModelList::Ready(list.models),
-                Err(e) => ModelList::Unavailable(e.message),
-            });
-        });
+    // The draft as the API takes it, or why the browser refuses it before sending anything.
+    let draft = move || -> Result<Draft, ApiError> {
+        let kind = kind.get_untracked();
+        let body = text.get_untracked();
+        match kind {
+            Kind::Text => limits.post_text(&body)?,
+            Kind::Ai => limits.prompt(&body)?,
+        };
+        let author_name = name.get_untracked();
+        limits.author_name(&author_name)?;
+        let max_tokens = match max_tokens.get_untracked().trim() {
+            "" => None,
+            n => Some(n.parse::<u32>().map_err(|_| {
+                ApiError::validation("The max length must be a whole number of tokens.")
+            })?),
+        };
+        Ok(match kind {
+            Kind::Text => Draft::Text(NewPost {
+                author_name,
+                text: body,
+            }),
+            Kind::Ai => Draft::Ai(NewAiPost {
+                author_name,
+                prompt: body,
+                model: Some(model.get_untracked()),
+                max_tokens,
+            }),
+        })
+    };
+    let send = request(move |(): &()| {
+        let draft = draft();
+        async move {
+            let post = match draft? {
+                Draft::Text(new) => api::create_post(&new).await,
+                Draft::Ai(new) => api::create_ai_post(&new).await,
+            }?;
+            store.add_mine(post);
+            text.set(String::new());
+            Ok::<(), ApiError>(())
+        }
     });
+    let sending = send.pending();
+    let sent = send.value();
+    // The last error is shown until the next post is under way.
+    let error = move || sent.with(failure).filter(|_| !sending.get());
+
+    // The model choices: the installed models, and the default one even when it is not (yet)
+    // listed, with the chosen one selected.
+    let default_model = StoredValue::new(default_model);
+    let options = move |mut names: Vec<String>| {
+        default_model.with_value(|default| {
+            if !names.contains(default) {
+                names.insert(0, default.clone());
+            }
+        });
+        names
+            .into_iter()
+            .map(|n| {
+                let selected = n == model.get_untracked();
+                view! { <option value=n.clone() selected=selected>{n.clone()}</option> }
+            })
+            .collect_view()
+    };
 
     let limit = move || {
         if kind.get() == Kind::Ai {
@@ -61,66 +114,11 @@ pub fn Composer(limits: InputLimits, default_model: String) -> impl IntoView {
 
     let submit = move |ev: SubmitEvent| {
         ev.prevent_default();
-        if sending.get_untracked() {
-            return;
+        if !sending.get_untracked() {
+            send.dispatch(());
         }
-        let author_name = name.get_untracked();
-        let body = text.get_untracked();
-        let checked: Result<(), ApiError> = match kind.get_untracked() {
-            Kind::Text => limits.post_text(&body).map(drop),
-            Kind::Ai => limits.prompt(&body).map(drop),
-        };
-        if let Err(e) = checked.and_then(|_| limits.author_name(&author_name).map(drop)) {
-            error.set(Some(e.message));
-            return;
-        }
-        let max = match max_tokens.get_untracked().trim() {
-            "" => None,
-            n => match n.parse::<u32>() {
-                Ok(n) => Some(n),
-                Err(_) => {
-                    error.set(Some(
-                        "The max length must be a whole number of tokens.".into(),
-                    ));
-                    return;
-                }
-            },
-        };
-        error.set(None);
-        sending.set(true);
-        let kind_now = kind.get_untracked();
-        let model_now = model.get_untracked();
-        spawn_local(async move {
-            let created = match kind_now {
-                Kind::Text => {
-                    api::create_post(&NewPost {
-                        author_name,
-                        text: body,
-                    })
-                    .await
-                }
-                Kind::Ai => {
-                    api::create_ai_post(&NewAiPost {
-                        author_name,
-                        prompt: body,
-                        model: Some(model_now),
-                        max_tokens: max,
-                    })
-                    .await
-                }
-            };
-            match created {
-                Ok(post) => {
-                    store.add_mine(post);
-                    text.set(String::new());
-                }
-                Err(e) => error.set(Some(e.message)),
-            }
-            sending.set(false);
-        });
     };
 
-    let default_for_options = default_model.clone();
     view! {
         <form class="composer" data-testid="composer" on:submit=submit>
             <div class="composer-row">
@@ -148,22 +146,7 @@ pub fn Composer(limits: InputLimits, default_model: String) -> impl IntoView {
                     <label class="field">
                         <span>"Model"</span>
                         <select id="composer-model" on:change=move |ev| model.set(event_target_value(&ev))>
-                            {
-                                let default_model = default_for_options.clone();
-                                move || {
-                                    let mut names = match models.get() {
-                                        ModelList::Ready(names) => names,
-                                        _ => Vec::new(),
-                                    };
-                                    if !names.contains(&default_model) {
-                                        names.insert(0, default_model.clone());
-                                    }
-                                    names.into_iter().map(|n| {
-                                        let selected = n == model.get_untracked();
-                                        view! { <option value=n.clone() selected=selected>{n.clone()}</option> }
-                                    }).collect_view()
-                                }
-                            }
+                            {move || options(models.get().and_then(Result::ok).map(|list| list.models).unwrap_or_default())}
                         </select>
                     </label>
                     <label class="field">
@@ -171,15 +154,12 @@ pub fn Composer(limits: InputLimits, default_model: String) -> impl IntoView {
                         <input id="composer-max-tokens" type="number" min="1" max=limits.max_tokens_limit placeholder="no limit"
                             prop:value=move || max_tokens.get() on:input=move |ev| max_tokens.set(event_target_value(&ev)) />
                     </label>
-                    {move || match models.get() {
-                        ModelList::Unavailable(message) => Some(view! { <p class="notice" data-testid="models-error">{message}</p> }),
-                        _ => None,
-                    }}
+                    {move || models.get().and_then(Result::err).map(|e| view! { <p class="notice" data-testid="models-error">{e.message}</p> })}
                 </div>
             </Show>
             <div class="composer-row composer-footer">
                 <span class=counter_class>{move || format!("{}/{}", count(), limit())}</span>
-                <button type="submit" data-testid="composer-submit" disabled=move || sending.get()>
+                <button type="submit" data-testid="composer-submit" disabled=sending>
                     {move || match (sending.get(), kind.get()) {
                         (true, _) => "Posting…",
                         (false, Kind::Ai) => "Ask the AI",
@@ -187,7 +167,7 @@ pub fn Composer(limits: InputLimits, default_model: String) -> impl IntoView {
                     }}
                 </button>
             </div>
-            {move || error.get().map(|m| view! { <p class="error" role="alert" data-testid="composer-error">{m}</p> })}
+            {move || error().map(|m| view! { <p class="error" role="alert" data-testid="composer-error">{m}</p> })}
         </form>
     }
 }

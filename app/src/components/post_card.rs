@@ -1,12 +1,12 @@
 //! One post on the wall: who wrote it and when, its text, and for an AI post the prompt, the
 //! live progress card and, once finished, the answer rendered as safe Markdown.
-use leptos::{prelude::*, task::spawn_local};
+use leptos::prelude::*;
 
-use super::progress_card::AIGenerationProgress;
+use super::{failure, progress_card::AIGenerationProgress, request};
 use crate::{
     api, format,
     live::{Entry, WallStore},
-    types::{JobStatus, PostKind},
+    types::{ApiError, JobStatus, PostKind},
 };
 
 #[component]
@@ -22,15 +22,12 @@ pub fn PostCard(entry: Entry) -> impl IntoView {
                 .with(|t| t.as_deref() == Some(post.author_tag.as_str()))
         })
     };
-    let delete_error = RwSignal::new(None::<String>);
-    let delete = move |_| {
-        spawn_local(async move {
-            match api::delete_post(post_id).await {
-                Ok(()) => store.remove(post_id),
-                Err(e) => delete_error.set(Some(e.message)),
-            }
-        });
-    };
+    let delete = request(move |(): &()| async move {
+        api::delete_post(post_id).await?;
+        store.remove(post_id);
+        Ok::<(), ApiError>(())
+    });
+    let deleted = delete.value();
     let job = entry.job;
     let html = entry.html;
     let completed = move || {
@@ -61,11 +58,11 @@ pub fn PostCard(entry: Entry) -> impl IntoView {
                 {(post.kind == PostKind::Ai).then(|| view! { <span class="badge">"AI post"</span> })}
                 <time class="post-time" datetime=post.created_at.to_string()>{format::timestamp(post.created_at)}</time>
                 <Show when=move || mine.get()>
-                    <button class="link-button" data-action="delete" on:click=delete aria-label="Delete this post">"Delete"</button>
+                    <button class="link-button" data-action="delete" on:click=move |_| { delete.dispatch(()); } aria-label="Delete this post">"Delete"</button>
                 </Show>
             </header>
             {body}
-            {move || delete_error.get().map(|m| view! { <p class="error" role="alert">{m}</p> })}
+            {move || deleted.with(failure).map(|m| view! { <p class="error" role="alert">{m}</p> })}
         </article>
     }
 }

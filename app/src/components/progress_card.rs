@@ -1,8 +1,9 @@
 //! `AIGenerationProgress`: the live card of an AI post. A bar that never goes back, counters
 //! (tokens, speed, elapsed ticking on the client, time remaining), the phase in words, the
 //! answer as it is written, Stop and Retry for the author, and the statistics once done.
-use leptos::{prelude::*, task::spawn_local};
+use leptos::prelude::*;
 
+use super::{failure, request};
 use crate::{
     api, format,
     live::LiveJob,
@@ -24,7 +25,10 @@ fn phase(view: &JobView, now_ms: f64) -> String {
                 if now_ms <= 0.0 {
                     return format!("{why} Retrying soon");
                 }
-                let secs = ((at as f64 - now_ms) / 1000.0).ceil().max(0.0);
+                // Unix milliseconds stay below 2^53: exact in an f64.
+                #[allow(clippy::cast_precision_loss)]
+                let at = at as f64;
+                let secs = ((at - now_ms) / 1000.0).ceil().max(0.0);
                 format!("{why} Retrying in {secs} s")
             }
             // Nothing arrives before the first token: a cold model load, or a long prompt.
@@ -38,6 +42,13 @@ fn phase(view: &JobView, now_ms: f64) -> String {
         JobStatus::Failed => "Failed".into(),
         JobStatus::Cancelled => "Stopped".into(),
     }
+}
+
+/// What the author asks of a job.
+#[derive(Clone, Copy)]
+enum Order {
+    Stop,
+    Retry,
 }
 
 #[component]
@@ -61,19 +72,17 @@ pub fn AIGenerationProgress(
                 .unwrap_or_default()
         })
     };
-    let action_error = RwSignal::new(None::<String>);
-    let act = move |stop: bool| {
-        let Some(id) = job.with_untracked(|j| j.as_ref().map(|j| j.view.id)) else {
-            return;
-        };
-        spawn_local(async move {
-            let result = if stop {
-                api::stop(id).await
-            } else {
-                api::retry(id).await
-            };
-            action_error.set(result.err().map(|e| e.message));
-        });
+    let control = request(|&(job_id, order): &(i64, Order)| async move {
+        match order {
+            Order::Stop => api::stop(job_id).await,
+            Order::Retry => api::retry(job_id).await,
+        }
+    });
+    let answered = control.value();
+    let act = move |order: Order| {
+        if let Some(job_id) = job.with_untracked(|j| j.as_ref().map(|j| j.view.id)) {
+            control.dispatch((job_id, order));
+        }
     };
 
     view! {
@@ -143,17 +152,17 @@ pub fn AIGenerationProgress(
             <Show when=move || mine.get()>
                 <div class="ai-actions">
                     <Show when=running>
-                        <button data-action="stop" on:click=move |_| act(true)>"Stop"</button>
+                        <button data-action="stop" on:click=move |_| act(Order::Stop)>"Stop"</button>
                     </Show>
                     <Show when=move || status() == JobStatus::Queued>
-                        <button data-action="stop" on:click=move |_| act(true)>"Cancel"</button>
+                        <button data-action="stop" on:click=move |_| act(Order::Stop)>"Cancel"</button>
                     </Show>
                     <Show when=move || matches!(status(), JobStatus::Failed | JobStatus::Cancelled)>
-                        <button data-action="retry" on:click=move |_| act(false)>"Retry"</button>
+                        <button data-action="retry" on:click=move |_| act(Order::Retry)>"Retry"</button>
                     </Show>
                 </div>
             </Show>
-            {move || action_error.get().map(|m| view! { <p class="error" role="alert">{m}</p> })}
+            {move || answered.with(failure).map(|m| view! { <p class="error" role="alert">{m}</p> })}
         </div>
     }
 }

@@ -6,7 +6,7 @@ pub mod stream;
 
 use leptos::prelude::*;
 
-use crate::types::{DoneEvent, ErrorEvent, JobView, Post, ProgressEvent, WallSnapshot};
+use crate::types::{DoneEvent, ErrorEvent, JobView, Post, ProgressEvent, WallEvent, WallSnapshot};
 
 /// A job as the page holds it: the server's view, and when (on this browser's clock) the
 /// elapsed time was last taken from the server, so it can tick between events.
@@ -31,16 +31,17 @@ impl LiveJob {
         if self.view.status.is_terminal() || self.view.status == crate::types::JobStatus::Queued {
             return self.view.progress.elapsed_time;
         }
-        self.elapsed_base + (now - self.based_at).max(0.0) as u64
+        // Whole milliseconds of this browser's clock, never negative: truncation is the intent.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let ticked = (now - self.based_at).max(0.0) as u64;
+        self.elapsed_base + ticked
     }
 
     /// Takes the server's elapsed time again when ours drifted more than a second from it.
     fn resync(&mut self) {
         let now = clock::now();
         let server = self.view.progress.elapsed_time;
-        if self.view.status.is_terminal()
-            || (self.elapsed_at(now) as i64 - server as i64).abs() > 1000
-        {
+        if self.view.status.is_terminal() || self.elapsed_at(now).abs_diff(server) > 1000 {
             self.elapsed_base = server;
             self.based_at = now;
         }
@@ -197,6 +198,21 @@ impl WallStore {
         self.upsert(post);
     }
 
+    /// Folds one event of the wall's stream into the page. Returns the posts whose state must be
+    /// fetched again (see [`WallStore::snapshot`] and [`WallStore::progress`]).
+    pub fn receive(&self, event: WallEvent) -> Vec<i64> {
+        match event {
+            WallEvent::Snapshot(s) => return self.snapshot(s.posts, s.jobs),
+            WallEvent::Post(post) => self.upsert(post),
+            WallEvent::PostDeleted(d) => self.remove(d.post_id),
+            WallEvent::Job(view) => self.replace_job(view),
+            WallEvent::Progress(ev) => return self.progress(&ev).into_iter().collect(),
+            WallEvent::Done(ev) => self.done(&ev),
+            WallEvent::Error(ev) => self.error(&ev),
+        }
+        Vec::new()
+    }
+
     /// Applies a (re)connection's snapshot. Returns the posts whose jobs this page shows as
     /// unfinished but the snapshot does not mention: they ended while we were away; fetch them.
     pub fn snapshot(&self, posts: Vec<Post>, jobs: Vec<JobView>) -> Vec<i64> {
@@ -279,5 +295,89 @@ impl WallStore {
             "{}'s AI post stopped: {}",
             entry.post.author_name, ev.message
         ));
+    }
+}
+
+#[cfg(test)]
+mod receive_tests {
+    use super::*;
+    use crate::types::{JobStatus, PostDeletedEvent, PostKind, Progress};
+
+    fn store() -> WallStore {
+        WallStore {
+            entries: RwSignal::new(Vec::new()),
+            next_before: RwSignal::new(None),
+            viewer_tag: RwSignal::new(None),
+            connected: RwSignal::new(false),
+            announcement: RwSignal::new(String::new()),
+        }
+    }
+
+    fn ai_post(id: i64) -> Post {
+        Post {
+            id,
+            author_name: "Ada".into(),
+            kind: PostKind::Ai,
+            text: String::new(),
+            html: None,
+            prompt: Some("Hello?".into()),
+            created_at: 0,
+            job: Some(JobView {
+                status: JobStatus::Generating,
+                seq: 1,
+                ..JobView::fresh(id * 10, id, "m")
+            }),
+            author_tag: "tag".into(),
+        }
+    }
+
+    /// The event as the browser gets it: its name and its data.
+    fn over_the_wire(event: WallEvent) -> WallEvent {
+        WallEvent::decode(event.name().as_str(), &event.data().unwrap()).unwrap()
+    }
+
+    fn ids(store: WallStore) -> Vec<i64> {
+        store
+            .entries
+            .with_untracked(|es| es.iter().map(|e| e.post.id).collect())
+    }
+
+    #[test]
+    fn stream_events_fold_into_the_page_and_a_gap_asks_for_the_post() {
+        let store = store();
+        assert!(store
+            .receive(over_the_wire(WallEvent::Post(ai_post(1))))
+            .is_empty());
+        assert!(store
+            .receive(over_the_wire(WallEvent::Post(ai_post(2))))
+            .is_empty());
+        assert_eq!(ids(store), [2, 1], "newest first");
+
+        let progress = |seq, text_offset| ProgressEvent {
+            job_id: 10,
+            post_id: 1,
+            status: JobStatus::Generating,
+            queue_position: None,
+            progress: Progress::default(),
+            text_offset,
+            text_delta: "Hi".into(),
+            attempt: 1,
+            retry_at: None,
+            model_loaded: None,
+            run: 1,
+            seq,
+        };
+        assert!(store
+            .receive(over_the_wire(WallEvent::Progress(progress(2, 0))))
+            .is_empty());
+        assert_eq!(
+            store.receive(over_the_wire(WallEvent::Progress(progress(3, 9)))),
+            [1],
+            "text is missing: fetch the post"
+        );
+
+        let deleted = WallEvent::PostDeleted(PostDeletedEvent { post_id: 2 });
+        assert!(store.receive(over_the_wire(deleted)).is_empty());
+        assert_eq!(ids(store), [1]);
     }
 }

@@ -6,144 +6,87 @@ use super::WallStore;
 
 pub const PATH: &str = "/api/v1/wall/events";
 
-/// Opens the stream for as long as the calling component lives.
+/// Follows the stream for as long as the calling component lives.
 pub fn connect(store: WallStore) {
+    // Cancelled on cleanup, which drops (and so closes) the EventSource.
     #[cfg(feature = "hydrate")]
-    browser::connect(store);
+    leptos::task::spawn_local_scoped_with_cancellation(browser::follow(store));
     #[cfg(not(feature = "hydrate"))]
     let _ = store;
 }
 
 #[cfg(feature = "hydrate")]
 mod browser {
-    use std::{cell::RefCell, rc::Rc};
+    use std::time::Duration;
 
+    use futures::{stream, StreamExt};
+    use gloo_net::eventsource::{futures::EventSource, State};
     use leptos::{prelude::*, task::spawn_local};
-    use serde::{de::DeserializeOwned, Deserialize};
-    use wasm_bindgen::{closure::Closure, JsCast};
-    use web_sys::{Event, EventSource, MessageEvent};
 
     use super::{WallStore, PATH};
-    use crate::types::{DoneEvent, ErrorEvent, JobView, Post, ProgressEvent};
+    use crate::types::{ErrorCode, EventName, WallEvent};
 
-    /// The open EventSource and the callbacks it holds (dropped, they would be freed).
-    struct Connection {
-        source: EventSource,
-        _callbacks: Vec<Closure<dyn FnMut(MessageEvent)>>,
-        _on_state: Vec<Closure<dyn FnMut(Event)>>,
-    }
+    /// The browser's own event on connection trouble, fired on every drop while it reconnects.
+    /// gloo-net reports only the last one (when the browser gives up), so we also listen to it
+    /// by name, to show "Connecting…" at once; its payload is a plain `Event`, never read.
+    const TROUBLE: &str = "error";
 
-    type Slot = Rc<RefCell<Option<Connection>>>;
-
-    pub fn connect(store: WallStore) {
-        let slot: Slot = Rc::new(RefCell::new(None));
-        let alive = Rc::new(std::cell::Cell::new(true));
-        open(store, slot.clone(), alive.clone());
-        let cleanup = send_wrapper::SendWrapper::new((slot, alive));
-        on_cleanup(move || {
-            let (slot, alive) = cleanup.take();
-            alive.set(false);
-            let open = slot.borrow_mut().take();
-            if let Some(conn) = open {
-                conn.source.close();
+    /// Reads one EventSource after another until the task is cancelled.
+    pub async fn follow(store: WallStore) {
+        loop {
+            if let Err(e) = listen(store).await {
+                leptos::logging::warn!("the wall's stream cannot be opened: {e}");
             }
-        });
-    }
-
-    fn open(store: WallStore, slot: Slot, alive: Rc<std::cell::Cell<bool>>) {
-        let Ok(source) = EventSource::new(PATH) else {
-            return;
-        };
-        let mut callbacks = Vec::new();
-        let mut listen = |name: &str, handle: Box<dyn Fn(&str)>| {
-            let cb = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-                if let Some(data) = e.data().as_string() {
-                    handle(&data);
-                }
-            });
-            let _ = source.add_event_listener_with_callback(name, cb.as_ref().unchecked_ref());
-            callbacks.push(cb);
-        };
-
-        #[derive(Deserialize)]
-        struct Snapshot {
-            posts: Vec<Post>,
-            jobs: Vec<JobView>,
-        }
-        #[derive(Deserialize)]
-        struct Deleted {
-            post_id: i64,
-        }
-        listen(
-            "snapshot",
-            on::<Snapshot>(move |s| {
-                for post_id in store.snapshot(s.posts, s.jobs) {
-                    refetch(store, post_id);
-                }
-            }),
-        );
-        listen("post", on::<Post>(move |p| store.upsert(p)));
-        listen(
-            "post_deleted",
-            on::<Deleted>(move |d| store.remove(d.post_id)),
-        );
-        listen("job", on::<JobView>(move |v| store.replace_job(v)));
-        listen(
-            "progress",
-            on::<ProgressEvent>(move |ev| {
-                if let Some(post_id) = store.progress(&ev) {
-                    refetch(store, post_id);
-                }
-            }),
-        );
-        listen("done", on::<DoneEvent>(move |ev| store.done(&ev)));
-        listen("job_error", on::<ErrorEvent>(move |ev| store.error(&ev)));
-
-        let on_open = Closure::<dyn FnMut(Event)>::new(move |_| store.connected.set(true));
-        source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-        let retry_slot = slot.clone();
-        let retry_alive = alive.clone();
-        let on_error = Closure::<dyn FnMut(Event)>::new(move |_| {
             store.connected.set(false);
-            let closed = retry_slot
-                .borrow()
-                .as_ref()
-                .is_some_and(|c| c.source.ready_state() == EventSource::CLOSED);
-            if closed && retry_alive.get() {
-                // The browser gave up (e.g. the server answered with an error while restarting):
-                // open a fresh connection after a pause.
-                let (slot, alive) = (retry_slot.clone(), retry_alive.clone());
-                set_timeout(
-                    move || {
-                        if alive.get() {
-                            open(store, slot, alive);
-                        }
-                    },
-                    std::time::Duration::from_secs(2),
-                );
+            gloo_timers::future::sleep(Duration::from_secs(2)).await;
+        }
+    }
+
+    /// Reads one EventSource until the browser gives up on it (it reconnects by itself until
+    /// then, e.g. while the server is down, but not when the server answers with an error).
+    async fn listen(store: WallStore) -> Result<(), gloo_net::Error> {
+        let mut source = EventSource::new(PATH).map_err(gloo_net::Error::JsError)?;
+        let mut names = EventName::WALL.map(EventName::as_str).to_vec();
+        names.push(TROUBLE);
+        let subscriptions = names
+            .into_iter()
+            .map(|name| source.subscribe(name))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(gloo_net::Error::JsError)?;
+        // The browser dispatches one event at a time and this task runs (in a microtask) after
+        // each, so the merged stream keeps the server's order.
+        let mut events = stream::select_all(subscriptions);
+        while let Some(event) = events.next().await {
+            match event {
+                Ok((name, _)) if name == TROUBLE => store.connected.set(false),
+                Ok((name, message)) => {
+                    // A connection's first event is its snapshot: we are live again.
+                    if !store.connected.get_untracked() {
+                        store.connected.set(true);
+                    }
+                    let data = message.data().as_string().unwrap_or_default();
+                    match WallEvent::decode(&name, &data) {
+                        Ok(event) => store
+                            .receive(event)
+                            .into_iter()
+                            .for_each(|id| refetch(store, id)),
+                        Err(e) => leptos::logging::warn!("unreadable wall event: {e}"),
+                    }
+                }
+                Err(_) if source.state() == State::Closed => return Ok(()),
+                Err(_) => {}
             }
-        });
-        source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-        *slot.borrow_mut() = Some(Connection {
-            source,
-            _callbacks: callbacks,
-            _on_state: vec![on_open, on_error],
-        });
+        }
+        Ok(())
     }
 
-    fn on<T: DeserializeOwned>(apply: impl Fn(T) + 'static) -> Box<dyn Fn(&str)> {
-        Box::new(move |data| match serde_json::from_str::<T>(data) {
-            Ok(value) => apply(value),
-            Err(e) => leptos::logging::warn!("unreadable wall event: {e}"),
-        })
-    }
-
+    /// Takes a post's state from the API when the stream cannot bring it up to date.
     fn refetch(store: WallStore, post_id: i64) {
         spawn_local(async move {
             match crate::api::post(post_id).await {
                 Ok(post) => store.upsert(post),
                 // Deleted while we were away.
-                Err(e) if e.code == crate::types::ErrorCode::NotFound => store.remove(post_id),
+                Err(e) if e.code == ErrorCode::NotFound => store.remove(post_id),
                 Err(_) => {}
             }
         });

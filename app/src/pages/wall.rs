@@ -1,8 +1,13 @@
 //! The wall page: the composer, the posts newest first, "load more", and the live stream.
-use leptos::{prelude::*, task::spawn_local};
+use leptos::prelude::*;
 
 use crate::{
-    components::{composer::Composer, post_card::PostCard},
+    components::{
+        composer::{Composer, Models},
+        failure,
+        post_card::PostCard,
+        request,
+    },
     live::{self, WallStore},
     types::{ApiError, ErrorCode, WallSnapshot},
 };
@@ -23,6 +28,11 @@ pub fn WallPage() -> impl IntoView {
             }
         },
     );
+    // The installed models, asked once the page runs in the browser (never on the server). The
+    // composer reads them through a memo made here, outside the wall's Suspense: a resource read
+    // under a Suspense while it loads would put the Suspense's fallback in place of the wall.
+    let models = LocalResource::new(crate::api::models);
+    let models = Memo::new(move |_| models.get());
     view! {
         <header class="site-header">
             <h1><span class="logo" aria-hidden="true">"🤖"</span>" AI Wall"</h1>
@@ -31,7 +41,7 @@ pub fn WallPage() -> impl IntoView {
         <main class="wall">
             <Suspense fallback=|| view! { <p class="loading">"Loading the wall…"</p> }>
                 {move || snapshot.get().map(|result| match result {
-                    Ok(snapshot) => view! { <Wall snapshot /> }.into_any(),
+                    Ok(snapshot) => view! { <Wall snapshot models /> }.into_any(),
                     Err(e) => view! { <p class="error" role="alert">{e.message}</p> }.into_any(),
                 })}
             </Suspense>
@@ -40,37 +50,31 @@ pub fn WallPage() -> impl IntoView {
 }
 
 #[component]
-fn Wall(snapshot: WallSnapshot) -> impl IntoView {
+fn Wall(snapshot: WallSnapshot, models: Models) -> impl IntoView {
     let store = WallStore::new(&snapshot);
     provide_context(store);
     let now = live::clock::ticking(100);
     provide_context(now);
     live::stream::connect(store);
 
-    let loading_more = RwSignal::new(false);
-    let more_error = RwSignal::new(None::<String>);
-    let load_more = move |_| {
-        let Some(before) = store.next_before.get_untracked() else {
-            return;
-        };
-        loading_more.set(true);
-        spawn_local(async move {
-            match crate::api::posts_before(before).await {
-                Ok(page) => {
-                    more_error.set(None);
-                    store.append_older(page.posts, page.next_before);
-                }
-                Err(e) => more_error.set(Some(e.message)),
+    let load_more = request(move |(): &()| {
+        let before = store.next_before.get_untracked();
+        async move {
+            if let Some(before) = before {
+                let page = crate::api::posts_before(before).await?;
+                store.append_older(page.posts, page.next_before);
             }
-            loading_more.set(false);
-        });
-    };
+            Ok::<(), ApiError>(())
+        }
+    });
+    let loading_more = load_more.pending();
+    let loaded_more = load_more.value();
 
     view! {
         <p class="live-status" class:live=move || store.connected.get()>
             {move || if store.connected.get() { "● Live" } else { "○ Connecting…" }}
         </p>
-        <Composer limits=snapshot.limits default_model=snapshot.default_model.clone() />
+        <Composer limits=snapshot.limits default_model=snapshot.default_model.clone() models />
         <p class="sr-only" aria-live="polite" role="status">{move || store.announcement.get()}</p>
         <section class="posts" aria-label="Posts">
             <Show when=move || store.entries.with(Vec::is_empty)>
@@ -81,10 +85,11 @@ fn Wall(snapshot: WallSnapshot) -> impl IntoView {
             </For>
         </section>
         <Show when=move || store.next_before.get().is_some()>
-            <button class="load-more" data-testid="load-more" on:click=load_more disabled=move || loading_more.get()>
+            <button class="load-more" data-testid="load-more" disabled=loading_more
+                on:click=move |_| { load_more.dispatch(()); }>
                 {move || if loading_more.get() { "Loading…" } else { "Load older posts" }}
             </button>
         </Show>
-        {move || more_error.get().map(|m| view! { <p class="error" role="alert">{m}</p> })}
+        {move || loaded_more.with(failure).map(|m| view! { <p class="error" role="alert">{m}</p> })}
     }
 }

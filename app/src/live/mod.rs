@@ -344,6 +344,9 @@ mod receive_tests {
 
     #[test]
     fn stream_events_fold_into_the_page_and_a_gap_asks_for_the_post() {
+        // Signals live in an owner's arena (sandboxed per request when built with `ssr`).
+        let owner = Owner::new();
+        owner.set();
         let store = store();
         assert!(store
             .receive(over_the_wire(WallEvent::Post(ai_post(1))))

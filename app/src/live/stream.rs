@@ -24,12 +24,7 @@ mod browser {
     use leptos::{prelude::*, task::spawn_local};
 
     use super::{WallStore, PATH};
-    use crate::types::{ErrorCode, EventName, WallEvent};
-
-    /// The browser's own event on connection trouble, fired on every drop while it reconnects.
-    /// gloo-net reports only the last one (when the browser gives up), so we also listen to it
-    /// by name, to show "Connecting…" at once; its payload is a plain `Event`, never read.
-    const TROUBLE: &str = "error";
+    use crate::types::{ErrorCode, EventName, WallEvent, CONNECTION_TROUBLE as TROUBLE};
 
     /// Reads one EventSource after another until the task is cancelled.
     pub async fn follow(store: WallStore) {
@@ -46,6 +41,8 @@ mod browser {
     /// then, e.g. while the server is down, but not when the server answers with an error).
     async fn listen(store: WallStore) -> Result<(), gloo_net::Error> {
         let mut source = EventSource::new(PATH).map_err(gloo_net::Error::JsError)?;
+        // gloo-net reports the browser's trouble event only when it gives up; listening to it by
+        // name shows "Connecting…" at every drop. Its payload is a plain `Event`, never read.
         let mut names = EventName::WALL.map(EventName::as_str).to_vec();
         names.push(TROUBLE);
         let subscriptions = names

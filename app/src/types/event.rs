@@ -116,6 +116,11 @@ impl EventName {
     }
 }
 
+/// The name of the browser's own event on connection trouble, which EventSource fires on every
+/// drop while it reconnects. The wall stream never sends an event by this name (hence
+/// [`EventName::JobError`]), so a listener for it hears only the browser.
+pub const CONNECTION_TROUBLE: &str = "error";
+
 impl std::fmt::Display for EventName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

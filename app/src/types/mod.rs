@@ -9,7 +9,7 @@ mod post;
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use event::{
     DecodeError, DoneEvent, ErrorEvent, EventName, JobEvent, PostDeletedEvent, ProgressEvent,
-    SnapshotEvent, WallEvent,
+    SnapshotEvent, WallEvent, CONNECTION_TROUBLE,
 };
 pub use health::{Check, Readiness};
 pub use input::InputLimits;

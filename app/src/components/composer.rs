@@ -15,7 +15,7 @@ enum Kind {
 }
 
 /// The installed models, once the browser has asked for them.
-pub type Models = Memo<Option<Result<ModelList, ApiError>>>;
+pub type Models = LocalResource<Result<ModelList, ApiError>>;
 
 /// What the composer sends.
 enum Draft {

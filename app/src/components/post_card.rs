@@ -1,6 +1,6 @@
 //! One post on the wall: who wrote it and when, its text, and for an AI post the prompt, the
 //! live progress card and, once finished, the answer rendered as safe Markdown.
-use leptos::prelude::*;
+use leptos::{either::Either, prelude::*};
 
 use super::{failure, progress_card::AIGenerationProgress, request};
 use crate::{
@@ -38,8 +38,10 @@ pub fn PostCard(entry: Entry) -> impl IntoView {
     };
 
     let body = match post.kind {
-        PostKind::Text => view! { <p class="post-text">{post.text.clone()}</p> }.into_any(),
-        PostKind::Ai => view! {
+        // `Either` rather than `into_any()`, which would also carry an asynchronous hydration of
+        // the card in the bundle.
+        PostKind::Text => Either::Left(view! { <p class="post-text">{post.text.clone()}</p> }),
+        PostKind::Ai => Either::Right(view! {
             <p class="post-prompt"><span class="label">"Prompt: "</span>{post.prompt.clone().unwrap_or_default()}</p>
             <Show when=move || job.with(Option::is_some)>
                 <AIGenerationProgress job mine />
@@ -47,8 +49,7 @@ pub fn PostCard(entry: Entry) -> impl IntoView {
             <Show when=completed>
                 <div class="post-text markdown" inner_html=move || html.get()></div>
             </Show>
-        }
-        .into_any(),
+        }),
     };
 
     view! {

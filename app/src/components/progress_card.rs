@@ -1,7 +1,7 @@
 //! `AIGenerationProgress`: the live card of an AI post. A bar that never goes back, counters
 //! (tokens, speed, elapsed ticking on the client, time remaining), the phase in words, the
 //! answer as it is written, Stop and Retry for the author, and the statistics once done.
-use leptos::prelude::*;
+use leptos::{either::EitherOf3, prelude::*};
 
 use super::{failure, request};
 use crate::{
@@ -97,9 +97,9 @@ pub fn AIGenerationProgress(
             <div class="ai-progress-head">
                 <span class="ai-icon" aria-hidden="true">
                     {move || match status() {
-                        JobStatus::Completed => view! { <span class="check">"✓"</span> }.into_any(),
-                        JobStatus::Failed | JobStatus::Cancelled => view! { <span class="warn">"!"</span> }.into_any(),
-                        _ => view! { <span class="robot">"🤖"</span> }.into_any(),
+                        JobStatus::Completed => EitherOf3::A(view! { <span class="check">"✓"</span> }),
+                        JobStatus::Failed | JobStatus::Cancelled => EitherOf3::B(view! { <span class="warn">"!"</span> }),
+                        _ => EitherOf3::C(view! { <span class="robot">"🤖"</span> }),
                     }}
                 </span>
                 <span class="phase" data-testid="phase">{move || { let t = now.get(); view_of().map(|v| phase(&v, t)).unwrap_or_default() }}</span>

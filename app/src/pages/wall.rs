@@ -1,5 +1,5 @@
 //! The wall page: the composer, the posts newest first, "load more", and the live stream.
-use leptos::prelude::*;
+use leptos::{either::Either, prelude::*};
 
 use crate::{
     components::{
@@ -14,37 +14,29 @@ use crate::{
 
 #[component]
 pub fn WallPage() -> impl IntoView {
-    // On the server the handler puts the data in context; the resource carries it into the
-    // page so hydration starts from exactly what was rendered.
-    let initial = use_context::<WallSnapshot>();
-    let snapshot = Resource::new(
-        || (),
-        move |_| {
-            let initial = initial.clone();
-            async move {
-                initial.ok_or_else(|| {
-                    ApiError::new(ErrorCode::Reload, "Reload the page to see the wall.")
-                })
-            }
-        },
-    );
-    // The installed models, asked once the page runs in the browser (never on the server). The
-    // composer reads them through a memo made here, outside the wall's Suspense: a resource read
-    // under a Suspense while it loads would put the Suspense's fallback in place of the wall.
+    // The server renders from the snapshot its handler put in context; SharedValue carries
+    // that value into the page, so hydration starts from exactly what was rendered. It is
+    // there synchronously: no Suspense, and so no second (asynchronous) way of hydrating the
+    // whole wall in the bundle.
+    let snapshot = SharedValue::new(|| {
+        use_context::<WallSnapshot>()
+            .ok_or_else(|| ApiError::new(ErrorCode::Reload, "Reload the page to see the wall."))
+    })
+    .into_inner();
+    // The installed models, asked once the page runs in the browser (never on the server).
     let models = LocalResource::new(crate::api::models);
-    let models = Memo::new(move |_| models.get());
     view! {
         <header class="site-header">
             <h1><span class="logo" aria-hidden="true">"🤖"</span>" AI Wall"</h1>
             <p class="tagline">"Write a post, or ask the AI and watch it write."</p>
         </header>
         <main class="wall">
-            <Suspense fallback=|| view! { <p class="loading">"Loading the wall…"</p> }>
-                {move || snapshot.get().map(|result| match result {
-                    Ok(snapshot) => view! { <Wall snapshot models /> }.into_any(),
-                    Err(e) => view! { <p class="error" role="alert">{e.message}</p> }.into_any(),
-                })}
-            </Suspense>
+            {match snapshot {
+                // `Either`, not `into_any()`: type erasure would carry a second, asynchronous
+                // hydration of the whole wall in the bundle.
+                Ok(snapshot) => Either::Left(view! { <Wall snapshot models /> }),
+                Err(e) => Either::Right(view! { <p class="error" role="alert">{e.message}</p> }),
+            }}
         </main>
     }
 }

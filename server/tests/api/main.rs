@@ -18,3 +18,4 @@ mod process;
 mod reliability;
 mod sse;
 mod test_app;
+mod upgrade;

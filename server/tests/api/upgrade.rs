@@ -1,0 +1,80 @@
+//! Upgrades never break a running wall: a database written by the previous release opens,
+//! migrates and serves.
+//!
+//! `fixtures/wall-2a26a00.db` was written by the release at commit 2a26a00 (schema
+//! `20261125000001_wall.sql`) through its HTTP API against the fake Ollama: a text post, and AI
+//! posts whose jobs ended completed, failed and cancelled, one generating when the server was
+//! killed with SIGKILL, and one queued behind it. Add a fixture like it whenever a migration
+//! is added; never edit this one.
+use std::path::Path;
+
+use app::types::{JobStatus, PostKind, PostPage};
+
+use crate::test_app::{fast_fake, spawn_app_with};
+
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/api/fixtures/wall-2a26a00.db"
+);
+
+#[tokio::test]
+async fn a_database_from_the_previous_release_opens_migrates_and_serves() {
+    let app = spawn_app_with(Some(fast_fake()), |config| {
+        let path = config.database.url.trim_start_matches("sqlite://");
+        std::fs::copy(FIXTURE, Path::new(path)).expect("copy the fixture database");
+    })
+    .await;
+
+    let page: PostPage = app.get("/posts").await;
+    let kinds: Vec<(PostKind, Option<JobStatus>)> = page
+        .posts
+        .iter()
+        .rev()
+        .map(|p| (p.kind, p.job.as_ref().map(|j| j.status)))
+        .collect();
+    assert_eq!(kinds[0], (PostKind::Text, None));
+    assert_eq!(
+        kinds[1..4],
+        [
+            (PostKind::Ai, Some(JobStatus::Completed)),
+            (PostKind::Ai, Some(JobStatus::Failed)),
+            (PostKind::Ai, Some(JobStatus::Cancelled)),
+        ]
+    );
+    assert_eq!(kinds.len(), 6);
+
+    let oldest_first: Vec<_> = page.posts.iter().rev().collect();
+    assert!(oldest_first[0].text.contains("previous release"));
+    let completed = oldest_first[1].job.as_ref().unwrap();
+    let stats = completed
+        .stats
+        .as_ref()
+        .expect("the completed job's statistics");
+    assert_eq!(
+        (stats.output_tokens, stats.done_reason.as_str()),
+        (12, "stop")
+    );
+    assert!(oldest_first[1]
+        .html
+        .as_deref()
+        .is_some_and(|h| !h.is_empty()));
+    let failed = oldest_first[2].job.as_ref().unwrap();
+    assert!(
+        failed.error.as_deref().is_some_and(|e| e.contains("400")),
+        "{failed:?}"
+    );
+    let cancelled = oldest_first[3].job.as_ref().unwrap();
+    assert_eq!(cancelled.error.as_deref(), Some("Stopped by its author."));
+    assert!(
+        !cancelled.text.is_empty(),
+        "the text written before the Stop is kept"
+    );
+
+    // The job the crash interrupted went back to the queue at start-up, and both it and the one
+    // waiting behind it now run to their end.
+    for post in &oldest_first[4..] {
+        let job = app.wait_terminal(post.job.as_ref().unwrap().id).await;
+        assert_eq!(job.status, JobStatus::Completed, "{job:?}");
+        assert!(!job.text.is_empty());
+    }
+}

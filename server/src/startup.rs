@@ -46,9 +46,9 @@ impl Server {
         let ollama = OllamaClient::new(
             &config.ollama.url,
             ClientOptions {
-                connect_timeout: Duration::from_secs(5),
                 stall_timeout: Duration::from_secs(config.ollama.stall_timeout_secs),
                 deadline: Duration::from_secs(config.ollama.deadline_secs),
+                ..ClientOptions::default()
             },
         )
         .map_err(|e| StartError::Ollama(e.to_string()))?;

@@ -37,6 +37,10 @@ fn to_db_int(value: u64) -> DbResult<i64> {
 
 pub type DbResult<T> = Result<T, DbError>;
 
+/// How long a write waits for another connection's write to commit before it fails: WAL
+/// allows one writer at a time, and our writes are short.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A handle to the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -53,7 +57,7 @@ impl Db {
             // WAL + NORMAL is durable across process crashes; only a power loss can roll back
             // the last commits.
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
+            .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))

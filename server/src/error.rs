@@ -93,7 +93,12 @@ impl From<AdmissionError> for HttpError {
 }
 
 impl From<DbError> for HttpError {
+    /// 503 with `Retry-After` while the database is busy or away; a value it holds that this
+    /// release cannot read is a 500, since trying again cannot help.
     fn from(e: DbError) -> Self {
+        if e.is_corrupt() {
+            return Self::internal(e);
+        }
         tracing::error!(error = %e, "database error on a request");
         Self {
             retry_after: Some(2),

@@ -125,8 +125,9 @@ mod tests {
             .execute(&mut *conn)
             .await
             .unwrap();
-        let error = db.job(id).await.unwrap_err().to_string();
-        assert!(error.contains("paused"), "{error}");
+        let error = db.job(id).await.unwrap_err();
+        assert!(error.to_string().contains("paused"), "{error}");
+        assert!(error.is_corrupt(), "not worth retrying: {error}");
         sqlx::query(
             "UPDATE ai_generation_jobs SET status = 'queued', current_tokens = -1 WHERE id = $1",
         )
@@ -134,6 +135,6 @@ mod tests {
         .execute(&mut *conn)
         .await
         .unwrap();
-        assert!(db.job(id).await.is_err());
+        assert!(db.job(id).await.unwrap_err().is_corrupt());
     }
 }

@@ -29,6 +29,18 @@ pub enum DbError {
     OutOfRange(u64),
 }
 
+impl DbError {
+    /// A stored value this release cannot read (or a value it cannot store): retrying will not
+    /// help, unlike a busy or unreachable database.
+    pub fn is_corrupt(&self) -> bool {
+        matches!(
+            self,
+            DbError::OutOfRange(_)
+                | DbError::Query(sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_))
+        )
+    }
+}
+
 /// A count or duration as SQL's signed 64-bit integer; a value past it is an error, not a
 /// wrapped negative number.
 fn to_db_int(value: u64) -> DbResult<i64> {

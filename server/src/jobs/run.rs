@@ -290,7 +290,11 @@ fn same_model(a: &str, b: &str) -> bool {
     full(a) == full(b)
 }
 
-/// Ollama's final chunk, as the post keeps it.
+/// The longest duration the database stores (SQL's signed 64-bit integer, ~292 years in ns).
+const MAX_STORED_NS: u64 = i64::MAX.unsigned_abs();
+
+/// Ollama's final chunk, as the post keeps it. Its numbers come from outside: each is bounded
+/// to what the post can store, so that a wild value cannot make the end unstorable.
 fn final_stats(s: &ollama::FinalStats, live: &Live) -> FinalStats {
     let ttft = live
         .estimator
@@ -304,16 +308,45 @@ fn final_stats(s: &ollama::FinalStats, live: &Live) -> FinalStats {
         output_tokens: output,
         total_tokens: input.saturating_add(output),
         time_to_first_token_ms: ttft,
-        load_duration_ns: s.load_duration_ns,
-        prompt_eval_duration_ns: s.prompt_eval_duration_ns,
-        eval_duration_ns: s.eval_duration_ns,
-        total_duration_ns: s.total_duration_ns,
+        load_duration_ns: s.load_duration_ns.min(MAX_STORED_NS),
+        prompt_eval_duration_ns: s.prompt_eval_duration_ns.min(MAX_STORED_NS),
+        eval_duration_ns: s.eval_duration_ns.min(MAX_STORED_NS),
+        total_duration_ns: s.total_duration_ns.min(MAX_STORED_NS),
         done_reason: s.done_reason.clone().unwrap_or_else(|| "stop".into()),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
+    use super::{final_stats, Live, MAX_STORED_NS};
+    use crate::{jobs::estimate::Estimator, ollama};
+
+    #[test]
+    fn wild_numbers_from_the_model_server_are_bounded_to_what_the_post_stores() {
+        let live = Live::new(1, 1, Estimator::new(Instant::now(), None));
+        let wild = ollama::FinalStats {
+            prompt_eval_count: u64::MAX,
+            eval_count: 7,
+            load_duration_ns: u64::MAX,
+            prompt_eval_duration_ns: u64::MAX,
+            eval_duration_ns: 5,
+            total_duration_ns: u64::MAX,
+            ..Default::default()
+        };
+        let stats = final_stats(&wild, &live);
+        assert_eq!(
+            (stats.input_tokens, stats.output_tokens, stats.total_tokens),
+            (u32::MAX, 7, u32::MAX)
+        );
+        assert_eq!(stats.load_duration_ns, MAX_STORED_NS);
+        assert_eq!(stats.total_duration_ns, MAX_STORED_NS);
+        assert_eq!(stats.eval_duration_ns, 5);
+        assert_eq!(stats.done_reason, "stop");
+        assert!(i64::try_from(MAX_STORED_NS).is_ok());
+    }
+
     #[test]
     fn a_model_without_a_tag_is_the_latest_one() {
         assert!(super::same_model("llama3", "llama3:latest"));

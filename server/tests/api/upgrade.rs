@@ -1,5 +1,5 @@
 //! Upgrades never break a running wall: a database written by the previous release opens,
-//! migrates and serves.
+//! migrates and serves; and a value no release wrote is refused loudly, not read as a default.
 //!
 //! `fixtures/wall-2a26a00.db` was written by the release at commit 2a26a00 (schema
 //! `20261125000001_wall.sql`) through its HTTP API against the fake Ollama: a text post, and AI
@@ -8,9 +8,9 @@
 //! is added; never edit this one.
 use std::path::Path;
 
-use app::types::{JobStatus, PostKind, PostPage};
+use app::types::{ErrorBody, ErrorCode, JobStatus, NewPost, PostKind, PostPage};
 
-use crate::test_app::{fast_fake, spawn_app_with};
+use crate::test_app::{fast_fake, read, spawn_app_with};
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -77,4 +77,31 @@ async fn a_database_from_the_previous_release_opens_migrates_and_serves() {
         assert_eq!(job.status, JobStatus::Completed, "{job:?}");
         assert!(!job.text.is_empty());
     }
+}
+
+#[tokio::test]
+async fn a_stored_value_this_release_cannot_read_is_a_500_not_a_retry() {
+    let app = spawn_app_with(Some(fast_fake()), |_| {}).await;
+    let new = NewPost {
+        author_name: "Ann".into(),
+        text: "hello".into(),
+    };
+    assert_eq!(app.post_json("/posts", &new).await.status(), 201);
+    // What a newer release, or a hand edit, could leave behind.
+    let pool = app.sqlite().await;
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("PRAGMA ignore_check_constraints = ON")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE posts SET kind = 'poem'")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+
+    let response = app.client.get(app.api("/posts")).send().await.unwrap();
+    assert_eq!(response.status(), 500);
+    assert!(response.headers().get("retry-after").is_none());
+    let body: ErrorBody = read(response).await;
+    assert_eq!(body.error.code, ErrorCode::Internal);
 }

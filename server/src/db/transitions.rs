@@ -5,6 +5,16 @@ use app::types::{FinalStats, JobStatus, Progress};
 
 use super::{jobs::JobRow, now_ms, to_db_int, Db, DbResult};
 
+/// The assignments that start a job's progress over: no text, no counts, no estimate, no
+/// retry due. Every transition back to the start (claim, Retry, hand back, recovery) uses them,
+/// so a progress column added later is reset everywhere or nowhere.
+macro_rules! fresh_progress {
+    () => {
+        "partial_text = '', current_tokens = 0, tokens_per_second = 0, elapsed_time = 0,
+         estimated_time_remaining = NULL, percent = 0, retry_at = NULL"
+    };
+}
+
 /// A throttled progress write: the live fields and the text so far.
 #[derive(Clone, Debug)]
 pub struct ProgressWrite<'a> {
@@ -36,15 +46,14 @@ impl Db {
     /// `None` when it is not queued any more (cancelled or deleted meanwhile). The order of the
     /// queue is the job service's to keep.
     pub async fn claim_job(&self, id: i64) -> DbResult<Option<JobRow>> {
-        Ok(sqlx::query_as::<_, JobRow>(
+        Ok(sqlx::query_as::<_, JobRow>(concat!(
             "UPDATE ai_generation_jobs
-                SET status = $3, attempt = attempt + 1, runs = runs + 1, started_at = $1,
-                    last_update_at = $1, partial_text = '', current_tokens = 0,
-                    tokens_per_second = 0, elapsed_time = 0, estimated_time_remaining = NULL,
-                    percent = 0, error = NULL, retry_at = NULL
-              WHERE id = $2 AND status = $4
-             RETURNING *",
-        )
+                    SET status = $3, attempt = attempt + 1, runs = runs + 1, started_at = $1,
+                        last_update_at = $1, error = NULL, ",
+            fresh_progress!(),
+            " WHERE id = $2 AND status = $4
+                 RETURNING *"
+        ))
         .bind(now_ms())
         .bind(id)
         .bind(JobStatus::Loading)
@@ -200,15 +209,14 @@ impl Db {
     /// over. `None` when the job is not failed or cancelled.
     pub async fn retry_job(&self, id: i64) -> DbResult<Option<JobRow>> {
         let now = now_ms();
-        Ok(sqlx::query_as::<_, JobRow>(
+        Ok(sqlx::query_as::<_, JobRow>(concat!(
             "UPDATE ai_generation_jobs
-                SET status = $3, attempt = 0, queued_at = $2, partial_text = '',
-                    current_tokens = 0, tokens_per_second = 0, elapsed_time = 0,
-                    estimated_time_remaining = NULL, percent = 0, error = NULL, retry_at = NULL,
-                    last_update_at = $2, started_at = NULL, finished_at = NULL
-              WHERE id = $1 AND status IN ($4, $5)
-             RETURNING *",
-        )
+                    SET status = $3, attempt = 0, queued_at = $2, error = NULL,
+                        last_update_at = $2, started_at = NULL, finished_at = NULL, ",
+            fresh_progress!(),
+            " WHERE id = $1 AND status IN ($4, $5)
+                 RETURNING *"
+        ))
         .bind(id)
         .bind(now)
         .bind(JobStatus::Queued)
@@ -222,15 +230,14 @@ impl Db {
     /// try does not count against it. `None` when it was not running.
     pub async fn hand_back_job(&self, id: i64) -> DbResult<Option<JobRow>> {
         let now = now_ms();
-        Ok(sqlx::query_as::<_, JobRow>(
+        Ok(sqlx::query_as::<_, JobRow>(concat!(
             "UPDATE ai_generation_jobs
-                SET status = $3, attempt = CASE WHEN attempt > 0 THEN attempt - 1 ELSE 0 END,
-                    partial_text = '', current_tokens = 0, tokens_per_second = 0,
-                    elapsed_time = 0, estimated_time_remaining = NULL, percent = 0, error = NULL,
-                    retry_at = NULL, last_update_at = $2, started_at = NULL, finished_at = NULL
-              WHERE id = $1 AND status IN ($4, $5)
-             RETURNING *",
-        )
+                    SET status = $3, attempt = CASE WHEN attempt > 0 THEN attempt - 1 ELSE 0 END,
+                        error = NULL, last_update_at = $2, started_at = NULL, finished_at = NULL, ",
+            fresh_progress!(),
+            " WHERE id = $1 AND status IN ($4, $5)
+                 RETURNING *"
+        ))
         .bind(id)
         .bind(now)
         .bind(JobStatus::Queued)
@@ -261,14 +268,11 @@ impl Db {
         .bind(JobStatus::Generating)
         .fetch_all(&mut *tx)
         .await?;
-        let requeued: Vec<i64> = sqlx::query_scalar(
-            "UPDATE ai_generation_jobs
-                SET status = $2, partial_text = '', current_tokens = 0,
-                    tokens_per_second = 0, elapsed_time = 0, estimated_time_remaining = NULL,
-                    percent = 0, last_update_at = $1, retry_at = NULL
-              WHERE status IN ($3, $4)
-             RETURNING id",
-        )
+        let requeued: Vec<i64> = sqlx::query_scalar(concat!(
+            "UPDATE ai_generation_jobs SET status = $2, last_update_at = $1, ",
+            fresh_progress!(),
+            " WHERE status IN ($3, $4) RETURNING id"
+        ))
         .bind(now)
         .bind(JobStatus::Queued)
         .bind(JobStatus::Loading)

@@ -19,6 +19,7 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
+    /// Every status, in the order of a job's life.
     pub const ALL: [JobStatus; 6] = [
         JobStatus::Queued,
         JobStatus::Loading,
@@ -37,10 +38,6 @@ impl JobStatus {
             JobStatus::Failed => "failed",
             JobStatus::Cancelled => "cancelled",
         }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
     pub fn is_terminal(self) -> bool {

@@ -16,23 +16,6 @@ pub enum PostKind {
     Ai,
 }
 
-impl PostKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PostKind::Text => "text",
-            PostKind::Ai => "ai",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "text" => Some(PostKind::Text),
-            "ai" => Some(PostKind::Ai),
-            _ => None,
-        }
-    }
-}
-
 /// One post as the wall shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Post {

@@ -108,7 +108,34 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
+    use app::types::{JobStatus, PostKind};
+
     use crate::db::testing::{queued_job, temp_db};
+
+    #[tokio::test]
+    async fn the_database_spells_statuses_and_kinds_as_the_wire_and_the_schema_do() {
+        let (db, _dir) = temp_db().await;
+        for status in JobStatus::ALL {
+            let stored: String = sqlx::query_scalar("SELECT $1")
+                .bind(status)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+            assert_eq!(stored, status.as_str());
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                serde_json::Value::from(stored)
+            );
+        }
+        for (kind, spelled) in [(PostKind::Text, "text"), (PostKind::Ai, "ai")] {
+            let stored: String = sqlx::query_scalar("SELECT $1")
+                .bind(kind)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+            assert_eq!(stored, spelled);
+        }
+    }
 
     #[tokio::test]
     async fn an_unknown_status_or_a_negative_count_is_an_error_not_a_default() {

@@ -267,3 +267,32 @@ export async function screenshot(page, name) {
   await page.screenshot({ path: file, fullPage: true });
   return file;
 }
+
+/** Where the screenshots of the UI's states are kept: committed, so a change shows in review. */
+export const screenshotsDir = path.join(here, 'screenshots');
+
+/**
+ * Photographs one state of the UI at 1280 and 375 px, light and dark, as
+ * tests/e2e/screenshots/<name>-<width>-<scheme>.png: `target` (a locator, e.g. one post) or
+ * the visible page. Animations are frozen so that the pictures are stable. The page is left at
+ * its earlier viewport, in the light scheme. Returns the four paths.
+ */
+export async function shots(page, name, target = null) {
+  await mkdir(screenshotsDir, { recursive: true });
+  const viewport = page.viewportSize();
+  const files = [];
+  for (const width of [1280, 375]) {
+    for (const scheme of ['light', 'dark']) {
+      await page.setViewportSize({ width, height: 900 });
+      await page.emulateMedia({ colorScheme: scheme });
+      const file = path.join(screenshotsDir, `${name.replace(/[^\w.-]+/g, '_')}-${width}-${scheme}.png`);
+      const options = { path: file, animations: 'disabled', caret: 'hide' };
+      if (target) await target.screenshot(options);
+      else await page.screenshot(options);
+      files.push(file);
+    }
+  }
+  if (viewport) await page.setViewportSize(viewport);
+  await page.emulateMedia({ colorScheme: 'light' });
+  return files;
+}

@@ -9,9 +9,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use app::types::{
-    ApiError, Check, DoneEvent, ErrorBody, ErrorCode, ErrorEvent, EventName, FinalStats, JobEvent,
-    JobStatus, JobView, Post, PostDeletedEvent, PostKind, Progress, ProgressEvent, Readiness,
-    SnapshotEvent, WallEvent,
+    ApiError, Check, DoneEvent, ErrorBody, ErrorCode, ErrorEvent, EventName, Failure, FinalStats,
+    JobEvent, JobStatus, JobView, Post, PostDeletedEvent, PostKind, Progress, ProgressEvent,
+    Readiness, SnapshotEvent, WallEvent,
 };
 use serde_json::Value;
 
@@ -56,7 +56,8 @@ fn job() -> JobView {
         progress: progress(),
         text: "The sea is".into(),
         stats: Some(stats()),
-        error: Some("Ollama answered HTTP 503: server busy. Retrying…".into()),
+        error: Some("Ollama answered HTTP 503: server busy".into()),
+        failure: Some(Failure::Busy),
         attempt: 2,
         run: 3,
         retry_at: Some(1_764_000_004_000),
@@ -105,6 +106,8 @@ fn progress_event() -> ProgressEvent {
         text_delta: " deep".into(),
         attempt: 2,
         retry_at: Some(1_764_000_004_000),
+        error: Some("Ollama answered HTTP 503: server busy".into()),
+        failure: Some(Failure::Busy),
         model_loaded: Some(true),
         run: 3,
         seq: 1_764_000_003_360_001,
@@ -126,6 +129,8 @@ fn progress_event_nones() -> ProgressEvent {
         text_delta: String::new(),
         attempt: 0,
         retry_at: None,
+        error: None,
+        failure: None,
         model_loaded: None,
         run: 0,
         seq: 1_764_000_000_000_001,
@@ -156,6 +161,7 @@ fn error_event() -> ErrorEvent {
         post_id: 3,
         status: JobStatus::Failed,
         message: "the reply took longer than the 300 s deadline".into(),
+        failure: Some(Failure::TooSlow),
         text: "The sea is".into(),
         seq: 1_764_000_003_400_001,
     }
@@ -438,6 +444,25 @@ fn job_statuses_and_post_kinds_are_spelled_in_lowercase() {
             serde_json::to_value(status).unwrap()
         );
     }
+    let classes = Failure::ALL.map(|f| serde_json::to_value(f).unwrap());
+    assert_eq!(
+        classes,
+        [
+            "unreachable",
+            "model_missing",
+            "busy",
+            "refused",
+            "broke_off",
+            "stalled",
+            "too_slow",
+            "interrupted",
+            "stopped",
+            "other"
+        ]
+        .map(Value::from)
+    );
+    let newer: Failure = serde_json::from_str("\"quota\"").unwrap();
+    assert_eq!(newer, Failure::Other, "a class from a newer server");
     assert_eq!(serde_json::to_value(PostKind::Text).unwrap(), "text");
     assert_eq!(serde_json::to_value(PostKind::Ai).unwrap(), "ai");
 }

@@ -210,6 +210,8 @@ pub fn progress_event(view: &JobView, offset: usize) -> ProgressEvent {
         text_delta: view.text.get(offset..).unwrap_or_default().to_owned(),
         attempt: view.attempt,
         retry_at: view.retry_at,
+        error: view.error.clone(),
+        failure: view.failure,
         model_loaded: view.model_loaded,
         run: view.run,
         seq: view.seq,
@@ -236,6 +238,7 @@ pub fn terminal_event(view: &JobView) -> JobEvent {
                 .error
                 .clone()
                 .unwrap_or_else(|| "The generation stopped.".into()),
+            failure: view.failure,
             text: view.text.clone(),
             seq: view.seq,
         }),

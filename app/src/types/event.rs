@@ -3,6 +3,7 @@ use serde::{Deserialize, Serialize};
 
 use super::job::{FinalStats, JobStatus, JobView, Progress};
 use super::post::Post;
+use super::Failure;
 
 /// `event: progress` — a job moved on. `text_delta` is the text appended after `text_offset`
 /// bytes; a client whose text is not exactly `text_offset` bytes long must take a snapshot.
@@ -18,6 +19,11 @@ pub struct ProgressEvent {
     pub text_delta: String,
     pub attempt: u32,
     pub retry_at: Option<i64>,
+    /// While waiting to retry: why the last attempt failed (technical detail, and its class).
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub failure: Option<Failure>,
     #[serde(default)]
     pub model_loaded: Option<bool>,
     #[serde(default)]
@@ -44,7 +50,11 @@ pub struct ErrorEvent {
     pub job_id: i64,
     pub post_id: i64,
     pub status: JobStatus,
+    /// The technical detail.
     pub message: String,
+    /// `message` as a class, for a sentence in plain words.
+    #[serde(default)]
+    pub failure: Option<Failure>,
     /// The text produced before it stopped.
     pub text: String,
     pub seq: u64,

@@ -1,6 +1,8 @@
 //! A generation job's state: its status, live progress, text so far and final statistics.
 use serde::{Deserialize, Serialize};
 
+use super::Failure;
+
 /// Where a job is in its life. The last three are terminal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -108,7 +110,12 @@ pub struct JobView {
     /// The answer so far (all of it once completed).
     pub text: String,
     pub stats: Option<FinalStats>,
+    /// The technical detail of why the job failed, or why it waits to try again.
     pub error: Option<String>,
+    /// `error` as a class, for a sentence in plain words; `None` for a job that has not failed
+    /// (and for jobs that failed before the class was recorded).
+    #[serde(default)]
+    pub failure: Option<Failure>,
     pub attempt: u32,
     /// Which run of the job this is (every claim counts; never reset): text from different
     /// runs never mixes.
@@ -138,6 +145,7 @@ impl JobView {
             text: String::new(),
             stats: None,
             error: None,
+            failure: None,
             attempt: 0,
             run: 0,
             retry_at: None,

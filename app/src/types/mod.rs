@@ -1,6 +1,7 @@
 //! The data both the server and the browser speak: posts, jobs, progress events and API errors.
 mod error;
 mod event;
+mod failure;
 mod health;
 mod input;
 mod job;
@@ -11,6 +12,7 @@ pub use event::{
     DecodeError, DoneEvent, ErrorEvent, EventName, JobEvent, PostDeletedEvent, ProgressEvent,
     SnapshotEvent, WallEvent, CONNECTION_TROUBLE,
 };
+pub use failure::Failure;
 pub use health::{Check, Readiness};
 pub use input::InputLimits;
 pub use job::{FinalStats, JobStatus, JobView, Progress};

@@ -1,7 +1,7 @@
 //! AI generation jobs as stored: the row, and the reads (one job, the unfinished ones, an
 //! author's count, the recent lengths behind the estimate). Rows in, rows out: what a card
 //! shows is built above this layer; status changes are in `transitions`.
-use app::types::JobStatus;
+use app::types::{Failure, JobStatus};
 
 use super::{Db, DbResult};
 
@@ -33,6 +33,7 @@ pub struct JobRow {
     pub total_duration_ns: Option<u64>,
     pub done_reason: Option<String>,
     pub error: Option<String>,
+    pub failure: Option<Failure>,
     /// Requests to the model server in the job's current life (a Retry starts over), bounded by
     /// `jobs.max_attempts`.
     pub attempt: u32,
@@ -108,7 +109,7 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
-    use app::types::{JobStatus, PostKind};
+    use app::types::{Failure, JobStatus, PostKind};
 
     use crate::db::testing::{queued_job, temp_db};
 
@@ -134,6 +135,17 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(stored, spelled);
+        }
+        for class in Failure::ALL {
+            let stored: String = sqlx::query_scalar("SELECT $1")
+                .bind(class)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+            assert_eq!(
+                serde_json::to_value(class).unwrap(),
+                serde_json::Value::from(stored)
+            );
         }
     }
 

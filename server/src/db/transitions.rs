@@ -1,7 +1,7 @@
 //! A job's status changes, one named query each: claimed, progress written, completed,
 //! failed, cancelled (waiting or running), retried, handed back at shutdown, and recovered
 //! after a crash. Each changes only a job in the status it expects, and says whether it did.
-use app::types::{FinalStats, JobStatus, Progress};
+use app::types::{Failure, FinalStats, JobStatus, Progress};
 
 use super::{jobs::JobRow, now_ms, to_db_int, Db, DbResult};
 
@@ -23,6 +23,7 @@ pub struct ProgressWrite<'a> {
     pub text: &'a str,
     pub retry_at: Option<i64>,
     pub error: Option<&'a str>,
+    pub failure: Option<Failure>,
     pub attempt: u32,
 }
 
@@ -49,7 +50,7 @@ impl Db {
         Ok(sqlx::query_as::<_, JobRow>(concat!(
             "UPDATE ai_generation_jobs
                     SET status = $3, attempt = attempt + 1, runs = runs + 1, started_at = $1,
-                        last_update_at = $1, error = NULL, ",
+                        last_update_at = $1, error = NULL, failure = NULL, ",
             fresh_progress!(),
             " WHERE id = $2 AND status = $4
                  RETURNING *"
@@ -69,7 +70,7 @@ impl Db {
             "UPDATE ai_generation_jobs
                 SET status = $2, current_tokens = $3, tokens_per_second = $4, elapsed_time = $5,
                     estimated_time_remaining = $6, percent = $7, last_update_at = $8,
-                    partial_text = $9, retry_at = $10, error = $11, attempt = $12
+                    partial_text = $9, retry_at = $10, error = $11, attempt = $12, failure = $15
               WHERE id = $1 AND status IN ($13, $14)",
         )
         .bind(id)
@@ -86,6 +87,7 @@ impl Db {
         .bind(w.attempt)
         .bind(JobStatus::Loading)
         .bind(JobStatus::Generating)
+        .bind(w.failure)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -105,7 +107,7 @@ impl Db {
                     input_tokens = $7, output_tokens = $8, total_tokens = $9,
                     time_to_first_token_ms = $10, load_duration_ns = $11,
                     prompt_eval_duration_ns = $12, eval_duration_ns = $13,
-                    total_duration_ns = $14, done_reason = $15, error = NULL, retry_at = NULL
+                    total_duration_ns = $14, done_reason = $15, error = NULL, failure = NULL, retry_at = NULL
               WHERE id = $1 AND status IN ($17, $18)
              RETURNING *",
         )
@@ -140,12 +142,13 @@ impl Db {
         Ok(row)
     }
 
-    /// Cancels a job that is still waiting in the queue. `None` when it is not queued (any more).
+    /// Cancels a job that is still waiting in the queue (its author stopped it). `None` when it
+    /// is not queued (any more).
     pub async fn cancel_queued_job(&self, id: i64, reason: &str) -> DbResult<Option<JobRow>> {
         let now = now_ms();
         Ok(sqlx::query_as::<_, JobRow>(
             "UPDATE ai_generation_jobs
-                SET status = $4, error = $2, last_update_at = $3, finished_at = $3
+                SET status = $4, error = $2, failure = $6, last_update_at = $3, finished_at = $3
               WHERE id = $1 AND status = $5
              RETURNING *",
         )
@@ -154,14 +157,21 @@ impl Db {
         .bind(now)
         .bind(JobStatus::Cancelled)
         .bind(JobStatus::Queued)
+        .bind(Failure::Stopped)
         .fetch_optional(&self.pool)
         .await?)
     }
 
     /// Ends an unfinished job as `failed`, keeping the text it wrote. `None` when it had
     /// already ended.
-    pub async fn fail_job(&self, id: i64, reason: &str, text: &str) -> DbResult<Option<JobRow>> {
-        self.end_unfinished(id, JobStatus::Failed, reason, text)
+    pub async fn fail_job(
+        &self,
+        id: i64,
+        reason: &str,
+        class: Failure,
+        text: &str,
+    ) -> DbResult<Option<JobRow>> {
+        self.end_unfinished(id, JobStatus::Failed, (reason, class), text)
             .await
     }
 
@@ -173,7 +183,7 @@ impl Db {
         reason: &str,
         text: &str,
     ) -> DbResult<Option<JobRow>> {
-        self.end_unfinished(id, JobStatus::Cancelled, reason, text)
+        self.end_unfinished(id, JobStatus::Cancelled, (reason, Failure::Stopped), text)
             .await
     }
 
@@ -181,13 +191,13 @@ impl Db {
         &self,
         id: i64,
         status: JobStatus,
-        reason: &str,
+        (reason, class): (&str, Failure),
         text: &str,
     ) -> DbResult<Option<JobRow>> {
         let now = now_ms();
         Ok(sqlx::query_as::<_, JobRow>(
             "UPDATE ai_generation_jobs
-                SET status = $2, error = $3, partial_text = $4,
+                SET status = $2, error = $3, failure = $9, partial_text = $4,
                     last_update_at = $5, finished_at = $5, estimated_time_remaining = NULL,
                     retry_at = NULL
               WHERE id = $1 AND status IN ($6, $7, $8)
@@ -201,6 +211,7 @@ impl Db {
         .bind(JobStatus::Queued)
         .bind(JobStatus::Loading)
         .bind(JobStatus::Generating)
+        .bind(class)
         .fetch_optional(&self.pool)
         .await?)
     }
@@ -211,7 +222,7 @@ impl Db {
         let now = now_ms();
         Ok(sqlx::query_as::<_, JobRow>(concat!(
             "UPDATE ai_generation_jobs
-                    SET status = $3, attempt = 0, queued_at = $2, error = NULL,
+                    SET status = $3, attempt = 0, queued_at = $2, error = NULL, failure = NULL,
                         last_update_at = $2, started_at = NULL, finished_at = NULL, ",
             fresh_progress!(),
             " WHERE id = $1 AND status IN ($4, $5)
@@ -233,7 +244,8 @@ impl Db {
         Ok(sqlx::query_as::<_, JobRow>(concat!(
             "UPDATE ai_generation_jobs
                     SET status = $3, attempt = CASE WHEN attempt > 0 THEN attempt - 1 ELSE 0 END,
-                        error = NULL, last_update_at = $2, started_at = NULL, finished_at = NULL, ",
+                        error = NULL, failure = NULL, last_update_at = $2, started_at = NULL,
+                        finished_at = NULL, ",
             fresh_progress!(),
             " WHERE id = $1 AND status IN ($4, $5)
                  RETURNING *"
@@ -255,7 +267,7 @@ impl Db {
         let failed: Vec<i64> = sqlx::query_scalar(
             "UPDATE ai_generation_jobs
                 SET status = $3, finished_at = $2, last_update_at = $2,
-                    estimated_time_remaining = NULL, retry_at = NULL,
+                    estimated_time_remaining = NULL, retry_at = NULL, failure = $6,
                     error = 'The server stopped during this generation ' || attempt ||
                             ' times; giving up. Press Retry to try again.'
               WHERE status IN ($4, $5) AND attempt >= $1
@@ -266,6 +278,7 @@ impl Db {
         .bind(JobStatus::Failed)
         .bind(JobStatus::Loading)
         .bind(JobStatus::Generating)
+        .bind(Failure::Interrupted)
         .fetch_all(&mut *tx)
         .await?;
         let requeued: Vec<i64> = sqlx::query_scalar(concat!(
@@ -286,7 +299,7 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
-    use app::types::{FinalStats, JobStatus, Progress};
+    use app::types::{Failure, FinalStats, JobStatus, Progress};
 
     use crate::db::{
         testing::{queued_job, temp_db},
@@ -347,7 +360,11 @@ mod tests {
             "Hi there"
         );
         // A finished job takes no more progress and cannot be failed afterwards.
-        assert!(db.fail_job(id, "late", "").await.unwrap().is_none());
+        assert!(db
+            .fail_job(id, "late", Failure::BrokeOff, "")
+            .await
+            .unwrap()
+            .is_none());
     }
 
     #[tokio::test]
@@ -364,6 +381,7 @@ mod tests {
             text: "abc",
             retry_at: None,
             error: None,
+            failure: None,
             attempt: 1,
         };
         db.write_progress(id, write.clone()).await.unwrap();
@@ -417,16 +435,26 @@ mod tests {
             "a queued job is not retried"
         );
         db.claim_job(id).await.unwrap();
-        db.fail_job(id, "boom", "partial").await.unwrap();
+        let failed = db
+            .fail_job(id, "boom", Failure::BrokeOff, "partial")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            failed.failure,
+            Some(Failure::BrokeOff),
+            "the class is stored"
+        );
         let row = db.retry_job(id).await.unwrap().unwrap();
         assert_eq!(
             (
                 row.status,
                 row.attempt,
                 row.error,
+                row.failure,
                 row.partial_text.as_str()
             ),
-            (JobStatus::Queued, 0, None, "")
+            (JobStatus::Queued, 0, None, None, "")
         );
     }
 

@@ -7,8 +7,11 @@
 //! * While `n < E`: `percent = 95 * n / E`. Past `E` the model is writing more than usual and
 //!   we do not know how much more: `percent = 95 + 4 * (1 - E / n)`, creeping towards 99
 //!   without ever claiming to be nearly done. With `E` unknown: `99 * n / (n + 200)`.
-//! * The percent never goes backwards (not even when a retry restarts the text), and only
-//!   completion sets 100.
+//! * The percent never goes backwards within one attempt, and only completion sets 100. A retry
+//!   starts the text over, and the bar with it (the card says "Started again").
+//! * The card draws a determinate bar only when there is an honest basis for it (a max length,
+//!   or a time remaining from history); otherwise it shows an indeterminate bar and the count.
+//!   The percent is still computed, for the API.
 //! * `remaining = (E - n) / rate` while `n < E`, where `rate` is the tokens per second
 //!   measured over the last [`WINDOW`]; no estimate before two tokens, nor past `E`.
 use std::{
@@ -68,12 +71,13 @@ impl Estimator {
         }
     }
 
-    /// Starts counting again for a new request; the elapsed time keeps running and the bar
-    /// stays where it was (it never goes back).
+    /// Starts counting again for a new request: the elapsed time keeps running, the bar
+    /// starts over with the text.
     pub fn restart(&mut self) {
         self.tokens = 0;
         self.recent.clear();
         self.first_token = None;
+        self.percent = 0.0;
     }
 
     pub fn tokens(&self) -> u32 {
@@ -210,13 +214,19 @@ mod tests {
     }
 
     #[test]
-    fn a_restart_keeps_the_bar_where_it_was() {
+    fn a_restart_starts_a_fresh_bar_that_again_never_goes_back() {
         let t0 = Instant::now();
         let mut est = Estimator::new(t0, Some(100.0));
-        run(&mut est, t0, 50, 10);
-        let before = est.percent();
+        let now = run(&mut est, t0, 60, 10);
+        assert!((est.percent() - 57.0).abs() < 1e-9);
         est.restart();
-        assert_eq!(est.percent(), before);
+        assert_eq!(
+            est.percent(),
+            0.0,
+            "the text starts over, and the bar with it"
+        );
+        run(&mut est, now, 25, 10);
+        assert!((est.percent() - 23.75).abs() < 1e-9, "{}", est.percent());
     }
 
     #[test]

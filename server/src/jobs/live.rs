@@ -2,7 +2,7 @@
 //! estimator behind its progress numbers.
 use std::time::Instant;
 
-use app::types::{JobStatus, Progress};
+use app::types::{Failure, JobStatus, Progress};
 
 use super::estimate::Estimator;
 use crate::db::now_ms;
@@ -21,8 +21,8 @@ pub struct Live {
     pub request_started: Instant,
     /// When the next attempt is due, while waiting to retry.
     pub retry_at: Option<i64>,
-    /// Why the last attempt failed, while waiting to retry.
-    pub error: Option<String>,
+    /// Why the last attempt failed (the detail, and its class), while waiting to retry.
+    pub error: Option<(String, Failure)>,
 }
 
 impl Live {
@@ -54,7 +54,7 @@ impl Live {
 
     /// Starts the answer over for another attempt (the elapsed time keeps running). The
     /// caller tells its publisher, so that watchers drop the old text too.
-    pub fn restart(&mut self, retry_at: Option<i64>, error: Option<String>) {
+    pub fn restart(&mut self, retry_at: Option<i64>, error: Option<(String, Failure)>) {
         self.status = JobStatus::Loading;
         self.text.clear();
         self.estimator.restart();

@@ -125,7 +125,8 @@ impl Publisher {
                 v.status = live.status;
                 v.progress = progress.clone();
                 v.retry_at = live.retry_at;
-                v.error = live.error.clone();
+                v.error = live.error.as_ref().map(|(detail, _)| detail.clone());
+                v.failure = live.error.as_ref().map(|(_, class)| *class);
                 v.attempt = live.attempt;
                 v.model_loaded = live.model_loaded;
                 v.queue_position = None;
@@ -138,7 +139,8 @@ impl Publisher {
                 progress: &progress,
                 text: &live.text,
                 retry_at: live.retry_at,
-                error: live.error.as_deref(),
+                error: live.error.as_ref().map(|(detail, _)| detail.as_str()),
+                failure: live.error.as_ref().map(|(_, class)| *class),
                 attempt: live.attempt,
             };
             if let Err(e) = self.db.write_progress(live.id, write).await {

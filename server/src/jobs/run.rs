@@ -3,7 +3,7 @@
 //! stored until the database takes it.
 use std::time::{Duration, Instant};
 
-use app::types::{FinalStats, JobStatus, Progress};
+use app::types::{Failure, FinalStats, JobStatus, Progress};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::StreamExt;
 use tokio::time::sleep_until;
@@ -42,7 +42,8 @@ struct RunEnd {
 
 enum Outcome {
     Completed(FinalStats),
-    Failed(String),
+    /// The technical detail, and its class.
+    Failed(String, Failure),
     Stopped(StopReason),
 }
 
@@ -115,7 +116,7 @@ impl Jobs {
             let Some(delay) = delay else {
                 tracing::warn!(%error, "job failed");
                 return RunEnd {
-                    outcome: Outcome::Failed(error.to_string()),
+                    outcome: Outcome::Failed(error.to_string(), error.class()),
                     progress: live.progress(Instant::now()),
                     text: live.text,
                 };
@@ -124,7 +125,7 @@ impl Jobs {
             let retry_at =
                 now_ms().saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
             // The answer starts over: the next attempt streams from the beginning.
-            live.restart(Some(retry_at), Some(format!("{error}. Retrying…")));
+            live.restart(Some(retry_at), Some((error.to_string(), error.class())));
             publisher.text_restarted();
             publisher.phase_changed(&mut live).await;
             tokio::select! {
@@ -230,7 +231,9 @@ impl Jobs {
                 };
                 self.db.complete_job(row.id, completion).await?
             }
-            Outcome::Failed(message) => self.db.fail_job(row.id, message, text).await?,
+            Outcome::Failed(message, class) => {
+                self.db.fail_job(row.id, message, *class, text).await?
+            }
             Outcome::Stopped(StopReason::Cancelled) => {
                 tracing::info!("job stopped by its author");
                 self.db

@@ -18,6 +18,7 @@ pub fn job_view(row: &JobRow, queue_position: Option<u32>) -> JobView {
         text: row.partial_text.clone(),
         stats: stats(row),
         error: row.error.clone(),
+        failure: row.failure,
         attempt: row.attempt,
         run: row.runs,
         retry_at: row.retry_at,

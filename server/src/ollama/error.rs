@@ -2,6 +2,8 @@
 
 use std::{error::Error as _, time::Duration};
 
+use app::types::Failure;
+
 /// A failed call to Ollama. Messages are written for the person reading the wall (or the
 /// logs); [`OllamaError::is_transient`] tells the job runner whether a retry can help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -13,7 +15,7 @@ pub enum OllamaError {
     #[error("Ollama is not reachable at {url}")]
     Unreachable { url: String },
     /// Ollama answered 404 for the model: it is not pulled on that machine.
-    #[error("model {model} is not installed: run `ollama pull {model}`")]
+    #[error("model {model} is not installed on the model server")]
     ModelNotInstalled { model: String },
     /// Any other HTTP error status, with Ollama's own `{"error": ...}` text when it sent one.
     #[error("Ollama answered HTTP {status}: {message}")]
@@ -59,6 +61,25 @@ impl OllamaError {
             | OllamaError::Protocol(_) => false,
         }
     }
+
+    /// The class of the failure, which the card says in plain words.
+    pub fn class(&self) -> Failure {
+        match self {
+            OllamaError::InvalidUrl { .. } | OllamaError::Unreachable { .. } => {
+                Failure::Unreachable
+            }
+            OllamaError::ModelNotInstalled { .. } => Failure::ModelMissing,
+            OllamaError::Http { status, .. } if *status >= 500 || matches!(status, 408 | 429) => {
+                Failure::Busy
+            }
+            OllamaError::Http { .. } => Failure::Refused,
+            OllamaError::Stream(_) | OllamaError::Protocol(_) | OllamaError::Transport(_) => {
+                Failure::BrokeOff
+            }
+            OllamaError::Stalled { .. } => Failure::Stalled,
+            OllamaError::DeadlineExceeded { .. } => Failure::TooSlow,
+        }
+    }
 }
 
 /// "300 s", or "0.25 s" for the short timeouts of tests.
@@ -97,7 +118,7 @@ mod tests {
         };
         assert_eq!(
             missing.to_string(),
-            "model llama3.2:1b is not installed: run `ollama pull llama3.2:1b`"
+            "model llama3.2:1b is not installed on the model server"
         );
         let stalled = OllamaError::Stalled {
             after: Duration::from_secs(300),

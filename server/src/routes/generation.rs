@@ -214,6 +214,7 @@ fn deleted_event(view: &JobView) -> (Event, bool) {
         post_id: view.post_id,
         status: JobStatus::Cancelled,
         message: "The post was deleted.".into(),
+        failure: None,
         text: String::new(),
         seq: view.seq + 1,
     });

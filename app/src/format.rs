@@ -1,51 +1,76 @@
-//! How numbers read on the card: "230 tokens", "14.2 tok/s", "15s", "~20s".
+//! How numbers read on the card, in one format everywhere: "1,024 tokens", "7.5 tok/s" and
+//! "42 tok/s", "0.4 s", "11 s", "2 min 05 s", "about 7 s left", "3rd".
 
+/// "1 token", "80 tokens", "1,024 tokens".
 pub fn tokens(n: u32) -> String {
     if n == 1 {
         "1 token".into()
     } else {
-        format!("{n} tokens")
+        format!("{} tokens", grouped(n))
     }
 }
 
+/// Thousands separated by commas.
+fn grouped(n: u32) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// "7.5 tok/s" below ten, "42 tok/s" from ten on: a tenth of a token per second is noise there.
 pub fn speed(tokens_per_second: f64) -> String {
-    format!("{tokens_per_second:.1} tok/s")
+    if tokens_per_second < 9.95 {
+        format!("{tokens_per_second:.1} tok/s")
+    } else {
+        format!("{tokens_per_second:.0} tok/s")
+    }
 }
 
-/// Elapsed time: "0.4s" under ten seconds (so it visibly ticks), then "15s", then "2m 05s".
-pub fn elapsed(ms: u64) -> String {
+/// A measured duration: "0.4 s" and "9.5 s" below ten seconds, then "11 s", "2 min 05 s",
+/// "1 h 02 min".
+pub fn seconds(ms: u64) -> String {
     match u32::try_from(ms) {
-        Ok(short) if short < 10_000 => format!("{:.1}s", f64::from(short) / 1000.0),
-        _ => duration(ms),
+        Ok(short) if short < 9_950 => format!("{:.1} s", f64::from(short) / 1000.0),
+        _ => clock(ms),
     }
 }
 
-pub fn duration(ms: u64) -> String {
-    let secs = ms / 1000;
-    if secs < 60 {
-        format!("{secs}s")
+/// A running clock, in whole seconds so that it never changes format while it ticks: "0 s",
+/// "11 s", "2 min 05 s", "1 h 02 min".
+pub fn clock(ms: u64) -> String {
+    let secs = (ms + 500) / 1000;
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min {:02} s", secs / 60, secs % 60),
+        _ => format!("{} h {:02} min", secs / 3600, secs % 3600 / 60),
+    }
+}
+
+/// The time still expected: "about 7 s left", "almost done".
+pub fn remaining(ms: u64) -> String {
+    if ms < 1000 {
+        "almost done".into()
     } else {
-        format!("{}m {:02}s", secs / 60, secs % 60)
+        format!("about {} left", clock(ms))
     }
 }
 
-pub fn remaining(ms: Option<u64>) -> String {
-    match ms {
-        Some(ms) if ms < 1000 => "<1s".into(),
-        Some(ms) => format!("~{}", duration(ms)),
-        None => "estimating…".into(),
-    }
-}
-
-pub fn nanos(ns: u64) -> String {
-    // Shown to a tenth at most: an f64's 53 bits are plenty.
-    #[allow(clippy::cast_precision_loss)]
-    let ms = ns as f64 / 1e6;
-    if ms < 1000.0 {
-        format!("{ms:.0} ms")
-    } else {
-        format!("{:.1} s", ms / 1000.0)
-    }
+/// "1st", "2nd", "3rd", "4th", "11th", "22nd".
+pub fn ordinal(n: u32) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }
 
 #[cfg(test)]
@@ -53,14 +78,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_like_the_design() {
-        assert_eq!(tokens(230), "230 tokens");
-        assert_eq!(speed(14.24), "14.2 tok/s");
-        assert_eq!(elapsed(15_400), "15s");
-        assert_eq!(elapsed(2_450), "2.5s");
-        assert_eq!(remaining(Some(20_000)), "~20s");
-        assert_eq!(duration(125_000), "2m 05s");
-        assert_eq!(nanos(1_500_000_000), "1.5 s");
+    fn reads_the_same_everywhere() {
+        assert_eq!(tokens(1), "1 token");
+        assert_eq!(tokens(80), "80 tokens");
+        assert_eq!(tokens(1_024), "1,024 tokens");
+        assert_eq!(tokens(1_234_567), "1,234,567 tokens");
+        assert_eq!(speed(7.46), "7.5 tok/s");
+        assert_eq!(speed(10.3), "10 tok/s");
+        assert_eq!(speed(9.97), "10 tok/s");
+        assert_eq!(seconds(400), "0.4 s");
+        assert_eq!(seconds(9_940), "9.9 s");
+        assert_eq!(seconds(9_960), "10 s");
+        assert_eq!(seconds(11_200), "11 s");
+        assert_eq!(seconds(125_000), "2 min 05 s");
+        assert_eq!(clock(2_450), "2 s");
+        assert_eq!(clock(2_600), "3 s");
+        assert_eq!(clock(3_725_000), "1 h 02 min");
+        assert_eq!(remaining(20_000), "about 20 s left");
+        assert_eq!(remaining(400), "almost done");
+        let places: Vec<String> = [1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111]
+            .map(ordinal)
+            .into();
+        assert_eq!(
+            places,
+            [
+                "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st",
+                "111th"
+            ]
+        );
     }
 }
 

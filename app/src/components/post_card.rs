@@ -37,6 +37,12 @@ pub fn PostCard(entry: Entry) -> impl IntoView {
         })
     };
 
+    // The post in words, for accessible names: "Ada's AI post “Tell me about…”".
+    let about = format!(
+        "{}'s AI post “{}”",
+        post.author_name,
+        short(post.prompt.as_deref().unwrap_or_default())
+    );
     let body = match post.kind {
         // `Either` rather than `into_any()`, which would also carry an asynchronous hydration of
         // the card in the bundle.
@@ -44,10 +50,13 @@ pub fn PostCard(entry: Entry) -> impl IntoView {
         PostKind::Ai => Either::Right(view! {
             <p class="post-prompt"><span class="label">"Prompt: "</span>{post.prompt.clone().unwrap_or_default()}</p>
             <Show when=move || job.with(Option::is_some)>
-                <AIGenerationProgress job mine />
-            </Show>
-            <Show when=completed>
-                <div class="post-text markdown" inner_html=move || html.get()></div>
+                <AIGenerationProgress job mine about=about.clone()>
+                    <Show when=completed fallback=move || view! {
+                        <p class="ai-live-text" data-testid="live-text">{move || job.with(|j| j.as_ref().map(|j| j.view.text.clone()).unwrap_or_default())}</p>
+                    }>
+                        <div class="post-text markdown" inner_html=move || html.get()></div>
+                    </Show>
+                </AIGenerationProgress>
             </Show>
         }),
     };
@@ -66,4 +75,15 @@ pub fn PostCard(entry: Entry) -> impl IntoView {
             {move || deleted.with(failure).map(|m| view! { <p class="error" role="alert">{m}</p> })}
         </article>
     }
+}
+
+/// The first words of a text, for a label: at most 30 characters, cut at a word.
+fn short(text: &str) -> String {
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.chars().count() <= 30 {
+        return text;
+    }
+    let cut: String = text.chars().take(30).collect();
+    let cut = cut.rsplit_once(' ').map_or(cut.as_str(), |(head, _)| head);
+    format!("{cut}…")
 }

@@ -26,6 +26,8 @@ pub fn progress(job: &mut JobView, ev: &ProgressEvent) -> Applied {
     job.progress = ev.progress.clone();
     job.attempt = ev.attempt;
     job.retry_at = ev.retry_at;
+    job.error = ev.error.clone();
+    job.failure = ev.failure;
     job.model_loaded = ev.model_loaded;
     job.seq = ev.seq;
     Applied::Updated
@@ -41,12 +43,14 @@ pub fn done(job: &mut JobView, ev: &DoneEvent) {
     job.queue_position = None;
     job.retry_at = None;
     job.error = None;
+    job.failure = None;
     job.seq = job.seq.max(ev.seq);
 }
 
 pub fn error(job: &mut JobView, ev: &ErrorEvent) {
     job.status = ev.status;
     job.error = Some(ev.message.clone());
+    job.failure = ev.failure;
     job.text = ev.text.clone();
     job.queue_position = None;
     job.retry_at = None;
@@ -80,6 +84,8 @@ mod tests {
             text_delta: delta.into(),
             attempt: 1,
             retry_at: None,
+            error: None,
+            failure: None,
             model_loaded: None,
             run: 1,
             seq,

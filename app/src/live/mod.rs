@@ -6,29 +6,87 @@ pub mod stream;
 
 use leptos::prelude::*;
 
-use crate::types::{DoneEvent, ErrorEvent, JobView, Post, ProgressEvent, WallEvent, WallSnapshot};
+use crate::types::{
+    DoneEvent, ErrorEvent, JobStatus, JobView, Post, ProgressEvent, WallEvent, WallSnapshot,
+};
 
-/// A job as the page holds it: the server's view, and when (on this browser's clock) the
-/// elapsed time was last taken from the server, so it can tick between events.
+/// After this long without a new token, a generating card says so and dims its numbers.
+pub const STALL_MS: f64 = 5_000.0;
+
+/// How much of each new speed reading the shown speed takes: a smoothed figure, not one that
+/// flickers with every event.
+const SPEED_SMOOTHING: f64 = 0.25;
+
+/// A job as the page holds it: the server's view, and what this browser measured of it: when
+/// (on its own clock) the elapsed time was last taken from the server, so it can tick between
+/// events; when the token count last rose, so that a stall shows; and the smoothed speed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LiveJob {
     pub view: JobView,
     pub elapsed_base: u64,
     pub based_at: f64,
+    /// This browser's time when the token count last rose (or the job was first seen).
+    pub tokens_at: f64,
+    /// Tokens per second as the card shows it (smoothed).
+    pub speed: f64,
 }
 
 impl LiveJob {
     pub fn new(view: JobView) -> Self {
+        let now = clock::now();
         Self {
             elapsed_base: view.progress.elapsed_time,
-            based_at: clock::now(),
+            based_at: now,
+            tokens_at: now,
+            speed: view.progress.tokens_per_second,
             view,
         }
     }
 
+    /// A fresh state of the same job from the server (a snapshot or a fetch): what this browser
+    /// measured carries over unless the run or the count changed.
+    pub fn replaced(&self, view: JobView) -> Self {
+        let mut next = Self::new(view);
+        let same = |j: &JobView| (j.run, j.attempt, j.progress.current_tokens);
+        if same(&self.view) == same(&next.view) {
+            next.tokens_at = self.tokens_at;
+            next.speed = self.speed;
+        }
+        next
+    }
+
+    /// Takes note of a progress event just applied to `view`, whose token count before it was
+    /// `tokens_before`.
+    fn measured(&mut self, tokens_before: u32) {
+        let now = clock::now();
+        let progress = &self.view.progress;
+        if progress.current_tokens != tokens_before {
+            self.tokens_at = now;
+        }
+        let reading = progress.tokens_per_second;
+        self.speed = if self.speed <= 0.0 || progress.current_tokens < tokens_before {
+            reading
+        } else {
+            self.speed + SPEED_SMOOTHING * (reading - self.speed)
+        };
+    }
+
+    /// How long the count has stood still at `now`, when that is worth saying: only while
+    /// generating, and not on the server (which renders before any clock runs).
+    pub fn stalled_for(&self, now: f64) -> Option<f64> {
+        let still = now - self.tokens_at;
+        (now > 0.0 && self.view.status == JobStatus::Generating && still >= STALL_MS)
+            .then_some(still)
+    }
+
+    /// Whether this run is not the job's first try: its text and bar started over.
+    pub fn started_again(&self) -> bool {
+        self.view.run > 1 || self.view.attempt > 1
+    }
+
     /// The elapsed time to show at `now`: ticking while the job runs.
     pub fn elapsed_at(&self, now: f64) -> u64 {
-        if self.view.status.is_terminal() || self.view.status == crate::types::JobStatus::Queued {
+        if self.view.status.is_terminal() || self.view.status == JobStatus::Queued {
             return self.view.progress.elapsed_time;
         }
         // Whole milliseconds of this browser's clock, never negative: truncation is the intent.
@@ -68,6 +126,8 @@ mod tests {
         LiveJob {
             elapsed_base: elapsed,
             based_at: 1_000.0,
+            tokens_at: 1_000.0,
+            speed: 0.0,
             view,
         }
     }
@@ -93,6 +153,40 @@ mod tests {
         j.view.progress.elapsed_time = 8_000;
         j.resync();
         assert_eq!(j.elapsed_base, 8_000);
+    }
+
+    #[test]
+    fn a_stall_shows_only_while_generating_and_only_after_a_while() {
+        let j = job(JobStatus::Generating, 5_000);
+        assert_eq!(
+            j.stalled_for(5_999.0),
+            None,
+            "under five seconds is no stall"
+        );
+        assert_eq!(j.stalled_for(9_000.0), Some(8_000.0));
+        assert_eq!(j.stalled_for(0.0), None, "never on the server");
+        assert_eq!(job(JobStatus::Loading, 0).stalled_for(60_000.0), None);
+    }
+
+    #[test]
+    fn the_speed_is_smoothed_and_a_fresh_state_keeps_what_was_measured() {
+        let mut j = job(JobStatus::Generating, 5_000);
+        j.view.progress.tokens_per_second = 10.0;
+        j.measured(0);
+        assert_eq!(j.speed, 10.0, "the first reading is taken as it is");
+        j.view.progress.current_tokens = 5;
+        j.view.progress.tokens_per_second = 14.0;
+        j.measured(4);
+        assert!((j.speed - 11.0).abs() < 1e-9, "{}", j.speed);
+        let again = j.replaced(j.view.clone());
+        assert_eq!((again.speed, again.tokens_at), (j.speed, j.tokens_at));
+        let mut retried = j.view.clone();
+        retried.run += 1;
+        assert_eq!(j.replaced(retried).speed, 14.0, "a new run measures anew");
+        assert!(!j.started_again());
+        let mut second = j.clone();
+        second.view.run = 2;
+        assert!(second.started_again());
     }
 }
 
@@ -122,6 +216,8 @@ pub struct WallStore {
     pub viewer_tag: RwSignal<Option<String>>,
     /// Whether the live stream is connected (shown as a small status).
     pub connected: RwSignal<bool>,
+    /// Whether the stream was live and dropped: running cards say they are reconnecting.
+    pub reconnecting: RwSignal<bool>,
     /// What the polite live region announces.
     pub announcement: RwSignal<String>,
 }
@@ -141,6 +237,7 @@ impl WallStore {
             next_before: RwSignal::new(snapshot.page.next_before),
             viewer_tag: RwSignal::new(snapshot.viewer_tag.clone()),
             connected: RwSignal::new(false),
+            reconnecting: RwSignal::new(false),
             announcement: RwSignal::new(String::new()),
         }
     }
@@ -156,12 +253,11 @@ impl WallStore {
     pub fn upsert(&self, post: Post) {
         if let Some(entry) = self.entry(post.id) {
             if let Some(view) = post.job {
-                let newer = entry
-                    .job
-                    .with_untracked(|j| j.as_ref().is_none_or(|j| view.seq > j.view.seq));
-                if newer {
-                    entry.job.set(Some(LiveJob::new(view)));
-                }
+                entry.job.update(|job| match job {
+                    Some(j) if view.seq > j.view.seq => *j = j.replaced(view),
+                    Some(_) => {}
+                    None => *job = Some(LiveJob::new(view)),
+                });
             }
             if let Some(html) = post.html {
                 entry.html.set(html);
@@ -246,7 +342,12 @@ impl WallStore {
 
     pub fn replace_job(&self, view: JobView) {
         if let Some(entry) = self.entry(view.post_id) {
-            entry.job.set(Some(LiveJob::new(view)));
+            entry.job.update(|job| {
+                *job = Some(match job {
+                    Some(j) => j.replaced(view),
+                    None => LiveJob::new(view),
+                });
+            });
         }
     }
 
@@ -256,8 +357,12 @@ impl WallStore {
         let mut gap = false;
         entry.job.update(|job| {
             if let Some(job) = job {
+                let tokens_before = job.view.progress.current_tokens;
                 match apply::progress(&mut job.view, ev) {
-                    apply::Applied::Updated => job.resync(),
+                    apply::Applied::Updated => {
+                        job.resync();
+                        job.measured(tokens_before);
+                    }
                     apply::Applied::Gap => gap = true,
                     apply::Applied::Stale => {}
                 }
@@ -293,7 +398,8 @@ impl WallStore {
         });
         self.announcement.set(format!(
             "{}'s AI post stopped: {}",
-            entry.post.author_name, ev.message
+            entry.post.author_name,
+            crate::components::reason::sentence(ev.status, ev.failure)
         ));
     }
 }
@@ -309,6 +415,7 @@ mod receive_tests {
             next_before: RwSignal::new(None),
             viewer_tag: RwSignal::new(None),
             connected: RwSignal::new(false),
+            reconnecting: RwSignal::new(false),
             announcement: RwSignal::new(String::new()),
         }
     }
@@ -366,6 +473,8 @@ mod receive_tests {
             text_delta: "Hi".into(),
             attempt: 1,
             retry_at: None,
+            error: None,
+            failure: None,
             model_loaded: None,
             run: 1,
             seq,

@@ -32,7 +32,7 @@ mod browser {
             if let Err(e) = listen(store).await {
                 leptos::logging::warn!("the wall's stream cannot be opened: {e}");
             }
-            store.connected.set(false);
+            lost(store);
             gloo_timers::future::sleep(Duration::from_secs(2)).await;
         }
     }
@@ -55,11 +55,12 @@ mod browser {
         let mut events = stream::select_all(subscriptions);
         while let Some(event) = events.next().await {
             match event {
-                Ok((name, _)) if name == TROUBLE => store.connected.set(false),
+                Ok((name, _)) if name == TROUBLE => lost(store),
                 Ok((name, message)) => {
                     // A connection's first event is its snapshot: we are live again.
                     if !store.connected.get_untracked() {
                         store.connected.set(true);
+                        store.reconnecting.set(false);
                     }
                     let data = message.data().as_string().unwrap_or_default();
                     match WallEvent::decode(&name, &data) {
@@ -75,6 +76,17 @@ mod browser {
             }
         }
         Ok(())
+    }
+
+    /// The stream dropped: the page shows "Connecting…", and running cards "Reconnecting…"
+    /// (their numbers would otherwise look alive while nothing can arrive).
+    fn lost(store: WallStore) {
+        if store.connected.get_untracked() {
+            store.connected.set(false);
+        }
+        if !store.reconnecting.get_untracked() {
+            store.reconnecting.set(true);
+        }
     }
 
     /// Takes a post's state from the API when the stream cannot bring it up to date.

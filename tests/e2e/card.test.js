@@ -74,18 +74,20 @@ describe('the progress card', () => {
   test('from composer to finished post: counters rise, the bar moves, time ticks, stats match', async () => {
     const context = await browser.newContext();
     const page = await openWall(context);
-    // 40 tokens at 8 per second after a 1.5 s model load: about 6.5 s in all.
-    const { post, card } = await askAI(page, 'Tell me about lighthouses #fake:load-ms=1500 #fake:rate=8 #fake:tokens=40');
+    // 40 tokens at 8 per second after a 2.5 s model load: about 7.5 s in all. The max length
+    // gives the bar an honest basis, so it shows a percent.
+    const { post, card } = await askAI(page, 'Tell me about lighthouses #fake:load-ms=2500 #fake:rate=8 #fake:tokens=40', { maxTokens: 40 });
 
     // While the model loads no server event arrives, yet the elapsed time ticks.
     await page.waitForFunction((id) => document.querySelector(`article.post[data-post-id="${id}"] .ai-progress`)?.dataset.status === 'loading', post.id);
     const ticks = new Set();
-    for (let i = 0; i < 8; i += 1) {
+    for (let i = 0; i < 20; i += 1) {
       if ((await statusOf(card)) !== 'loading') break;
       ticks.add(await card.locator('[data-testid=elapsed]').textContent());
-      await sleep(120);
+      await sleep(100);
     }
-    assert.ok(ticks.size >= 4, `elapsed time ticks on the client during the model load: ${[...ticks]}`);
+    // Whole seconds, so that the clock never changes format while it ticks.
+    assert.ok(ticks.size >= 2, `elapsed time ticks on the client during the model load: ${[...ticks]}`);
 
     const samples = [];
     let shotTaken = false;
@@ -118,7 +120,7 @@ describe('the progress card', () => {
     }
     assert.ok(samples.at(-1).tokens > samples[0].tokens, 'the token count rose');
     assert.ok(samples.at(-1).percent > samples[0].percent, 'the bar moved');
-    assert.ok(new Set(samples.map((s) => s.elapsed)).size > samples.length / 2, 'the elapsed time kept moving');
+    assert.ok(new Set(samples.map((s) => s.elapsed)).size >= 3, `the elapsed time kept moving: ${samples.map((s) => s.elapsed)}`);
 
     // Completion: check mark, statistics equal to what the server stored from the fake's final chunk.
     const stats = card.locator('[data-testid=stats]');
@@ -128,7 +130,6 @@ describe('the progress card', () => {
     assert.equal(job.stats.output_tokens, 40, "the fake's eval_count");
     assert.equal(number(await stats.locator('[data-stat=input]').textContent()), job.stats.input_tokens);
     assert.equal(number(await stats.locator('[data-stat=output]').textContent()), job.stats.output_tokens);
-    assert.equal(number(await stats.locator('[data-stat=total]').textContent()), job.stats.input_tokens + job.stats.output_tokens);
     // The card gives way to the post's content.
     const content = page.locator(`article.post[data-post-id="${post.id}"] .post-text.markdown`);
     assert.equal((await content.textContent()).trim(), job.text.trim());
@@ -221,7 +222,9 @@ describe('the progress card', () => {
     const failing = await apiAI(page, { prompt: 'hello', model: 'missing-model:7b' });
     const failedCard = page.locator(`article.post[data-post-id="${failing.id}"] .ai-progress`);
     await page.waitForFunction((id) => document.querySelector(`article.post[data-post-id="${id}"] .ai-progress`)?.dataset.status === 'failed', failing.id);
-    assert.match(await failedCard.locator('.ai-error').textContent(), /model missing-model:7b is not installed: run `ollama pull missing-model:7b`/);
+    assert.match(await failedCard.locator('.ai-error .sentence').textContent(), /This model is not available on the model server\./);
+    assert.match(await failedCard.locator('[data-testid=hint]').textContent(), /ollama pull missing-model:7b/);
+    assert.match(await failedCard.locator('[data-testid=detail]').textContent(), /model missing-model:7b is not installed/);
     assert.equal(await failedCard.locator('button[data-action=retry]').count(), 1);
     await screenshot(page, 'card-failed');
 
@@ -279,8 +282,9 @@ describe('the progress card', () => {
     const { card } = await askAI(page, 'Small screen #fake:rate=5 #fake:tokens=40');
     const bar = card.locator('[role=progressbar]');
     await page.waitForFunction(() => document.querySelector('.ai-progress')?.dataset.status === 'generating');
-    assert.ok(await bar.getAttribute('aria-valuenow'));
-    assert.match(await bar.getAttribute('aria-valuetext'), /\d+%, \d+ tokens?, /);
+    // No max length and no history: an indeterminate bar that says what it knows.
+    assert.equal(await bar.getAttribute('aria-valuenow'), null);
+    assert.match(await bar.getAttribute('aria-valuetext'), /^Writing, \d+ tokens?$/);
     assert.equal(await page.locator('[aria-live=polite]').count(), 1);
     const animation = await card.evaluate((el) => getComputedStyle(el).animationName);
     assert.equal(animation, 'none', 'no pulse when the user prefers reduced motion');

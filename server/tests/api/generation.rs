@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use app::types::{
-    EventName, JobEvent, JobStatus, JobView, NewAiPost, Post, ProgressEvent, WallEvent,
+    EventName, Failure, JobEvent, JobStatus, JobView, NewAiPost, Post, ProgressEvent, WallEvent,
 };
 use fake_ollama::FakeConfig;
 use serde::Deserialize;
@@ -173,7 +173,8 @@ async fn sse_responses_carry_headers_against_buffering() {
     assert_eq!(headers["cache-control"], "no-cache");
 }
 
-async fn failed_with(app: &TestApp, prompt: &str, model: &str, says: &str) {
+/// The job fails with the detail saying `says` and the class `class`, on the stream and stored.
+async fn failed_with(app: &TestApp, prompt: &str, model: &str, says: &str, class: Failure) {
     let (_, job_id) = app
         .ai_post_with(NewAiPost {
             author_name: "Ann".into(),
@@ -188,9 +189,11 @@ async fn failed_with(app: &TestApp, prompt: &str, model: &str, says: &str) {
     };
     let message = end.message;
     assert!(message.contains(says), "{message:?} should say {says:?}");
+    assert_eq!(end.failure, Some(class), "{message}");
     let job = app.job(job_id).await;
     assert_eq!(job.status, JobStatus::Failed);
     assert_eq!(job.error, Some(message));
+    assert_eq!(job.failure, Some(class));
 }
 
 #[tokio::test]
@@ -200,7 +203,8 @@ async fn every_ollama_failure_ends_as_a_clear_error() {
         &app,
         "hi",
         "nonexistent:7b",
-        "model nonexistent:7b is not installed: run `ollama pull nonexistent:7b`",
+        "model nonexistent:7b is not installed on the model server",
+        Failure::ModelMissing,
     )
     .await;
     failed_with(
@@ -208,6 +212,7 @@ async fn every_ollama_failure_ends_as_a_clear_error() {
         "hi #fake:error-after=5",
         "llama3.2:1b",
         "an error was encountered while running the model",
+        Failure::BrokeOff,
     )
     .await;
     failed_with(
@@ -215,6 +220,7 @@ async fn every_ollama_failure_ends_as_a_clear_error() {
         "hi #fake:stall-after=3",
         "llama3.2:1b",
         "stopped sending data",
+        Failure::Stalled,
     )
     .await;
     failed_with(
@@ -222,6 +228,7 @@ async fn every_ollama_failure_ends_as_a_clear_error() {
         "hi #fake:status=500 #fake:message=GPU%20on%20fire",
         "llama3.2:1b",
         "GPU on fire",
+        Failure::Busy,
     )
     .await;
     failed_with(
@@ -229,6 +236,7 @@ async fn every_ollama_failure_ends_as_a_clear_error() {
         "hi #fake:status=400 #fake:message=think%20value%20not%20supported",
         "llama3.2:1b",
         "think value not supported",
+        Failure::Refused,
     )
     .await;
 
@@ -239,6 +247,7 @@ async fn every_ollama_failure_ends_as_a_clear_error() {
         "hi",
         "llama3.2:1b",
         &format!("Ollama is not reachable at {url}"),
+        Failure::Unreachable,
     )
     .await;
 }
@@ -262,6 +271,7 @@ async fn a_generation_past_its_deadline_fails() {
         "a long one",
         "llama3.2:1b",
         "the reply took longer than the 1 s deadline",
+        Failure::TooSlow,
     )
     .await;
     let job_id = app.ai_post("again").await.1;

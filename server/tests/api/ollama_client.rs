@@ -174,11 +174,12 @@ async fn an_error_line_mid_stream_ends_the_stream_with_ollamas_message() {
     let error = events.last().unwrap().clone().unwrap_err();
     assert_eq!(error, OllamaError::Stream(RUNNER_ERROR_MESSAGE.into()));
     assert!(!error.is_transient());
+    assert_eq!(error.class(), app::types::Failure::BrokeOff);
     fake.stop().await;
 }
 
 #[tokio::test]
-async fn a_model_that_is_not_installed_says_how_to_install_it() {
+async fn a_model_that_is_not_installed_is_a_class_of_its_own() {
     let fake = FakeOllama::start(fast()).await.unwrap();
     let request = ChatRequest {
         model: "mistral:7b".into(),
@@ -193,9 +194,14 @@ async fn a_model_that_is_not_installed_says_how_to_install_it() {
     );
     assert_eq!(
         error.to_string(),
-        "model mistral:7b is not installed: run `ollama pull mistral:7b`"
+        "model mistral:7b is not installed on the model server"
     );
     assert!(!error.is_transient());
+    assert_eq!(
+        error.class(),
+        app::types::Failure::ModelMissing,
+        "the card tells the author how to install it"
+    );
     fake.stop().await;
 }
 

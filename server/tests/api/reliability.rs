@@ -394,7 +394,8 @@ async fn a_stall_is_retried_then_fails_and_a_permanent_error_fails_at_once() {
         .error
         .as_deref()
         .unwrap()
-        .contains("ollama pull not-pulled:1b"));
+        .contains("model not-pulled:1b is not installed"));
+    assert_eq!(j.failure, Some(app::types::Failure::ModelMissing));
     let j = wait_terminal(&app.url, stalled, Duration::from_secs(15)).await;
     assert_eq!((j.status, j.attempt), (JobStatus::Failed, 2), "{j:?}");
     assert!(

@@ -364,6 +364,7 @@ mod receive_tests {
             progress: Progress::default(),
             text_offset,
             text_delta: "Hi".into(),
+            html: None,
             attempt: 1,
             retry_at: None,
             model_loaded: None,

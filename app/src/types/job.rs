@@ -107,6 +107,9 @@ pub struct JobView {
     pub progress: Progress,
     /// The answer so far (all of it once completed).
     pub text: String,
+    /// `text` as safe HTML, one string per top-level Markdown block (rendered by the server).
+    #[serde(default)]
+    pub blocks: Vec<String>,
     pub stats: Option<FinalStats>,
     pub error: Option<String>,
     pub attempt: u32,
@@ -136,6 +139,7 @@ impl JobView {
             queue_position: None,
             progress: Progress::default(),
             text: String::new(),
+            blocks: Vec::new(),
             stats: None,
             error: None,
             attempt: 0,

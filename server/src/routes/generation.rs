@@ -215,6 +215,7 @@ fn deleted_event(view: &JobView) -> (Event, bool) {
         status: JobStatus::Cancelled,
         message: "The post was deleted.".into(),
         text: String::new(),
+        blocks: Vec::new(),
         seq: view.seq + 1,
     });
     (to_sse(&event, "end".into()), true)

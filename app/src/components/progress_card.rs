@@ -128,13 +128,9 @@ pub fn AIGenerationProgress(
                     <div><dt>"Elapsed"</dt><dd data-testid="elapsed">{elapsed}</dd></div>
                     <div><dt>"Remaining"</dt><dd data-testid="eta">{field(|v| if v.status == JobStatus::Generating { format::remaining(v.progress.estimated_time_remaining) } else { "—".into() })}</dd></div>
                 </dl>
-                <p class="ai-live-text" data-testid="live-text">{field(|v| v.text.clone())}</p>
             </Show>
             <Show when=move || matches!(status(), JobStatus::Failed | JobStatus::Cancelled)>
                 <p class="ai-error" role="alert">{field(|v| v.error.clone().unwrap_or_default())}</p>
-                <Show when=move || job.with(|j| j.as_ref().is_some_and(|j| !j.view.text.is_empty()))>
-                    <p class="ai-live-text partial">{field(|v| v.text.clone())}</p>
-                </Show>
             </Show>
             <Show when=move || status() == JobStatus::Completed>
                 <details class="ai-stats" data-testid="stats" open>

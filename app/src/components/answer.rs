@@ -56,11 +56,17 @@ pub fn Answer(job: RwSignal<Option<LiveJob>>) -> impl IntoView {
         hidden_above.set(top > 0);
         hidden_below.set(top + shown + 1 < height);
     };
+    // After the change is drawn: the next frame sees the new blocks and classes.
     Effect::new(move |_| {
         let running = !status().is_terminal();
         job.track();
-        measure(running);
+        request_animation_frame(move || measure(running));
     });
+    #[cfg(feature = "hydrate")]
+    {
+        let resized = window_event_listener(leptos::ev::resize, move |_| measure(false));
+        on_cleanup(move || resized.remove());
+    }
     let toggle = move |_| {
         expanded.update(|e| *e = !*e);
         if !expanded.get_untracked() {
@@ -68,7 +74,8 @@ pub fn Answer(job: RwSignal<Option<LiveJob>>) -> impl IntoView {
                 el.set_scroll_top(0);
             }
         }
-        measure(!status().is_terminal());
+        let running = !status().is_terminal();
+        request_animation_frame(move || measure(running));
     };
 
     view! {

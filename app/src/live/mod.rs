@@ -100,7 +100,7 @@ mod tests {
 #[derive(Clone, Debug)]
 pub struct Entry {
     pub post: Post,
-    /// A finished AI post's answer as safe HTML, rendered by the server.
+    /// The post as safe HTML, rendered by the server (a text post's text with its links).
     pub html: RwSignal<String>,
     pub job: RwSignal<Option<LiveJob>>,
 }

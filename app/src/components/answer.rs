@@ -1,7 +1,8 @@
 //! `Answer`: an AI post's answer as safe Markdown, in one place for every status (written live,
 //! finished, or the partial text of a stopped one). The server renders it into blocks (one per
-//! paragraph, list, code block…); each block is one element, so the settled ones are never
-//! re-created as the answer grows, and nothing moves when it is done. A long answer is clamped
+//! paragraph, list, code block…); each block is one element, and only the blocks that changed
+//! are rewritten, so the settled ones are never re-created as the answer grows, and nothing
+//! moves when it is done. A long answer is clamped
 //! (the newest line stays in view while it is written) with Show more / Show less, and code
 //! blocks have a Copy button.
 use leptos::{html::Div, prelude::*};
@@ -16,17 +17,20 @@ pub fn Answer(job: RwSignal<Option<LiveJob>>) -> impl IntoView {
     let blocks = move || {
         job.with(|j| {
             j.as_ref()
-                .map(|j| {
-                    j.view
-                        .blocks
-                        .iter()
-                        .cloned()
-                        .enumerate()
-                        .collect::<Vec<_>>()
-                })
+                .map(|j| j.view.blocks.clone())
                 .unwrap_or_default()
         })
     };
+    // The blocks as the server draws them; in the browser an effect keeps them current.
+    let first = job.with_untracked(|j| {
+        j.as_ref()
+            .map(|j| j.view.blocks.clone())
+            .unwrap_or_default()
+    });
+    let drawn: String = first
+        .iter()
+        .map(|b| format!("<div class=\"md-block\">{b}</div>"))
+        .collect();
     let empty = move || job.with(|j| j.as_ref().is_none_or(|j| j.view.blocks.is_empty()));
     let partial = move || matches!(status(), JobStatus::Failed | JobStatus::Cancelled);
 
@@ -56,11 +60,18 @@ pub fn Answer(job: RwSignal<Option<LiveJob>>) -> impl IntoView {
         hidden_above.set(top > 0);
         hidden_below.set(top + shown + 1 < height);
     };
-    // After the change is drawn: the next frame sees the new blocks and classes.
-    Effect::new(move |_| {
+    // Each change rewrites only the blocks from the first that differs; the next frame then
+    // sees the new text and classes, to measure.
+    Effect::new(move |shown: Option<Vec<String>>| {
         let running = !status().is_terminal();
-        job.track();
+        let now = blocks();
+        let shown = shown.unwrap_or_else(|| first.clone());
+        let Some(el) = body.get_untracked() else {
+            return shown;
+        };
+        redraw(&el, &shown, &now);
         request_animation_frame(move || measure(running));
+        now
     });
     #[cfg(feature = "hydrate")]
     {
@@ -89,17 +100,17 @@ pub fn Answer(job: RwSignal<Option<LiveJob>>) -> impl IntoView {
             data-testid="answer"
             hidden=empty
         >
-            <div class="post-text markdown answer-body" id=body_id.clone() node_ref=body on:click=copy_code>
-                <For
-                    each=blocks
-                    key=|block| block.clone()
-                    children=|(_, html)| view! { <div class="md-block" inner_html=html></div> }
-                />
-            </div>
+            <div
+                class="post-text markdown answer-body"
+                id=body_id.clone()
+                node_ref=body
+                on:click=copy_code
+                inner_html=drawn
+            ></div>
             <Show when=move || overflows.get() || expanded.get()>
                 <button
                     type="button"
-                    class="link-button show-more"
+                    class="show-more"
                     aria-expanded=move || expanded.get().to_string()
                     aria-controls=body_id.clone()
                     on:click=toggle
@@ -110,6 +121,41 @@ pub fn Answer(job: RwSignal<Option<LiveJob>>) -> impl IntoView {
         </div>
     }
 }
+
+/// Makes the answer's block elements show `now` where they show `shown`: the blocks before the
+/// first difference stay as they are (a settled block is never re-created), a changed one gets
+/// its new HTML, and the rest are added or removed. (A keyed `<For>` does the same with a
+/// general diff that costs the bundle far more.)
+#[cfg(feature = "hydrate")]
+fn redraw(el: &web_sys::Element, shown: &[String], now: &[String]) {
+    let same = shown.iter().zip(now).take_while(|(a, b)| a == b).count();
+    let Some(document) = el.owner_document() else {
+        return;
+    };
+    let mut child = el.children().item(u32::try_from(same).unwrap_or(u32::MAX));
+    for block in now.get(same..).unwrap_or_default() {
+        match child {
+            Some(existing) => {
+                existing.set_inner_html(block);
+                child = existing.next_element_sibling();
+            }
+            None => {
+                if let Ok(added) = document.create_element("div") {
+                    added.set_class_name("md-block");
+                    added.set_inner_html(block);
+                    let _ = el.append_child(&added);
+                }
+            }
+        }
+    }
+    while let Some(extra) = child {
+        child = extra.next_element_sibling();
+        extra.remove();
+    }
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn redraw<E>(_: &E, _: &[String], _: &[String]) {}
 
 /// One handler for every Copy button in the answer (they arrive as server-rendered HTML):
 /// copies its code block's text and says "Copied" for a moment.

@@ -60,8 +60,9 @@ pub fn Answer(job: RwSignal<Option<LiveJob>>) -> impl IntoView {
         hidden_above.set(top > 0);
         hidden_below.set(top + shown + 1 < height);
     };
-    // Each change rewrites only the blocks from the first that differs; the next frame then
-    // sees the new text and classes, to measure.
+    // Each change rewrites only the blocks from the first that differs, then measures at once
+    // (the blocks are drawn by hand, so they are in the DOM already): the newest line is in
+    // view in the same frame as it appears.
     Effect::new(move |shown: Option<Vec<String>>| {
         let running = !status().is_terminal();
         let now = blocks();
@@ -70,7 +71,7 @@ pub fn Answer(job: RwSignal<Option<LiveJob>>) -> impl IntoView {
             return shown;
         };
         redraw(&el, &shown, &now);
-        request_animation_frame(move || measure(running));
+        measure(running);
         now
     });
     #[cfg(feature = "hydrate")]
@@ -107,17 +108,17 @@ pub fn Answer(job: RwSignal<Option<LiveJob>>) -> impl IntoView {
                 on:click=copy_code
                 inner_html=drawn
             ></div>
-            <Show when=move || overflows.get() || expanded.get()>
-                <button
-                    type="button"
-                    class="show-more"
-                    aria-expanded=move || expanded.get().to_string()
-                    aria-controls=body_id.clone()
-                    on:click=toggle
-                >
-                    {move || if expanded.get() { "Show less" } else { "Show more" }}
-                </button>
-            </Show>
+            // Hidden rather than inside a <Show>: the same button, and less code in the bundle.
+            <button
+                type="button"
+                class="show-more"
+                hidden=move || !overflows.get() && !expanded.get()
+                aria-expanded=move || expanded.get().to_string()
+                aria-controls=body_id
+                on:click=toggle
+            >
+                {move || if expanded.get() { "Show less" } else { "Show more" }}
+            </button>
         </div>
     }
 }

@@ -41,10 +41,15 @@ async function openWall(context, { width = 900 } = {}) {
   return page;
 }
 
-/** The fake model's prompt that makes it write `output` once, at `rate` tokens a second. */
+/**
+ * The fake model's prompt that makes it write `output` once, at `rate` tokens a second. Only
+ * what the directive needs is escaped (newlines, '#', '%'), so the prompt stays readable in
+ * the screenshots.
+ */
 function promptFor(output, rate) {
   const words = output.trim().split(/\s+/).length;
-  return `Answer in Markdown #fake:rate=${rate} #fake:tokens=${words} #fake:output=${encodeURIComponent(output)}`;
+  const escaped = output.replace(/%/g, '%25').replace(/\n/g, '%0A').replace(/#/g, '%23');
+  return `Answer in Markdown #fake:rate=${rate} #fake:tokens=${words} #fake:output=${escaped}`;
 }
 
 /** Creates an AI post through the API with the page's cookie; resolves with its article. */

@@ -9,9 +9,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use app::types::{
-    ApiError, Check, DoneEvent, ErrorBody, ErrorCode, ErrorEvent, EventName, Failure, FinalStats,
-    JobEvent, JobStatus, JobView, Post, PostDeletedEvent, PostKind, Progress, ProgressEvent,
-    Readiness, SnapshotEvent, WallEvent,
+    ApiError, BlocksPatch, Check, DoneEvent, ErrorBody, ErrorCode, ErrorEvent, EventName, Failure,
+    FinalStats, JobEvent, JobStatus, JobView, Post, PostDeletedEvent, PostKind, Progress,
+    ProgressEvent, Readiness, SnapshotEvent, WallEvent,
 };
 use serde_json::Value;
 
@@ -55,6 +55,7 @@ fn job() -> JobView {
         queue_position: Some(2),
         progress: progress(),
         text: "The sea is".into(),
+        blocks: vec!["<p>The sea is</p>\n".into()],
         stats: Some(stats()),
         error: Some("Ollama answered HTTP 503: server busy".into()),
         failure: Some(Failure::Busy),
@@ -104,6 +105,10 @@ fn progress_event() -> ProgressEvent {
         progress: progress(),
         text_offset: 10,
         text_delta: " deep".into(),
+        html: Some(BlocksPatch {
+            from: 0,
+            blocks: vec!["<p>The sea is deep</p>\n".into()],
+        }),
         attempt: 2,
         retry_at: Some(1_764_000_004_000),
         error: Some("Ollama answered HTTP 503: server busy".into()),
@@ -114,7 +119,8 @@ fn progress_event() -> ProgressEvent {
     }
 }
 
-/// A progress event with every `Option` empty: each is `null` on the wire, not left out.
+/// A progress event with every `Option` empty: each is `null` on the wire, not left out, except
+/// `html`, which is left out when the rendered answer did not change.
 fn progress_event_nones() -> ProgressEvent {
     ProgressEvent {
         job_id: 8,
@@ -127,6 +133,7 @@ fn progress_event_nones() -> ProgressEvent {
         },
         text_offset: 0,
         text_delta: String::new(),
+        html: None,
         attempt: 0,
         retry_at: None,
         error: None,
@@ -143,6 +150,7 @@ fn done_event() -> DoneEvent {
         post_id: 3,
         text: "The sea is deep.".into(),
         html: "<p>The sea is deep.</p>\n".into(),
+        blocks: vec!["<p>The sea is deep.</p>\n".into()],
         stats: stats(),
         progress: Progress {
             elapsed_time: 3400,
@@ -163,6 +171,7 @@ fn error_event() -> ErrorEvent {
         message: "the reply took longer than the 300 s deadline".into(),
         failure: Some(Failure::TooSlow),
         text: "The sea is".into(),
+        blocks: vec!["<p>The sea is</p>\n".into()],
         seq: 1_764_000_003_400_001,
     }
 }

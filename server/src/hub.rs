@@ -11,8 +11,8 @@ use std::{
 };
 
 use app::types::{
-    DoneEvent, ErrorEvent, EventName, JobEvent, JobStatus, JobView, Post, PostDeletedEvent,
-    ProgressEvent, WallEvent,
+    BlocksPatch, DoneEvent, ErrorEvent, EventName, JobEvent, JobStatus, JobView, Post,
+    PostDeletedEvent, ProgressEvent, WallEvent,
 };
 use tokio::sync::{broadcast, watch};
 
@@ -93,6 +93,17 @@ impl Hub {
     /// `change` may only append to the text, or clear it (a restart); then the event carries
     /// the text after what watchers had.
     pub fn update(&self, job_id: i64, change: impl FnOnce(&mut JobView)) -> bool {
+        self.publish(job_id, None, change)
+    }
+
+    /// [`Hub::update`], with the answer's blocks rendered anew (`Some`): the wall gets the
+    /// patch from the first block that differs from what it has.
+    pub fn publish(
+        &self,
+        job_id: i64,
+        blocks: Option<Vec<String>>,
+        change: impl FnOnce(&mut JobView),
+    ) -> bool {
         let jobs = self.jobs();
         let Some(tx) = jobs.get(&job_id) else {
             return false;
@@ -103,7 +114,12 @@ impl Hub {
             change(view);
             view.seq += 1;
             let offset = before.min(view.text.len());
-            event = Some(progress_event(view, offset));
+            let mut progress = progress_event(view, offset);
+            if let Some(blocks) = blocks {
+                progress.html = BlocksPatch::between(&view.blocks, &blocks);
+                view.blocks = blocks;
+            }
+            event = Some(progress);
         });
         // Under the lock, so that a job's events reach the wall in the order of their numbers.
         if let Some(event) = event {
@@ -208,6 +224,7 @@ pub fn progress_event(view: &JobView, offset: usize) -> ProgressEvent {
         progress: view.progress.clone(),
         text_offset: offset,
         text_delta: view.text.get(offset..).unwrap_or_default().to_owned(),
+        html: None,
         attempt: view.attempt,
         retry_at: view.retry_at,
         error: view.error.clone(),
@@ -218,14 +235,17 @@ pub fn progress_event(view: &JobView, offset: usize) -> ProgressEvent {
     }
 }
 
-/// The `done` or `error` event of a finished job.
+/// The `done` or `error` event of a finished job, with the blocks of its final text: a client
+/// ends with exactly what the server renders.
 pub fn terminal_event(view: &JobView) -> JobEvent {
+    let blocks = crate::markdown::blocks(&view.text);
     match view.status {
         JobStatus::Completed => JobEvent::Done(DoneEvent {
             job_id: view.id,
             post_id: view.post_id,
             text: view.text.clone(),
-            html: crate::markdown::to_safe_html(&view.text),
+            html: blocks.concat(),
+            blocks,
             stats: view.stats.clone().unwrap_or_default(),
             progress: view.progress.clone(),
             seq: view.seq,
@@ -240,6 +260,7 @@ pub fn terminal_event(view: &JobView) -> JobEvent {
                 .unwrap_or_else(|| "The generation stopped.".into()),
             failure: view.failure,
             text: view.text.clone(),
+            blocks,
             seq: view.seq,
         }),
     }
@@ -311,5 +332,44 @@ mod tests {
         );
         assert!(hub.watch(1).is_none());
         assert!(!hub.update(1, |v| v.text.push('x')));
+    }
+
+    #[tokio::test]
+    async fn the_wall_gets_the_blocks_from_the_first_that_changed() {
+        let hub = Hub::new();
+        hub.track(view(1));
+        let mut wall = hub.subscribe_wall();
+        let blocks = |b: &[&str]| Some(b.iter().map(|s| (*s).to_owned()).collect());
+        hub.publish(1, blocks(&["<h1>A</h1>", "<p>b</p>"]), |v| {
+            v.text.push_str("# A\n\nb")
+        });
+        hub.publish(1, blocks(&["<h1>A</h1>", "<p>bc</p>"]), |v| {
+            v.text.push('c')
+        });
+        hub.publish(1, blocks(&["<h1>A</h1>", "<p>bc</p>"]), |v| {
+            v.text.push(' ')
+        });
+        hub.update(1, |v| v.queue_position = None);
+        let patches: Vec<_> = (0..4)
+            .map(|_| {
+                let wire = wall.try_recv().unwrap();
+                let WallEvent::Progress(p) =
+                    WallEvent::decode(wire.name.as_str(), &wire.data).unwrap()
+                else {
+                    panic!("a progress event: {wire:?}");
+                };
+                p.html.map(|h| (h.from, h.blocks))
+            })
+            .collect();
+        assert_eq!(
+            patches,
+            [
+                Some((0, vec!["<h1>A</h1>".to_owned(), "<p>b</p>".to_owned()])),
+                Some((1, vec!["<p>bc</p>".to_owned()])),
+                None,
+                None
+            ]
+        );
+        assert_eq!(hub.current(1).unwrap().blocks, ["<h1>A</h1>", "<p>bc</p>"]);
     }
 }

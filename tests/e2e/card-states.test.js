@@ -31,9 +31,17 @@ after(async () => {
   await ollama?.stop();
 });
 
-async function openWall(context, { width = 1280 } = {}) {
+async function openWall(context, { width = 1280, author = true } = {}) {
   const page = await newPage(context);
   await page.setViewportSize({ width, height: 900 });
+  if (author) {
+    // A first post gives the context its author cookie, so the page knows its own AI posts.
+    const hello = await page.request.post(`${server.url}/api/v1/posts`, {
+      data: { author_name: 'Ada', text: 'Hello from the tests' },
+      headers: { Origin: server.url },
+    });
+    assert.equal(hello.status(), 201, await hello.text());
+  }
   await page.goto(server.url);
   await waitForHydration(page);
   return page;
@@ -214,7 +222,7 @@ describe('the card as people read it', () => {
     assert.doesNotMatch(await missing.card.locator('[data-testid=detail]').textContent(), /ollama pull/);
 
     const strangerContext = await browser.newContext();
-    const stranger = await openWall(strangerContext);
+    const stranger = await openWall(strangerContext, { author: false });
     const seen = stranger.locator(`article.post[data-post-id="${missing.post.id}"] .ai-progress`);
     await seen.waitFor();
     assert.equal(await seen.locator('.sentence').textContent(), 'This model is not available on the model server.');

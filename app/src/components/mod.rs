@@ -1,4 +1,5 @@
 //! The wall's building blocks.
+pub mod answer;
 pub mod composer;
 pub mod post_card;
 pub mod progress_card;

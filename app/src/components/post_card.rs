@@ -1,12 +1,12 @@
-//! One post on the wall: who wrote it and when, its text, and for an AI post the prompt, the
-//! live progress card and, once finished, the answer rendered as safe Markdown.
+//! One post on the wall: who wrote it and when, its text (with its links), and for an AI post
+//! the prompt, the live progress card and the answer as safe Markdown, live and finished alike.
 use leptos::{either::Either, prelude::*};
 
 use super::{failure, progress_card::AIGenerationProgress, request};
 use crate::{
     api, format,
     live::{Entry, WallStore},
-    types::{ApiError, JobStatus, PostKind},
+    types::{ApiError, PostKind},
 };
 
 #[component]
@@ -30,12 +30,6 @@ pub fn PostCard(entry: Entry) -> impl IntoView {
     let deleted = delete.value();
     let job = entry.job;
     let html = entry.html;
-    let completed = move || {
-        job.with(|j| {
-            j.as_ref()
-                .is_some_and(|j| j.view.status == JobStatus::Completed)
-        })
-    };
 
     // The post in words, for accessible names: "Ada's AI post “Tell me about…”".
     let about = format!(
@@ -46,17 +40,14 @@ pub fn PostCard(entry: Entry) -> impl IntoView {
     let body = match post.kind {
         // `Either` rather than `into_any()`, which would also carry an asynchronous hydration of
         // the card in the bundle.
-        PostKind::Text => Either::Left(view! { <p class="post-text">{post.text.clone()}</p> }),
+        // The server's HTML: the text escaped, its web addresses as links.
+        PostKind::Text => Either::Left(view! {
+            <p class="post-text" inner_html=move || html.get()></p>
+        }),
         PostKind::Ai => Either::Right(view! {
             <p class="post-prompt"><span class="label">"Prompt: "</span>{post.prompt.clone().unwrap_or_default()}</p>
             <Show when=move || job.with(Option::is_some)>
-                <AIGenerationProgress job mine about=about.clone()>
-                    <Show when=completed fallback=move || view! {
-                        <p class="ai-live-text" data-testid="live-text">{move || job.with(|j| j.as_ref().map(|j| j.view.text.clone()).unwrap_or_default())}</p>
-                    }>
-                        <div class="post-text markdown" inner_html=move || html.get()></div>
-                    </Show>
-                </AIGenerationProgress>
+                <AIGenerationProgress job mine about=about.clone() />
             </Show>
         }),
     };

@@ -1,5 +1,5 @@
 //! `AIGenerationProgress`: the live card of an AI post. A compact line while it waits; then a
-//! head (phase, model, the author's Stop), the answer as it is written (the children), and
+//! head (phase, model, the author's Stop), the answer as it is written ([`Answer`]), and
 //! one line of live numbers (tokens, speed, elapsed ticking on the client, time remaining);
 //! once done a check mark and one muted line of statistics that opens the details; on a
 //! failure a plain sentence with the technical detail behind a toggle.
@@ -12,7 +12,7 @@ use leptos::{
     prelude::*,
 };
 
-use super::{failure, reason, request};
+use super::{answer::Answer, failure, reason, request};
 use crate::{
     api, format,
     live::{LiveJob, WallStore},
@@ -154,8 +154,6 @@ pub fn AIGenerationProgress(
     #[prop(into)] mine: Signal<bool>,
     /// The post in words, for the buttons' accessible names ("Ada's AI post “Tell me…”").
     about: String,
-    /// The answer, shown between the head and the numbers in every state.
-    children: Children,
 ) -> impl IntoView {
     let store = expect_context::<WallStore>();
     let now = use_context::<ReadSignal<f64>>().unwrap_or_else(|| signal(0.0).0);
@@ -272,7 +270,8 @@ pub fn AIGenerationProgress(
                     </span>
                 </Show>
             </div>
-            {children()}
+            // The answer, in one place from the first token to Done.
+            <Answer job />
             <Show when=running>
                 <p class="ai-numbers" data-testid="numbers">
                     {move || {

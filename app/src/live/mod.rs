@@ -194,7 +194,7 @@ mod tests {
 #[derive(Clone, Debug)]
 pub struct Entry {
     pub post: Post,
-    /// A finished AI post's answer as safe HTML, rendered by the server.
+    /// The post as safe HTML, rendered by the server (a text post's text with its links).
     pub html: RwSignal<String>,
     pub job: RwSignal<Option<LiveJob>>,
 }
@@ -471,6 +471,7 @@ mod receive_tests {
             progress: Progress::default(),
             text_offset,
             text_delta: "Hi".into(),
+            html: None,
             attempt: 1,
             retry_at: None,
             error: None,

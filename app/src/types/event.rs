@@ -7,6 +7,7 @@ use super::Failure;
 
 /// `event: progress` — a job moved on. `text_delta` is the text appended after `text_offset`
 /// bytes; a client whose text is not exactly `text_offset` bytes long must take a snapshot.
+/// `html`, when the rendered answer changed, patches its blocks ([`JobView::blocks`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProgressEvent {
     pub job_id: i64,
@@ -17,6 +18,8 @@ pub struct ProgressEvent {
     pub progress: Progress,
     pub text_offset: usize,
     pub text_delta: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<BlocksPatch>,
     pub attempt: u32,
     pub retry_at: Option<i64>,
     /// While waiting to retry: why the last attempt failed (technical detail, and its class).
@@ -31,6 +34,41 @@ pub struct ProgressEvent {
     pub seq: u64,
 }
 
+/// A change to a live answer's rendered blocks: keep the first `from` blocks, then these. It
+/// starts at the first block that changed, so each settled block is sent once.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlocksPatch {
+    pub from: u32,
+    pub blocks: Vec<String>,
+}
+
+impl BlocksPatch {
+    /// The patch that turns `old` into `new`; `None` when they are the same.
+    pub fn between(old: &[String], new: &[String]) -> Option<Self> {
+        if old == new {
+            return None;
+        }
+        let same = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+        Some(Self {
+            from: u32::try_from(same).unwrap_or(u32::MAX),
+            blocks: new.get(same..).unwrap_or_default().to_vec(),
+        })
+    }
+
+    /// Applies the patch to `blocks`; false (and nothing changed) when it does not fit, i.e.
+    /// it starts after the blocks there are.
+    pub fn apply(&self, blocks: &mut Vec<String>) -> bool {
+        match usize::try_from(self.from) {
+            Ok(from) if from <= blocks.len() => {
+                blocks.truncate(from);
+                blocks.extend_from_slice(&self.blocks);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 /// `event: done` — the job completed; the full text and Ollama's statistics.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DoneEvent {
@@ -39,6 +77,9 @@ pub struct DoneEvent {
     pub text: String,
     /// `text` as safe HTML (see [`super::Post::html`]).
     pub html: String,
+    /// `html` split into its top-level blocks, as [`JobView::blocks`].
+    #[serde(default)]
+    pub blocks: Vec<String>,
     pub stats: FinalStats,
     pub progress: Progress,
     pub seq: u64,
@@ -57,6 +98,9 @@ pub struct ErrorEvent {
     pub failure: Option<Failure>,
     /// The text produced before it stopped.
     pub text: String,
+    /// `text` as safe HTML blocks, as [`JobView::blocks`].
+    #[serde(default)]
+    pub blocks: Vec<String>,
     pub seq: u64,
 }
 

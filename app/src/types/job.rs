@@ -109,6 +109,9 @@ pub struct JobView {
     pub progress: Progress,
     /// The answer so far (all of it once completed).
     pub text: String,
+    /// `text` as safe HTML, one string per top-level Markdown block (rendered by the server).
+    #[serde(default)]
+    pub blocks: Vec<String>,
     pub stats: Option<FinalStats>,
     /// The technical detail of why the job failed, or why it waits to try again.
     pub error: Option<String>,
@@ -143,6 +146,7 @@ impl JobView {
             queue_position: None,
             progress: Progress::default(),
             text: String::new(),
+            blocks: Vec::new(),
             stats: None,
             error: None,
             failure: None,

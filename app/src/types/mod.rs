@@ -9,8 +9,8 @@ mod post;
 
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use event::{
-    DecodeError, DoneEvent, ErrorEvent, EventName, JobEvent, PostDeletedEvent, ProgressEvent,
-    SnapshotEvent, WallEvent, CONNECTION_TROUBLE,
+    BlocksPatch, DecodeError, DoneEvent, ErrorEvent, EventName, JobEvent, PostDeletedEvent,
+    ProgressEvent, SnapshotEvent, WallEvent, CONNECTION_TROUBLE,
 };
 pub use failure::Failure;
 pub use health::{Check, Readiness};

@@ -24,8 +24,8 @@ pub struct Post {
     pub kind: PostKind,
     /// The text of a text post; the generated content of a finished AI post (empty until then).
     pub text: String,
-    /// A finished AI post's text as safe HTML (Markdown rendered on the server, raw HTML shown
-    /// as text).
+    /// The text as safe HTML, rendered on the server: a finished AI post's Markdown (raw HTML
+    /// shown as text), a text post's text escaped with its web addresses as links.
     #[serde(default)]
     pub html: Option<String>,
     /// The prompt of an AI post.

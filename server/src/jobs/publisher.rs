@@ -7,6 +7,7 @@ use super::{live::Live, throttle::Throttle};
 use crate::{
     db::{Db, ProgressWrite},
     hub::Hub,
+    markdown,
 };
 
 /// Where one publication goes.
@@ -117,7 +118,9 @@ impl Publisher {
         if targets.watchers {
             let restart = self.sent_len.is_none();
             let delta = &live.text[self.sent_len.unwrap_or(0).min(live.text.len())..];
-            self.hub.update(live.id, |v| {
+            // Rendered only when the text changed; the hub sends the blocks that differ.
+            let blocks = (restart || !delta.is_empty()).then(|| markdown::blocks(&live.text));
+            self.hub.publish(live.id, blocks, |v| {
                 if restart {
                     v.text.clear();
                 }

@@ -16,6 +16,7 @@ pub fn job_view(row: &JobRow, queue_position: Option<u32>) -> JobView {
         queue_position: queue_position.filter(|_| row.status == JobStatus::Queued),
         progress: progress(row),
         text: row.partial_text.clone(),
+        blocks: crate::markdown::blocks(&row.partial_text),
         stats: stats(row),
         error: row.error.clone(),
         failure: row.failure,

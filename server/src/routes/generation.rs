@@ -216,6 +216,7 @@ fn deleted_event(view: &JobView) -> (Event, bool) {
         message: "The post was deleted.".into(),
         failure: None,
         text: String::new(),
+        blocks: Vec::new(),
         seq: view.seq + 1,
     });
     (to_sse(&event, "end".into()), true)

@@ -27,8 +27,10 @@ pub struct PageQuery {
 /// A post as the API shows it, with its job's live state.
 pub fn to_post(state: &AppState, row: PostWithJob) -> Post {
     let PostWithJob { post, job } = row;
-    let html = (post.kind == PostKind::Ai && !post.text.is_empty())
-        .then(|| crate::markdown::to_safe_html(&post.text));
+    let html = match post.kind {
+        PostKind::Ai => (!post.text.is_empty()).then(|| crate::markdown::to_safe_html(&post.text)),
+        PostKind::Text => Some(crate::markdown::text_post_html(&post.text)),
+    };
     Post {
         html,
         id: post.id,

@@ -454,6 +454,61 @@ async fn the_wall_stream_starts_with_a_snapshot_then_carries_posts_and_progress(
 }
 
 #[tokio::test]
+async fn the_wall_gets_each_settled_block_of_the_answer_once_and_ends_with_the_servers_rendering() {
+    let app = spawn_app().await;
+    let mut wall = app.sse("/wall/events", None).await;
+    wall.next_within(WAIT).await.unwrap();
+    let (_, job_id) = app
+        .ai_post(
+            "md #fake:rate=100 #fake:tokens=11 \
+             #fake:output=%23 Title%0A%0AFirst paragraph here.%0A%0A- a%0A- b%0A%0ALast words",
+        )
+        .await;
+    let mut blocks: Vec<String> = Vec::new();
+    let mut sent = Vec::new();
+    let done = loop {
+        match wall_event(&wall.next_within(WAIT).await.unwrap()) {
+            WallEvent::Job(view) if view.id == job_id => blocks = view.blocks,
+            WallEvent::Progress(p) if p.job_id == job_id => {
+                if let Some(patch) = p.html {
+                    assert!(patch.apply(&mut blocks), "every patch fits: {patch:?}");
+                    sent.extend(patch.blocks);
+                }
+            }
+            WallEvent::Done(done) if done.job_id == job_id => break done,
+            _ => {}
+        }
+    };
+    assert_eq!(
+        done.blocks,
+        [
+            "<h1>Title</h1>\n",
+            "<p>First paragraph here.</p>\n",
+            "<ul>\n<li>a</li>\n<li>b</li>\n</ul>\n",
+            "<p>Last words</p>\n"
+        ]
+    );
+    assert_eq!(
+        blocks, done.blocks,
+        "the patches add up to the final rendering"
+    );
+    assert_eq!(done.html, done.blocks.concat());
+    let title_sent = sent
+        .iter()
+        .filter(|b| b.as_str() == "<h1>Title</h1>\n")
+        .count();
+    assert_eq!(
+        title_sent, 1,
+        "a settled block crosses the wire once: {sent:#?}"
+    );
+    assert_eq!(
+        app.job(job_id).await.blocks,
+        done.blocks,
+        "GET renders the same"
+    );
+}
+
+#[tokio::test]
 async fn queued_jobs_know_their_position_and_run_in_order() {
     let app = spawn_app_with(
         Some(FakeConfig {

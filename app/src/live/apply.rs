@@ -189,6 +189,7 @@ mod tests {
                 post_id: 1,
                 status: JobStatus::Cancelled,
                 message: "Stopped.".into(),
+                failure: Some(crate::types::Failure::Stopped),
                 text: "a".into(),
                 blocks: vec!["<p>a</p>".into()],
                 seq: 3,

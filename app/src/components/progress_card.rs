@@ -7,10 +7,7 @@
 //! The bar is determinate only when a max length or the model's history gives an honest
 //! basis; otherwise it is an indeterminate "writing" bar beside the live count. The head
 //! keeps its height and the bar takes no room, so the answer never moves when the job ends.
-use leptos::{
-    either::{Either, EitherOf4},
-    prelude::*,
-};
+use leptos::{either::EitherOf4, prelude::*};
 
 use super::{answer::Answer, failure, reason, request};
 use crate::{
@@ -142,10 +139,113 @@ fn details(view: &JobView) -> Vec<(&'static str, &'static str, String)> {
 }
 
 /// What the author asks of a job.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Order {
     Stop,
     Retry,
+}
+
+/// Everything the card shows at one moment, worked out from the job, the page's clock and its
+/// connection. Each region of the card reads it once and draws plain values: one reactive
+/// binding per region rather than one per attribute keeps the browser bundle small.
+#[derive(Clone, Default, PartialEq)]
+struct Look {
+    classes: String,
+    /// The bar while running: its class, percent (when honest) and words.
+    bar: Option<(&'static str, Option<f64>, String)>,
+    /// The icon's class and glyph.
+    icon: (&'static str, &'static str),
+    phase: String,
+    started_again: bool,
+    /// The author's buttons: what they do, their `data-action`, their words.
+    actions: Vec<(Order, &'static str, &'static str)>,
+    foot: Foot,
+}
+
+/// What follows the answer.
+#[derive(Clone, Default, PartialEq)]
+enum Foot {
+    #[default]
+    Nothing,
+    /// The live numbers: (test id, text).
+    Numbers(Vec<(&'static str, String)>),
+    /// The finished job's one line, and the details it opens.
+    Stats(String, Vec<(&'static str, &'static str, String)>),
+    /// Why it ended: the sentence, the author's hint, the technical detail.
+    Ended(&'static str, Option<String>, Option<String>),
+}
+
+impl Look {
+    fn of(job: &LiveJob, now: f64, reconnecting: bool, mine: bool) -> Self {
+        let view = &job.view;
+        let status = view.status;
+        let running = matches!(status, JobStatus::Loading | JobStatus::Generating);
+        let stalled = job.stalled_for(now).is_some();
+        let offline = running && reconnecting;
+        let mut classes = String::from("ai-progress");
+        for (on, class) in [
+            (status == JobStatus::Queued, " queued"),
+            (running, " running"),
+            (status == JobStatus::Completed, " completed"),
+            (status == JobStatus::Failed, " failed"),
+            (status == JobStatus::Cancelled, " stopped"),
+            (stalled, " stalled"),
+            (offline, " offline"),
+        ] {
+            if on {
+                classes.push_str(class);
+            }
+        }
+        let bar = running.then(|| {
+            let count = format::tokens(view.progress.current_tokens);
+            if determinate(view) {
+                let p = view.progress.percent;
+                ("bar", Some(p), format!("{p:.0}%, {count}"))
+            } else {
+                ("bar indeterminate", None, format!("Writing, {count}"))
+            }
+        });
+        let icon = match status {
+            JobStatus::Completed => ("check", "✓"),
+            JobStatus::Failed => ("warn", "!"),
+            JobStatus::Cancelled => ("halt", "■"),
+            _ => ("robot", "🤖"),
+        };
+        let ended = matches!(status, JobStatus::Failed | JobStatus::Cancelled);
+        let actions = if !mine {
+            Vec::new()
+        } else if running {
+            vec![(Order::Stop, "stop", "Stop")]
+        } else if status == JobStatus::Queued {
+            vec![(Order::Stop, "stop", "Cancel")]
+        } else if ended {
+            vec![(Order::Retry, "retry", "Retry")]
+        } else {
+            Vec::new()
+        };
+        let foot = if running {
+            Foot::Numbers(numbers(job, job.elapsed_at(now)))
+        } else if status == JobStatus::Completed {
+            Foot::Stats(summary(view), details(view))
+        } else if ended {
+            Foot::Ended(
+                reason::sentence(status, view.failure),
+                reason::hint(view.failure, &view.model).filter(|_| mine),
+                view.error.clone().filter(|_| status == JobStatus::Failed),
+            )
+        } else {
+            Foot::Nothing
+        };
+        Self {
+            classes,
+            bar,
+            icon,
+            phase: phase(job, now, reconnecting),
+            started_again: running && job.started_again(),
+            actions,
+            foot,
+        }
+    }
 }
 
 #[component]
@@ -157,48 +257,41 @@ pub fn AIGenerationProgress(
 ) -> impl IntoView {
     let store = expect_context::<WallStore>();
     let now = use_context::<ReadSignal<f64>>().unwrap_or_else(|| signal(0.0).0);
+    let look = move || {
+        let (t, reconnecting, mine) = (now.get(), store.reconnecting.get(), mine.get());
+        job.with(|j| {
+            j.as_ref()
+                .map(|j| Look::of(j, t, reconnecting, mine))
+                .unwrap_or_default()
+        })
+    };
     let status = move || job.with(|j| j.as_ref().map_or(JobStatus::Queued, |j| j.view.status));
-    let running = move || matches!(status(), JobStatus::Loading | JobStatus::Generating);
-    let ended = move || matches!(status(), JobStatus::Failed | JobStatus::Cancelled);
-    let with_job = move |f: fn(&LiveJob) -> String| {
-        move || job.with(|j| j.as_ref().map(f).unwrap_or_default())
-    };
-    let stalled = move || {
-        let t = now.get();
-        job.with(|j| j.as_ref().is_some_and(|j| j.stalled_for(t).is_some()))
-    };
-    let offline = move || running() && store.reconnecting.get();
-    let control = request(|&(job_id, order): &(i64, Order)| async move {
-        match order {
-            Order::Stop => api::stop(job_id).await,
-            Order::Retry => api::retry(job_id).await,
+    let (job_id, model) = job.with_untracked(|j| {
+        j.as_ref()
+            .map(|j| (j.view.id, j.view.model.clone()))
+            .unwrap_or_default()
+    });
+    let control = request(move |order: &Order| {
+        let order = *order;
+        async move {
+            match order {
+                Order::Stop => api::stop(job_id).await,
+                Order::Retry => api::retry(job_id).await,
+            }
         }
     });
     let answered = control.value();
-    let act = move |order: Order| {
-        if let Some(job_id) = job.with_untracked(|j| j.as_ref().map(|j| j.view.id)) {
-            control.dispatch((job_id, order));
-        }
-    };
     let card = NodeRef::<leptos::html::Div>::new();
     let held_focus = StoredValue::new(false);
     keep_focus(card, held_focus, status);
     let about = StoredValue::new(about);
-    let label = move |verb: &str| about.with_value(|a| format!("{verb} {a}"));
 
     view! {
         <div
-            class="ai-progress"
+            class=move || look().classes
             node_ref=card
             tabindex="-1"
-            class:queued=move || status() == JobStatus::Queued
-            class:running=running
-            class:completed=move || status() == JobStatus::Completed
-            class:failed=move || status() == JobStatus::Failed
-            class:stopped=move || status() == JobStatus::Cancelled
-            class:stalled=stalled
-            class:offline=offline
-            data-job-id=move || job.with(|j| j.as_ref().map(|j| j.view.id).unwrap_or_default())
+            data-job-id=job_id
             data-status=move || status().as_str()
             on:focusin=move |_| held_focus.set_value(true)
             on:focusout=move |ev| {
@@ -209,109 +302,61 @@ pub fn AIGenerationProgress(
                 }
             }
         >
-            <Show when=running>
-                <div
-                    class="bar"
-                    class:indeterminate=move || !job.with(|j| j.as_ref().is_some_and(|j| determinate(&j.view)))
-                    role="progressbar"
-                    aria-label=move || label("Progress of")
-                    aria-valuemin="0"
-                    aria-valuemax="100"
-                    aria-valuenow=move || job.with(|j| j.as_ref().filter(|j| determinate(&j.view)).map(|j| format!("{:.0}", j.view.progress.percent)))
-                    aria-valuetext=move || job.with(|j| j.as_ref().map(|j| {
-                        let count = format::tokens(j.view.progress.current_tokens);
-                        if determinate(&j.view) {
-                            format!("{:.0}%, {count}", j.view.progress.percent)
-                        } else {
-                            format!("Writing, {count}")
-                        }
-                    }).unwrap_or_default())
-                >
-                    <div
-                        class="bar-fill"
-                        style:width=move || job.with(|j| j.as_ref().filter(|j| determinate(&j.view)).map(|j| format!("{:.1}%", j.view.progress.percent)))
-                    ></div>
+            {move || look().bar.map(|(class, percent, text)| view! {
+                <div class=class role="progressbar" aria-label=about.with_value(|a| format!("Progress of {a}"))
+                    aria-valuemin="0" aria-valuemax="100"
+                    aria-valuenow=percent.map(|p| format!("{p:.0}")) aria-valuetext=text>
+                    <div class="bar-fill" style=percent.map(|p| format!("width: {p:.1}%"))></div>
                 </div>
-            </Show>
-            <div class="ai-progress-head">
-                <span class="ai-icon" aria-hidden="true">
-                    {move || match status() {
-                        JobStatus::Completed => EitherOf4::A(view! { <span class="check">"✓"</span> }),
-                        JobStatus::Failed => EitherOf4::B(view! { <span class="warn">"!"</span> }),
-                        JobStatus::Cancelled => EitherOf4::C(view! { <span class="halt">"■"</span> }),
-                        _ => EitherOf4::D(view! { <span class="robot">"🤖"</span> }),
-                    }}
-                </span>
-                <span class="phase" data-testid="phase">
-                    {move || {
-                        let t = now.get();
-                        let reconnecting = store.reconnecting.get();
-                        job.with(|j| j.as_ref().map(|j| phase(j, t, reconnecting)).unwrap_or_default())
-                    }}
-                </span>
-                <Show when=move || running() && job.with(|j| j.as_ref().is_some_and(LiveJob::started_again))>
-                    <span class="note" data-testid="started-again">"Started again"</span>
-                </Show>
-                <span class="model">{with_job(|j| j.view.model.clone())}</span>
-                <Show when=move || mine.get()>
-                    <span class="ai-actions">
-                        <Show when=running>
-                            <button type="button" data-action="stop" aria-label=move || label("Stop")
-                                on:click=move |_| act(Order::Stop)>"Stop"</button>
-                        </Show>
-                        <Show when=move || status() == JobStatus::Queued>
-                            <button type="button" data-action="stop" aria-label=move || label("Cancel")
-                                on:click=move |_| act(Order::Stop)>"Cancel"</button>
-                        </Show>
-                        <Show when=ended>
-                            <button type="button" data-action="retry" aria-label=move || label("Retry")
-                                on:click=move |_| act(Order::Retry)>"Retry"</button>
-                        </Show>
-                    </span>
-                </Show>
-            </div>
+            })}
+            {move || {
+                let Look { icon: (icon, glyph), phase, started_again, actions, .. } = look();
+                view! {
+                    <div class="ai-progress-head">
+                        <span class="ai-icon" aria-hidden="true"><span class=icon>{glyph}</span></span>
+                        <span class="phase" data-testid="phase">{phase}</span>
+                        {started_again.then(|| view! { <span class="note" data-testid="started-again">"Started again"</span> })}
+                        <span class="model">{model.clone()}</span>
+                        <span class="ai-actions">
+                            {actions.into_iter().map(|(order, action, text)| view! {
+                                <button type="button" data-action=action
+                                    aria-label=about.with_value(|a| format!("{text} {a}"))
+                                    on:click=move |_| { control.dispatch(order); }>{text}</button>
+                            }).collect_view()}
+                        </span>
+                    </div>
+                }
+            }}
             // The answer, in one place from the first token to Done.
             <Answer job />
-            <Show when=running>
-                <p class="ai-numbers" data-testid="numbers">
-                    {move || {
-                        let t = now.get();
-                        job.with(|j| j.as_ref().map(|j| numbers(j, j.elapsed_at(t))).unwrap_or_default())
-                            .into_iter()
-                            .map(|(id, text)| view! { <span data-testid=id>{text}</span> })
-                            .collect_view()
-                    }}
-                </p>
-            </Show>
-            <Show when=move || status() == JobStatus::Completed>
-                <details class="ai-stats" data-testid="stats">
-                    <summary data-testid="summary">{with_job(|j| summary(&j.view))}</summary>
-                    <dl class="stats-row">
-                        {move || job.with(|j| j.as_ref().map(|j| details(&j.view)).unwrap_or_default())
-                            .into_iter()
-                            .map(|(name, id, value)| view! { <div><dt>{name}</dt><dd data-stat=id>{value}</dd></div> })
-                            .collect_view()}
-                    </dl>
-                </details>
-            </Show>
-            <Show when=ended>
-                <div class="ai-error" data-testid="failure">
-                    <p class="sentence">{move || job.with(|j| j.as_ref().map(|j| reason::sentence(j.view.status, j.view.failure)).unwrap_or_default())}</p>
-                    {move || {
-                        let hint = job.with(|j| j.as_ref().and_then(|j| reason::hint(j.view.failure, &j.view.model)));
-                        match hint.filter(|_| mine.get()) {
-                            Some(hint) => Either::Left(view! { <p class="hint" data-testid="hint">{hint}</p> }),
-                            None => Either::Right(()),
-                        }
-                    }}
-                    <Show when=move || status() == JobStatus::Failed && job.with(|j| j.as_ref().is_some_and(|j| j.view.error.is_some()))>
-                        <details class="detail">
-                            <summary>"Details"</summary>
-                            <code data-testid="detail">{with_job(|j| j.view.error.clone().unwrap_or_default())}</code>
-                        </details>
-                    </Show>
-                </div>
-            </Show>
+            {move || match look().foot {
+                Foot::Numbers(parts) => EitherOf4::A(view! {
+                    <p class="ai-numbers" data-testid="numbers">
+                        {parts.into_iter().map(|(id, text)| view! { <span data-testid=id>{text}</span> }).collect_view()}
+                    </p>
+                }),
+                Foot::Stats(line, rows) => EitherOf4::B(view! {
+                    <details class="ai-stats" data-testid="stats">
+                        <summary data-testid="summary">{line}</summary>
+                        <dl class="stats-row">
+                            {rows.into_iter().map(|(name, id, value)| view! { <div><dt>{name}</dt><dd data-stat=id>{value}</dd></div> }).collect_view()}
+                        </dl>
+                    </details>
+                }),
+                Foot::Ended(sentence, hint, detail) => EitherOf4::C(view! {
+                    <div class="ai-error" data-testid="failure">
+                        <p class="sentence">{sentence}</p>
+                        {hint.map(|hint| view! { <p class="hint" data-testid="hint">{hint}</p> })}
+                        {detail.map(|detail| view! {
+                            <details class="detail">
+                                <summary>"Details"</summary>
+                                <code data-testid="detail">{detail}</code>
+                            </details>
+                        })}
+                    </div>
+                }),
+                Foot::Nothing => EitherOf4::D(()),
+            }}
             {move || answered.with(failure).map(|m| view! { <p class="error" role="alert">{m}</p> })}
         </div>
     }

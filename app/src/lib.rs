@@ -6,6 +6,7 @@ pub mod format;
 pub mod live;
 pub mod pages;
 pub mod types;
+pub mod when;
 
 use leptos::prelude::*;
 

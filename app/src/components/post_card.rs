@@ -4,9 +4,10 @@ use leptos::{either::Either, prelude::*};
 
 use super::{failure, progress_card::AIGenerationProgress, request};
 use crate::{
-    api, format,
+    api,
     live::{Entry, WallStore},
     types::{ApiError, JobStatus, PostKind},
+    when::{self, Reader},
 };
 
 #[component]
@@ -28,6 +29,8 @@ pub fn PostCard(entry: Entry) -> impl IntoView {
         Ok::<(), ApiError>(())
     });
     let deleted = delete.value();
+    let reader = expect_context::<Memo<Reader>>();
+    let created_at = post.created_at;
     let job = entry.job;
     let html = entry.html;
     let completed = move || {
@@ -57,7 +60,9 @@ pub fn PostCard(entry: Entry) -> impl IntoView {
             <header class="post-header">
                 <span class="post-author">{post.author_name.clone()}</span>
                 {(post.kind == PostKind::Ai).then(|| view! { <span class="badge">"AI post"</span> })}
-                <time class="post-time" datetime=post.created_at.to_string()>{format::timestamp(post.created_at)}</time>
+                <time class="post-time" datetime=when::iso(created_at) title=move || reader.get().full(created_at)>
+                    {move || reader.get().relative(created_at)}
+                </time>
                 <Show when=move || mine.get()>
                     <button class="link-button" data-action="delete" on:click=move |_| { delete.dispatch(()); } aria-label="Delete this post">"Delete"</button>
                 </Show>

@@ -10,6 +10,7 @@ use crate::{
     },
     live::{self, WallStore},
     types::{ApiError, ErrorCode, WallSnapshot},
+    when,
 };
 
 #[component]
@@ -47,6 +48,7 @@ fn Wall(snapshot: WallSnapshot, models: Models) -> impl IntoView {
     provide_context(store);
     let now = live::clock::ticking(100);
     provide_context(now);
+    provide_context(when::reader(now, snapshot.rendered_at));
     live::stream::connect(store);
 
     let load_more = request(move |(): &()| {

@@ -2,6 +2,7 @@
 //! both sides share.
 pub mod api;
 pub mod components;
+pub mod focus;
 pub mod format;
 pub mod live;
 pub mod pages;

@@ -56,7 +56,8 @@ pub fn PostCard(entry: Entry) -> impl IntoView {
     };
 
     view! {
-        <article class="post" class:ai=post.kind == PostKind::Ai data-post-id=post_id>
+        // Focusable (not in the tab order) so that the focus can be moved to a post.
+        <article class="post" class:ai=post.kind == PostKind::Ai data-post-id=post_id tabindex="-1">
             <header class="post-header">
                 <span class="post-author">{post.author_name.clone()}</span>
                 {(post.kind == PostKind::Ai).then(|| view! { <span class="badge">"AI post"</span> })}

@@ -8,6 +8,7 @@ use crate::{
         post_card::PostCard,
         request,
     },
+    focus,
     live::{self, WallStore},
     types::{ApiError, ErrorCode, WallSnapshot},
     when,
@@ -56,7 +57,23 @@ fn Wall(snapshot: WallSnapshot, models: Models) -> impl IntoView {
         async move {
             if let Some(before) = before {
                 let page = crate::api::posts_before(before).await?;
+                let shown: Vec<i64> = store
+                    .entries
+                    .with_untracked(|es| es.iter().map(|e| e.post.id).collect());
+                // The focus goes to the first post loaded (the button may be gone), or, when
+                // they were all on the page already, to the last post.
+                let first_new = page
+                    .posts
+                    .iter()
+                    .map(|p| p.id)
+                    .find(|id| !shown.contains(id));
                 store.append_older(page.posts, page.next_before);
+                let target = first_new.or_else(|| {
+                    store
+                        .entries
+                        .with_untracked(|es| es.last().map(|e| e.post.id))
+                });
+                focus::soon(target.map(focus::post).into_iter().collect());
             }
             Ok::<(), ApiError>(())
         }

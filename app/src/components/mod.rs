@@ -2,6 +2,7 @@
 pub mod composer;
 pub mod post_card;
 pub mod progress_card;
+pub mod toast;
 
 use crate::types::ApiError;
 

@@ -2,11 +2,13 @@
 //! live progress card and, once finished, the answer rendered as safe Markdown.
 use leptos::{either::Either, prelude::*};
 
-use super::{failure, progress_card::AIGenerationProgress, request};
+use super::{
+    progress_card::AIGenerationProgress,
+    toast::{delete_label, Deletions},
+};
 use crate::{
-    api,
     live::{Entry, WallStore},
-    types::{ApiError, JobStatus, PostKind},
+    types::{JobStatus, PostKind},
     when::{self, Reader},
 };
 
@@ -23,14 +25,10 @@ pub fn PostCard(entry: Entry) -> impl IntoView {
                 .with(|t| t.as_deref() == Some(post.author_tag.as_str()))
         })
     };
-    let delete = request(move |(): &()| async move {
-        api::delete_post(post_id).await?;
-        store.remove(post_id);
-        Ok::<(), ApiError>(())
-    });
-    let deleted = delete.value();
+    let deletions = expect_context::<Deletions>();
     let reader = expect_context::<Memo<Reader>>();
     let created_at = post.created_at;
+    let delete_label = delete_label(&post);
     let job = entry.job;
     let html = entry.html;
     let completed = move || {
@@ -57,19 +55,21 @@ pub fn PostCard(entry: Entry) -> impl IntoView {
 
     view! {
         // Focusable (not in the tab order) so that the focus can be moved to a post.
-        <article class="post" class:ai=post.kind == PostKind::Ai data-post-id=post_id tabindex="-1">
+        <article class="post" class:ai=post.kind == PostKind::Ai data-post-id=post_id tabindex="-1"
+            hidden=move || deletions.is_hidden(post_id)>
             <header class="post-header">
-                <span class="post-author">{post.author_name.clone()}</span>
+                <span class="post-author" title=post.author_name.clone()>{post.author_name.clone()}</span>
                 {(post.kind == PostKind::Ai).then(|| view! { <span class="badge">"AI post"</span> })}
                 <time class="post-time" datetime=when::iso(created_at) title=move || reader.get().full(created_at)>
                     {move || reader.get().relative(created_at)}
                 </time>
                 <Show when=move || mine.get()>
-                    <button class="link-button" data-action="delete" on:click=move |_| { delete.dispatch(()); } aria-label="Delete this post">"Delete"</button>
+                    <button class="link-button delete" data-action="delete" aria-label=delete_label.clone()
+                        on:click=move |_| deletions.delete(post_id)>"Delete"</button>
                 </Show>
             </header>
             {body}
-            {move || deleted.with(failure).map(|m| view! { <p class="error" role="alert">{m}</p> })}
+            {move || deletions.failure(post_id).map(|m| view! { <p class="error" role="alert">{m}</p> })}
         </article>
     }
 }

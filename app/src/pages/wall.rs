@@ -7,6 +7,7 @@ use crate::{
         failure,
         post_card::PostCard,
         request,
+        toast::{Deletions, UndoToast},
     },
     focus,
     live::{self, WallStore},
@@ -50,6 +51,7 @@ fn Wall(snapshot: WallSnapshot, models: Models) -> impl IntoView {
     let now = live::clock::ticking(100);
     provide_context(now);
     provide_context(when::reader(now, snapshot.rendered_at));
+    provide_context(Deletions::new(store));
     live::stream::connect(store);
 
     let load_more = request(move |(): &()| {
@@ -102,5 +104,6 @@ fn Wall(snapshot: WallSnapshot, models: Models) -> impl IntoView {
             </button>
         </Show>
         {move || loaded_more.with(failure).map(|m| view! { <p class="error" role="alert">{m}</p> })}
+        <UndoToast />
     }
 }

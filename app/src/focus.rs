@@ -60,23 +60,3 @@ pub fn is_within(selector: &str) -> bool {
         false
     }
 }
-
-/// Whether nothing has the focus (it fell back to `<body>`).
-pub fn is_lost() -> bool {
-    #[cfg(feature = "hydrate")]
-    {
-        let document = web_sys::window().and_then(|w| w.document());
-        let active = document
-            .as_ref()
-            .and_then(web_sys::Document::active_element);
-        let body = document.and_then(|d| d.body());
-        match (active, body) {
-            (Some(active), Some(body)) => active == *body.as_ref(),
-            _ => true,
-        }
-    }
-    #[cfg(not(feature = "hydrate"))]
-    {
-        false
-    }
-}

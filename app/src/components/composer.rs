@@ -52,26 +52,26 @@ pub fn Composer(limits: InputLimits, default_model: String, models: Models) -> i
     let textarea = NodeRef::<html::Textarea>::new();
 
     // The server rendered the defaults, and so did the hydrating page: what this browser
-    // remembers is applied afterwards (an effect runs once the page is hydrated).
-    Effect::new(move |_| {
-        if let Some(stored) = remembered::load(remembered::NAME) {
-            name.set(stored);
+    // remembers is applied afterwards (an effect runs once the page is hydrated). The model
+    // is taken once the installed ones are known, and only while it is among them.
+    Effect::new(move |first: Option<()>| {
+        if first.is_none() {
+            if let Some(stored) = remembered::load(remembered::NAME) {
+                name.set(stored);
+            }
+            if let Some(stored) = remembered::load(remembered::KIND)
+                .as_deref()
+                .and_then(Kind::parse)
+            {
+                kind.set(stored);
+            }
         }
-        if let Some(stored) = remembered::load(remembered::KIND)
-            .as_deref()
-            .and_then(Kind::parse)
-        {
-            kind.set(stored);
+        let installed = models.get().and_then(Result::ok);
+        if let (Some(installed), Some(stored)) = (installed, remembered::load(remembered::MODEL)) {
+            if installed.models.contains(&stored) {
+                model.set(stored);
+            }
         }
-    });
-    // The remembered model, once the installed ones are known and it is still among them.
-    Effect::new(move |_| {
-        let installed = models.get().and_then(Result::ok)?;
-        let stored = remembered::load(remembered::MODEL)?;
-        if installed.models.contains(&stored) {
-            model.set(stored);
-        }
-        Some(())
     });
 
     // The draft as the API takes it, or why the browser refuses it before sending anything.

@@ -9,11 +9,11 @@ use super::{
 use crate::{
     live::{Entry, WallStore},
     types::{JobStatus, PostKind},
-    when::{self, Reader},
+    when::{self, PageTime},
 };
 
 #[component]
-pub fn PostCard(entry: Entry) -> impl IntoView {
+pub fn PostCard(entry: Entry, times: PageTime, deletions: Deletions) -> impl IntoView {
     let store = expect_context::<WallStore>();
     let post = entry.post.clone();
     let post_id = post.id;
@@ -25,8 +25,6 @@ pub fn PostCard(entry: Entry) -> impl IntoView {
                 .with(|t| t.as_deref() == Some(post.author_tag.as_str()))
         })
     };
-    let deletions = expect_context::<Deletions>();
-    let reader = expect_context::<Memo<Reader>>();
     let created_at = post.created_at;
     let delete_label = delete_label(&post);
     let job = entry.job;
@@ -55,13 +53,12 @@ pub fn PostCard(entry: Entry) -> impl IntoView {
 
     view! {
         // Focusable (not in the tab order) so that the focus can be moved to a post.
-        <article class="post" class:ai=post.kind == PostKind::Ai data-post-id=post_id tabindex="-1"
-            hidden=move || deletions.is_hidden(post_id)>
+        <article class="post" class:ai=post.kind == PostKind::Ai data-post-id=post_id tabindex="-1">
             <header class="post-header">
                 <span class="post-author" title=post.author_name.clone()>{post.author_name.clone()}</span>
                 {(post.kind == PostKind::Ai).then(|| view! { <span class="badge">"AI post"</span> })}
-                <time class="post-time" datetime=when::iso(created_at) title=move || reader.get().full(created_at)>
-                    {move || reader.get().relative(created_at)}
+                <time class="post-time" datetime=when::iso(created_at) title=move || times.reader().full(created_at)>
+                    {move || times.reader().relative(created_at)}
                 </time>
                 <Show when=move || mine.get()>
                     <button class="link-button delete" data-action="delete" aria-label=delete_label.clone()

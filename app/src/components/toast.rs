@@ -16,31 +16,29 @@ const TOAST: &str = ".toast-region";
 const UNDO: &str = ".toast-region button[data-action=\"undo\"]";
 const COMPOSER: &str = "#composer-text";
 
-/// The deletion the toast offers to undo.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Pending {
-    post_id: i64,
-    timer: Option<TimeoutHandle>,
+/// The page's deletions, in one signal (each signal type costs the bundle its own code).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct State {
+    /// The deletion the toast offers to undo, and its timer.
+    pending: Option<(i64, Option<TimeoutHandle>)>,
+    /// Posts not shown: the pending one, and those whose DELETE has not been answered yet.
+    hidden: Vec<i64>,
+    /// The last deletion the server refused: the post is back, with the reason.
+    failed: Option<(i64, String)>,
 }
 
 /// The page's deletions: the one waiting for its toast to expire and those on their way.
 #[derive(Clone, Copy)]
 pub struct Deletions {
     store: WallStore,
-    pending: RwSignal<Option<Pending>>,
-    /// Posts not shown: the pending one, and those whose DELETE has not been answered yet.
-    hidden: RwSignal<Vec<i64>>,
-    /// The last deletion the server refused: the post is back, with the reason.
-    failed: RwSignal<Option<(i64, String)>>,
+    state: RwSignal<State>,
 }
 
 impl Deletions {
     pub fn new(store: WallStore) -> Self {
         let deletions = Self {
             store,
-            pending: RwSignal::new(None),
-            hidden: RwSignal::new(Vec::new()),
-            failed: RwSignal::new(None),
+            state: RwSignal::new(State::default()),
         };
         // A deletion still undoable when the reader leaves goes at once: nothing on the next
         // page would send it.
@@ -49,116 +47,127 @@ impl Deletions {
         deletions
     }
 
-    pub fn is_hidden(self, post_id: i64) -> bool {
-        self.hidden.with(|h| h.contains(&post_id))
+    // The state is read and written whole (cloned: a few ids), not through closures: each
+    // closure given to `with`/`update` is compiled into the bundle on its own.
+
+    /// The posts not to show (tracked).
+    pub fn hidden(self) -> Vec<i64> {
+        self.state.get().hidden
     }
 
-    /// Why the server refused to delete the post, if it did last time.
+    fn is_pending(self) -> bool {
+        self.state.get().pending.is_some()
+    }
+
+    /// Why the server refused to delete the post, if it did last time (tracked).
     pub fn failure(self, post_id: i64) -> Option<String> {
-        self.failed.with(|f| {
-            f.as_ref()
-                .filter(|(id, _)| *id == post_id)
-                .map(|(_, m)| m.clone())
-        })
+        match self.state.get().failed {
+            Some((id, message)) if id == post_id => Some(message),
+            _ => None,
+        }
+    }
+
+    /// Takes the pending deletion and stops its timer.
+    fn take_pending(self) -> Option<i64> {
+        let mut state = self.state.get_untracked();
+        let (post_id, timer) = state.pending.take()?;
+        self.state.set(state);
+        if let Some(timer) = timer {
+            timer.clear();
+        }
+        Some(post_id)
     }
 
     /// Hides the post, offers Undo (which takes the focus) and deletes it when that expires.
     pub fn delete(self, post_id: i64) {
         // One toast at a time: the deletion it offered goes now.
-        if let Some(previous) = self.pending.get_untracked() {
+        if let Some(previous) = self.take_pending() {
             self.commit(previous);
         }
-        if self.failure(post_id).is_some() {
-            self.failed.set(None);
-        }
-        self.hidden.update(|h| h.push(post_id));
         let timer = set_timeout_with_handle(move || self.expire(post_id), UNDO_FOR).ok();
-        self.pending.set(Some(Pending { post_id, timer }));
+        let mut state = self.state.get_untracked();
+        state.pending = Some((post_id, timer));
+        state.hidden.push(post_id);
+        if state.failed.as_ref().is_some_and(|(id, _)| *id == post_id) {
+            state.failed = None;
+        }
+        self.state.set(state);
         focus::soon(vec![UNDO.into()]);
     }
 
     /// Puts the post back where it was, with the focus on its Delete button (unless it was
     /// deleted elsewhere meanwhile: it stays gone).
     pub fn undo(self) {
-        let Some(pending) = self.pending.get_untracked() else {
-            return;
-        };
-        self.pending.set(None);
-        if let Some(timer) = pending.timer {
-            timer.clear();
+        if let Some(post_id) = self.take_pending() {
+            self.show(post_id);
+            focus::soon(vec![focus::delete_button(post_id), COMPOSER.into()]);
         }
-        self.show(pending.post_id);
-        focus::soon(vec![focus::delete_button(pending.post_id), COMPOSER.into()]);
     }
 
     fn expire(self, post_id: i64) {
-        match self.pending.get_untracked() {
-            Some(pending) if pending.post_id == post_id => self.commit(pending),
-            _ => {}
+        let pending = self.state.get_untracked().pending;
+        if pending.is_some_and(|(id, _)| id == post_id) {
+            self.take_pending();
+            self.commit(post_id);
         }
     }
 
     /// Sends the DELETE; the post comes back, with the reason, if the server refuses.
-    fn commit(self, pending: Pending) {
-        self.pending.set(None);
-        if let Some(timer) = pending.timer {
-            timer.clear();
-        }
-        let post_id = pending.post_id;
+    fn commit(self, post_id: i64) {
         // The toast goes away: the focus it held moves to the next post.
         if focus::is_within(TOAST) {
             focus::soon(self.neighbours(post_id));
         }
         spawn_local(async move {
-            match api::delete_post(post_id).await {
+            let refused = match api::delete_post(post_id).await {
                 // Not found: deleted elsewhere meanwhile, which is what was wanted.
-                Ok(()) => self.store.remove(post_id),
-                Err(e) if e.code == ErrorCode::NotFound => self.store.remove(post_id),
-                Err(e) => {
-                    self.failed.set(Some((post_id, e.message)));
-                    if focus::is_lost() {
-                        focus::soon(vec![focus::delete_button(post_id)]);
-                    }
+                Err(e) if e.code != ErrorCode::NotFound => Some(e.message),
+                _ => None,
+            };
+            match refused {
+                None => self.store.remove(post_id),
+                Some(_) if !focus::is_within("main") => {
+                    focus::soon(vec![focus::delete_button(post_id)]);
                 }
+                Some(_) => {}
             }
-            self.show(post_id);
+            let mut state = self.state.get_untracked();
+            state.hidden.retain(|id| *id != post_id);
+            state.failed = refused.map(|message| (post_id, message));
+            self.state.set(state);
         });
     }
 
     fn show(self, post_id: i64) {
-        self.hidden.update(|h| h.retain(|id| *id != post_id));
+        let mut state = self.state.get_untracked();
+        state.hidden.retain(|id| *id != post_id);
+        self.state.set(state);
     }
 
     /// The posts to give the focus to when `post_id` goes: the next one shown, else the one
     /// before it, else the composer.
     fn neighbours(self, post_id: i64) -> Vec<String> {
-        let hidden = self.hidden.get_untracked();
-        let shown: Vec<i64> = self.store.entries.with_untracked(|es| {
+        let hidden = self.state.get_untracked().hidden;
+        let ids: Vec<i64> = self.store.entries.with_untracked(|es| {
             es.iter()
                 .map(|e| e.post.id)
                 .filter(|id| *id == post_id || !hidden.contains(id))
                 .collect()
         });
-        let at = shown.iter().position(|id| *id == post_id);
-        let next = at.and_then(|at| shown.get(at + 1));
-        let previous = at
-            .and_then(|at| at.checked_sub(1))
-            .and_then(|at| shown.get(at));
-        next.into_iter()
-            .chain(previous)
-            .map(|id| focus::post(*id))
-            .chain([COMPOSER.to_string()])
-            .collect()
+        let mut targets = Vec::new();
+        if let Some(at) = ids.iter().position(|id| *id == post_id) {
+            let next = ids.get(at + 1);
+            let previous = at.checked_sub(1).and_then(|at| ids.get(at));
+            targets.extend(next.into_iter().chain(previous).map(|id| focus::post(*id)));
+        }
+        targets.push(COMPOSER.into());
+        targets
     }
 
     /// The page is going away (`pagehide`): the undoable deletion is sent now.
     fn leave(self) {
-        if let Some(pending) = self.pending.get_untracked() {
-            self.pending.set(None);
-            if let Some(timer) = pending.timer {
-                timer.clear();
-            }
-            api::delete_post_on_leave(pending.post_id);
+        if let Some(post_id) = self.take_pending() {
+            api::delete_post_on_leave(post_id);
         }
     }
 }
@@ -170,27 +179,29 @@ pub fn delete_label(post: &Post) -> String {
         PostKind::Text => post.text.as_str(),
         PostKind::Ai => post.prompt.as_deref().unwrap_or_default(),
     };
-    let words = words.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut quoted: String = words.chars().take(SHOWN).collect();
-    if words.chars().nth(SHOWN).is_some() {
-        quoted = format!("{}…", quoted.trim_end());
+    let mut chars = words
+        .trim()
+        .chars()
+        .map(|c| if c.is_whitespace() { ' ' } else { c });
+    let mut quoted: String = chars.by_ref().take(SHOWN).collect();
+    if chars.next().is_some() {
+        quoted.truncate(quoted.trim_end().len());
+        quoted.push('…');
     }
     format!("Delete your post “{quoted}”")
 }
 
-/// The toast: "Post deleted · Undo", announced politely; Undo takes the focus when it shows.
+/// The toast: "Post deleted · Undo", announced politely when it shows; Undo takes the focus.
 #[component]
-pub fn UndoToast() -> impl IntoView {
-    let deletions = expect_context::<Deletions>();
+pub fn UndoToast(deletions: Deletions) -> impl IntoView {
     view! {
         <div class="toast-region" role="status" aria-live="polite" data-testid="toast">
-            <Show when=move || deletions.pending.with(Option::is_some)>
-                <div class="toast">
-                    <span>"Post deleted"</span>
-                    <span class="toast-dot" aria-hidden="true">" · "</span>
-                    <button type="button" data-action="undo" on:click=move |_| deletions.undo()>"Undo"</button>
-                </div>
-            </Show>
+            // Hidden rather than left out: no second view to mount and hydrate in the bundle.
+            <div class="toast" hidden=move || !deletions.is_pending()>
+                <span>"Post deleted"</span>
+                <span class="toast-dot" aria-hidden="true">" · "</span>
+                <button type="button" data-action="undo" on:click=move |_| deletions.undo()>"Undo"</button>
+            </div>
         </div>
     }
 }
@@ -223,7 +234,7 @@ mod tests {
         assert_eq!(
             delete_label(&post(
                 PostKind::Text,
-                "Hello   world,\nthis is a rather long first post",
+                "Hello world,\nthis is a rather long first post",
                 None
             )),
             "Delete your post “Hello world, this is a rather…”"

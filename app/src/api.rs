@@ -43,6 +43,29 @@ pub async fn delete_post(post_id: i64) -> Result<(), ApiError> {
         .map(drop)
 }
 
+/// Deletes a post while the page is being left (`pagehide`): the request is handed to the
+/// browser before this returns, with `keepalive` so that it outlives the page; its answer is
+/// never read (a refusal cannot be shown on a page that is gone).
+pub fn delete_post_on_leave(post_id: i64) {
+    #[cfg(feature = "hydrate")]
+    {
+        use futures::FutureExt;
+
+        let init = web_sys::RequestInit::new();
+        init.set_method("DELETE");
+        // web-sys has no setter for `keepalive`: set the field of the init dictionary directly.
+        let _ = js_sys::Reflect::set(&init, &"keepalive".into(), &true.into());
+        if let Ok(raw) =
+            web_sys::Request::new_with_str_and_init(&format!("{BASE}/posts/{post_id}"), &init)
+        {
+            // Polling once calls `fetch`; dropping the future then does not cancel the request.
+            let _ = gloo_net::http::Request::from(raw).send().now_or_never();
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = post_id;
+}
+
 #[derive(Clone, Copy)]
 enum Method {
     Get,

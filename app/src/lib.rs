@@ -2,10 +2,12 @@
 //! both sides share.
 pub mod api;
 pub mod components;
+pub mod focus;
 pub mod format;
 pub mod live;
 pub mod pages;
 pub mod types;
+pub mod when;
 
 use leptos::prelude::*;
 

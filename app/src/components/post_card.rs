@@ -2,15 +2,18 @@
 //! the prompt, the live progress card and the answer as safe Markdown, live and finished alike.
 use leptos::{either::Either, prelude::*};
 
-use super::{failure, progress_card::AIGenerationProgress, request};
+use super::{
+    progress_card::AIGenerationProgress,
+    toast::{delete_label, first_words, Deletions},
+};
 use crate::{
-    api, format,
     live::{Entry, WallStore},
-    types::{ApiError, PostKind},
+    types::PostKind,
+    when::{self, PageTime},
 };
 
 #[component]
-pub fn PostCard(entry: Entry) -> impl IntoView {
+pub fn PostCard(entry: Entry, times: PageTime, deletions: Deletions) -> impl IntoView {
     let store = expect_context::<WallStore>();
     let post = entry.post.clone();
     let post_id = post.id;
@@ -22,12 +25,8 @@ pub fn PostCard(entry: Entry) -> impl IntoView {
                 .with(|t| t.as_deref() == Some(post.author_tag.as_str()))
         })
     };
-    let delete = request(move |(): &()| async move {
-        api::delete_post(post_id).await?;
-        store.remove(post_id);
-        Ok::<(), ApiError>(())
-    });
-    let deleted = delete.value();
+    let created_at = post.created_at;
+    let delete_label = delete_label(&post);
     let job = entry.job;
     let html = entry.html;
 
@@ -35,7 +34,7 @@ pub fn PostCard(entry: Entry) -> impl IntoView {
     let about = format!(
         "{}'s AI post “{}”",
         post.author_name,
-        short(post.prompt.as_deref().unwrap_or_default())
+        first_words(post.prompt.as_deref().unwrap_or_default())
     );
     let body = match post.kind {
         // `Either` rather than `into_any()`, which would also carry an asynchronous hydration of
@@ -53,28 +52,21 @@ pub fn PostCard(entry: Entry) -> impl IntoView {
     };
 
     view! {
-        <article class="post" class:ai=post.kind == PostKind::Ai data-post-id=post_id>
+        // Focusable (not in the tab order) so that the focus can be moved to a post.
+        <article class="post" class:ai=post.kind == PostKind::Ai data-post-id=post_id tabindex="-1">
             <header class="post-header">
-                <span class="post-author">{post.author_name.clone()}</span>
+                <span class="post-author" title=post.author_name.clone()>{post.author_name.clone()}</span>
                 {(post.kind == PostKind::Ai).then(|| view! { <span class="badge">"AI post"</span> })}
-                <time class="post-time" datetime=post.created_at.to_string()>{format::timestamp(post.created_at)}</time>
+                <time class="post-time" datetime=when::iso(created_at) title=move || times.reader().full(created_at)>
+                    {move || times.reader().relative(created_at)}
+                </time>
                 <Show when=move || mine.get()>
-                    <button class="link-button" data-action="delete" on:click=move |_| { delete.dispatch(()); } aria-label="Delete this post">"Delete"</button>
+                    <button class="link-button delete" data-action="delete" aria-label=delete_label.clone()
+                        on:click=move |_| deletions.delete(post_id)>"Delete"</button>
                 </Show>
             </header>
             {body}
-            {move || deleted.with(failure).map(|m| view! { <p class="error" role="alert">{m}</p> })}
+            {move || deletions.failure(post_id).map(|m| view! { <p class="error" role="alert">{m}</p> })}
         </article>
     }
-}
-
-/// The first words of a text, for a label: at most 30 characters, cut at a word.
-fn short(text: &str) -> String {
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if text.chars().count() <= 30 {
-        return text;
-    }
-    let cut: String = text.chars().take(30).collect();
-    let cut = cut.rsplit_once(' ').map_or(cut.as_str(), |(head, _)| head);
-    format!("{cut}…")
 }

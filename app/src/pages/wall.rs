@@ -7,9 +7,12 @@ use crate::{
         failure,
         post_card::PostCard,
         request,
+        toast::{Deletions, UndoToast},
     },
+    focus,
     live::{self, WallStore},
     types::{ApiError, ErrorCode, WallSnapshot},
+    when,
 };
 
 #[component]
@@ -47,6 +50,9 @@ fn Wall(snapshot: WallSnapshot, models: Models) -> impl IntoView {
     provide_context(store);
     let now = live::clock::ticking(100);
     provide_context(now);
+    // Handed to the cards as props, not contexts: less code in the bundle.
+    let times = when::PageTime::new(now, snapshot.rendered_at);
+    let deletions = Deletions::new(store);
     live::stream::connect(store);
 
     let load_more = request(move |(): &()| {
@@ -54,13 +60,37 @@ fn Wall(snapshot: WallSnapshot, models: Models) -> impl IntoView {
         async move {
             if let Some(before) = before {
                 let page = crate::api::posts_before(before).await?;
+                let shown: Vec<i64> = store
+                    .entries
+                    .with_untracked(|es| es.iter().map(|e| e.post.id).collect());
+                // The focus goes to the first post loaded (the button may be gone), or, when
+                // they were all on the page already, to the last post.
+                let first_new = page
+                    .posts
+                    .iter()
+                    .map(|p| p.id)
+                    .find(|id| !shown.contains(id));
                 store.append_older(page.posts, page.next_before);
+                let target = first_new.or_else(|| {
+                    store
+                        .entries
+                        .with_untracked(|es| es.last().map(|e| e.post.id))
+                });
+                focus::soon(target.map(focus::post).into_iter().collect());
             }
             Ok::<(), ApiError>(())
         }
     });
     let loading_more = load_more.pending();
     let loaded_more = load_more.value();
+
+    // A post being deleted is not shown (Undo shows it again, in its place).
+    let shown = move || {
+        let hidden = deletions.hidden();
+        let mut entries = store.entries.get();
+        entries.retain(|e| !hidden.contains(&e.post.id));
+        entries
+    };
 
     view! {
         <p class="live-status" class:live=move || store.connected.get()>
@@ -72,8 +102,8 @@ fn Wall(snapshot: WallSnapshot, models: Models) -> impl IntoView {
             <Show when=move || store.entries.with(Vec::is_empty)>
                 <p class="empty">"Nothing here yet. Be the first to post!"</p>
             </Show>
-            <For each=move || store.entries.get() key=|entry| entry.post.id let:entry>
-                <PostCard entry />
+            <For each=shown key=|entry| entry.post.id let:entry>
+                <PostCard entry times deletions />
             </For>
         </section>
         <Show when=move || store.next_before.get().is_some()>
@@ -83,5 +113,6 @@ fn Wall(snapshot: WallSnapshot, models: Models) -> impl IntoView {
             </button>
         </Show>
         {move || loaded_more.with(failure).map(|m| view! { <p class="error" role="alert">{m}</p> })}
+        <UndoToast deletions />
     }
 }

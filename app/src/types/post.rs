@@ -56,6 +56,9 @@ pub struct WallSnapshot {
     pub viewer_tag: Option<String>,
     pub limits: super::InputLimits,
     pub default_model: String,
+    /// When the server rendered the page (Unix ms): the page's times read relative to it until
+    /// the browser's clock takes over, so the hydrated page starts from the server's text.
+    pub rendered_at: i64,
 }
 
 /// The body of `POST /api/v1/posts`.

@@ -24,6 +24,7 @@ pub async fn wall(
         viewer_tag: identity::author(&jar).map(|a| a.tag()),
         limits: state.input_limits(),
         default_model: state.config.ollama.default_model.clone(),
+        rendered_at: crate::db::now_ms(),
     };
     let options = state.leptos.clone();
     let render = leptos_axum::render_app_to_stream_with_context(

@@ -40,6 +40,19 @@ fn now(selectors: &[String]) {
     }
 }
 
+/// Whether the focus fell to `<body>` (or nowhere), as when the focused element disappeared.
+pub fn is_lost() -> bool {
+    #[cfg(feature = "hydrate")]
+    {
+        web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.active_element())
+            .is_none_or(|e| e.tag_name().eq_ignore_ascii_case("body"))
+    }
+    #[cfg(not(feature = "hydrate"))]
+    false
+}
+
 /// Whether the focus is inside the element that matches `selector`.
 pub fn is_within(selector: &str) -> bool {
     #[cfg(feature = "hydrate")]

@@ -1,26 +1,13 @@
-//! How numbers read on the card, in one format everywhere: "1,024 tokens", "7.5 tok/s" and
+//! How numbers read on the card, in one format everywhere: "80 tokens", "7.5 tok/s" and
 //! "42 tok/s", "0.4 s", "11 s", "2 min 05 s", "about 7 s left", "3rd".
 
-/// "1 token", "80 tokens", "1,024 tokens".
+/// "1 token", "80 tokens".
 pub fn tokens(n: u32) -> String {
     if n == 1 {
         "1 token".into()
     } else {
-        format!("{} tokens", grouped(n))
+        format!("{n} tokens")
     }
-}
-
-/// Thousands separated by commas.
-fn grouped(n: u32) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// "7.5 tok/s" below ten, "42 tok/s" from ten on: a tenth of a token per second is noise there.
@@ -81,8 +68,6 @@ mod tests {
     fn reads_the_same_everywhere() {
         assert_eq!(tokens(1), "1 token");
         assert_eq!(tokens(80), "80 tokens");
-        assert_eq!(tokens(1_024), "1,024 tokens");
-        assert_eq!(tokens(1_234_567), "1,234,567 tokens");
         assert_eq!(speed(7.46), "7.5 tok/s");
         assert_eq!(speed(10.3), "10 tok/s");
         assert_eq!(speed(9.97), "10 tok/s");

@@ -11,7 +11,7 @@ use leptos::{either::EitherOf4, prelude::*};
 
 use super::{answer::Answer, failure, reason, request};
 use crate::{
-    api, format,
+    api, focus, format,
     live::{LiveJob, WallStore},
     types::{JobStatus, JobView},
 };
@@ -74,20 +74,27 @@ fn determinate(view: &JobView) -> bool {
 
 /// The live numbers: "25 tokens · 10 tok/s · 3 s · about 7 s left" (the elapsed time alone
 /// while the model loads).
-fn numbers(job: &LiveJob, elapsed: u64) -> Vec<(&'static str, String)> {
+#[derive(Clone, Default, PartialEq)]
+struct Numbers {
+    tokens: Option<String>,
+    speed: Option<String>,
+    elapsed: String,
+    eta: Option<String>,
+}
+
+fn numbers(job: &LiveJob, elapsed: u64) -> Numbers {
     let view = &job.view;
-    let mut parts = Vec::with_capacity(4);
-    if view.status == JobStatus::Generating {
-        parts.push(("tokens", format::tokens(view.progress.current_tokens)));
-        parts.push(("speed", format::speed(job.speed)));
+    let writing = view.status == JobStatus::Generating;
+    Numbers {
+        tokens: writing.then(|| format::tokens(view.progress.current_tokens)),
+        speed: writing.then(|| format::speed(job.speed)),
+        elapsed: format::clock(elapsed),
+        eta: view
+            .progress
+            .estimated_time_remaining
+            .filter(|_| writing)
+            .map(format::remaining),
     }
-    parts.push(("elapsed", format::clock(elapsed)));
-    if let Some(eta) = view.progress.estimated_time_remaining {
-        if view.status == JobStatus::Generating {
-            parts.push(("eta", format::remaining(eta)));
-        }
-    }
-    parts
 }
 
 /// The finished job in one line: "80 tokens · 10 tok/s · 11 s · first token 0.4 s".
@@ -104,38 +111,43 @@ fn summary(view: &JobView) -> String {
     )
 }
 
-/// The details behind the summary: (label, test id, value).
-fn details(view: &JobView) -> Vec<(&'static str, &'static str, String)> {
+/// The details behind the summary.
+#[derive(Clone, Default, PartialEq)]
+struct Details {
+    output: String,
+    input: String,
+    speed: String,
+    ttft: String,
+    load: String,
+    prompt_eval: String,
+    eval: String,
+    time: String,
+    /// Why it ended, when it was not the model's own choice ("at the max length").
+    ended: Option<&'static str>,
+}
+
+fn details(view: &JobView) -> Details {
     let Some(s) = &view.stats else {
-        return Vec::new();
+        return Details::default();
     };
     let ns = |n: u64| format::seconds(n / 1_000_000);
-    let mut rows = vec![
-        ("Answer", "output", format::tokens(s.output_tokens)),
-        ("Prompt", "input", format::tokens(s.input_tokens)),
-        ("Speed", "speed", format::speed(s.tokens_per_second())),
-        (
-            "First token",
-            "ttft",
-            format::seconds(s.time_to_first_token_ms),
-        ),
-        ("Loading the model", "load", ns(s.load_duration_ns)),
-        (
-            "Reading the prompt",
-            "prompt-eval",
-            ns(s.prompt_eval_duration_ns),
-        ),
-        ("Writing", "eval", ns(s.eval_duration_ns)),
-        (
-            "Total time",
-            "time",
-            format::seconds(view.progress.elapsed_time),
-        ),
-    ];
-    if s.done_reason == "length" {
-        rows.push(("Ended", "done-reason", "at the max length".into()));
+    Details {
+        output: format::tokens(s.output_tokens),
+        input: format::tokens(s.input_tokens),
+        speed: format::speed(s.tokens_per_second()),
+        ttft: format::seconds(s.time_to_first_token_ms),
+        load: ns(s.load_duration_ns),
+        prompt_eval: ns(s.prompt_eval_duration_ns),
+        eval: ns(s.eval_duration_ns),
+        time: format::seconds(view.progress.elapsed_time),
+        ended: (s.done_reason == "length").then_some("at the max length"),
     }
-    rows
+}
+
+/// One line of the details: every line has this same view type, so the bundle carries its
+/// code once.
+fn row(name: &'static str, id: &'static str, value: String) -> impl IntoView {
+    view! { <div><dt>{name}</dt><dd data-stat=id>{value}</dd></div> }
 }
 
 /// What the author asks of a job.
@@ -157,8 +169,8 @@ struct Look {
     icon: (&'static str, &'static str),
     phase: String,
     started_again: bool,
-    /// The author's buttons: what they do, their `data-action`, their words.
-    actions: Vec<(Order, &'static str, &'static str)>,
+    /// The author's button, if any: what it does, its `data-action`, its words.
+    action: Option<(Order, &'static str, &'static str)>,
     foot: Foot,
 }
 
@@ -167,10 +179,10 @@ struct Look {
 enum Foot {
     #[default]
     Nothing,
-    /// The live numbers: (test id, text).
-    Numbers(Vec<(&'static str, String)>),
+    /// The live numbers: tokens and speed (once writing), elapsed, time remaining.
+    Numbers(Numbers),
     /// The finished job's one line, and the details it opens.
-    Stats(String, Vec<(&'static str, &'static str, String)>),
+    Stats(String, Details),
     /// Why it ended: the sentence, the author's hint, the technical detail.
     Ended(&'static str, Option<String>, Option<String>),
 }
@@ -212,16 +224,16 @@ impl Look {
             _ => ("robot", "🤖"),
         };
         let ended = matches!(status, JobStatus::Failed | JobStatus::Cancelled);
-        let actions = if !mine {
-            Vec::new()
+        let action = if !mine {
+            None
         } else if running {
-            vec![(Order::Stop, "stop", "Stop")]
+            Some((Order::Stop, "stop", "Stop"))
         } else if status == JobStatus::Queued {
-            vec![(Order::Stop, "stop", "Cancel")]
+            Some((Order::Stop, "stop", "Cancel"))
         } else if ended {
-            vec![(Order::Retry, "retry", "Retry")]
+            Some((Order::Retry, "retry", "Retry"))
         } else {
-            Vec::new()
+            None
         };
         let foot = if running {
             Foot::Numbers(numbers(job, job.elapsed_at(now)))
@@ -242,7 +254,7 @@ impl Look {
             icon,
             phase: phase(job, now, reconnecting),
             started_again: running && job.started_again(),
-            actions,
+            action,
             foot,
         }
     }
@@ -266,9 +278,9 @@ pub fn AIGenerationProgress(
         })
     };
     let status = move || job.with(|j| j.as_ref().map_or(JobStatus::Queued, |j| j.view.status));
-    let (job_id, model) = job.with_untracked(|j| {
+    let (job_id, post_id, model) = job.with_untracked(|j| {
         j.as_ref()
-            .map(|j| (j.view.id, j.view.model.clone()))
+            .map(|j| (j.view.id, j.view.post_id, j.view.model.clone()))
             .unwrap_or_default()
     });
     let control = request(move |order: &Order| {
@@ -283,7 +295,7 @@ pub fn AIGenerationProgress(
     let answered = control.value();
     let card = NodeRef::<leptos::html::Div>::new();
     let held_focus = StoredValue::new(false);
-    keep_focus(card, held_focus, status);
+    keep_focus(post_id, held_focus, status);
     let about = StoredValue::new(about);
 
     view! {
@@ -310,7 +322,7 @@ pub fn AIGenerationProgress(
                 </div>
             })}
             {move || {
-                let Look { icon: (icon, glyph), phase, started_again, actions, .. } = look();
+                let Look { icon: (icon, glyph), phase, started_again, action, .. } = look();
                 view! {
                     <div class="ai-progress-head">
                         <span class="ai-icon" aria-hidden="true"><span class=icon>{glyph}</span></span>
@@ -318,11 +330,11 @@ pub fn AIGenerationProgress(
                         {started_again.then(|| view! { <span class="note" data-testid="started-again">"Started again"</span> })}
                         <span class="model">{model.clone()}</span>
                         <span class="ai-actions">
-                            {actions.into_iter().map(|(order, action, text)| view! {
+                            {action.map(|(order, action, text)| view! {
                                 <button type="button" data-action=action
                                     aria-label=about.with_value(|a| format!("{text} {a}"))
                                     on:click=move |_| { control.dispatch(order); }>{text}</button>
-                            }).collect_view()}
+                            })}
                         </span>
                     </div>
                 }
@@ -330,16 +342,27 @@ pub fn AIGenerationProgress(
             // The answer, in one place from the first token to Done.
             <Answer job />
             {move || match look().foot {
-                Foot::Numbers(parts) => EitherOf4::A(view! {
+                Foot::Numbers(Numbers { tokens, speed, elapsed, eta }) => EitherOf4::A(view! {
                     <p class="ai-numbers" data-testid="numbers">
-                        {parts.into_iter().map(|(id, text)| view! { <span data-testid=id>{text}</span> }).collect_view()}
+                        {tokens.map(|t| view! { <span data-testid="tokens">{t}</span> })}
+                        {speed.map(|t| view! { <span data-testid="speed">{t}</span> })}
+                        <span data-testid="elapsed">{elapsed}</span>
+                        {eta.map(|t| view! { <span data-testid="eta">{t}</span> })}
                     </p>
                 }),
-                Foot::Stats(line, rows) => EitherOf4::B(view! {
+                Foot::Stats(line, d) => EitherOf4::B(view! {
                     <details class="ai-stats" data-testid="stats">
                         <summary data-testid="summary">{line}</summary>
                         <dl class="stats-row">
-                            {rows.into_iter().map(|(name, id, value)| view! { <div><dt>{name}</dt><dd data-stat=id>{value}</dd></div> }).collect_view()}
+                            {row("Answer", "output", d.output)}
+                            {row("Prompt", "input", d.input)}
+                            {row("Speed", "speed", d.speed)}
+                            {row("First token", "ttft", d.ttft)}
+                            {row("Loading the model", "load", d.load)}
+                            {row("Reading the prompt", "prompt-eval", d.prompt_eval)}
+                            {row("Writing", "eval", d.eval)}
+                            {row("Total time", "time", d.time)}
+                            {d.ended.map(|e| row("Ended", "done-reason", e.into()))}
                         </dl>
                     </details>
                 }),
@@ -374,28 +397,15 @@ fn within(card: NodeRef<leptos::html::Div>, target: Option<leptos::web_sys::Even
 /// (Stop, Cancel, Retry) disappears with a change of status, focus moves to the card's next
 /// action (Retry after Stop) or else to the card itself.
 fn keep_focus(
-    card: NodeRef<leptos::html::Div>,
+    post_id: i64,
     held_focus: StoredValue<bool>,
     status: impl Fn() -> JobStatus + 'static,
 ) {
     Effect::new(move |before: Option<JobStatus>| {
         let now = status();
-        if before.is_some_and(|b| b != now) && held_focus.get_value() {
-            let lost = document()
-                .active_element()
-                .is_none_or(|e| e.tag_name().eq_ignore_ascii_case("body"));
-            if let (true, Some(card)) = (lost, card.get_untracked()) {
-                use leptos::wasm_bindgen::JsCast;
-                let action = card
-                    .query_selector(".ai-actions button")
-                    .ok()
-                    .flatten()
-                    .and_then(|b| b.dyn_into::<leptos::web_sys::HtmlElement>().ok());
-                let _ = match action {
-                    Some(button) => button.focus(),
-                    None => card.focus(),
-                };
-            }
+        if before.is_some_and(|b| b != now) && held_focus.get_value() && focus::is_lost() {
+            let card = format!("{} .ai-progress", focus::post(post_id));
+            focus::soon(vec![format!("{card} .ai-actions button"), card]);
         }
         now
     });

@@ -23,15 +23,13 @@ pub fn sentence(status: JobStatus, failure: Option<Failure>) -> &'static str {
 pub fn hint(failure: Option<Failure>, model: &str) -> Option<String> {
     Some(match failure? {
         Failure::ModelMissing => {
-            format!("Whoever runs this wall can install it with `ollama pull {model}`, or pick another model.")
+            format!("Install it with `ollama pull {model}`, or pick another model.")
         }
-        Failure::Unreachable => {
-            "Whoever runs this wall should check that the model server is running. Retry once it is.".into()
-        }
+        Failure::Unreachable => "Check that the model server runs, then Retry.".into(),
         Failure::Busy | Failure::Stalled | Failure::BrokeOff | Failure::Interrupted => {
             "Retry usually helps.".into()
         }
-        Failure::TooSlow => "A shorter max length, or a smaller model, finishes sooner.".into(),
+        Failure::TooSlow => "A shorter max length finishes sooner.".into(),
         Failure::Refused | Failure::Stopped | Failure::Other => return None,
     })
 }

@@ -20,6 +20,23 @@ pub fn soon(selectors: Vec<String>) {
     let _ = selectors;
 }
 
+/// Like [`soon`], but only if by then the focus fell to `<body>`: for a change that may have
+/// removed the focused element (the effect that notices the change can run before the page
+/// shows it).
+pub fn rescue(selectors: Vec<String>) {
+    #[cfg(feature = "hydrate")]
+    leptos::prelude::set_timeout(
+        move || {
+            if is_lost() {
+                now(&selectors);
+            }
+        },
+        std::time::Duration::ZERO,
+    );
+    #[cfg(not(feature = "hydrate"))]
+    let _ = selectors;
+}
+
 /// Focuses the first element that matches one of `selectors`, now.
 #[cfg(feature = "hydrate")]
 fn now(selectors: &[String]) {

@@ -268,9 +268,22 @@ pub fn terminal_event(view: &JobView) -> JobEvent {
 
 #[cfg(test)]
 mod tests {
-    use app::types::{JobStatus, JobView, WallEvent};
+    use std::sync::Arc;
 
-    use super::Hub;
+    use app::types::{JobStatus, JobView, ProgressEvent, WallEvent};
+    use tokio::sync::broadcast;
+
+    use super::{Hub, WireEvent};
+
+    /// The next event on the wall, which must be a progress event.
+    fn next_progress(wall: &mut broadcast::Receiver<Arc<WireEvent>>) -> ProgressEvent {
+        let wire = wall.try_recv().unwrap();
+        let WallEvent::Progress(p) = WallEvent::decode(wire.name.as_str(), &wire.data).unwrap()
+        else {
+            panic!("a progress event: {wire:?}");
+        };
+        p
+    }
 
     fn view(id: i64) -> JobView {
         JobView {
@@ -292,12 +305,7 @@ mod tests {
         assert_eq!(rx.borrow_and_update().text, "Hello, world");
         let deltas: Vec<_> = (0..2)
             .map(|_| {
-                let wire = wall.try_recv().unwrap();
-                let WallEvent::Progress(p) =
-                    WallEvent::decode(wire.name.as_str(), &wire.data).unwrap()
-                else {
-                    panic!("a progress event: {wire:?}");
-                };
+                let p = next_progress(&mut wall);
                 (p.text_offset, p.text_delta, p.seq)
             })
             .collect();
@@ -352,12 +360,7 @@ mod tests {
         hub.update(1, |v| v.queue_position = None);
         let patches: Vec<_> = (0..4)
             .map(|_| {
-                let wire = wall.try_recv().unwrap();
-                let WallEvent::Progress(p) =
-                    WallEvent::decode(wire.name.as_str(), &wire.data).unwrap()
-                else {
-                    panic!("a progress event: {wire:?}");
-                };
+                let p = next_progress(&mut wall);
                 p.html.map(|h| (h.from, h.blocks))
             })
             .collect();

@@ -85,10 +85,11 @@ function acrossDone(page, postId) {
       const card = article.querySelector('.ai-progress');
       return {
         status: card.dataset.status,
-        x: box.left + window.scrollX,
+        x: answer.offsetLeft,
         y: box.top + window.scrollY,
-        fromCard: answer.offsetTop - (card.offsetTop + card.offsetHeight),
-        width: box.width,
+        // The answer's place in the card (its offset parent), or under it.
+        fromCard: answer.offsetParent === card ? answer.offsetTop : answer.offsetTop - (card.offsetTop + card.offsetHeight),
+        width: answer.offsetWidth,
         scrollTop: body.scrollTop,
         blocks: [...body.children].map((b) => b.outerHTML),
         texts: [...body.children].map((b) => b.textContent.trim()),

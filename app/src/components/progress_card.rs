@@ -403,9 +403,9 @@ fn keep_focus(
 ) {
     Effect::new(move |before: Option<JobStatus>| {
         let now = status();
-        if before.is_some_and(|b| b != now) && held_focus.get_value() && focus::is_lost() {
+        if before.is_some_and(|b| b != now) && held_focus.get_value() {
             let card = format!("{} .ai-progress", focus::post(post_id));
-            focus::soon(vec![format!("{card} .ai-actions button"), card]);
+            focus::rescue(vec![format!("{card} .ai-actions button"), card]);
         }
         now
     });

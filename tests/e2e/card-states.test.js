@@ -5,31 +5,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { launchBrowser, newPage, shots, startFakeOllama, startServer, waitForHydration } from './harness.js';
+import { manyPosts, newPage, shots, startWall, stopWall, waitForHydration } from './harness.js';
 
 let ollama;
 let server;
 let browser;
 
 before(async () => {
-  ollama = await startFakeOllama();
-  server = await startServer({
-    env: {
-      AIWALL_OLLAMA__URL: ollama.url,
-      AIWALL_JOBS__CONCURRENCY: '2',
-      AIWALL_JOBS__RETRY_BASE_MS: '1500',
-      AIWALL_LIMITS__AI_POSTS_PER_MINUTE: '1000',
-      AIWALL_LIMITS__QUEUED_PER_AUTHOR: '100',
-    },
-  });
-  browser = await launchBrowser();
+  ({ ollama, server, browser } = await startWall({ AIWALL_JOBS__CONCURRENCY: '2', AIWALL_JOBS__RETRY_BASE_MS: '1500', ...manyPosts }));
 });
 
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  await ollama?.stop();
-});
+after(() => stopWall({ ollama, server, browser }));
 
 async function openWall(context, { width = 1280, author = true } = {}) {
   const page = await newPage(context);

@@ -296,3 +296,27 @@ export async function shots(page, name, target = null) {
   await page.emulateMedia({ colorScheme: 'light' });
   return files;
 }
+
+/** Limits loose enough for a test file that posts many AI posts from one browser. */
+export const manyPosts = {
+  AIWALL_LIMITS__AI_POSTS_PER_MINUTE: '1000',
+  AIWALL_LIMITS__QUEUED_PER_AUTHOR: '100',
+};
+
+/**
+ * What most browser test files run against: the fake Ollama, the server pointed at it (with
+ * `env` added) and Chromium. Resolves with { ollama, server, browser }; `stopWall` ends them.
+ */
+export async function startWall(env = {}) {
+  const ollama = await startFakeOllama();
+  const server = await startServer({ env: { AIWALL_OLLAMA__URL: ollama.url, ...env } });
+  const browser = await launchBrowser();
+  return { ollama, server, browser };
+}
+
+/** Ends what `startWall` started (any of them may be missing if starting failed). */
+export async function stopWall({ ollama, server, browser }) {
+  await browser?.close();
+  await server?.stop();
+  await ollama?.stop();
+}

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { launchBrowser, newPage, shots, startFakeOllama, startServer, waitForHydration } from './harness.js';
+import { manyPosts, newPage, shots, startWall, stopWall, waitForHydration } from './harness.js';
 
 let ollama;
 let server;
@@ -15,23 +15,10 @@ let browser;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 before(async () => {
-  ollama = await startFakeOllama();
-  server = await startServer({
-    env: {
-      AIWALL_OLLAMA__URL: ollama.url,
-      AIWALL_JOBS__CONCURRENCY: '8',
-      AIWALL_LIMITS__AI_POSTS_PER_MINUTE: '1000',
-      AIWALL_LIMITS__QUEUED_PER_AUTHOR: '100',
-    },
-  });
-  browser = await launchBrowser();
+  ({ ollama, server, browser } = await startWall({ AIWALL_JOBS__CONCURRENCY: '8', ...manyPosts }));
 });
 
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  await ollama?.stop();
-});
+after(() => stopWall({ ollama, server, browser }));
 
 async function openWall(context, { width = 900 } = {}) {
   const page = await newPage(context);

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 
-import { launchBrowser, newPage, screenshot, shots, startFakeOllama, startServer, waitForHydration } from './harness.js';
+import { newPage, screenshot, shots, startWall, stopWall, waitForHydration } from './harness.js';
 
 let ollama;
 let server;
@@ -16,16 +16,10 @@ const open = new Set();
 const unique = (label) => `${label} ${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 
 before(async () => {
-  ollama = await startFakeOllama();
-  server = await startServer({ env: { AIWALL_OLLAMA__URL: ollama.url } });
-  browser = await launchBrowser();
+  ({ ollama, server, browser } = await startWall({}));
 });
 
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  await ollama?.stop();
-});
+after(() => stopWall({ ollama, server, browser }));
 
 /** A fresh browser context (own cookies and storage) with one page on the wall. */
 async function openWall({ width = 1280, timezoneId, clock, beforeLoad } = {}) {

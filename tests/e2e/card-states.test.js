@@ -257,7 +257,7 @@ describe('the card as people read it', () => {
       assert.equal(await later.card.locator('[data-testid=tokens], [role=progressbar]').count(), 0, 'no empty numbers');
     }
     await page.setViewportSize({ width: 1280, height: 900 });
-    await shots(page, 'card-queued', page.locator('section.posts'));
+    await shots(page, 'card-queued', later.article);
     const queuedHeight = (await waiting.card.boundingBox()).height;
     for (const b of blockers) await api(page, `/api/v1/ai/generation/${b.post.job.id}/cancel`);
     await cardWhen(page, waiting.post, (c) => c.dataset.status === 'generating' || c.dataset.status === 'completed');

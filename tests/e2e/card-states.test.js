@@ -138,6 +138,7 @@ describe('the card as people read it', () => {
     await cardWhen(page, post, (c) => c.dataset.status === 'generating');
     await cardWhen(page, post, (c) => /^No new tokens for \d+ s…$/.test(c.querySelector('[data-testid=phase]').textContent), 15_000);
     assert.match(await card.getAttribute('class'), /\bstalled\b/);
+    assert.equal(await card.locator('[data-testid=eta]').count(), 0, 'no time remaining while nothing moves');
     // Dimmed (after a short fade).
     await page.waitForFunction(
       (id) => Number(getComputedStyle(document.querySelector(`article.post[data-post-id="${id}"] .ai-numbers`)).opacity) < 0.6,

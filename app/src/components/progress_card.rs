@@ -82,17 +82,18 @@ struct Numbers {
     eta: Option<String>,
 }
 
-fn numbers(job: &LiveJob, elapsed: u64) -> Numbers {
+fn numbers(job: &LiveJob, elapsed: u64, stalled: bool) -> Numbers {
     let view = &job.view;
     let writing = view.status == JobStatus::Generating;
     Numbers {
         tokens: writing.then(|| format::tokens(view.progress.current_tokens)),
         speed: writing.then(|| format::speed(job.speed)),
         elapsed: format::clock(elapsed),
+        // A time remaining computed before a stall would be a promise nobody keeps.
         eta: view
             .progress
             .estimated_time_remaining
-            .filter(|_| writing)
+            .filter(|_| writing && !stalled)
             .map(format::remaining),
     }
 }
@@ -236,7 +237,7 @@ impl Look {
             None
         };
         let foot = if running {
-            Foot::Numbers(numbers(job, job.elapsed_at(now)))
+            Foot::Numbers(numbers(job, job.elapsed_at(now), stalled))
         } else if status == JobStatus::Completed {
             Foot::Stats(summary(view), details(view))
         } else if ended {

@@ -26,11 +26,15 @@ pub fn hint(failure: Option<Failure>, model: &str) -> Option<String> {
             format!("Install it with `ollama pull {model}`, or pick another model.")
         }
         Failure::Unreachable => "Check that the model server runs, then Retry.".into(),
-        Failure::Busy | Failure::Stalled | Failure::BrokeOff | Failure::Interrupted => {
-            "Retry usually helps.".into()
-        }
         Failure::TooSlow => "A shorter max length finishes sooner.".into(),
-        Failure::Refused | Failure::Stopped | Failure::Other => return None,
+        // Retry, beside the sentence, is all there is to say.
+        Failure::Busy
+        | Failure::Stalled
+        | Failure::BrokeOff
+        | Failure::Interrupted
+        | Failure::Refused
+        | Failure::Stopped
+        | Failure::Other => return None,
     })
 }
 

@@ -1,8 +1,8 @@
 //! Why a job stopped short, or waits to try again, as a class: the card turns it into a plain
 //! sentence for everyone (the technical detail stays in `JobView::error`).
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(
     feature = "ssr",
@@ -30,11 +30,26 @@ pub enum Failure {
     /// Its author stopped it: a choice, not a fault.
     Stopped,
     /// A class this build does not know (a newer server's).
-    #[serde(other)]
     Other,
 }
 
 impl Failure {
+    /// The class as the wire and the database spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::Unreachable => "unreachable",
+            Failure::ModelMissing => "model_missing",
+            Failure::Busy => "busy",
+            Failure::Refused => "refused",
+            Failure::BrokeOff => "broke_off",
+            Failure::Stalled => "stalled",
+            Failure::TooSlow => "too_slow",
+            Failure::Interrupted => "interrupted",
+            Failure::Stopped => "stopped",
+            Failure::Other => "other",
+        }
+    }
+
     /// Every class, spelled as the wire and the database spell them.
     pub const ALL: [Failure; 10] = [
         Failure::Unreachable,
@@ -48,4 +63,37 @@ impl Failure {
         Failure::Stopped,
         Failure::Other,
     ];
+}
+
+/// Read by name, with any name this build does not know as [`Failure::Other`]: the derive's
+/// `#[serde(other)]` would do the same with a visitor of its own in the browser bundle, where
+/// reading a `String` costs nothing new.
+impl<'de> Deserialize<'de> for Failure {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Ok(Failure::ALL
+            .into_iter()
+            .find(|class| class.as_str() == name)
+            .unwrap_or(Failure::Other))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Failure;
+
+    #[test]
+    fn every_class_reads_back_as_written_and_an_unknown_one_as_other() {
+        for class in Failure::ALL {
+            let written = serde_json::to_value(class).unwrap();
+            assert_eq!(written, class.as_str());
+            assert_eq!(serde_json::from_value::<Failure>(written).unwrap(), class);
+        }
+        let newer: Failure = serde_json::from_str("\"quota\"").unwrap();
+        assert_eq!(newer, Failure::Other);
+        assert!(
+            serde_json::from_str::<Failure>("7").is_err(),
+            "a class is a name"
+        );
+    }
 }

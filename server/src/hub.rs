@@ -90,8 +90,8 @@ impl Hub {
     /// Applies a change to a tracked job and pushes it: watchers wake, the wall gets the delta.
     /// Returns false when the job is not tracked (it finished, or was deleted).
     ///
-    /// `change` may only append to the text, or clear it (a restart); then the event carries
-    /// the text after what watchers had.
+    /// `change` must not touch the text: a change of text goes through [`Hub::publish`] with the
+    /// blocks rendered from it, so that the wall's patches stay on the text they describe.
     pub fn update(&self, job_id: i64, change: impl FnOnce(&mut JobView)) -> bool {
         self.publish(job_id, None, change)
     }

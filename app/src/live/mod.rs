@@ -55,12 +55,13 @@ impl LiveJob {
         next
     }
 
-    /// Takes note of a progress event just applied to `view`, whose token count before it was
-    /// `tokens_before`.
-    fn measured(&mut self, tokens_before: u32) {
+    /// Takes note of a progress event just applied to `view`, whose token count and status
+    /// before it were `before`: a new count, or a new phase, restarts the stall clock.
+    fn measured(&mut self, before: (u32, JobStatus)) {
+        let (tokens_before, status_before) = before;
         let now = clock::now();
         let progress = &self.view.progress;
-        if progress.current_tokens != tokens_before {
+        if progress.current_tokens != tokens_before || self.view.status != status_before {
             self.tokens_at = now;
         }
         let reading = progress.tokens_per_second;
@@ -172,11 +173,11 @@ mod tests {
     fn the_speed_is_smoothed_and_a_fresh_state_keeps_what_was_measured() {
         let mut j = job(JobStatus::Generating, 5_000);
         j.view.progress.tokens_per_second = 10.0;
-        j.measured(0);
+        j.measured((0, JobStatus::Generating));
         assert_eq!(j.speed, 10.0, "the first reading is taken as it is");
         j.view.progress.current_tokens = 5;
         j.view.progress.tokens_per_second = 14.0;
-        j.measured(4);
+        j.measured((4, JobStatus::Generating));
         assert!((j.speed - 11.0).abs() < 1e-9, "{}", j.speed);
         let again = j.replaced(j.view.clone());
         assert_eq!((again.speed, again.tokens_at), (j.speed, j.tokens_at));
@@ -357,11 +358,11 @@ impl WallStore {
         let mut gap = false;
         entry.job.update(|job| {
             if let Some(job) = job {
-                let tokens_before = job.view.progress.current_tokens;
+                let before = (job.view.progress.current_tokens, job.view.status);
                 match apply::progress(&mut job.view, ev) {
                     apply::Applied::Updated => {
                         job.resync();
-                        job.measured(tokens_before);
+                        job.measured(before);
                     }
                     apply::Applied::Gap => gap = true,
                     apply::Applied::Stale => {}

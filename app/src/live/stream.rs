@@ -81,10 +81,9 @@ mod browser {
     /// The stream dropped: the page shows "Connecting…", and running cards "Reconnecting…"
     /// (their numbers would otherwise look alive while nothing can arrive).
     fn lost(store: WallStore) {
+        // Only a page that was live can lose its stream.
         if store.connected.get_untracked() {
             store.connected.set(false);
-        }
-        if !store.reconnecting.get_untracked() {
             store.reconnecting.set(true);
         }
     }

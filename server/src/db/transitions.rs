@@ -282,7 +282,8 @@ impl Db {
         .fetch_all(&mut *tx)
         .await?;
         let requeued: Vec<i64> = sqlx::query_scalar(concat!(
-            "UPDATE ai_generation_jobs SET status = $2, last_update_at = $1, ",
+            "UPDATE ai_generation_jobs SET status = $2, last_update_at = $1, error = NULL,
+                    failure = NULL, ",
             fresh_progress!(),
             " WHERE status IN ($3, $4) RETURNING id"
         ))
@@ -419,11 +420,37 @@ mod tests {
             .contains("stopped"));
         assert_eq!(db.job(c).await.unwrap().unwrap().status, JobStatus::Queued);
 
+        assert_eq!(
+            db.job(a).await.unwrap().unwrap().failure,
+            Some(Failure::Interrupted)
+        );
+
         db.claim_job(c).await.unwrap(); // attempt 1
+                                        // It was waiting to retry after a busy server when the process died.
+        let waiting = ProgressWrite {
+            status: JobStatus::Loading,
+            progress: &Progress::default(),
+            text: "",
+            retry_at: Some(1),
+            error: Some("Ollama answered HTTP 503: busy"),
+            failure: Some(Failure::Busy),
+            attempt: 1,
+        };
+        db.write_progress(c, waiting).await.unwrap();
         let recovered = db.recover_interrupted(3).await.unwrap();
         assert_eq!(recovered.requeued, vec![c]);
         let row = db.job(c).await.unwrap().unwrap();
-        assert_eq!((row.status, row.attempt), (JobStatus::Queued, 1));
+        assert_eq!(
+            (
+                row.status,
+                row.attempt,
+                row.error,
+                row.failure,
+                row.retry_at
+            ),
+            (JobStatus::Queued, 1, None, None, None),
+            "back in the queue with nothing of the interrupted run"
+        );
     }
 
     #[tokio::test]

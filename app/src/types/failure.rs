@@ -4,11 +4,6 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-#[cfg_attr(
-    feature = "ssr",
-    derive(sqlx::Type),
-    sqlx(type_name = "text", rename_all = "snake_case")
-)]
 pub enum Failure {
     /// The model server could not be reached (down, elsewhere, or a wrong address).
     Unreachable,
@@ -34,6 +29,14 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// The class spelled `name`, or [`Failure::Other`] for a name this build does not know.
+    pub fn named(name: &str) -> Self {
+        Failure::ALL
+            .into_iter()
+            .find(|class| class.as_str() == name)
+            .unwrap_or(Failure::Other)
+    }
+
     /// The class as the wire and the database spell it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -70,11 +73,52 @@ impl Failure {
 /// reading a `String` costs nothing new.
 impl<'de> Deserialize<'de> for Failure {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(deserializer)?;
-        Ok(Failure::ALL
-            .into_iter()
-            .find(|class| class.as_str() == name)
-            .unwrap_or(Failure::Other))
+        Ok(Failure::named(&String::deserialize(deserializer)?))
+    }
+}
+
+/// In the database a class is its name, read like the wire reads it: a row written by a newer
+/// release (a class this one does not know) reads as [`Failure::Other`] rather than failing
+/// the whole query, so rolling back a release never breaks the wall.
+#[cfg(feature = "ssr")]
+mod database {
+    use sqlx::{encode::IsNull, error::BoxDynError, Database, Decode, Encode, Type, ValueRef as _};
+
+    use super::Failure;
+
+    impl<DB: Database> Type<DB> for Failure
+    where
+        str: Type<DB>,
+    {
+        fn type_info() -> DB::TypeInfo {
+            <str as Type<DB>>::type_info()
+        }
+
+        fn compatible(ty: &DB::TypeInfo) -> bool {
+            <str as Type<DB>>::compatible(ty)
+        }
+    }
+
+    impl<'q, DB: Database> Encode<'q, DB> for Failure
+    where
+        &'q str: Encode<'q, DB>,
+    {
+        fn encode_by_ref(
+            &self,
+            buf: &mut <DB as Database>::ArgumentBuffer<'q>,
+        ) -> Result<IsNull, BoxDynError> {
+            self.as_str().encode_by_ref(buf)
+        }
+    }
+
+    impl<'r, DB: Database> Decode<'r, DB> for Failure
+    where
+        &'r str: Decode<'r, DB>,
+    {
+        fn decode(value: <DB as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+            debug_assert!(!value.is_null(), "NULL is read as Option::None");
+            Ok(Failure::named(<&str as Decode<DB>>::decode(value)?))
+        }
     }
 }
 

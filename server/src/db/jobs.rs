@@ -114,6 +114,21 @@ mod tests {
     use crate::db::testing::{queued_job, temp_db};
 
     #[tokio::test]
+    async fn a_failure_class_written_by_a_newer_release_reads_as_other() {
+        let (db, _dir) = temp_db().await;
+        let id = queued_job(&db, "a").await;
+        sqlx::query(
+            "UPDATE ai_generation_jobs SET status = 'failed', failure = 'quota' WHERE id = $1",
+        )
+        .bind(id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        let row = db.job(id).await.unwrap().unwrap();
+        assert_eq!(row.failure, Some(Failure::Other), "the row still reads");
+    }
+
+    #[tokio::test]
     async fn the_database_spells_statuses_and_kinds_as_the_wire_and_the_schema_do() {
         let (db, _dir) = temp_db().await;
         for status in JobStatus::ALL {

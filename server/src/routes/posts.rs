@@ -27,8 +27,13 @@ pub struct PageQuery {
 /// A post as the API shows it, with its job's live state.
 pub fn to_post(state: &AppState, row: PostWithJob) -> Post {
     let PostWithJob { post, job } = row;
+    let job = job.map(|j| state.jobs.view(&j));
     let html = match post.kind {
-        PostKind::Ai => (!post.text.is_empty()).then(|| crate::markdown::to_safe_html(&post.text)),
+        // A finished answer is its job's text, whose blocks the view has rendered already.
+        PostKind::Ai => (!post.text.is_empty()).then(|| match &job {
+            Some(view) if view.text == post.text => view.blocks.concat(),
+            _ => crate::markdown::to_safe_html(&post.text),
+        }),
         PostKind::Text => Some(crate::markdown::text_post_html(&post.text)),
     };
     Post {
@@ -40,7 +45,7 @@ pub fn to_post(state: &AppState, row: PostWithJob) -> Post {
         text: post.text,
         prompt: post.prompt,
         created_at: post.created_at,
-        job: job.map(|j| state.jobs.view(&j)),
+        job,
     }
 }
 

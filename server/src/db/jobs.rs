@@ -128,38 +128,36 @@ mod tests {
         assert_eq!(row.failure, Some(Failure::Other), "the row still reads");
     }
 
+    /// `value` as the database spells it when it is bound to a query.
+    async fn spelled<T>(db: &crate::db::Db, value: T) -> String
+    where
+        T: for<'q> sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send,
+    {
+        sqlx::query_scalar("SELECT $1")
+            .bind(value)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn the_database_spells_statuses_and_kinds_as_the_wire_and_the_schema_do() {
         let (db, _dir) = temp_db().await;
         for status in JobStatus::ALL {
-            let stored: String = sqlx::query_scalar("SELECT $1")
-                .bind(status)
-                .fetch_one(&db.pool)
-                .await
-                .unwrap();
+            let stored = spelled(&db, status).await;
             assert_eq!(stored, status.as_str());
             assert_eq!(
                 serde_json::to_value(status).unwrap(),
                 serde_json::Value::from(stored)
             );
         }
-        for (kind, spelled) in [(PostKind::Text, "text"), (PostKind::Ai, "ai")] {
-            let stored: String = sqlx::query_scalar("SELECT $1")
-                .bind(kind)
-                .fetch_one(&db.pool)
-                .await
-                .unwrap();
-            assert_eq!(stored, spelled);
+        for (kind, expected) in [(PostKind::Text, "text"), (PostKind::Ai, "ai")] {
+            assert_eq!(spelled(&db, kind).await, expected);
         }
         for class in Failure::ALL {
-            let stored: String = sqlx::query_scalar("SELECT $1")
-                .bind(class)
-                .fetch_one(&db.pool)
-                .await
-                .unwrap();
             assert_eq!(
                 serde_json::to_value(class).unwrap(),
-                serde_json::Value::from(stored)
+                serde_json::Value::from(spelled(&db, class).await)
             );
         }
     }

@@ -198,7 +198,7 @@ impl Hub {
 /// A running job's elapsed time moves on between its updates (none come during a model load):
 /// a page rendered now must show the time until now.
 fn up_to_now(mut view: JobView) -> JobView {
-    if matches!(view.status, JobStatus::Loading | JobStatus::Generating) {
+    if view.status.is_running() {
         let now = crate::db::now_ms();
         let since_update = u64::try_from(now - view.progress.last_update_at).unwrap_or_default();
         view.progress.elapsed_time += since_update;

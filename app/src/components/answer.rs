@@ -32,7 +32,7 @@ pub fn Answer(job: RwSignal<Option<LiveJob>>) -> impl IntoView {
         .map(|b| format!("<div class=\"md-block\">{b}</div>"))
         .collect();
     let empty = move || job.with(|j| j.as_ref().is_none_or(|j| j.view.blocks.is_empty()));
-    let partial = move || matches!(status(), JobStatus::Failed | JobStatus::Cancelled);
+    let partial = move || status().ended_early();
 
     let body = NodeRef::<Div>::new();
     let expanded = RwSignal::new(false);

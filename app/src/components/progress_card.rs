@@ -19,7 +19,7 @@ use crate::{
 /// The phase in words, at `now` (0 on the server, where no clock runs).
 fn phase(job: &LiveJob, now: f64, reconnecting: bool) -> String {
     let view = &job.view;
-    let running = matches!(view.status, JobStatus::Loading | JobStatus::Generating);
+    let running = view.status.is_running();
     if running && reconnecting {
         return "Reconnecting…".into();
     }
@@ -192,7 +192,7 @@ impl Look {
     fn of(job: &LiveJob, now: f64, reconnecting: bool, mine: bool) -> Self {
         let view = &job.view;
         let status = view.status;
-        let running = matches!(status, JobStatus::Loading | JobStatus::Generating);
+        let running = status.is_running();
         let stalled = job.stalled_for(now).is_some();
         let offline = running && reconnecting;
         let mut classes = String::from("ai-progress");
@@ -224,7 +224,7 @@ impl Look {
             JobStatus::Cancelled => ("halt", "■"),
             _ => ("robot", "🤖"),
         };
-        let ended = matches!(status, JobStatus::Failed | JobStatus::Cancelled);
+        let ended = status.ended_early();
         let action = if !mine {
             None
         } else if running {

@@ -87,7 +87,7 @@ impl LiveJob {
 
     /// The elapsed time to show at `now`: ticking while the job runs.
     pub fn elapsed_at(&self, now: f64) -> u64 {
-        if self.view.status.is_terminal() || self.view.status == JobStatus::Queued {
+        if !self.view.status.is_running() {
             return self.view.progress.elapsed_time;
         }
         // Whole milliseconds of this browser's clock, never negative: truncation is the intent.

@@ -42,6 +42,16 @@ impl JobStatus {
         }
     }
 
+    /// Claimed and at work: loading the model, or writing.
+    pub fn is_running(self) -> bool {
+        matches!(self, JobStatus::Loading | JobStatus::Generating)
+    }
+
+    /// Ended without an answer being finished: failed, or stopped (it can be retried).
+    pub fn ended_early(self) -> bool {
+        matches!(self, JobStatus::Failed | JobStatus::Cancelled)
+    }
+
     pub fn is_terminal(self) -> bool {
         matches!(
             self,

@@ -68,7 +68,7 @@ pub async fn retry(
     super::require_author(&jar, &row.author_id, "retry this generation")?;
     let only_ended = || HttpError::conflict("Only a failed or stopped generation can be retried.");
     // Before the limits, so that a Retry that cannot happen spends no quota.
-    if !matches!(row.status, JobStatus::Failed | JobStatus::Cancelled) {
+    if !row.status.ended_early() {
         return Err(only_ended());
     }
     let _admitted = state.jobs.admit(&row.author_id, client.ip()).await?;

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { manyPosts, newPage, shots, startWall, stopWall, waitForHydration } from './harness.js';
+import { manyPosts, openPage, shots, startWall, stopWall } from './harness.js';
 
 let ollama;
 let server;
@@ -17,20 +17,20 @@ before(async () => {
 
 after(() => stopWall({ ollama, server, browser }));
 
-async function openWall(context, { width = 1280, author = true } = {}) {
-  const page = await newPage(context);
-  await page.setViewportSize({ width, height: 900 });
-  if (author) {
-    // A first post gives the context its author cookie, so the page knows its own AI posts.
-    const hello = await page.request.post(`${server.url}/api/v1/posts`, {
-      data: { author_name: 'Ada', text: 'Hello from the tests' },
-      headers: { Origin: server.url },
-    });
-    assert.equal(hello.status(), 201, await hello.text());
-  }
-  await page.goto(server.url);
-  await waitForHydration(page);
-  return page;
+/** The wall at 1280 px; unless `author` is false, as an author (the page knows its own posts). */
+function openWall(context, { width = 1280, author = true } = {}) {
+  return openPage(context, server.url, {
+    width,
+    height: 900,
+    beforeLoad: author && (async (page) => {
+      // A first post gives the context its author cookie, so the page knows its own AI posts.
+      const hello = await page.request.post(`${server.url}/api/v1/posts`, {
+        data: { author_name: 'Ada', text: 'Hello from the tests' },
+        headers: { Origin: server.url },
+      });
+      assert.equal(hello.status(), 201, await hello.text());
+    }),
+  });
 }
 
 /** Creates an AI post through the API with the page's own cookie (so the page is its author). */

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { manyPosts, newPage, screenshot, startWall, stopWall, waitForHydration } from './harness.js';
+import { manyPosts, openPage, screenshot, startWall, stopWall, waitForHydration } from './harness.js';
 
 let ollama;
 let server;
@@ -19,15 +19,7 @@ before(async () => {
 
 after(() => stopWall({ ollama, server, browser }));
 
-async function openWall(context, { colorScheme = 'light', width = 900, beforeLoad = () => {} } = {}) {
-  const page = await newPage(context);
-  beforeLoad(page);
-  await page.setViewportSize({ width, height: 1000 });
-  await page.emulateMedia({ colorScheme });
-  await page.goto(server.url);
-  await waitForHydration(page);
-  return page;
-}
+const openWall = (context, options) => openPage(context, server.url, options);
 
 /** Writes a prompt in the composer and asks the AI; resolves with the new post's card. */
 async function askAI(page, prompt, { maxTokens } = {}) {

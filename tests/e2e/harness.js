@@ -320,3 +320,17 @@ export async function stopWall({ ollama, server, browser }) {
   await server?.stop();
   await ollama?.stop();
 }
+
+/**
+ * A new page of `context` on the wall at `url`, `width` × `height`, in `colorScheme`, once
+ * hydrated. `beforeLoad(page)` runs before the page loads (listeners, a clock, a first post).
+ */
+export async function openPage(context, url, { width = 900, height = 1000, colorScheme = 'light', beforeLoad } = {}) {
+  const page = await newPage(context);
+  if (beforeLoad) await beforeLoad(page);
+  await page.setViewportSize({ width, height });
+  await page.emulateMedia({ colorScheme });
+  await page.goto(url);
+  await waitForHydration(page);
+  return page;
+}

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { manyPosts, newPage, shots, startWall, stopWall, waitForHydration } from './harness.js';
+import { manyPosts, openPage, shots, startWall, stopWall, waitForHydration } from './harness.js';
 
 let ollama;
 let server;
@@ -20,13 +20,7 @@ before(async () => {
 
 after(() => stopWall({ ollama, server, browser }));
 
-async function openWall(context, { width = 900 } = {}) {
-  const page = await newPage(context);
-  await page.setViewportSize({ width, height: 1000 });
-  await page.goto(server.url);
-  await waitForHydration(page);
-  return page;
-}
+const openWall = (context, options) => openPage(context, server.url, options);
 
 /**
  * The fake model's prompt that makes it write `output` once, at `rate` tokens a second. Only

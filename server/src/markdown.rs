@@ -37,18 +37,21 @@ pub fn blocks(markdown: &str) -> Vec<String> {
             block.push(safe);
         }
         if depth == 0 && !block.is_empty() {
-            let mut out = String::new();
-            html::push_html(&mut out, block.drain(..));
-            blocks.push(out);
+            blocks.push(to_html(&mut block));
         }
     }
     if !block.is_empty() {
         // The parser always closes what it opened; this is only a guard.
-        let mut out = String::new();
-        html::push_html(&mut out, block.drain(..));
-        blocks.push(out);
+        blocks.push(to_html(&mut block));
     }
     blocks
+}
+
+/// The HTML of one block's events, which it takes.
+fn to_html(block: &mut Vec<Event<'_>>) -> String {
+    let mut out = String::new();
+    html::push_html(&mut out, block.drain(..));
+    out
 }
 
 /// The rules that make one event safe to show, with what they need to remember: whether each

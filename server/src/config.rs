@@ -24,6 +24,12 @@ pub struct Config {
 pub struct ServerConfig {
     pub addr: SocketAddr,
     pub shutdown_grace_secs: u64,
+    /// Open connections at most, live streams included (lowered to fit the file limit).
+    pub max_connections: usize,
+    /// The most time a client may take to send a request's headers.
+    pub header_read_timeout_secs: u64,
+    /// The most time a request in progress may go without a byte moving (not live streams).
+    pub idle_timeout_secs: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -77,6 +83,9 @@ impl Default for ServerConfig {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
             shutdown_grace_secs: 10,
+            max_connections: 19_000,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 30,
         }
     }
 }

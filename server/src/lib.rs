@@ -4,6 +4,7 @@
 pub mod assets;
 pub mod config;
 pub mod db;
+pub mod edge;
 pub mod error;
 pub mod hub;
 pub mod identity;

@@ -1,7 +1,7 @@
 //! `aiwall`: the whole AI Wall in one binary.
 use std::process::ExitCode;
 
-use server::{config::Config, startup};
+use server::{config::Config, edge, startup};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -11,6 +11,7 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn,memory_serve=warn".into()),
         )
         .init();
+    edge::raise_file_limit();
     let config = match Config::load() {
         Ok(config) => config,
         Err(e) => {

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     config::Config,
     db::Db,
+    edge::{self, EdgeOptions, Timeouts},
     hub::Hub,
     identity,
     jobs::Jobs,
@@ -94,17 +95,29 @@ impl Server {
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let Server { listener, state } = self;
-        let app = routes::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
+        let server = &state.config.server;
+        let options = EdgeOptions {
+            max_connections: edge::connection_cap(server.max_connections),
+            timeouts: Timeouts {
+                header_read: Duration::from_secs(server.header_read_timeout_secs),
+                idle: Duration::from_secs(server.idle_timeout_secs),
+            },
+        };
+        let grace = Duration::from_secs(server.shutdown_grace_secs);
         let stopping = state.clone();
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
+        let result = edge::serve(
+            listener,
+            routes::router(state.clone()),
+            routes::at_capacity(state.clone(), options.max_connections),
+            options,
+            async move {
                 signal.await;
                 tracing::info!(?grace, "shutting down: finishing running generations");
                 stopping.jobs.shutdown(grace).await;
                 stopping.shutdown.cancel();
-            })
-            .await;
+            },
+        )
+        .await;
         state.db.close().await;
         tracing::info!("stopped");
         result

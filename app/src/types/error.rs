@@ -26,6 +26,8 @@ pub enum ErrorCode {
     RateLimited,
     /// The server is shutting down and takes no new generations.
     Restarting,
+    /// The server holds as many connections as it can; `Retry-After` says when to come back.
+    Overloaded,
     /// The database did not answer; nothing was changed.
     Database,
     /// The model server cannot be reached.

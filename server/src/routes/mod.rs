@@ -64,6 +64,30 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// What a connection over the cap is served: the health checks, and a 503 for the rest.
+pub fn at_capacity(state: AppState, cap: usize) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(move || async move {
+            HttpError {
+                retry_after: Some(AT_CAPACITY_RETRY_SECS),
+                ..HttpError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::Overloaded,
+                    format!(
+                        "The wall is full: it holds {cap} connections, the most it can. \
+                         Try again in a few seconds."
+                    ),
+                )
+            }
+        })
+        .with_state(state)
+}
+
+/// When a full wall is worth trying again: viewers come and go all the time.
+const AT_CAPACITY_RETRY_SECS: u64 = 5;
+
 /// Only the post's author (by their cookie) may change it.
 fn require_author(jar: &SignedCookieJar, author_id: &str, action: &str) -> HttpResult<()> {
     match identity::author(jar) {

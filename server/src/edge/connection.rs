@@ -1,0 +1,221 @@
+//! One client connection: HTTP/1.1 served by hyper on a socket whose traffic is watched, and
+//! closed when its headers come too slowly, when a request stalls, when it must make room for a
+//! new connection, or at shutdown if it has no request in progress.
+use std::{
+    convert::Infallible,
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use axum::{
+    body::{Body, Bytes},
+    extract::ConnectInfo,
+    http::header,
+    Router,
+};
+use http_body::{Frame, SizeHint};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpStream,
+};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use super::table::{Activity, InFlight, Ticket};
+
+/// The timeouts every connection is held to.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// For a request's headers, from the connection's opening or the previous response's end.
+    pub header_read: Duration,
+    /// For a request in progress without a byte moving (live streams exempt).
+    pub idle: Duration,
+}
+
+/// The idle check never runs more often than this.
+const IDLE_CHECK_MIN: Duration = Duration::from_millis(100);
+
+/// Serves one connection with `app` until the client or the server closes it. With
+/// `keep_alive` false it answers one request and closes (the over-the-cap answers).
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    ticket: Ticket,
+    timeouts: Timeouts,
+    keep_alive: bool,
+    shutdown: CancellationToken,
+) {
+    let activity = Arc::clone(&ticket.activity);
+    // Live updates are small writes that must leave at once, not wait for the next one.
+    let _ = stream.set_nodelay(true);
+    let io = TokioIo::new(Watched {
+        stream,
+        activity: Arc::clone(&activity),
+    });
+    let requests = Arc::clone(&activity);
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        let mut in_flight = requests.begin();
+        let app = app.clone();
+        async move {
+            let response = match app.oneshot(request.map(Body::new)).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+            if is_event_stream(&response) {
+                in_flight.mark_stream();
+            }
+            Ok::<_, Infallible>(response.map(|body| Tracked {
+                body,
+                _in_flight: in_flight,
+            }))
+        }
+    });
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(timeouts.header_read)
+        .keep_alive(keep_alive);
+    let connection = http.serve_connection(io, service);
+    tokio::pin!(connection);
+
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                break;
+            }
+            () = activity.evicted().cancelled() => {
+                tracing::debug!(%peer, "closed a waiting connection to make room for a new one");
+                break;
+            }
+            () = stalled(&activity, timeouts.idle) => {
+                tracing::debug!(%peer, "closed a connection whose request stalled");
+                break;
+            }
+            () = shutdown.cancelled(), if !closing => {
+                closing = true;
+                connection.as_mut().graceful_shutdown();
+                // Half-open and kept-alive connections have nothing to finish.
+                if activity.is_waiting() {
+                    break;
+                }
+            }
+        }
+    }
+    drop(ticket);
+}
+
+/// Resolves when a request in progress (not a live stream) has moved no byte for `idle`.
+async fn stalled(activity: &Activity, idle: Duration) {
+    loop {
+        let quiet = activity.quiet_for();
+        if quiet >= idle && activity.is_busy_not_streaming() {
+            return;
+        }
+        let wait = if quiet >= idle { idle } else { idle - quiet };
+        tokio::time::sleep(wait.max(IDLE_CHECK_MIN)).await;
+    }
+}
+
+/// The socket, noting when a byte moves.
+struct Watched {
+    stream: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.moved();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.moved();
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.moved();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// A response body that keeps its request counted as in progress until it has been sent.
+struct Tracked {
+    body: Body,
+    _in_flight: InFlight,
+}
+
+impl http_body::Body for Tracked {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Is this response a live stream (Server-Sent Events)?
+fn is_event_stream(response: &axum::response::Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
+}

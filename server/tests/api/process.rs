@@ -18,11 +18,23 @@ pub struct AppProcess {
     pub port: u16,
     pub dir: PathBuf,
     env: Vec<(String, String)>,
+    /// The open-file limit (soft, hard) the process starts with, if not the test's own.
+    file_limit: Option<(u64, u64)>,
 }
 
 impl AppProcess {
     /// Starts the binary in `dir` (its database lives there) on `port` (0 = any free one).
     pub async fn start(dir: &Path, port: u16, env: &[(&str, String)]) -> AppProcess {
+        Self::start_limited(dir, port, env, None).await
+    }
+
+    /// Starts the binary with the open-file limit `(soft, hard)`, as `ulimit -n` would.
+    pub async fn start_limited(
+        dir: &Path,
+        port: u16,
+        env: &[(&str, String)],
+        file_limit: Option<(u64, u64)>,
+    ) -> AppProcess {
         let port = if port == 0 {
             std::net::TcpListener::bind("127.0.0.1:0")
                 .unwrap()
@@ -36,13 +48,14 @@ impl AppProcess {
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
-        let child = spawn(dir, port, &env);
+        let child = spawn(dir, port, &env, file_limit);
         let app = AppProcess {
             child,
             url: format!("http://127.0.0.1:{port}"),
             port,
             dir: dir.to_owned(),
             env,
+            file_limit,
         };
         app.wait_healthy().await;
         app
@@ -101,7 +114,7 @@ impl AppProcess {
 
     /// Starts the binary again on the same port and database.
     pub async fn restart(&mut self) {
-        self.child = spawn(&self.dir, self.port, &self.env);
+        self.child = spawn(&self.dir, self.port, &self.env, self.file_limit);
         self.wait_healthy().await;
     }
 
@@ -128,8 +141,19 @@ fn log_file(dir: &Path) -> Stdio {
         .unwrap_or_else(|_| Stdio::null())
 }
 
-fn spawn(dir: &Path, port: u16, env: &[(String, String)]) -> Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_aiwall"));
+fn spawn(dir: &Path, port: u16, env: &[(String, String)], file_limit: Option<(u64, u64)>) -> Child {
+    let binary = env!("CARGO_BIN_EXE_aiwall");
+    // util-linux's prlimit sets the limit and then execs the binary: the pid stays the server's.
+    let mut command = match file_limit {
+        Some((soft, hard)) => {
+            let mut c = Command::new("prlimit");
+            c.arg(format!("--nofile={soft}:{hard}"))
+                .arg("--")
+                .arg(binary);
+            c
+        }
+        None => Command::new(binary),
+    };
     command
         .current_dir(dir)
         .env("AIWALL_SERVER__ADDR", format!("127.0.0.1:{port}"))

@@ -191,6 +191,19 @@ mod tests {
     }
 
     #[test]
+    fn every_earlier_releases_leptos_toml_still_loads() {
+        // One file per release that changed Leptos.toml, copied as it shipped; never edited.
+        for (release, file) in [("6ca8ea1", "Leptos-6ca8ea1.toml")] {
+            figment::Jail::expect_with(|_| {
+                let path = format!("{}/tests/fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
+                let loaded = Config::figment(path.into()).extract::<Config>();
+                assert!(loaded.is_ok(), "{release}'s Leptos.toml: {loaded:?}");
+                Ok(())
+            });
+        }
+    }
+
+    #[test]
     fn environment_overrides_the_file() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("custom.toml", "[jobs]\nconcurrency = 5\n")?;

@@ -54,12 +54,26 @@ impl FromStr for TrustedProxy {
         let s = s.trim();
         s.parse::<IpNet>()
             .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-            .map(|net| TrustedProxy(net.trunc()))
+            .map(|net| TrustedProxy(canonical(net).trunc()))
             .map_err(|_| {
                 format!(
                     "{s:?} is not an IP address or network; write one like \"10.0.0.0/8\", \"127.0.0.1\" or \"::1\""
                 )
             })
+    }
+}
+
+/// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) as the IPv4 network it is, since peers
+/// are compared in their canonical form.
+fn canonical(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) => v6
+            .addr()
+            .to_ipv4_mapped()
+            .filter(|_| v6.prefix_len() >= 96)
+            .and_then(|v4| ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).ok())
+            .map_or(net, IpNet::V4),
+        v4 => v4,
     }
 }
 
@@ -287,6 +301,9 @@ mod tests {
             assert!(!proxies[0].contains("192.0.2.8".parse().unwrap()));
             // An IPv4 proxy seen through a dual-stack socket is still that proxy.
             assert!(proxies[0].contains("::ffff:192.0.2.7".parse().unwrap()));
+            let mapped: TrustedProxy = "::ffff:10.0.0.0/104".parse().unwrap();
+            assert!(mapped.contains("10.1.2.3".parse().unwrap()));
+            assert_eq!(mapped.to_string(), "10.0.0.0/8");
             Ok(())
         });
     }

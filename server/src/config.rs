@@ -1,11 +1,18 @@
 //! The server's configuration: one typed struct, from defaults, then `Leptos.toml`, then the
 //! environment (`AIWALL_<SECTION>__<KEY>`).
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    fmt,
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    str::FromStr,
+    time::Duration,
+};
 
 use figment::{
     providers::{Env, Format, Serialized, Toml},
     Figment,
 };
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -30,6 +37,75 @@ pub struct ServerConfig {
     pub header_read_timeout_secs: u64,
     /// The most time a request in progress may go without a byte moving (not live streams).
     pub idle_timeout_secs: u64,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers name the client (see
+    /// `client_addr`); requests from anywhere else are counted by their own address.
+    pub trusted_proxies: Vec<TrustedProxy>,
+}
+
+/// A reverse proxy's address, or a network of them: `10.0.0.0/8`, `::1`, `192.0.2.7`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TrustedProxy(IpNet);
+
+impl TrustedProxy {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.contains(&ip.to_canonical())
+    }
+}
+
+impl FromStr for TrustedProxy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        s.parse::<IpNet>()
+            .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+            .map(|net| TrustedProxy(canonical(net).trunc()))
+            .map_err(|_| {
+                format!(
+                    "{s:?} is not an IP address or network; write one like \"10.0.0.0/8\", \"127.0.0.1\" or \"::1\""
+                )
+            })
+    }
+}
+
+/// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) as the IPv4 network it is, since peers
+/// are compared in their canonical form.
+fn canonical(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) => v6
+            .addr()
+            .to_ipv4_mapped()
+            .filter(|_| v6.prefix_len() >= 96)
+            .and_then(|v4| ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).ok())
+            .map_or(net, IpNet::V4),
+        v4 => v4,
+    }
+}
+
+impl TryFrom<String> for TrustedProxy {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<TrustedProxy> for String {
+    fn from(proxy: TrustedProxy) -> Self {
+        proxy.to_string()
+    }
+}
+
+impl fmt::Display for TrustedProxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A single address reads as the address, as it was most likely written.
+        if self.0.prefix_len() == self.0.max_prefix_len() {
+            self.0.addr().fmt(f)
+        } else {
+            self.0.fmt(f)
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -86,6 +162,7 @@ impl Default for ServerConfig {
             max_connections: 19_000,
             header_read_timeout_secs: 10,
             idle_timeout_secs: 30,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -213,6 +290,56 @@ mod tests {
             assert_eq!(config.jobs.concurrency, 5);
             assert_eq!(config.ollama.url, "http://gpu:11434");
             assert_eq!(config.limits, LimitsConfig::default());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_environment_as_a_list() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("AIWALL_SERVER__TRUSTED_PROXIES", r#"["10.0.0.0/8","::1"]"#);
+            let config = Config::load().map_err(|e| *e)?;
+            let proxies = &config.server.trusted_proxies;
+            assert_eq!(proxies.len(), 2, "{proxies:?}");
+            assert!(proxies[0].contains("10.200.0.1".parse().unwrap()));
+            assert!(!proxies[0].contains("11.0.0.1".parse().unwrap()));
+            assert!(proxies[1].contains("::1".parse().unwrap()));
+            assert!(!proxies[1].contains("::2".parse().unwrap()));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_file_and_an_address_is_a_single_host() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "Leptos.toml",
+                "[server]\ntrusted_proxies = [\"192.0.2.7\", \"2001:db8::/32\"]\n",
+            )?;
+            let proxies = Config::load().map_err(|e| *e)?.server.trusted_proxies;
+            let shown: Vec<String> = proxies.iter().map(ToString::to_string).collect();
+            assert_eq!(shown, ["192.0.2.7", "2001:db8::/32"]);
+            assert!(proxies[0].contains("192.0.2.7".parse().unwrap()));
+            assert!(!proxies[0].contains("192.0.2.8".parse().unwrap()));
+            // An IPv4 proxy seen through a dual-stack socket is still that proxy.
+            assert!(proxies[0].contains("::ffff:192.0.2.7".parse().unwrap()));
+            let mapped: TrustedProxy = "::ffff:10.0.0.0/104".parse().unwrap();
+            assert!(mapped.contains("10.1.2.3".parse().unwrap()));
+            assert_eq!(mapped.to_string(), "10.0.0.0/8");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_trusted_proxy_that_is_not_an_address_stops_the_start_and_says_why() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "AIWALL_SERVER__TRUSTED_PROXIES",
+                r#"["10.0.0.0/8","nginx"]"#,
+            );
+            let error = Config::load().unwrap_err().to_string();
+            assert!(error.contains("\"nginx\" is not an IP address"), "{error}");
+            assert!(error.to_lowercase().contains("trusted_proxies"), "{error}");
             Ok(())
         });
     }

@@ -2,6 +2,7 @@
 //!
 //! Imports run one way: `routes` -> `jobs`/`hub` -> `db`/`ollama` -> `app::types`.
 pub mod assets;
+pub mod client_addr;
 pub mod config;
 pub mod db;
 pub mod edge;

@@ -3,7 +3,6 @@
 //! per client address. Each refusal ([`Refusal`]) says what the limit is and when to come back.
 use std::{
     collections::HashMap,
-    net::IpAddr,
     num::NonZeroU32,
     sync::{Arc, Mutex},
     time::Duration,
@@ -14,7 +13,7 @@ use governor::{
     DefaultKeyedRateLimiter, Quota, RateLimiter,
 };
 
-use crate::config::LimitsConfig;
+use crate::{client_addr::ClientKey, config::LimitsConfig};
 
 /// Why a request was refused, in words that say the limit and what to do.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -67,8 +66,8 @@ pub struct Limits {
     ai_posts: DefaultKeyedRateLimiter<String>,
     /// The same per address, three times as generous (several people may share one), so that
     /// a client that drops its cookie to become a new author each time is still bounded.
-    ai_posts_per_address: DefaultKeyedRateLimiter<IpAddr>,
-    streams: Arc<Mutex<HashMap<IpAddr, u32>>>,
+    ai_posts_per_address: DefaultKeyedRateLimiter<ClientKey>,
+    streams: Arc<Mutex<HashMap<ClientKey, u32>>>,
     /// Held from counting an author's waiting posts to queueing the new one, so that parallel
     /// requests cannot all pass the same count.
     admission: tokio::sync::Mutex<()>,
@@ -104,7 +103,7 @@ impl Limits {
     pub fn admit_ai_post(
         &self,
         author_id: &str,
-        address: IpAddr,
+        address: ClientKey,
         waiting: u32,
         backlog: usize,
     ) -> Result<(), Refusal> {
@@ -136,7 +135,7 @@ impl Limits {
     }
 
     /// A place for one more live stream from `ip`, held until the returned slot is dropped.
-    pub fn open_stream(&self, ip: IpAddr) -> Result<StreamSlot, Refusal> {
+    pub fn open_stream(&self, ip: ClientKey) -> Result<StreamSlot, Refusal> {
         let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         let open = streams.entry(ip).or_default();
         if *open >= self.config.sse_per_client {
@@ -155,8 +154,8 @@ impl Limits {
 
 /// One open live stream; dropping it frees the place.
 pub struct StreamSlot {
-    ip: IpAddr,
-    streams: Arc<Mutex<HashMap<IpAddr, u32>>>,
+    ip: ClientKey,
+    streams: Arc<Mutex<HashMap<ClientKey, u32>>>,
 }
 
 impl Drop for StreamSlot {
@@ -175,8 +174,8 @@ impl Drop for StreamSlot {
 mod tests {
     use super::*;
 
-    fn ip(n: u8) -> IpAddr {
-        IpAddr::from([10, 0, 0, n])
+    fn ip(n: u8) -> ClientKey {
+        ClientKey::of(std::net::IpAddr::from([10, 0, 0, n]))
     }
 
     #[test]
@@ -252,12 +251,11 @@ mod tests {
     #[test]
     fn stream_slots_are_counted_per_address_and_freed_on_drop() {
         let l = limits();
-        let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        let a = l.open_stream(ip).unwrap();
-        let _b = l.open_stream(ip).unwrap();
-        assert!(l.open_stream(ip).is_err());
-        assert!(l.open_stream("10.0.0.2".parse().unwrap()).is_ok());
+        let a = l.open_stream(ip(1)).unwrap();
+        let _b = l.open_stream(ip(1)).unwrap();
+        assert!(l.open_stream(ip(1)).is_err());
+        assert!(l.open_stream(ip(2)).is_ok());
         drop(a);
-        assert!(l.open_stream(ip).is_ok());
+        assert!(l.open_stream(ip(1)).is_ok());
     }
 }

@@ -1,12 +1,10 @@
 //! Whether a new generation (a new AI post, or a Retry) may enter the queue: the server is not
 //! shutting down, the queue has room, and the author and their address are within their
 //! limits. Decided here once; the HTTP edge maps a refusal to its status.
-use std::net::IpAddr;
-
 use tokio::sync::MutexGuard;
 
 use super::Jobs;
-use crate::{db::DbError, limits::Refusal};
+use crate::{client_addr::ClientKey, db::DbError, limits::Refusal};
 
 /// Held from the decision until the new job is stored and queued, so that parallel requests
 /// cannot all pass the same count.
@@ -28,7 +26,7 @@ impl Jobs {
     pub async fn admit(
         &self,
         author_id: &str,
-        address: IpAddr,
+        address: ClientKey,
     ) -> Result<Admission<'_>, AdmissionError> {
         if self.is_shutting_down() {
             return Err(Refusal::ShuttingDown.into());

@@ -5,11 +5,11 @@
 //! event's id is `<run>.<attempt>:<bytes of text sent>` (`end` for the terminal one), so a client
 //! reconnecting with `Last-Event-ID` gets exactly the text it has not seen; a reconnect after
 //! the end gets 204, which tells EventSource to stop.
-use std::{convert::Infallible, net::SocketAddr};
+use std::convert::Infallible;
 
 use app::types::{ErrorEvent, JobEvent, JobStatus, JobView};
 use axum::{
-    extract::{ConnectInfo, Path, State},
+    extract::{Path, State},
     http::{HeaderMap, StatusCode},
     response::{sse::Event, IntoResponse, Response},
     Json,
@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 use super::sse::sse_response;
 use crate::{
+    client_addr::ClientAddr,
     db::JobRow,
     error::{HttpError, HttpResult},
     hub::{progress_event, terminal_event},
@@ -60,7 +61,7 @@ pub async fn cancel(
 /// A Retry queues a generation again, so it passes the same limits as a new AI post.
 pub async fn retry(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     jar: SignedCookieJar,
     Path(job_id): Path<i64>,
 ) -> HttpResult<Json<JobView>> {
@@ -71,7 +72,7 @@ pub async fn retry(
     if !row.status.ended_early() {
         return Err(only_ended());
     }
-    let _admitted = state.jobs.admit(&row.author_id, client.ip()).await?;
+    let _admitted = state.jobs.admit(&row.author_id, client.key()).await?;
     state
         .jobs
         .retry(job_id)
@@ -115,7 +116,7 @@ fn parse_last_event_id(headers: &HeaderMap) -> Option<Result<Cursor, ()>> {
 
 pub async fn progress(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     Path(job_id): Path<i64>,
     headers: HeaderMap,
 ) -> HttpResult<Response> {
@@ -133,7 +134,7 @@ pub async fn progress(
         Some(Ok(c)) => c,
         _ => Cursor::start_of(&first),
     };
-    let slot = state.limits.open_stream(client.ip())?;
+    let slot = state.limits.open_stream(client.key())?;
     let events = job_events(rx, first, cursor).map(move |event| {
         let _held_while_streaming = &slot;
         event

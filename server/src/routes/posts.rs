@@ -1,9 +1,8 @@
 //! `/api/v1/posts` and `/api/v1/ai/posts`: reading the wall, writing posts, deleting them.
 use app::types::{NewAiPost, NewPost, Post, PostKind, PostPage};
-use std::net::SocketAddr;
 
 use axum::{
-    extract::{ConnectInfo, Path, Query, State},
+    extract::{Path, Query, State},
     http::StatusCode,
     Json,
 };
@@ -12,6 +11,7 @@ use serde::Deserialize;
 
 use super::json::ApiJson;
 use crate::{
+    client_addr::ClientAddr,
     db::{NewAiPostRow, PostWithJob},
     error::{HttpError, HttpResult},
     identity::{self, tag_of},
@@ -107,7 +107,7 @@ pub async fn create_text(
 
 pub async fn create_ai(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     jar: SignedCookieJar,
     ApiJson(new): ApiJson<NewAiPost>,
 ) -> HttpResult<(StatusCode, SignedCookieJar, Json<Post>)> {
@@ -123,7 +123,7 @@ pub async fn create_ai(
         .model(new.model.as_deref(), &state.config.ollama.default_model)
         .map_err(HttpError::invalid)?;
     let (jar, author) = identity::author_or_new(jar);
-    let _admitted = state.jobs.admit(&author.id, client.ip()).await?;
+    let _admitted = state.jobs.admit(&author.id, client.key()).await?;
     let created = state
         .db
         .insert_ai_post(NewAiPostRow {

@@ -2,11 +2,11 @@
 //! the progress of every running job, because a browser opens at most six HTTP/1.1 connections
 //! per origin. It starts with a snapshot; a watcher that falls behind gets a fresh snapshot
 //! instead of the events it missed.
-use std::{convert::Infallible, net::SocketAddr, sync::Arc};
+use std::{convert::Infallible, sync::Arc};
 
 use app::types::{SnapshotEvent, WallEvent};
 use axum::{
-    extract::{ConnectInfo, State},
+    extract::State,
     response::{sse::Event, Response},
 };
 use futures::{stream, Stream, StreamExt};
@@ -14,16 +14,14 @@ use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::{posts::load_page, sse::sse_response};
 use crate::{
+    client_addr::ClientAddr,
     error::{HttpError, HttpResult},
     hub::WireEvent,
     state::AppState,
 };
 
-pub async fn events(
-    State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-) -> HttpResult<Response> {
-    let slot = state.limits.open_stream(client.ip())?;
+pub async fn events(State(state): State<AppState>, client: ClientAddr) -> HttpResult<Response> {
+    let slot = state.limits.open_stream(client.key())?;
     let rx = state.hub.subscribe_wall();
     let first = snapshot(&state).await?;
     let shutdown = state.shutdown.clone().cancelled_owned();

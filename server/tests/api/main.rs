@@ -16,6 +16,7 @@ mod generation;
 mod ollama_client;
 mod posts;
 mod process;
+mod proxy;
 mod reliability;
 mod sse;
 mod test_app;

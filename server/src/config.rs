@@ -24,6 +24,56 @@ pub struct Config {
 pub struct ServerConfig {
     pub addr: SocketAddr,
     pub shutdown_grace_secs: u64,
+    // Secrets and the site's address (issue 10): the cookie key never lives in the database.
+    /// The file holding the cookie-signing key; empty: next to the database (`aiwall.key`
+    /// beside `aiwall.db`), created 0600 with a fresh key on first start.
+    pub cookie_key_file: String,
+    /// The cookie-signing key itself (hex, at least 64 bytes), usually from
+    /// `AIWALL_SERVER__COOKIE_KEY`; when set, `cookie_key_file` is not read.
+    pub cookie_key: Secret,
+    /// The address browsers reach the wall at (`https://wall.example`); empty: unknown. An
+    /// `https://` address makes the author cookie `Secure`.
+    pub public_url: String,
+}
+
+/// A configuration value that must never reach a log: its `Debug` is redacted. (The `secrecy`
+/// crate's types are neither `Serialize` nor `PartialEq`, which the configuration needs.)
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.trim().is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_empty() {
+            "\"\""
+        } else {
+            "\"[redacted]\""
+        })
+    }
+}
+
+impl ServerConfig {
+    /// Whether browsers reach the wall over HTTPS, so cookies may be marked `Secure`.
+    pub fn serves_https(&self) -> bool {
+        self.public_url
+            .trim()
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -77,6 +127,9 @@ impl Default for ServerConfig {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
             shutdown_grace_secs: 10,
+            cookie_key_file: String::new(),
+            cookie_key: Secret::default(),
+            public_url: String::new(),
         }
     }
 }
@@ -193,6 +246,31 @@ mod tests {
             assert_eq!(config.limits, LimitsConfig::default());
             Ok(())
         });
+    }
+
+    #[test]
+    fn the_cookie_key_comes_from_the_environment_and_never_shows_in_debug() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("AIWALL_SERVER__COOKIE_KEY", "00ff00ff");
+            let config = Config::load().map_err(|e| *e)?;
+            assert_eq!(config.server.cookie_key.expose(), "00ff00ff");
+            let shown = format!("{config:?}");
+            assert!(!shown.contains("00ff00ff"), "{shown}");
+            assert!(shown.contains("[redacted]"), "{shown}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn only_an_https_public_url_means_https() {
+        let with = |url: &str| ServerConfig {
+            public_url: url.into(),
+            ..ServerConfig::default()
+        };
+        assert!(with("https://wall.example").serves_https());
+        assert!(with("HTTPS://wall.example/").serves_https());
+        assert!(!with("http://wall.example").serves_https());
+        assert!(!with("").serves_https());
     }
 
     #[test]

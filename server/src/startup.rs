@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::Config,
-    db::Db,
+    db::{Db, DbLock},
     hub::Hub,
     identity,
     jobs::Jobs,
@@ -29,6 +29,8 @@ pub enum StartError {
     },
     #[error("bad Ollama configuration: {0}")]
     Ollama(String),
+    #[error("{0}")]
+    CookieKey(#[from] identity::KeyError),
 }
 
 /// A server that is bound to its port and ready to run.
@@ -42,7 +44,21 @@ impl Server {
         // Leptos's server rendering spawns its work on tokio; an error means it already is.
         let _ = any_spawner::Executor::init_tokio();
         let config = Arc::new(config);
-        let db = Db::connect(&config.database.url, config.database.max_connections).await?;
+        // In this order, so that a server that cannot start changes nothing: the database's
+        // lock first (a second server on the file stops here), then the port, and only then
+        // migrations and the recovery of jobs a crash left running.
+        let db_lock = DbLock::take(&config.database.url)?;
+        let addr = config.server.addr;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Listen { addr, source })?;
+        let db = Db::open(
+            &config.database.url,
+            config.database.max_connections,
+            db_lock,
+        )
+        .await?;
+        let cookie_key = identity::cookie_key(&config.server, &config.database.url, &db).await?;
         let ollama = OllamaClient::new(
             &config.ollama.url,
             ClientOptions {
@@ -62,11 +78,6 @@ impl Server {
             Arc::clone(&limits),
         )
         .await?;
-        let cookie_key = identity::cookie_key(&db).await?;
-        let addr = config.server.addr;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Listen { addr, source })?;
         let state = AppState {
             leptos: leptos_options(listener.local_addr().unwrap_or(addr)),
             limits,

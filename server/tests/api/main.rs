@@ -11,11 +11,13 @@
 )]
 
 mod deadline;
+mod exclusive;
 mod generation;
 mod ollama_client;
 mod posts;
 mod process;
 mod reliability;
+mod secrets;
 mod sse;
 mod test_app;
 mod upgrade;

@@ -44,9 +44,19 @@ impl Server {
         // Leptos's server rendering spawns its work on tokio; an error means it already is.
         let _ = any_spawner::Executor::init_tokio();
         let config = Arc::new(config);
-        // In this order, so that a server that cannot start changes nothing: the database's
-        // lock first (a second server on the file stops here), then the port, and only then
-        // migrations and the recovery of jobs a crash left running.
+        let ollama = OllamaClient::new(
+            &config.ollama.url,
+            ClientOptions {
+                stall_timeout: Duration::from_secs(config.ollama.stall_timeout_secs),
+                deadline: Duration::from_secs(config.ollama.deadline_secs),
+                ..ClientOptions::default()
+            },
+        )
+        .map_err(|e| StartError::Ollama(e.to_string()))?;
+        // In this order, so that a server that cannot run (a bad setting, another server on the
+        // file, a taken port) stops before it changes the database: the database's lock first,
+        // then the port; only then migrations, the cookie key, and the recovery of the jobs a
+        // crash left running.
         let db_lock = DbLock::take(&config.database.url)?;
         let addr = config.server.addr;
         let listener = TcpListener::bind(addr)
@@ -59,15 +69,6 @@ impl Server {
         )
         .await?;
         let cookie_key = identity::cookie_key(&config.server, &config.database.url, &db).await?;
-        let ollama = OllamaClient::new(
-            &config.ollama.url,
-            ClientOptions {
-                stall_timeout: Duration::from_secs(config.ollama.stall_timeout_secs),
-                deadline: Duration::from_secs(config.ollama.deadline_secs),
-                ..ClientOptions::default()
-            },
-        )
-        .map_err(|e| StartError::Ollama(e.to_string()))?;
         let hub = Hub::new();
         let limits = Arc::new(Limits::new(config.limits.clone()));
         let jobs = Jobs::start(

@@ -40,6 +40,56 @@ pub struct ServerConfig {
     /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers name the client (see
     /// `client_addr`); requests from anywhere else are counted by their own address.
     pub trusted_proxies: Vec<TrustedProxy>,
+    // Secrets and the site's address (issue 10): the cookie key never lives in the database.
+    /// The file holding the cookie-signing key; empty: next to the database (`aiwall.key`
+    /// beside `aiwall.db`), created 0600 with a fresh key on first start.
+    pub cookie_key_file: String,
+    /// The cookie-signing key itself (hex, at least 64 bytes), usually from
+    /// `AIWALL_SERVER__COOKIE_KEY`; when set, `cookie_key_file` is not read.
+    pub cookie_key: Secret,
+    /// The address browsers reach the wall at (`https://wall.example`); empty: unknown. An
+    /// `https://` address makes the author cookie `Secure`.
+    pub public_url: String,
+}
+
+/// A configuration value that must never reach a log: its `Debug` is redacted. (The `secrecy`
+/// crate's types are neither `Serialize` nor `PartialEq`, which the configuration needs.)
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.trim().is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_empty() {
+            "\"\""
+        } else {
+            "\"[redacted]\""
+        })
+    }
+}
+
+impl ServerConfig {
+    /// Whether browsers reach the wall over HTTPS, so cookies may be marked `Secure`.
+    pub fn serves_https(&self) -> bool {
+        self.public_url
+            .trim()
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+    }
 }
 
 /// A reverse proxy's address, or a network of them: `10.0.0.0/8`, `::1`, `192.0.2.7`.
@@ -163,6 +213,9 @@ impl Default for ServerConfig {
             header_read_timeout_secs: 10,
             idle_timeout_secs: 30,
             trusted_proxies: Vec::new(),
+            cookie_key_file: String::new(),
+            cookie_key: Secret::default(),
+            public_url: String::new(),
         }
     }
 }
@@ -281,20 +334,6 @@ mod tests {
     }
 
     #[test]
-    fn environment_overrides_the_file() {
-        figment::Jail::expect_with(|jail| {
-            jail.create_file("custom.toml", "[jobs]\nconcurrency = 5\n")?;
-            jail.set_env("AIWALL_CONFIG", "custom.toml");
-            jail.set_env("AIWALL_OLLAMA__URL", "http://gpu:11434");
-            let config = Config::load().map_err(|e| *e)?;
-            assert_eq!(config.jobs.concurrency, 5);
-            assert_eq!(config.ollama.url, "http://gpu:11434");
-            assert_eq!(config.limits, LimitsConfig::default());
-            Ok(())
-        });
-    }
-
-    #[test]
     fn trusted_proxies_come_from_the_environment_as_a_list() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("AIWALL_SERVER__TRUSTED_PROXIES", r#"["10.0.0.0/8","::1"]"#);
@@ -342,6 +381,45 @@ mod tests {
             assert!(error.to_lowercase().contains("trusted_proxies"), "{error}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("custom.toml", "[jobs]\nconcurrency = 5\n")?;
+            jail.set_env("AIWALL_CONFIG", "custom.toml");
+            jail.set_env("AIWALL_OLLAMA__URL", "http://gpu:11434");
+            let config = Config::load().map_err(|e| *e)?;
+            assert_eq!(config.jobs.concurrency, 5);
+            assert_eq!(config.ollama.url, "http://gpu:11434");
+            assert_eq!(config.limits, LimitsConfig::default());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_cookie_key_comes_from_the_environment_and_never_shows_in_debug() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("AIWALL_SERVER__COOKIE_KEY", "00ff00ff");
+            let config = Config::load().map_err(|e| *e)?;
+            assert_eq!(config.server.cookie_key.expose(), "00ff00ff");
+            let shown = format!("{config:?}");
+            assert!(!shown.contains("00ff00ff"), "{shown}");
+            assert!(shown.contains("[redacted]"), "{shown}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn only_an_https_public_url_means_https() {
+        let with = |url: &str| ServerConfig {
+            public_url: url.into(),
+            ..ServerConfig::default()
+        };
+        assert!(with("https://wall.example").serves_https());
+        assert!(with("HTTPS://wall.example/").serves_https());
+        assert!(!with("http://wall.example").serves_https());
+        assert!(!with("").serves_https());
     }
 
     #[test]

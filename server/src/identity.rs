@@ -1,10 +1,20 @@
 //! Anonymous authorship: a random author id in a signed, HttpOnly, SameSite=Lax cookie, set by
-//! a browser's first post, and the short public tag derived from it.
+//! a browser's first post, the short public tag derived from it, and the key that signs it.
+use std::{
+    io::{ErrorKind, Write},
+    path::{Path, PathBuf},
+};
+
 use axum_extra::extract::{
-    cookie::{Cookie, SameSite},
+    cookie::{Cookie, Key, SameSite},
     SignedCookieJar,
 };
 use sha2::{Digest, Sha256};
+
+use crate::{
+    config::ServerConfig,
+    db::{database_file, private_file, Db},
+};
 
 const COOKIE: &str = "aiwall_author";
 
@@ -34,8 +44,9 @@ pub fn author(jar: &SignedCookieJar) -> Option<Author> {
         .map(|id| Author { id })
 }
 
-/// The author of this request, creating one (and the cookie) on a browser's first post.
-pub fn author_or_new(jar: SignedCookieJar) -> (SignedCookieJar, Author) {
+/// The author of this request, creating one (and the cookie) on a browser's first post. The
+/// cookie is `Secure` when the site is served over HTTPS (`server.public_url`).
+pub fn author_or_new(jar: SignedCookieJar, secure: bool) -> (SignedCookieJar, Author) {
     if let Some(author) = author(&jar) {
         return (jar, author);
     }
@@ -44,26 +55,162 @@ pub fn author_or_new(jar: SignedCookieJar) -> (SignedCookieJar, Author) {
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)
+        .secure(secure)
         .max_age(time::Duration::days(400))
         .build();
     (jar.add(cookie), Author { id })
 }
 
-/// The cookie-signing key: made once, kept in the database so restarts and every server
-/// instance sign alike.
+/// The name the cookie-signing key had in the `settings` table before issue 10.
+const OLD_KEY_SETTING: &str = "cookie_key";
+
+/// Why the server has no cookie-signing key to start with.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(
+        "the cookie key given in server.cookie_key (AIWALL_SERVER__COOKIE_KEY) is not a key: it \
+         must be at least 128 hex digits (64 bytes), e.g. from `openssl rand -hex 64`"
+    )]
+    BadConfigured,
+    #[error(
+        "the cookie key file {} does not hold a key (at least 128 hex digits): fix it, or move \
+         it away to make a new key (authors then lose the right to stop or delete their \
+         earlier posts)",
+        .0.display()
+    )]
+    BadFile(PathBuf),
+    #[error("cannot read the cookie key file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot create the cookie key file {}: {source} (set server.cookie_key_file to a \
+         writable place, or give the key in AIWALL_SERVER__COOKIE_KEY)",
+        path.display()
+    )]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Database(#[from] crate::db::DbError),
+}
+
+/// The cookie-signing key, from the configuration: `server.cookie_key`, else the key file
+/// (created with a fresh key on first start). It never lives in the database: a key an older
+/// release stored there becomes the key file's (so authors keep their posts) and is erased.
 pub async fn cookie_key(
-    db: &crate::db::Db,
-) -> crate::db::DbResult<axum_extra::extract::cookie::Key> {
-    let hex_key = db
-        .setting_or_insert("cookie_key", || {
-            hex::encode(rand::random::<[u8; 32]>()) + &hex::encode(rand::random::<[u8; 32]>())
-        })
-        .await?;
-    let bytes = hex::decode(hex_key.trim()).unwrap_or_default();
-    Ok(if bytes.len() >= 64 {
-        axum_extra::extract::cookie::Key::from(&bytes)
+    server: &ServerConfig,
+    database_url: &str,
+    db: &Db,
+) -> Result<Key, KeyError> {
+    let old = db.setting(OLD_KEY_SETTING).await?;
+    let old_key = old.as_deref().and_then(parse_key);
+    let key = if !server.cookie_key.is_empty() {
+        let key = parse_key(server.cookie_key.expose()).ok_or(KeyError::BadConfigured)?;
+        warn_if_replaced(old_key.as_ref(), &key, "server.cookie_key");
+        key
     } else {
-        tracing::warn!("stored cookie key is malformed; using a temporary one");
-        axum_extra::extract::cookie::Key::generate()
-    })
+        match key_file(server, database_url)? {
+            Some(path) => key_from_file(&path, old_key)?,
+            None => {
+                tracing::info!(
+                    "in-memory database and no server.cookie_key_file: author cookies last \
+                     until the server stops"
+                );
+                Key::generate()
+            }
+        }
+    };
+    if old.is_some() {
+        db.erase_setting(OLD_KEY_SETTING).await?;
+        tracing::info!("erased the cookie key that an older release kept in the database");
+    }
+    Ok(key)
+}
+
+/// `server.cookie_key_file`, or by default the database's name with `.key` (`aiwall.key`
+/// beside `aiwall.db`); `None` when neither names a file.
+fn key_file(server: &ServerConfig, database_url: &str) -> Result<Option<PathBuf>, KeyError> {
+    if !server.cookie_key_file.trim().is_empty() {
+        return Ok(Some(PathBuf::from(server.cookie_key_file.trim())));
+    }
+    Ok(database_file(database_url)?.map(|db| db.with_extension("key")))
+}
+
+/// The key in `path`; when there is none, `old` (the database's) or a fresh one, written there
+/// first, readable by its owner only.
+fn key_from_file(path: &Path, old: Option<Key>) -> Result<Key, KeyError> {
+    if let Some(key) = read_key_file(path)? {
+        warn_if_replaced(old.as_ref(), &key, &path.display().to_string());
+        return Ok(key);
+    }
+    let moved = old.is_some();
+    let key = old.unwrap_or_else(Key::generate);
+    let write = |path: &Path| -> std::io::Result<()> {
+        let mut file = private_file().write(true).create_new(true).open(path)?;
+        writeln!(file, "{}", hex::encode(key.master()))?;
+        file.sync_all()
+    };
+    match write(path) {
+        Ok(()) => {
+            tracing::info!(
+                path = %path.display(),
+                moved_from_database = moved,
+                "created the cookie key file"
+            );
+            Ok(key)
+        }
+        // Another instance made it meanwhile: everyone uses the first.
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            read_key_file(path)?.ok_or_else(|| KeyError::BadFile(path.to_owned()))
+        }
+        Err(source) => Err(KeyError::Write {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// The key in `path`, `None` when there is no such file.
+fn read_key_file(path: &Path) -> Result<Option<Key>, KeyError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(KeyError::Read {
+                path: path.to_owned(),
+                source,
+            })
+        }
+    };
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                "the cookie key file can be read by other users; `chmod 600` it"
+            );
+        }
+    }
+    parse_key(&text)
+        .map(Some)
+        .ok_or_else(|| KeyError::BadFile(path.to_owned()))
+}
+
+/// A key written as hex, at least 64 bytes (the signing and encryption halves).
+fn parse_key(hex_key: &str) -> Option<Key> {
+    let bytes = hex::decode(hex_key.trim()).ok()?;
+    Key::try_from(bytes.as_slice()).ok()
+}
+
+fn warn_if_replaced(old: Option<&Key>, key: &Key, source: &str) {
+    if old.is_some_and(|old| old.master() != key.master()) {
+        tracing::warn!(
+            "the cookie key an older release kept in the database differs from the one in \
+             {source}; cookies signed with the old key are no longer recognised"
+        );
+    }
 }

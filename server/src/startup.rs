@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::Config,
-    db::Db,
+    db::{Db, DbLock},
     edge::{self, EdgeOptions, Timeouts},
     hub::Hub,
     identity,
@@ -30,6 +30,8 @@ pub enum StartError {
     },
     #[error("bad Ollama configuration: {0}")]
     Ollama(String),
+    #[error("{0}")]
+    CookieKey(#[from] identity::KeyError),
 }
 
 /// A server that is bound to its port and ready to run.
@@ -43,7 +45,6 @@ impl Server {
         // Leptos's server rendering spawns its work on tokio; an error means it already is.
         let _ = any_spawner::Executor::init_tokio();
         let config = Arc::new(config);
-        let db = Db::connect(&config.database.url, config.database.max_connections).await?;
         let ollama = OllamaClient::new(
             &config.ollama.url,
             ClientOptions {
@@ -53,6 +54,22 @@ impl Server {
             },
         )
         .map_err(|e| StartError::Ollama(e.to_string()))?;
+        // In this order, so that a server that cannot run (a bad setting, another server on the
+        // file, a taken port) stops before it changes the database: the database's lock first,
+        // then the port; only then migrations, the cookie key, and the recovery of the jobs a
+        // crash left running.
+        let db_lock = DbLock::take(&config.database.url)?;
+        let addr = config.server.addr;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Listen { addr, source })?;
+        let db = Db::open(
+            &config.database.url,
+            config.database.max_connections,
+            db_lock,
+        )
+        .await?;
+        let cookie_key = identity::cookie_key(&config.server, &config.database.url, &db).await?;
         let hub = Hub::new();
         let limits = Arc::new(Limits::new(config.limits.clone()));
         let jobs = Jobs::start(
@@ -63,11 +80,6 @@ impl Server {
             Arc::clone(&limits),
         )
         .await?;
-        let cookie_key = identity::cookie_key(&db).await?;
-        let addr = config.server.addr;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Listen { addr, source })?;
         let state = AppState {
             leptos: leptos_options(listener.local_addr().unwrap_or(addr)),
             limits,

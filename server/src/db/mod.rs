@@ -1,17 +1,19 @@
 //! The data layer: the only module that speaks SQL. SQLite (a file in WAL mode) today; the
 //! interface is narrow so that a PostgreSQL backend can stand behind it later.
+mod file;
 mod jobs;
 mod posts;
 mod settings;
 mod transitions;
 
-use std::{str::FromStr, time::Duration};
+use std::{path::PathBuf, str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
     SqlitePool,
 };
 
+pub use file::{database_file, private_file, DbLock};
 pub use jobs::JobRow;
 pub use posts::{NewAiPostRow, PostRow, PostWithJob};
 pub use transitions::{JobCompletion, ProgressWrite, Recovered};
@@ -21,6 +23,17 @@ pub use transitions::{JobCompletion, ProgressWrite, Recovered};
 pub enum DbError {
     #[error("the database is not available: {0}")]
     Unavailable(String),
+    #[error(
+        "another aiwall is running on the database {} ({holder} holds the lock file {}); \
+         stop it first, or give this server its own database.url",
+        database.display(),
+        lock.display()
+    )]
+    InUse {
+        database: PathBuf,
+        holder: String,
+        lock: PathBuf,
+    },
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
@@ -57,11 +70,23 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: SqlitePool,
+    /// Held while any handle lives, so no other process uses the file meanwhile.
+    _lock: Arc<DbLock>,
 }
 
 impl Db {
-    /// Opens (creating the file if needed) and migrates the database at `url`.
+    /// Takes the database's lock, then opens and migrates it (see [`Db::open`]).
     pub async fn connect(url: &str, max_connections: u32) -> DbResult<Self> {
+        let lock = DbLock::take(url)?;
+        Self::open(url, max_connections, lock).await
+    }
+
+    /// Opens (creating the file, private to its owner, if needed) and migrates the database at
+    /// `url`, whose lock the caller has taken.
+    pub async fn open(url: &str, max_connections: u32, lock: DbLock) -> DbResult<Self> {
+        if let Some(file) = database_file(url)? {
+            file::create_private(&file)?;
+        }
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| DbError::Unavailable(format!("bad database URL {url:?}: {e}")))?
             .create_if_missing(true)
@@ -77,7 +102,10 @@ impl Db {
             .await
             .map_err(|e| DbError::Unavailable(format!("cannot open {url}: {e}")))?;
         sqlx::migrate!("../migrations").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            _lock: Arc::new(lock),
+        })
     }
 
     /// Answers when the database can run a query (for `/readyz`).

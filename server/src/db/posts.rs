@@ -262,6 +262,8 @@ mod tests {
         let db = crate::db::Db::connect(&url, 2).await.unwrap();
         db.insert_text_post("a1", "Ann", "hello").await.unwrap();
         db.close().await;
+        // The last handle gone, the file's lock goes too.
+        drop(db);
         let again = crate::db::Db::connect(&url, 2).await.unwrap();
         assert_eq!(
             again.list_posts(None, 10).await.unwrap()[0].post.text,

@@ -1,25 +1,37 @@
-//! Small server-wide values kept in the database, such as the cookie-signing key.
+//! Small server-wide values kept in the database. Secrets are not among them: releases before
+//! issue 10 stored the cookie-signing key here, and start-up moves it out.
 use super::{Db, DbResult};
 
 impl Db {
-    /// The value stored under `key`, or `make()` stored there now if there was none. Safe when
-    /// several servers race: the first write wins and everyone reads it back.
-    pub async fn setting_or_insert(
-        &self,
-        key: &str,
-        make: impl FnOnce() -> String,
-    ) -> DbResult<String> {
-        sqlx::query(
-            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+    /// The value stored under `key`, if any.
+    pub async fn setting(&self, key: &str) -> DbResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
         )
-        .bind(key)
-        .bind(make())
-        .execute(&self.pool)
-        .await?;
-        let value: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
-            .bind(key)
-            .fetch_one(&self.pool)
+    }
+
+    /// Deletes the value stored under `key` so that it cannot be read back from the file: its
+    /// bytes are overwritten (`secure_delete`), and the write-ahead log that held the change is
+    /// checkpointed into the database and emptied.
+    pub async fn erase_setting(&self, key: &str) -> DbResult<()> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("PRAGMA secure_delete = ON")
+            .execute(&mut *conn)
             .await?;
-        Ok(value)
+        let deleted = sqlx::query("DELETE FROM settings WHERE key = $1")
+            .bind(key)
+            .execute(&mut *conn)
+            .await;
+        sqlx::query("PRAGMA secure_delete = OFF")
+            .execute(&mut *conn)
+            .await?;
+        deleted?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
     }
 }

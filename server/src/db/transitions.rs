@@ -30,6 +30,8 @@ pub struct ProgressWrite<'a> {
 /// What a completed job stores.
 #[derive(Clone, Debug)]
 pub struct JobCompletion<'a> {
+    /// The run that wrote the answer (the job's `runs` when it was claimed).
+    pub run: u32,
     pub text: &'a str,
     pub stats: &'a FinalStats,
     pub progress: &'a Progress,
@@ -93,7 +95,10 @@ impl Db {
         Ok(())
     }
 
-    /// Stores the answer and Ollama's statistics, on the job and on its post, atomically.
+    /// Stores the answer and Ollama's statistics, on the job and on its post, atomically. Only
+    /// the run that claimed the job last completes it, even if the job was put back in the
+    /// queue meanwhile (a finished answer beats running it again); `None` when the job ended
+    /// otherwise, was claimed by a newer run, or is gone.
     pub async fn complete_job(&self, id: i64, c: JobCompletion<'_>) -> DbResult<Option<JobRow>> {
         let now = now_ms();
         let s = c.stats;
@@ -108,7 +113,7 @@ impl Db {
                     time_to_first_token_ms = $10, load_duration_ns = $11,
                     prompt_eval_duration_ns = $12, eval_duration_ns = $13,
                     total_duration_ns = $14, done_reason = $15, error = NULL, failure = NULL, retry_at = NULL
-              WHERE id = $1 AND status IN ($17, $18)
+              WHERE id = $1 AND runs = $19 AND status IN ($17, $18, $20)
              RETURNING *",
         )
         .bind(id)
@@ -129,6 +134,8 @@ impl Db {
         .bind(JobStatus::Completed)
         .bind(JobStatus::Loading)
         .bind(JobStatus::Generating)
+        .bind(c.run)
+        .bind(JobStatus::Queued)
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(row) = &row {
@@ -338,6 +345,7 @@ mod tests {
             .complete_job(
                 id,
                 JobCompletion {
+                    run: 1,
                     text: "Hi there",
                     stats: &stats,
                     progress: &Progress::default(),
@@ -366,6 +374,76 @@ mod tests {
             .await
             .unwrap()
             .is_none());
+    }
+
+    /// A finished answer of the run that claimed the job, as `complete_job` takes it.
+    fn answer(run: u32) -> (FinalStats, Progress, u32) {
+        let stats = FinalStats {
+            output_tokens: 2,
+            done_reason: "stop".into(),
+            ..Default::default()
+        };
+        (stats, Progress::default(), run)
+    }
+
+    #[tokio::test]
+    async fn an_answer_completes_its_job_even_after_the_job_was_requeued() {
+        let (db, _dir) = temp_db().await;
+        let id = queued_job(&db, "a").await;
+        let run = db.claim_job(id).await.unwrap().unwrap().runs;
+        // What a second process's crash recovery did to a job this one was running.
+        assert_eq!(db.recover_interrupted(3).await.unwrap().requeued, [id]);
+        let (stats, progress, run) = answer(run);
+        let done = db
+            .complete_job(
+                id,
+                JobCompletion {
+                    run,
+                    text: "kept",
+                    stats: &stats,
+                    progress: &progress,
+                },
+            )
+            .await
+            .unwrap()
+            .expect("the requeued job takes the finished answer");
+        assert_eq!(done.status, JobStatus::Completed);
+        assert_eq!(
+            db.post(done.post_id).await.unwrap().unwrap().post.text,
+            "kept"
+        );
+        assert!(
+            db.claim_job(id).await.unwrap().is_none(),
+            "and it does not run again"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_does_not_overwrite_a_newer_run_of_its_job() {
+        let (db, _dir) = temp_db().await;
+        let id = queued_job(&db, "a").await;
+        let old_run = db.claim_job(id).await.unwrap().unwrap().runs;
+        db.recover_interrupted(3).await.unwrap();
+        let new_run = db.claim_job(id).await.unwrap().unwrap().runs;
+        assert_ne!(old_run, new_run);
+        let (stats, progress, _) = answer(old_run);
+        let late = db
+            .complete_job(
+                id,
+                JobCompletion {
+                    run: old_run,
+                    text: "late",
+                    stats: &stats,
+                    progress: &progress,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(late.is_none(), "the newer run owns the job");
+        assert_eq!(
+            db.job(id).await.unwrap().unwrap().status,
+            JobStatus::Loading
+        );
     }
 
     #[tokio::test]

@@ -225,6 +225,7 @@ impl Jobs {
             Outcome::Completed(stats) => {
                 tracing::info!(output_tokens = stats.output_tokens, "job completed");
                 let completion = JobCompletion {
+                    run: row.runs,
                     text,
                     stats,
                     progress,
@@ -248,10 +249,43 @@ impl Jobs {
         };
         match ended {
             Some(row) => self.hub.finish(job_view(&row, None)),
-            // Deleted meanwhile, or already ended: nothing left to announce.
-            None => self.hub.forget(row.id),
+            None => {
+                self.hub.forget(row.id);
+                self.end_not_stored(row, end).await;
+            }
         }
         Ok(())
+    }
+
+    /// The job's row did not take this run's end. Its post was deleted (the expected case), or
+    /// the row moved on without this run (it ended otherwise, or a newer run claimed it): then
+    /// say so, with the text, so that an answer is never dropped without a trace.
+    async fn end_not_stored(&self, row: &JobRow, end: &RunEnd) {
+        let outcome = match &end.outcome {
+            Outcome::Completed(_) => "completed",
+            Outcome::Failed(..) => "failed",
+            Outcome::Stopped(_) => "stopped",
+        };
+        match self.db.job(row.id).await {
+            Ok(None) => tracing::info!(job_id = row.id, "the job's post was deleted meanwhile"),
+            Ok(Some(now)) => tracing::warn!(
+                job_id = row.id,
+                run = row.runs,
+                outcome,
+                status_now = ?now.status,
+                runs_now = now.runs,
+                text = %end.text,
+                "the job moved on without this run, whose end is not stored; its text is here"
+            ),
+            Err(e) => tracing::warn!(
+                job_id = row.id,
+                run = row.runs,
+                outcome,
+                error = %e,
+                text = %end.text,
+                "the end of this run matched no job; its text is here"
+            ),
+        }
     }
 }
 

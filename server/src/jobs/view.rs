@@ -108,6 +108,7 @@ mod tests {
             ..Default::default()
         };
         let completion = JobCompletion {
+            run: 1,
             text: "Hi there",
             stats: &stats,
             progress: &progress,

@@ -92,7 +92,7 @@ pub async fn create_text(
         .author_name(&new.author_name)
         .map_err(HttpError::invalid)?;
     let text = limits.post_text(&new.text).map_err(HttpError::invalid)?;
-    let (jar, author) = identity::author_or_new(jar);
+    let (jar, author) = identity::author_or_new(jar, state.config.server.serves_https());
     let row = state.db.insert_text_post(&author.id, &name, &text).await?;
     let post = to_post(
         &state,
@@ -122,7 +122,7 @@ pub async fn create_ai(
     let model = limits
         .model(new.model.as_deref(), &state.config.ollama.default_model)
         .map_err(HttpError::invalid)?;
-    let (jar, author) = identity::author_or_new(jar);
+    let (jar, author) = identity::author_or_new(jar, state.config.server.serves_https());
     let _admitted = state.jobs.admit(&author.id, client.key()).await?;
     let created = state
         .db

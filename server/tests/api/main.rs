@@ -12,12 +12,14 @@
 
 mod deadline;
 mod edge;
+mod exclusive;
 mod generation;
 mod ollama_client;
 mod posts;
 mod process;
 mod proxy;
 mod reliability;
+mod secrets;
 mod sse;
 mod test_app;
 mod upgrade;

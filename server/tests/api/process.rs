@@ -141,7 +141,36 @@ fn log_file(dir: &Path) -> Stdio {
         .unwrap_or_else(|_| Stdio::null())
 }
 
+/// Starts the binary in `dir` on `port`, expecting it to refuse to start: its exit status and
+/// what it printed.
+pub async fn start_refused(dir: &Path, port: u16, env: &[(&str, String)]) -> (ExitStatus, String) {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    let mut command = command(dir, port, &env, None);
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let output = tokio::time::timeout(START, command.output())
+        .await
+        .expect("aiwall exits instead of serving")
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
+    (output.status, said)
+}
+
 fn spawn(dir: &Path, port: u16, env: &[(String, String)], file_limit: Option<(u64, u64)>) -> Child {
+    let mut command = command(dir, port, env, file_limit);
+    command.stdout(log_file(dir)).stderr(log_file(dir));
+    command.spawn().expect("start aiwall")
+}
+
+fn command(
+    dir: &Path,
+    port: u16,
+    env: &[(String, String)],
+    file_limit: Option<(u64, u64)>,
+) -> Command {
     let binary = env!("CARGO_BIN_EXE_aiwall");
     // util-linux's prlimit sets the limit and then execs the binary: the pid stays the server's.
     let mut command = match file_limit {
@@ -162,12 +191,10 @@ fn spawn(dir: &Path, port: u16, env: &[(String, String)], file_limit: Option<(u6
             format!("sqlite://{}", dir.join("wall.db").display()),
         )
         .env("RUST_LOG", "info,sqlx=warn")
-        .stdout(log_file(dir))
-        .stderr(log_file(dir))
         // A test that fails or ends leaves no server behind.
         .kill_on_drop(true);
     for (k, v) in env {
         command.env(k, v);
     }
-    command.spawn().expect("start aiwall")
+    command
 }

@@ -9,6 +9,11 @@
 use std::path::Path;
 
 use app::types::{ErrorBody, ErrorCode, JobStatus, NewPost, PostKind, PostPage};
+use axum::{http::header::SET_COOKIE, response::IntoResponse};
+use axum_extra::extract::{
+    cookie::{Cookie, Key},
+    SignedCookieJar,
+};
 
 use crate::test_app::{fast_fake, read, spawn_app_with};
 
@@ -104,4 +109,54 @@ async fn a_stored_value_this_release_cannot_read_is_a_500_not_a_retry() {
     assert!(response.headers().get("retry-after").is_none());
     let body: ErrorBody = read(response).await;
     assert_eq!(body.error.code, ErrorCode::Internal);
+}
+
+#[tokio::test]
+async fn the_previous_releases_cookie_key_moves_out_of_the_database_and_its_authors_keep_their_posts(
+) {
+    // What the previous release kept: its key, and the author of the wall's first post.
+    let probe = tempfile::tempdir().unwrap();
+    let copy = probe.path().join("old.db");
+    std::fs::copy(FIXTURE, &copy).unwrap();
+    let old = sqlx::SqlitePool::connect(&format!("sqlite://{}", copy.display()))
+        .await
+        .unwrap();
+    let old_key: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = 'cookie_key'")
+        .fetch_one(&old)
+        .await
+        .unwrap();
+    let (post_id, author_id): (i64, String) =
+        sqlx::query_as("SELECT id, author_id FROM posts ORDER BY id LIMIT 1")
+            .fetch_one(&old)
+            .await
+            .unwrap();
+    old.close().await;
+    // The cookie that author's browser holds, signed with that key.
+    let key = Key::from(&hex::decode(&old_key).unwrap());
+    let jar = SignedCookieJar::new(key).add(Cookie::new("aiwall_author", author_id));
+    let response = (jar, ()).into_response();
+    let set_cookie = response.headers()[SET_COOKIE].to_str().unwrap();
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+
+    let app = spawn_app_with(Some(fast_fake()), |config| {
+        let path = config.database.url.trim_start_matches("sqlite://");
+        std::fs::copy(FIXTURE, Path::new(path)).expect("copy the fixture database");
+    })
+    .await;
+
+    let pool = app.sqlite().await;
+    let left: Vec<String> = sqlx::query_scalar("SELECT key FROM settings")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "settings left in the database: {left:?}");
+    let key_file = app.db_path.with_extension("key");
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap().trim(), old_key);
+    let deleted = reqwest::Client::new()
+        .delete(app.api(&format!("/posts/{post_id}")))
+        .header(reqwest::header::COOKIE, cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204, "the author still owns their post");
 }

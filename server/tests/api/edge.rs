@@ -16,9 +16,11 @@ use crate::process::AppProcess;
 /// A request whose headers never end: the opening of a slowloris attack.
 const HALF_SENT: &[u8] = b"GET / HTTP/1.1\r\nHost: wall\r\nX-Slow: ";
 
-/// Opens a socket to `port` and sends half a request.
+/// Opens a socket to `port` and sends half a request. A server that stopped accepting fails
+/// the connect after 5 s, rather than hanging the test.
 async fn half_open(port: u16) -> std::io::Result<TcpStream> {
-    let mut socket = TcpStream::connect(("127.0.0.1", port)).await?;
+    let connect = TcpStream::connect(("127.0.0.1", port));
+    let mut socket = tokio::time::timeout(Duration::from_secs(5), connect).await??;
     socket.write_all(HALF_SENT).await?;
     Ok(socket)
 }

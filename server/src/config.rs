@@ -283,7 +283,34 @@ impl Config {
         let file = std::env::var_os("AIWALL_CONFIG")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("Leptos.toml"));
-        Self::figment(file).extract().map_err(Box::new)
+        let config: Config = Self::figment(file).extract().map_err(Box::new)?;
+        config
+            .check()
+            .map_err(|e| Box::new(figment::Error::from(e)))?;
+        Ok(config)
+    }
+
+    /// Settings that parse but cannot work: a zero that would refuse or cut off every request.
+    fn check(&self) -> Result<(), String> {
+        let s = &self.server;
+        for (key, value) in [
+            (
+                "server.max_connections",
+                u64::try_from(s.max_connections).unwrap_or(u64::MAX),
+            ),
+            (
+                "server.header_read_timeout_secs",
+                s.header_read_timeout_secs,
+            ),
+            ("server.idle_timeout_secs", s.idle_timeout_secs),
+        ] {
+            if value == 0 {
+                return Err(format!(
+                    "{key} is 0, which would cut off every request; it must be at least 1"
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn figment(file: PathBuf) -> Figment {
@@ -420,6 +447,19 @@ mod tests {
         assert!(with("HTTPS://wall.example/").serves_https());
         assert!(!with("http://wall.example").serves_https());
         assert!(!with("").serves_https());
+    }
+
+    #[test]
+    fn a_zero_that_would_cut_off_every_request_is_refused_in_words() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("AIWALL_SERVER__IDLE_TIMEOUT_SECS", "0");
+            let error = Config::load().unwrap_err().to_string();
+            assert!(
+                error.contains("server.idle_timeout_secs is 0") && error.contains("at least 1"),
+                "{error}"
+            );
+            Ok(())
+        });
     }
 
     #[test]

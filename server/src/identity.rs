@@ -113,7 +113,7 @@ pub async fn cookie_key(
         key
     } else {
         match key_file(server, database_url)? {
-            Some(path) => key_from_file(&path, old_key)?,
+            Some(path) => key_from_file(&path, old_key.clone())?,
             None => {
                 tracing::info!(
                     "in-memory database and no server.cookie_key_file: author cookies last \
@@ -123,11 +123,55 @@ pub async fn cookie_key(
             }
         }
     };
+    if let Some(old_key) = &old_key {
+        if old_key.master() != key.master() && !keep_replaced(old_key, server, database_url) {
+            // Not erased: it is the only copy, and a mistaken setting must not log everyone out
+            // for good.
+            return Ok(key);
+        }
+    }
     if old.is_some() {
         db.erase_setting(OLD_KEY_SETTING).await?;
         tracing::info!("erased the cookie key that an older release kept in the database");
     }
     Ok(key)
+}
+
+/// Saves an older release's key that the configured one replaces to `<key file>.old` (0600),
+/// so that going back to it stays possible; false when it could not be saved.
+fn keep_replaced(old: &Key, server: &ServerConfig, database_url: &str) -> bool {
+    let Ok(Some(path)) = key_file(server, database_url) else {
+        return false;
+    };
+    let mut name = path.into_os_string();
+    name.push(".old");
+    let path = PathBuf::from(name);
+    let write = || -> std::io::Result<()> {
+        let mut file = private_file().write(true).create_new(true).open(&path)?;
+        writeln!(file, "{}", hex::encode(old.master()))?;
+        file.sync_all()
+    };
+    match write() {
+        Ok(()) => {
+            tracing::warn!(
+                path = %path.display(),
+                "saved the replaced cookie key of an older release; to go back to it, make it                  the key file"
+            );
+            true
+        }
+        // Saved by an earlier start: erase only if that file holds this very key.
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            matches!(read_key_file(&path), Ok(Some(saved)) if saved.master() == old.master())
+        }
+        Err(e) => {
+            tracing::warn!(
+                path = %path.display(),
+                error = %e,
+                "cannot save the replaced cookie key; it stays in the database"
+            );
+            false
+        }
+    }
 }
 
 /// `server.cookie_key_file`, or by default the database's name with `.key` (`aiwall.key`

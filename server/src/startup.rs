@@ -124,9 +124,12 @@ impl Server {
             options,
             async move {
                 signal.await;
+                // Connections still open then are closed by this deadline.
+                let deadline = tokio::time::Instant::now() + grace;
                 tracing::info!(?grace, "shutting down: finishing running generations");
                 stopping.jobs.shutdown(grace).await;
                 stopping.shutdown.cancel();
+                deadline
             },
         )
         .await;

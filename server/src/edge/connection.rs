@@ -37,6 +37,14 @@ pub struct Timeouts {
     pub idle: Duration,
 }
 
+/// How a connection is told that the server stops.
+pub struct Closing {
+    /// Finish the request in progress, if any, then close.
+    pub gently: CancellationToken,
+    /// Close now.
+    pub now: CancellationToken,
+}
+
 /// The idle check never runs more often than this.
 const IDLE_CHECK_MIN: Duration = Duration::from_millis(100);
 
@@ -49,7 +57,7 @@ pub async fn serve(
     ticket: Ticket,
     timeouts: Timeouts,
     keep_alive: bool,
-    shutdown: CancellationToken,
+    closing: Closing,
 ) {
     let activity = Arc::clone(&ticket.activity);
     // Live updates are small writes that must leave at once, not wait for the next one.
@@ -84,7 +92,7 @@ pub async fn serve(
     let connection = http.serve_connection(io, service);
     tokio::pin!(connection);
 
-    let mut closing = false;
+    let mut finishing = false;
     loop {
         tokio::select! {
             result = connection.as_mut() => {
@@ -101,8 +109,9 @@ pub async fn serve(
                 tracing::debug!(%peer, "closed a connection whose request stalled");
                 break;
             }
-            () = shutdown.cancelled(), if !closing => {
-                closing = true;
+            () = closing.now.cancelled() => break,
+            () = closing.gently.cancelled(), if !finishing => {
+                finishing = true;
                 connection.as_mut().graceful_shutdown();
                 // Half-open and kept-alive connections have nothing to finish.
                 if activity.is_waiting() {
@@ -111,7 +120,8 @@ pub async fn serve(
             }
         }
     }
-    drop(ticket);
+    // `ticket`, a parameter, is dropped after the connection (a local): the place is given back
+    // once the socket is closed.
 }
 
 /// Resolves when a request in progress (not a live stream) has moved no byte for `idle`.
@@ -177,7 +187,11 @@ impl AsyncWrite for Watched {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        let polled = Pin::new(&mut self.stream).poll_flush(cx);
+        if matches!(polled, Poll::Ready(Ok(()))) {
+            self.activity.flushed();
+        }
+        polled
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -185,7 +199,8 @@ impl AsyncWrite for Watched {
     }
 }
 
-/// A response body that keeps its request counted as in progress until it has been sent.
+/// A response body that keeps its request counted as in progress until it has ended (and then
+/// until hyper has flushed it, see [`Activity::flushed`]).
 struct Tracked {
     body: Body,
     _in_flight: InFlight,

@@ -10,6 +10,8 @@ mod table;
 
 use std::{future::Future, io, time::Duration};
 
+use tokio::time::Instant;
+
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -20,8 +22,6 @@ use table::{Connections, Place};
 
 /// Over-the-cap connections answered at once (a 503, or a health check), beyond the cap.
 const SPARE_PLACES: usize = 32;
-/// How long the requests still in progress at shutdown get to finish.
-const DRAIN: Duration = Duration::from_secs(2);
 /// An accept error (out of file descriptors, say) is logged at most this often.
 const ACCEPT_ERROR_LOG_EVERY: Duration = Duration::from_secs(5);
 
@@ -34,20 +34,22 @@ pub struct EdgeOptions {
 
 /// Serves `app` on `listener` until `stop` resolves, and `at_capacity` (health checks and a
 /// 503) on connections over the cap. Then it stops accepting, closes the connections with no
-/// request in progress at once, and gives the others a moment to finish their response.
+/// request in progress at once, lets the others finish their response until the deadline
+/// `stop` gave, and closes what is left.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     at_capacity: Router,
     options: EdgeOptions,
-    stop: impl Future<Output = ()>,
+    stop: impl Future<Output = Instant>,
 ) -> io::Result<()> {
     let connections = Connections::new(options.max_connections, SPARE_PLACES);
     let tasks = TaskTracker::new();
     let closing = CancellationToken::new();
+    let forced = CancellationToken::new();
     tokio::pin!(stop);
     let mut last_error_logged: Option<tokio::time::Instant> = None;
-    loop {
+    let deadline = loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -61,7 +63,7 @@ pub async fn serve(
                     continue;
                 }
             },
-            () = &mut stop => break,
+            deadline = &mut stop => break deadline,
         };
         let (app, keep_alive, ticket) = match connections.admit() {
             Place::Regular(ticket) => (app.clone(), true, ticket),
@@ -78,17 +80,25 @@ pub async fn serve(
             ticket,
             options.timeouts,
             keep_alive,
-            closing.clone(),
+            connection::Closing {
+                gently: closing.clone(),
+                now: forced.clone(),
+            },
         ));
-    }
+    };
     drop(listener);
     closing.cancel();
     tasks.close();
-    if tokio::time::timeout(DRAIN, tasks.wait()).await.is_err() {
+    if tokio::time::timeout_at(deadline, tasks.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!(
             open = connections.open(),
-            "closing connections whose response did not finish in time"
+            "closing connections whose response did not finish within the grace period"
         );
+        forced.cancel();
+        tasks.wait().await;
     }
     Ok(())
 }

@@ -12,16 +12,23 @@ use std::{
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// Set in [`Activity::state`] once the connection was closed to make room.
+const EVICTED: u32 = 1 << 31;
+
 /// What is known of one connection's traffic, shared by its task, its socket and its requests.
 #[derive(Debug)]
 pub struct Activity {
     opened: Instant,
     /// When a byte last moved, in milliseconds since `opened`.
     last_moved_ms: AtomicU64,
-    /// Requests whose response has not been sent to the end (0 or 1 on HTTP/1.1).
-    in_flight: AtomicU32,
+    /// Requests in progress (until their response's last byte has been flushed to the socket;
+    /// 0 or 1 on HTTP/1.1), plus [`EVICTED`]. One word, so that a request cannot begin on a
+    /// connection in the instant it is chosen to make room.
+    state: AtomicU32,
     /// Of those, responses that are live streams (SSE).
     streaming: AtomicU32,
+    /// Responses whose body has ended but whose last bytes may still wait in hyper's buffer.
+    unflushed: AtomicU32,
     /// Cancelled when the connection is closed to make room for a new one.
     evicted: CancellationToken,
 }
@@ -31,8 +38,9 @@ impl Activity {
         Self {
             opened: Instant::now(),
             last_moved_ms: AtomicU64::new(0),
-            in_flight: AtomicU32::new(0),
+            state: AtomicU32::new(0),
             streaming: AtomicU32::new(0),
+            unflushed: AtomicU32::new(0),
             evicted: CancellationToken::new(),
         }
     }
@@ -41,6 +49,14 @@ impl Activity {
     pub fn moved(&self) {
         let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_moved_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Everything written so far has reached the socket: the responses that had ended are done.
+    pub fn flushed(&self) {
+        let done = self.unflushed.swap(0, Ordering::AcqRel);
+        if done > 0 {
+            self.state.fetch_sub(done, Ordering::AcqRel);
+        }
     }
 
     /// How long since a byte last moved.
@@ -52,12 +68,25 @@ impl Activity {
     /// No request in progress: a connection still sending its first request's headers, or a
     /// kept-alive one between requests. Closing it loses nothing.
     pub fn is_waiting(&self) -> bool {
-        self.in_flight.load(Ordering::Acquire) == 0
+        self.state.load(Ordering::Acquire) == 0
     }
 
     /// A request is in progress and its response is not a live stream.
     pub fn is_busy_not_streaming(&self) -> bool {
-        self.in_flight.load(Ordering::Acquire) > self.streaming.load(Ordering::Acquire)
+        let in_flight = self.state.load(Ordering::Acquire) & !EVICTED;
+        in_flight > self.streaming.load(Ordering::Acquire)
+    }
+
+    /// Marks a waiting connection as closed to make room; false if a request is in progress.
+    fn evict(&self) -> bool {
+        let evicted = self
+            .state
+            .compare_exchange(0, EVICTED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if evicted {
+            self.evicted.cancel();
+        }
+        evicted
     }
 
     pub fn evicted(&self) -> &CancellationToken {
@@ -65,9 +94,11 @@ impl Activity {
     }
 
     /// A request has begun; it ends when the returned guard (kept with the response's body)
-    /// is dropped.
+    /// is dropped and the response's last bytes are flushed.
     pub fn begin(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        // A new request means the previous response was sent.
+        self.flushed();
+        self.state.fetch_add(1, Ordering::AcqRel);
         self.moved();
         InFlight {
             activity: Arc::clone(self),
@@ -82,7 +113,7 @@ impl Default for Activity {
     }
 }
 
-/// One request in progress, until its response has been sent (or abandoned).
+/// One request in progress, until its response's body has ended.
 #[derive(Debug)]
 pub struct InFlight {
     activity: Arc<Activity>,
@@ -104,7 +135,8 @@ impl Drop for InFlight {
         if self.streaming {
             self.activity.streaming.fetch_sub(1, Ordering::AcqRel);
         }
-        self.activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+        // Still in progress until hyper has flushed what it holds of the response.
+        self.activity.unflushed.fetch_add(1, Ordering::AcqRel);
         self.activity.moved();
     }
 }
@@ -181,10 +213,10 @@ impl Connections {
             let oldest_waiting = inner
                 .open
                 .iter()
-                .find(|(_, activity)| activity.is_waiting())
+                .find(|(_, activity)| activity.evict())
                 .map(|(id, _)| *id);
-            if let Some(activity) = oldest_waiting.and_then(|id| inner.open.remove(&id)) {
-                activity.evicted.cancel();
+            if let Some(id) = oldest_waiting {
+                inner.open.remove(&id);
             }
         }
         let activity = Arc::new(Activity::new());
@@ -267,6 +299,23 @@ mod tests {
         assert!(!activity.is_waiting());
         assert!(!activity.is_busy_not_streaming());
         drop(request);
+        assert!(!activity.is_waiting(), "not until the response is flushed");
+        activity.flushed();
         assert!(activity.is_waiting());
+    }
+
+    #[test]
+    fn a_connection_whose_request_began_is_never_evicted() {
+        let activity = Arc::new(Activity::new());
+        let _request = activity.begin();
+        assert!(!activity.evict());
+        assert!(!activity.evicted().is_cancelled());
+        let waiting = Activity::new();
+        assert!(waiting.evict());
+        assert!(waiting.evicted().is_cancelled());
+        assert!(
+            !waiting.is_waiting(),
+            "an evicted connection takes no new request"
+        );
     }
 }

@@ -160,3 +160,26 @@ async fn the_previous_releases_cookie_key_moves_out_of_the_database_and_its_auth
         .unwrap();
     assert_eq!(deleted.status(), 204, "the author still owns their post");
 }
+
+#[tokio::test]
+async fn a_configured_key_that_replaces_the_previous_releases_keeps_the_old_one_in_a_file() {
+    let new_key = "ab".repeat(64);
+    let app = spawn_app_with(Some(fast_fake()), |config| {
+        let path = config.database.url.trim_start_matches("sqlite://");
+        std::fs::copy(FIXTURE, Path::new(path)).expect("copy the fixture database");
+        config.server.cookie_key = server::config::Secret::new(new_key.clone());
+    })
+    .await;
+
+    let pool = app.sqlite().await;
+    let left: Vec<String> = sqlx::query_scalar("SELECT key FROM settings")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "settings left in the database: {left:?}");
+    // Not lost: going back to it is a matter of making it the key file.
+    let saved = app.db_path.with_extension("key.old");
+    let saved = std::fs::read_to_string(&saved).unwrap_or_else(|e| panic!("{saved:?}: {e}"));
+    assert_eq!(saved.trim().len(), 128);
+    assert_ne!(saved.trim(), new_key);
+}

@@ -349,12 +349,18 @@ mod tests {
 
     #[test]
     fn every_earlier_releases_leptos_toml_still_loads() {
-        // One file per release that changed Leptos.toml, copied as it shipped; never edited.
-        for (release, file) in [("6ca8ea1", "Leptos-6ca8ea1.toml")] {
+        // tests/fixtures/Leptos-<release>.toml: each release's file as it shipped, never edited.
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+        let files: Vec<_> = std::fs::read_dir(dir)
+            .expect("the fixtures folder")
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| path.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        assert!(!files.is_empty(), "no earlier Leptos.toml in {dir}");
+        for file in files {
             figment::Jail::expect_with(|_| {
-                let path = format!("{}/tests/fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
-                let loaded = Config::figment(path.into()).extract::<Config>();
-                assert!(loaded.is_ok(), "{release}'s Leptos.toml: {loaded:?}");
+                let loaded = Config::figment(file.clone()).extract::<Config>();
+                assert!(loaded.is_ok(), "{}: {loaded:?}", file.display());
                 Ok(())
             });
         }

@@ -1,4 +1,5 @@
 //! The HTTP surface: the page, the JSON API, the SSE streams, health checks and static files.
+mod address;
 mod csrf;
 mod generation;
 mod health;
@@ -41,6 +42,14 @@ pub fn router(state: AppState) -> Router {
         .route("/ai/generation/{job_id}/cancel", post(generation::cancel))
         .route("/ai/generation/{job_id}/retry", post(generation::retry))
         .route("/wall/events", get(wall::events))
+        // axum answers a method a path does not take with an empty 405; `Allow` is kept.
+        .method_not_allowed_fallback(|| async {
+            HttpError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorCode::Malformed,
+                "This API endpoint does not take that method; the Allow header lists the ones it takes.",
+            )
+        })
         .fallback(|| async {
             HttpError::new(
                 StatusCode::NOT_FOUND,

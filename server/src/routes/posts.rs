@@ -3,14 +3,17 @@ use app::types::{NewAiPost, NewPost, Post, PostKind, PostPage};
 use std::net::SocketAddr;
 
 use axum::{
-    extract::{ConnectInfo, Path, Query, State},
+    extract::{ConnectInfo, State},
     http::StatusCode,
     Json,
 };
 use axum_extra::extract::SignedCookieJar;
 use serde::Deserialize;
 
-use super::json::ApiJson;
+use super::{
+    address::{ApiPath, ApiQuery},
+    json::ApiJson,
+};
 use crate::{
     db::{NewAiPostRow, PostWithJob},
     error::{HttpError, HttpResult},
@@ -68,12 +71,15 @@ pub async fn load_page(
 
 pub async fn list(
     State(state): State<AppState>,
-    Query(q): Query<PageQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> HttpResult<Json<PostPage>> {
     Ok(Json(load_page(&state, q.before, q.limit).await?))
 }
 
-pub async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> HttpResult<Json<Post>> {
+pub async fn get(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> HttpResult<Json<Post>> {
     let row = state
         .db
         .post(id)
@@ -145,7 +151,7 @@ pub async fn create_ai(
 pub async fn delete(
     State(state): State<AppState>,
     jar: SignedCookieJar,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> HttpResult<StatusCode> {
     let row = state
         .db

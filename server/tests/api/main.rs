@@ -11,6 +11,7 @@
 )]
 
 mod deadline;
+mod edge;
 mod generation;
 mod ollama_client;
 mod posts;

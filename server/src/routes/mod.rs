@@ -7,6 +7,7 @@ mod json;
 mod models;
 mod page;
 mod posts;
+mod security;
 mod sse;
 mod wall;
 
@@ -58,7 +59,7 @@ pub fn router(state: AppState) -> Router {
             )
         });
 
-    Router::new()
+    let site = Router::new()
         .route("/", get(page::wall))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -68,7 +69,8 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(csrf::same_origin_only))
         .layer(CatchPanicLayer::custom(|_| {
             HttpError::internal("a request handler panicked").into_response()
-        }))
+        }));
+    security::with_security_headers(site)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

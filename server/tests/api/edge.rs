@@ -1,10 +1,16 @@
 //! The HTTP edge over real HTTP: every request the router or an extractor refuses answers the
 //! documented JSON error, and every response carries the security headers.
 
-use app::types::{ErrorBody, ErrorCode};
+use std::time::Duration;
+
+use app::types::{ErrorBody, ErrorCode, JobStatus, NewAiPost};
+use fake_ollama::FakeConfig;
 use reqwest::{header, Method};
 
-use crate::test_app::spawn_app;
+use crate::{
+    deadline::eventually,
+    test_app::{spawn_app, spawn_app_with},
+};
 
 /// A refused request: method, path under /api/v1, status, code, and words the message says.
 type Refusal = (Method, &'static str, u16, ErrorCode, &'static str);
@@ -113,5 +119,147 @@ async fn a_bad_id_query_or_method_answers_the_documented_json_error() {
             .unwrap_or_else(|e| panic!("{what}: not the documented error ({e}): {body:?}"));
         assert_eq!(error.code, code, "{what}");
         assert!(error.message.contains(says), "{what}: {:?}", error.message);
+    }
+}
+
+/// The page's policy, as the issue specifies it, around this response's nonce.
+fn expected_directives(nonce: &str) -> [String; 5] {
+    [
+        "default-src 'self'".into(),
+        format!("script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'"),
+        "connect-src 'self'".into(),
+        "object-src 'none'".into(),
+        "frame-ancestors 'none'".into(),
+    ]
+}
+
+fn header_of(response: &reqwest::Response, name: header::HeaderName) -> String {
+    let value = response.headers().get(&name);
+    let value = value.unwrap_or_else(|| panic!("{} has no {name}", response.url()));
+    value.to_str().unwrap().to_owned()
+}
+
+/// The nonce in a policy's `script-src`.
+fn policy_nonce(policy: &str) -> String {
+    let start = policy.find("'nonce-").expect("a nonce in the policy") + "'nonce-".len();
+    let end = start + policy[start..].find('\'').unwrap();
+    policy[start..end].to_owned()
+}
+
+/// The `nonce` attribute of every `<script>` in `html` (None for a script without one).
+fn script_nonces(html: &str) -> Vec<Option<String>> {
+    html.match_indices("<script")
+        .map(|(at, _)| {
+            let tag = &html[at..at + html[at..].find('>').unwrap()];
+            let start = tag.find(" nonce=\"")? + " nonce=\"".len();
+            let end = start + tag[start..].find('"')?;
+            Some(tag[start..end].to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_page_allows_only_its_own_scripts_by_a_nonce_fresh_for_every_response() {
+    // A running job with a max length, so that the page draws its determinate progress bar.
+    let fake = FakeConfig {
+        tokens_per_second: 5.0,
+        length: 1000,
+        ..FakeConfig::default()
+    };
+    let app = spawn_app_with(Some(fake), |_| {}).await;
+    let (_, job_id) = app
+        .ai_post_with(NewAiPost {
+            author_name: "Ann".into(),
+            prompt: "Write at length".into(),
+            model: Some("llama3.2:1b".into()),
+            max_tokens: Some(500),
+        })
+        .await;
+    eventually(Duration::from_secs(10), "the job writes", || async {
+        (app.job(job_id).await.status == JobStatus::Generating).then_some(())
+    })
+    .await;
+
+    let mut nonces = Vec::new();
+    for _ in 0..2 {
+        let response = app.client.get(&app.url).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            header_of(&response, header::X_CONTENT_TYPE_OPTIONS),
+            "nosniff"
+        );
+        assert_eq!(header_of(&response, header::REFERRER_POLICY), "same-origin");
+        let policy = header_of(&response, header::CONTENT_SECURITY_POLICY);
+        let nonce = policy_nonce(&policy);
+        assert!(nonce.len() >= 22, "128 bits of nonce: {nonce:?}");
+        let directives: Vec<&str> = policy.split(';').map(str::trim).collect();
+        for directive in expected_directives(&nonce) {
+            assert!(
+                directives.contains(&directive.as_str()),
+                "{directive:?} in {policy:?}"
+            );
+        }
+        let html = response.text().await.unwrap();
+        let scripts = script_nonces(&html);
+        assert!(
+            html.contains("data-job-id") && html.contains("bar-fill"),
+            "the running card and its bar are on the page"
+        );
+        assert!(!scripts.is_empty(), "the hydration script is on the page");
+        for script in scripts {
+            assert_eq!(
+                script.as_deref(),
+                Some(nonce.as_str()),
+                "every script carries the nonce"
+            );
+        }
+        // The policy blocks inline styles, so the page must not have any.
+        assert!(
+            !html.contains(" style="),
+            "an inline style attribute in the page"
+        );
+        nonces.push(nonce);
+    }
+    assert_ne!(nonces[0], nonces[1], "a fresh nonce for every response");
+}
+
+#[tokio::test]
+async fn every_other_response_carries_a_policy_that_allows_nothing_and_nosniff() {
+    let app = spawn_app().await;
+    for path in [
+        "/api/v1/posts",
+        "/api/v1/posts/abc",
+        "/api/v1/nothing/here",
+        "/api/v1/wall/events",
+        "/healthz",
+        "/favicon.svg",
+        "/no/such/file",
+    ] {
+        let response = app
+            .client
+            .get(format!("{}{path}", app.url))
+            .send()
+            .await
+            .unwrap();
+        let policy = header_of(&response, header::CONTENT_SECURITY_POLICY);
+        assert!(
+            policy.starts_with("default-src 'none'"),
+            "{path}: {policy:?}"
+        );
+        assert!(
+            policy.contains("frame-ancestors 'none'"),
+            "{path}: {policy:?}"
+        );
+        assert!(!policy.contains("script-src"), "{path}: {policy:?}");
+        assert_eq!(
+            header_of(&response, header::X_CONTENT_TYPE_OPTIONS),
+            "nosniff",
+            "{path}"
+        );
+        assert_eq!(
+            header_of(&response, header::REFERRER_POLICY),
+            "same-origin",
+            "{path}"
+        );
     }
 }

@@ -28,7 +28,8 @@ pub async fn wall(
         rendered_at: crate::db::now_ms(),
     };
     // A fresh nonce for every response, given to the render (Leptos puts it on the hydration
-    // script) and to this response's policy.
+    // script; it replaces the one leptos_axum provides, which no header could name) and to
+    // this response's policy.
     let nonce = Nonce::new();
     let policy = security::page_policy(&nonce, &state.leptos, request.headers());
     let options = state.leptos.clone();

@@ -49,12 +49,14 @@ async function ask(page, prompt, extra = {}) {
 
 /** Resolves once the card's state satisfies `predicate(card element)`, evaluated in the page. */
 function cardWhen(page, post, predicate, timeout = 30_000) {
+  // One function source, which Playwright compiles once: the page's Content-Security-Policy
+  // forbids the page itself `new Function` or `eval`.
   return page.waitForFunction(
-    ([id, source]) => {
-      const card = document.querySelector(`article.post[data-post-id="${id}"] .ai-progress`);
-      return card && new Function('card', `return (${source})(card)`)(card);
-    },
-    [post.id, predicate.toString()],
+    `(id) => {
+      const card = document.querySelector(\`article.post[data-post-id="\${id}"] .ai-progress\`);
+      return card && (${predicate})(card);
+    }`,
+    post.id,
     { timeout },
   );
 }

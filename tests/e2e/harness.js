@@ -1,5 +1,6 @@
 // Starts the release binaries the way a user would (a copied `aiwall`, the fake Ollama) and
 // drives Debian's Chromium through playwright-core, for the tests in this directory.
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
@@ -8,6 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { afterEach } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
@@ -238,7 +240,52 @@ export function launchBrowser() {
   });
 }
 
-/** A new page that records console errors and uncaught exceptions in `page.problems`. */
+/**
+ * Every Content-Security-Policy violation reported by a page of this test file and not yet
+ * checked: the page's `securitypolicyviolation` events and the console's CSP messages. A
+ * violation fails the test it happens in (see `assertNoCspViolations`), so that a policy that
+ * blocks the wasm, a script or a style can never go unnoticed.
+ */
+const cspViolations = [];
+const openPages = new Set();
+
+/** Records the CSP violations of `page`, from before its first script runs. */
+async function watchCsp(page) {
+  openPages.add(page);
+  page.once('close', () => openPages.delete(page));
+  await page.exposeBinding('__aiwallCspViolation', (_source, v) => {
+    cspViolations.push(`${v.directive} blocked ${v.blocked || 'inline'} on ${v.page}${v.sample ? `: ${v.sample}` : ''}`);
+  });
+  await page.addInitScript(() => {
+    window.addEventListener(
+      'securitypolicyviolation',
+      (e) => window.__aiwallCspViolation?.({ directive: e.effectiveDirective, blocked: e.blockedURI, sample: e.sample, page: e.documentURI }),
+      true,
+    );
+  });
+  page.on('console', (msg) => {
+    if (/Content[- ]Security[- ]Policy/i.test(msg.text())) cspViolations.push(`console: ${msg.text()}`);
+  });
+}
+
+/**
+ * Fails if any page reported a CSP violation since the last check, and forgets them. Runs after
+ * every test of a test file (below); a round trip to every open page first lets the reports
+ * still on their way arrive.
+ */
+export async function assertNoCspViolations() {
+  await Promise.all([...openPages].map((page) => page.evaluate(() => 0).catch(() => {})));
+  const seen = cspViolations.splice(0);
+  assert.deepEqual(seen, [], `Content-Security-Policy violations:\n${seen.join('\n')}`);
+}
+
+// In test files only: tour.js, a script, would print an empty test report.
+if (process.env.NODE_TEST_CONTEXT || process.argv[1]?.endsWith('.test.js')) afterEach(assertNoCspViolations);
+
+/**
+ * A new page that records console errors and uncaught exceptions in `page.problems`, and
+ * Content-Security-Policy violations for `assertNoCspViolations`.
+ */
 export async function newPage(browser) {
   const page = await browser.newPage();
   page.setDefaultTimeout(15_000);
@@ -247,6 +294,7 @@ export async function newPage(browser) {
     if (msg.type() === 'error') page.problems.push(`console: ${msg.text()}`);
   });
   page.on('pageerror', (error) => page.problems.push(`pageerror: ${error.message}`));
+  await watchCsp(page);
   return page;
 }
 

@@ -72,6 +72,16 @@ fn determinate(view: &JobView) -> bool {
         && (view.max_tokens.is_some() || view.progress.estimated_time_remaining.is_some())
 }
 
+/// The bar's fill: a determinate one is drawn by a class per whole percent (`p0` to `p100` in
+/// style/main.css), because the Content-Security-Policy forbids inline styles. A percent the
+/// stylesheet has no class for (`-0`, `NaN`) draws an empty bar.
+fn fill_class(percent: Option<f64>) -> String {
+    match percent {
+        Some(p) => format!("bar-fill p{:.0}", p.clamp(0.0, 100.0)),
+        None => "bar-fill".into(),
+    }
+}
+
 /// The live numbers: "25 tokens · 10 tok/s · 3 s · about 7 s left" (the elapsed time alone
 /// while the model loads).
 #[derive(Clone, Default, PartialEq)]
@@ -319,7 +329,7 @@ pub fn AIGenerationProgress(
                 <div class=class role="progressbar" aria-label=about.with_value(|a| format!("Progress of {a}"))
                     aria-valuemin="0" aria-valuemax="100"
                     aria-valuenow=percent.map(|p| format!("{p:.0}")) aria-valuetext=text>
-                    <div class="bar-fill" style=percent.map(|p| format!("width: {p:.1}%"))></div>
+                    <div class=fill_class(percent)></div>
                 </div>
             })}
             {move || {
@@ -410,4 +420,18 @@ fn keep_focus(
         }
         now
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fill_class;
+
+    #[test]
+    fn the_fill_class_is_the_whole_percent_within_the_bar() {
+        assert_eq!(fill_class(Some(42.46)), "bar-fill p42");
+        assert_eq!(fill_class(Some(99.6)), "bar-fill p100");
+        assert_eq!(fill_class(Some(130.0)), "bar-fill p100");
+        assert_eq!(fill_class(Some(-3.0)), "bar-fill p0");
+        assert_eq!(fill_class(None), "bar-fill");
+    }
 }

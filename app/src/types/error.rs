@@ -13,7 +13,7 @@ pub struct ErrorBody {
 pub enum ErrorCode {
     /// An input broke a rule (empty, too long, out of range).
     Validation,
-    /// The body is not the JSON the endpoint takes.
+    /// The request is not what the endpoint takes: its body, its query or its method.
     Malformed,
     /// The body is larger than the server accepts.
     TooLarge,

@@ -9,7 +9,7 @@ use std::convert::Infallible;
 
 use app::types::{ErrorEvent, JobEvent, JobStatus, JobView};
 use axum::{
-    extract::{Path, State},
+    extract::State,
     http::{HeaderMap, StatusCode},
     response::{sse::Event, IntoResponse, Response},
     Json,
@@ -18,7 +18,7 @@ use axum_extra::extract::SignedCookieJar;
 use futures::{stream, Stream, StreamExt};
 use tokio::sync::watch;
 
-use super::sse::sse_response;
+use super::{address::ApiPath, sse::sse_response};
 use crate::{
     client_addr::ClientAddr,
     db::JobRow,
@@ -38,7 +38,7 @@ async fn job_row(state: &AppState, job_id: i64) -> HttpResult<JobRow> {
 
 pub async fn get(
     State(state): State<AppState>,
-    Path(job_id): Path<i64>,
+    ApiPath(job_id): ApiPath<i64>,
 ) -> HttpResult<Json<JobView>> {
     let row = job_row(&state, job_id).await?;
     Ok(Json(state.jobs.view(&row)))
@@ -47,7 +47,7 @@ pub async fn get(
 pub async fn cancel(
     State(state): State<AppState>,
     jar: SignedCookieJar,
-    Path(job_id): Path<i64>,
+    ApiPath(job_id): ApiPath<i64>,
 ) -> HttpResult<StatusCode> {
     let row = job_row(&state, job_id).await?;
     super::require_author(&jar, &row.author_id, "stop this generation")?;
@@ -63,7 +63,7 @@ pub async fn retry(
     State(state): State<AppState>,
     client: ClientAddr,
     jar: SignedCookieJar,
-    Path(job_id): Path<i64>,
+    ApiPath(job_id): ApiPath<i64>,
 ) -> HttpResult<Json<JobView>> {
     let row = job_row(&state, job_id).await?;
     super::require_author(&jar, &row.author_id, "retry this generation")?;
@@ -117,7 +117,7 @@ fn parse_last_event_id(headers: &HeaderMap) -> Option<Result<Cursor, ()>> {
 pub async fn progress(
     State(state): State<AppState>,
     client: ClientAddr,
-    Path(job_id): Path<i64>,
+    ApiPath(job_id): ApiPath<i64>,
     headers: HeaderMap,
 ) -> HttpResult<Response> {
     let rx = state.hub.watch(job_id);

@@ -1,4 +1,5 @@
 //! The HTTP surface: the page, the JSON API, the SSE streams, health checks and static files.
+mod address;
 mod csrf;
 mod generation;
 mod health;
@@ -6,6 +7,7 @@ mod json;
 mod models;
 mod page;
 mod posts;
+mod security;
 mod sse;
 mod wall;
 
@@ -41,6 +43,14 @@ pub fn router(state: AppState) -> Router {
         .route("/ai/generation/{job_id}/cancel", post(generation::cancel))
         .route("/ai/generation/{job_id}/retry", post(generation::retry))
         .route("/wall/events", get(wall::events))
+        // axum answers a method a path does not take with an empty 405; `Allow` is kept.
+        .method_not_allowed_fallback(|| async {
+            HttpError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorCode::Malformed,
+                "This API endpoint does not take that method; the Allow header lists the ones it takes.",
+            )
+        })
         .fallback(|| async {
             HttpError::new(
                 StatusCode::NOT_FOUND,
@@ -49,7 +59,7 @@ pub fn router(state: AppState) -> Router {
             )
         });
 
-    Router::new()
+    let site = Router::new()
         .route("/", get(page::wall))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -59,7 +69,8 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(csrf::same_origin_only))
         .layer(CatchPanicLayer::custom(|_| {
             HttpError::internal("a request handler panicked").into_response()
-        }))
+        }));
+    security::with_security_headers(site)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -1,15 +1,14 @@
 //! `/api/v1/posts` and `/api/v1/ai/posts`: reading the wall, writing posts, deleting them.
 use app::types::{NewAiPost, NewPost, Post, PostKind, PostPage};
 
-use axum::{
-    extract::{Path, Query, State},
-    http::StatusCode,
-    Json,
-};
+use axum::{extract::State, http::StatusCode, Json};
 use axum_extra::extract::SignedCookieJar;
 use serde::Deserialize;
 
-use super::json::ApiJson;
+use super::{
+    address::{ApiPath, ApiQuery},
+    json::ApiJson,
+};
 use crate::{
     client_addr::ClientAddr,
     db::{NewAiPostRow, PostWithJob},
@@ -68,12 +67,15 @@ pub async fn load_page(
 
 pub async fn list(
     State(state): State<AppState>,
-    Query(q): Query<PageQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> HttpResult<Json<PostPage>> {
     Ok(Json(load_page(&state, q.before, q.limit).await?))
 }
 
-pub async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> HttpResult<Json<Post>> {
+pub async fn get(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> HttpResult<Json<Post>> {
     let row = state
         .db
         .post(id)
@@ -145,7 +147,7 @@ pub async fn create_ai(
 pub async fn delete(
     State(state): State<AppState>,
     jar: SignedCookieJar,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> HttpResult<StatusCode> {
     let row = state
         .db

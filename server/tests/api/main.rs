@@ -14,6 +14,7 @@ mod deadline;
 mod edge;
 mod exclusive;
 mod generation;
+mod headers;
 mod ollama_client;
 mod posts;
 mod process;

@@ -22,6 +22,9 @@ use table::{Connections, Place};
 
 /// Over-the-cap connections answered at once (a 503, or a health check), beyond the cap.
 const SPARE_PLACES: usize = 32;
+/// Even when the grace period is spent, responses still open get this long to send their last
+/// bytes (a live stream its end, so that the browser reconnects at once instead of erring).
+const LAST_WORDS: Duration = Duration::from_secs(1);
 /// An accept error (out of file descriptors, say) is logged at most this often.
 const ACCEPT_ERROR_LOG_EVERY: Duration = Duration::from_secs(5);
 
@@ -89,6 +92,7 @@ pub async fn serve(
     drop(listener);
     closing.cancel();
     tasks.close();
+    let deadline = deadline.max(Instant::now() + LAST_WORDS);
     if tokio::time::timeout_at(deadline, tasks.wait())
         .await
         .is_err()

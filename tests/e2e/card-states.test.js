@@ -49,16 +49,15 @@ async function ask(page, prompt, extra = {}) {
 
 /** Resolves once the card's state satisfies `predicate(card element)`, evaluated in the page. */
 function cardWhen(page, post, predicate, timeout = 30_000) {
-  // One function source, which Playwright compiles once: the page's Content-Security-Policy
-  // forbids the page itself `new Function` or `eval`.
-  return page.waitForFunction(
-    `(id) => {
-      const card = document.querySelector(\`article.post[data-post-id="\${id}"] .ai-progress\`);
-      return card && (${predicate})(card);
-    }`,
-    post.id,
-    { timeout },
+  // The probe is compiled here in Node, not in the page, whose Content-Security-Policy (rightly)
+  // forbids it `new Function` and `eval`; Playwright hands the page a real function. (A string
+  // would be an expression whose value, a function, is truthy at once.)
+  const probe = new Function(
+    'id',
+    `const card = document.querySelector('article.post[data-post-id="' + id + '"] .ai-progress');
+     return Boolean(card && (${predicate})(card));`,
   );
+  return page.waitForFunction(probe, post.id, { timeout });
 }
 
 const tokensOf = (card) => Number.parseInt((card.querySelector('[data-testid=tokens]')?.textContent ?? '0').replace(/,/g, ''), 10);

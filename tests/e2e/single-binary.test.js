@@ -95,10 +95,11 @@ test('assets are revalidated, so a page and its wasm always come from the same b
   }
 });
 
-test('the database is created in the working directory and nothing else is needed there', async () => {
+test('the database and its key are created in the working directory and nothing else is needed there', async () => {
   assert.ok(existsSync(server.dbPath), `${server.dbPath} exists`);
   const entries = (await readdir(server.dir)).sort();
-  const allowed = /^(aiwall|wall\.db(-wal|-shm|-journal)?)$/;
+  // The database with its WAL and lock file, and the cookie-signing key beside it.
+  const allowed = /^(aiwall|wall\.key|wall\.db(-wal|-shm|-journal|\.lock)?)$/;
   assert.deepEqual(
     entries.filter((name) => !allowed.test(name)),
     [],

@@ -19,6 +19,14 @@ fn prompt(text: &str) -> NewAiPost {
     }
 }
 
+/// Waits until the job is being written.
+async fn generating(c: &reqwest::Client, url: &str, job_id: i64) {
+    wait_progress_at(c, url, job_id, Duration::from_secs(10), "generating", |p| {
+        p.status == JobStatus::Generating
+    })
+    .await;
+}
+
 async fn stored_status(dir: &std::path::Path, job_id: i64) -> JobStatus {
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.join("wall.db").display()))
         .await
@@ -41,15 +49,7 @@ async fn a_second_server_on_the_same_database_refuses_and_the_first_finishes_its
     let app = AppProcess::start(dir.path(), 0, &env).await;
     let c = browser();
     let (_, job_id) = create_ai_post(&c, &app.url, &prompt("slow answer")).await;
-    wait_progress_at(
-        &c,
-        &app.url,
-        job_id,
-        Duration::from_secs(10),
-        "generating",
-        |p| p.status == JobStatus::Generating,
-    )
-    .await;
+    generating(&c, &app.url, job_id).await;
 
     // The same file and the same port, as a second `aiwall` started by mistake would have.
     let (status, said) = start_refused(dir.path(), app.port, &env).await;
@@ -74,15 +74,7 @@ async fn a_server_that_cannot_listen_leaves_a_crashed_job_as_it_found_it() {
     let mut app = AppProcess::start(dir.path(), 0, &env).await;
     let c = browser();
     let (_, job_id) = create_ai_post(&c, &app.url, &prompt("interrupted")).await;
-    wait_progress_at(
-        &c,
-        &app.url,
-        job_id,
-        Duration::from_secs(10),
-        "generating",
-        |p| p.status == JobStatus::Generating,
-    )
-    .await;
+    generating(&c, &app.url, job_id).await;
     crate::deadline::eventually(
         Duration::from_secs(10),
         "the job generating in the database",

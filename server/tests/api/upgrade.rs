@@ -144,12 +144,7 @@ async fn the_previous_releases_cookie_key_moves_out_of_the_database_and_its_auth
     })
     .await;
 
-    let pool = app.sqlite().await;
-    let left: Vec<String> = sqlx::query_scalar("SELECT key FROM settings")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-    assert!(left.is_empty(), "settings left in the database: {left:?}");
+    assert_no_settings_left(&app).await;
     let key_file = app.db_path.with_extension("key");
     assert_eq!(std::fs::read_to_string(&key_file).unwrap().trim(), old_key);
     let deleted = reqwest::Client::new()
@@ -171,15 +166,19 @@ async fn a_configured_key_that_replaces_the_previous_releases_keeps_the_old_one_
     })
     .await;
 
-    let pool = app.sqlite().await;
-    let left: Vec<String> = sqlx::query_scalar("SELECT key FROM settings")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-    assert!(left.is_empty(), "settings left in the database: {left:?}");
+    assert_no_settings_left(&app).await;
     // Not lost: going back to it is a matter of making it the key file.
     let saved = app.db_path.with_extension("key.old");
     let saved = std::fs::read_to_string(&saved).unwrap_or_else(|e| panic!("{saved:?}: {e}"));
     assert_eq!(saved.trim().len(), 128);
     assert_ne!(saved.trim(), new_key);
+}
+
+/// The old release's `settings` rows (its cookie key) are gone from the database.
+async fn assert_no_settings_left(app: &crate::test_app::TestApp) {
+    let left: Vec<String> = sqlx::query_scalar("SELECT key FROM settings")
+        .fetch_all(&app.sqlite().await)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "settings left in the database: {left:?}");
 }

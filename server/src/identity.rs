@@ -107,13 +107,14 @@ pub async fn cookie_key(
 ) -> Result<Key, KeyError> {
     let old = db.setting(OLD_KEY_SETTING).await?;
     let old_key = old.as_deref().and_then(parse_key);
+    let file = key_file(server, database_url)?;
     let key = if !server.cookie_key.is_empty() {
         let key = parse_key(server.cookie_key.expose()).ok_or(KeyError::BadConfigured)?;
         warn_if_replaced(old_key.as_ref(), &key, "server.cookie_key");
         key
     } else {
-        match key_file(server, database_url)? {
-            Some(path) => key_from_file(&path, old_key.clone())?,
+        match &file {
+            Some(path) => key_from_file(path, old_key.clone())?,
             None => {
                 tracing::info!(
                     "in-memory database and no server.cookie_key_file: author cookies last \
@@ -124,7 +125,7 @@ pub async fn cookie_key(
         }
     };
     if let Some(old_key) = &old_key {
-        if old_key.master() != key.master() && !keep_replaced(old_key, server, database_url) {
+        if old_key.master() != key.master() && !keep_replaced(old_key, file.as_deref()) {
             // Not erased: it is the only copy, and a mistaken setting must not log everyone out
             // for good.
             return Ok(key);
@@ -139,23 +140,19 @@ pub async fn cookie_key(
 
 /// Saves an older release's key that the configured one replaces to `<key file>.old` (0600),
 /// so that going back to it stays possible; false when it could not be saved.
-fn keep_replaced(old: &Key, server: &ServerConfig, database_url: &str) -> bool {
-    let Ok(Some(path)) = key_file(server, database_url) else {
+fn keep_replaced(old: &Key, key_file: Option<&Path>) -> bool {
+    let Some(key_file) = key_file else {
         return false;
     };
-    let mut name = path.into_os_string();
+    let mut name = key_file.as_os_str().to_owned();
     name.push(".old");
     let path = PathBuf::from(name);
-    let write = || -> std::io::Result<()> {
-        let mut file = private_file().write(true).create_new(true).open(&path)?;
-        writeln!(file, "{}", hex::encode(old.master()))?;
-        file.sync_all()
-    };
-    match write() {
+    match write_new_key_file(&path, old) {
         Ok(()) => {
             tracing::warn!(
                 path = %path.display(),
-                "saved the replaced cookie key of an older release; to go back to it, make it                  the key file"
+                "saved the replaced cookie key of an older release; to go back to it, make it \
+                 the key file"
             );
             true
         }
@@ -192,12 +189,7 @@ fn key_from_file(path: &Path, old: Option<Key>) -> Result<Key, KeyError> {
     }
     let moved = old.is_some();
     let key = old.unwrap_or_else(Key::generate);
-    let write = |path: &Path| -> std::io::Result<()> {
-        let mut file = private_file().write(true).create_new(true).open(path)?;
-        writeln!(file, "{}", hex::encode(key.master()))?;
-        file.sync_all()
-    };
-    match write(path) {
+    match write_new_key_file(path, &key) {
         Ok(()) => {
             tracing::info!(
                 path = %path.display(),
@@ -215,6 +207,13 @@ fn key_from_file(path: &Path, old: Option<Key>) -> Result<Key, KeyError> {
             source,
         }),
     }
+}
+
+/// Writes `key` to a new file at `path`, readable by its owner only; fails if it exists.
+fn write_new_key_file(path: &Path, key: &Key) -> std::io::Result<()> {
+    let mut file = private_file().write(true).create_new(true).open(path)?;
+    writeln!(file, "{}", hex::encode(key.master()))?;
+    file.sync_all()
 }
 
 /// The key in `path`, `None` when there is no such file.

@@ -25,22 +25,18 @@ async fn half_open(port: u16) -> std::io::Result<TcpStream> {
     Ok(socket)
 }
 
-/// Reads until the server closes the socket; how long that took, or None if it stayed open
-/// for all of `within`.
-async fn closed_within(socket: &mut TcpStream, within: Duration) -> Option<Duration> {
-    let started = Instant::now();
+/// Reads until the server closes the socket: true if it did within `within`.
+async fn closed_within(socket: &mut TcpStream, within: Duration) -> bool {
     let mut buf = [0u8; 4096];
     tokio::time::timeout(within, async {
-        loop {
-            match socket.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
+        while let Ok(n) = socket.read(&mut buf).await {
+            if n == 0 {
+                break;
             }
         }
     })
     .await
-    .ok()
-    .map(|()| started.elapsed())
+    .is_ok()
 }
 
 /// A client that opens a new connection for every request, as a fresh visitor does.
@@ -59,10 +55,9 @@ async fn a_request_whose_headers_never_end_is_closed_after_the_header_read_timeo
     let app = AppProcess::start(dir.path(), 0, &env).await;
 
     let mut socket = half_open(app.port).await.unwrap();
-    let took = closed_within(&mut socket, Duration::from_secs(5)).await;
     assert!(
-        took.is_some_and(|t| t < Duration::from_secs(3)),
-        "a half-sent request was still open after 5 s"
+        closed_within(&mut socket, Duration::from_secs(3)).await,
+        "a half-sent request was still open after 3 s"
     );
 }
 
@@ -79,10 +74,9 @@ async fn a_stalled_upload_is_closed_after_the_idle_timeout() {
         app.port
     );
     socket.write_all(head.as_bytes()).await.unwrap();
-    let took = closed_within(&mut socket, Duration::from_secs(5)).await;
     assert!(
-        took.is_some_and(|t| t < Duration::from_secs(3)),
-        "a request whose body stopped coming was still open after 5 s"
+        closed_within(&mut socket, Duration::from_secs(3)).await,
+        "a request whose body stopped coming was still open after 3 s"
     );
 }
 
@@ -284,9 +278,7 @@ async fn sigterm_closes_idle_and_half_open_connections_at_once() {
     app.sigterm().await;
     let exit = app.wait_exit(Duration::from_secs(3)).await;
     assert!(exit.is_some_and(|s| s.success()), "{exit:?}");
-    assert!(closed_within(&mut kept, Duration::from_secs(1))
-        .await
-        .is_some());
+    assert!(closed_within(&mut kept, Duration::from_secs(1)).await);
 }
 
 #[tokio::test]

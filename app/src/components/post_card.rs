@@ -56,6 +56,11 @@ pub fn PostCard(entry: Entry, times: PageTime, deletions: Deletions) -> impl Int
         <article class="post" class:ai=post.kind == PostKind::Ai data-post-id=post_id tabindex="-1">
             <header class="post-header">
                 <span class="post-author" title=post.author_name.clone()>{post.author_name.clone()}</span>
+                // Anyone can take any display name: the tag, from the browser's own identity,
+                // tells two "Ada"s apart.
+                <span class="post-author-tag" title="The author's tag: the same on every post from one browser">
+                    {shown_tag(&post.author_tag)}
+                </span>
                 {(post.kind == PostKind::Ai).then(|| view! { <span class="badge">"AI post"</span> })}
                 <time class="post-time" datetime=when::iso(created_at) title=move || times.reader().full(created_at)>
                     {move || times.reader().relative(created_at)}
@@ -69,4 +74,10 @@ pub fn PostCard(entry: Entry, times: PageTime, deletions: Deletions) -> impl Int
             {move || deletions.failure(post_id).map(|m| view! { <p class="error" role="alert">{m}</p> })}
         </article>
     }
+}
+
+/// The first six hex digits of an author's tag, as "#3f9a2c": enough to tell authors apart at
+/// a glance, and too many for a new cookie to hit someone else's by chance.
+fn shown_tag(tag: &str) -> String {
+    format!("#{}", tag.get(..6).unwrap_or(tag))
 }

@@ -27,8 +27,38 @@ impl Default for InputLimits {
 /// Longer than any model name Ollama or an OpenAI-compatible server uses.
 const MODEL_NAME_MAX_BYTES: usize = 200;
 
-/// Trimmed text of at least one and at most `max` characters.
-fn bounded(what: &str, raw: &str, max: usize) -> Result<String, ApiError> {
+/// Where line breaks are part of the text (a post, a prompt) or not (a name).
+#[derive(Clone, Copy, PartialEq)]
+enum Lines {
+    Many,
+    One,
+}
+
+/// Characters that are refused: control characters (NUL, escape sequences, …; in a name also
+/// tabs and line breaks) and the bidirectional overrides, embeddings and isolates, which
+/// reorder how the text around them is shown (a name that reads as someone else's, a prompt
+/// that hides what it says). Refused with a message rather than stripped: the person sees
+/// what was wrong, and nothing they wrote is changed behind their back.
+fn unwanted(c: char, lines: Lines) -> bool {
+    let allowed_control = lines == Lines::Many && matches!(c, '\n' | '\r' | '\t');
+    (c.is_control() && !allowed_control)
+        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+        || (lines == Lines::One && matches!(c, '\u{2028}' | '\u{2029}'))
+}
+
+/// Trimmed text of at least one and at most `max` characters, without unwanted characters.
+fn bounded(what: &str, raw: &str, max: usize, lines: Lines) -> Result<String, ApiError> {
+    if let Some(c) = raw.chars().find(|&c| unwanted(c, lines)) {
+        let kind = if c.is_control() {
+            "a control character"
+        } else {
+            "a character that reverses the direction of the text"
+        };
+        return Err(ApiError::validation(format!(
+            "The {what} contains {kind} (U+{:04X}), which is not allowed: remove it.",
+            u32::from(c)
+        )));
+    }
     let text = raw.trim();
     if text.is_empty() {
         return Err(ApiError::validation(format!(
@@ -46,11 +76,11 @@ fn bounded(what: &str, raw: &str, max: usize) -> Result<String, ApiError> {
 
 impl InputLimits {
     pub fn post_text(&self, raw: &str) -> Result<String, ApiError> {
-        bounded("post", raw, self.post_max_chars)
+        bounded("post", raw, self.post_max_chars, Lines::Many)
     }
 
     pub fn prompt(&self, raw: &str) -> Result<String, ApiError> {
-        bounded("prompt", raw, self.prompt_max_chars)
+        bounded("prompt", raw, self.prompt_max_chars, Lines::Many)
     }
 
     /// A display name; empty means "Anonymous".
@@ -58,7 +88,7 @@ impl InputLimits {
         if raw.trim().is_empty() {
             return Ok("Anonymous".to_owned());
         }
-        bounded("name", raw, self.name_max_chars)
+        bounded("name", raw, self.name_max_chars, Lines::One)
     }
 
     /// The model to ask; empty or absent means `default`.
@@ -110,6 +140,41 @@ mod tests {
             .unwrap_err()
             .message
             .contains("limit is 3"));
+    }
+
+    #[test]
+    fn control_and_direction_overriding_characters_are_refused_with_a_message() {
+        let limits = InputLimits::default();
+        let nul = limits.post_text("a\0b").unwrap_err().message;
+        assert_eq!(
+            nul,
+            "The post contains a control character (U+0000), which is not allowed: remove it."
+        );
+        let rlo = limits.author_name("Ada\u{202E}nimda").unwrap_err().message;
+        assert!(
+            rlo.contains("reverses the direction") && rlo.contains("U+202E"),
+            "{rlo}"
+        );
+        assert!(limits.prompt("x\u{2066}y").is_err(), "an isolate");
+        assert!(
+            limits.prompt("say \u{1b}[31mred").is_err(),
+            "an escape sequence"
+        );
+        assert!(
+            limits.author_name("Ada\nLovelace").is_err(),
+            "a name is one line"
+        );
+        assert!(limits.author_name("Ada\u{2028}Lovelace").is_err());
+        assert!(limits.author_name("A\tB").is_err());
+        // What people write is kept: lines, tabs, right-to-left text, emoji with joiners.
+        assert_eq!(
+            limits.post_text("line\r\nnext\tcol").unwrap(),
+            "line\r\nnext\tcol"
+        );
+        assert_eq!(limits.author_name("שלום").unwrap(), "שלום");
+        assert!(limits
+            .post_text("\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}")
+            .is_ok());
     }
 
     #[test]

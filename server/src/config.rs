@@ -15,6 +15,8 @@ use figment::{
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::allowed_models::AllowedModels;
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -170,6 +172,8 @@ pub struct DatabaseConfig {
 pub struct OllamaConfig {
     pub url: String,
     pub default_model: String,
+    /// The models a post may name; empty means only `default_model`.
+    pub allowed_models: Vec<String>,
     pub stall_timeout_secs: u64,
     pub deadline_secs: u64,
 }
@@ -234,6 +238,7 @@ impl Default for OllamaConfig {
         Self {
             url: "http://127.0.0.1:11434".into(),
             default_model: "llama3.2:1b".into(),
+            allowed_models: Vec::new(),
             stall_timeout_secs: 300,
             deadline_secs: 1800,
         }
@@ -310,6 +315,13 @@ impl Config {
                 ));
             }
         }
+        let o = &self.ollama;
+        if !o.allowed_models.is_empty() && !AllowedModels::of(o).allows(&o.default_model) {
+            return Err(format!(
+                "ollama.default_model {:?} is not in ollama.allowed_models {:?}: add it to the list, or choose the default from it",
+                o.default_model, o.allowed_models
+            ));
+        }
         Ok(())
     }
 
@@ -364,6 +376,32 @@ mod tests {
                 Ok(())
             });
         }
+    }
+
+    #[test]
+    fn allowed_models_widen_the_default_and_must_include_it() {
+        figment::Jail::expect_with(|jail| {
+            assert!(Config::load()
+                .map_err(|e| *e)?
+                .ollama
+                .allowed_models
+                .is_empty());
+            jail.set_env(
+                "AIWALL_OLLAMA__ALLOWED_MODELS",
+                r#"["llama3.2:1b","qwen3:4b"]"#,
+            );
+            let config = Config::load().map_err(|e| *e)?;
+            assert_eq!(config.ollama.allowed_models, ["llama3.2:1b", "qwen3:4b"]);
+            jail.set_env("AIWALL_OLLAMA__ALLOWED_MODELS", r#"["qwen3:4b"]"#);
+            let refused = Config::load().unwrap_err().to_string();
+            assert!(
+                refused.contains(
+                    "ollama.default_model \"llama3.2:1b\" is not in ollama.allowed_models"
+                ),
+                "{refused}"
+            );
+            Ok(())
+        });
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The AI Wall server as a library, so that integration tests and benchmarks start the real app.
 //!
 //! Imports run one way: `routes` -> `jobs`/`hub` -> `db`/`ollama` -> `app::types`.
+pub mod allowed_models;
 pub mod assets;
 pub mod client_addr;
 pub mod config;

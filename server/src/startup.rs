@@ -54,6 +54,7 @@ impl Server {
             },
         )
         .map_err(|e| StartError::Ollama(e.to_string()))?;
+        tracing::info!(url = ollama.url(), "model server (Ollama)");
         // In this order, so that a server that cannot run (a bad setting, another server on the
         // file, a taken port) stops before it changes the database: the database's lock first,
         // then the port; only then migrations, the cookie key, and the recovery of the jobs a

@@ -12,7 +12,11 @@ let server;
 let browser;
 
 before(async () => {
-  ({ ollama, server, browser } = await startWall({ AIWALL_JOBS__CONCURRENCY: '2', AIWALL_JOBS__RETRY_BASE_MS: '1500', ...manyPosts }));
+  ({ ollama, server, browser } = await startWall({
+    AIWALL_JOBS__CONCURRENCY: '2', AIWALL_JOBS__RETRY_BASE_MS: '1500', ...manyPosts,
+    // A model the fake has not "pulled", offered so that a post can name it.
+    AIWALL_OLLAMA__ALLOWED_MODELS: '["llama3.2:1b","missing-model:7b"]',
+  }));
 });
 
 after(() => stopWall({ ollama, server, browser }));

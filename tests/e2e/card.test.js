@@ -14,7 +14,11 @@ let browser;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 before(async () => {
-  ({ ollama, server, browser } = await startWall({ AIWALL_JOBS__CONCURRENCY: '8', ...manyPosts }));
+  ({ ollama, server, browser } = await startWall({
+    AIWALL_JOBS__CONCURRENCY: '8', ...manyPosts,
+    // A model the fake has not "pulled", offered so that a post can name it.
+    AIWALL_OLLAMA__ALLOWED_MODELS: '["llama3.2:1b","missing-model:7b"]',
+  }));
 });
 
 after(() => stopWall({ ollama, server, browser }));

@@ -16,7 +16,10 @@ const open = new Set();
 const unique = (label) => `${label} ${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 
 before(async () => {
-  ({ ollama, server, browser } = await startWall({}));
+  // Offered: two models the fake has, and one it has not (which the composer leaves out).
+  ({ ollama, server, browser } = await startWall({
+    AIWALL_OLLAMA__ALLOWED_MODELS: '["llama3.2:1b","qwen2.5:0.5b","mistral:7b"]',
+  }));
 });
 
 after(() => stopWall({ ollama, server, browser }));
@@ -153,6 +156,11 @@ describe('item 9: the composer remembers, and Delete can be undone', () => {
     await page.locator('#composer-name').fill('Grace Hopper');
     await page.locator('input[name=kind][value=ai]').check();
     await page.locator('#composer-model option[value="qwen2.5:0.5b"]').waitFor({ state: 'attached' });
+    assert.deepEqual(
+      await page.locator('#composer-model option').evaluateAll((options) => options.map((o) => o.value)),
+      ['llama3.2:1b', 'qwen2.5:0.5b'],
+      'the offered models the model server has, and no other',
+    );
     await page.locator('#composer-model').selectOption('qwen2.5:0.5b');
 
     await reload(page);
@@ -349,6 +357,13 @@ describe('item 12: the phone', () => {
     }));
     assert.deepEqual(cut, { truncated: true, overflow: 'ellipsis' });
     assert.equal(await header.locator('.post-author').getAttribute('title'), name, 'the whole name on hover');
+    // The author's tag stays whole beside the cut name: a display name cannot pass for another's.
+    const tag = header.locator('.post-author-tag');
+    assert.match(await tag.textContent(), /^#[0-9a-f]{6}$/);
+    const tagBox = await tag.boundingBox();
+    assert.ok(tagBox.x >= author.x + author.width, 'the tag follows the name');
+    assert.ok(Math.abs(tagBox.y + tagBox.height / 2 - (author.y + author.height / 2)) < 4, 'on the name\'s line');
+    assert.equal(await tag.evaluate((el) => el.scrollWidth <= el.clientWidth), true, 'and is not cut');
     await shots(page, 'ux-long-name', article(page, post.id));
 
     // The composer's one-line fields line up (a select and an input, both 44 px).

@@ -128,7 +128,7 @@ pub fn Composer(limits: InputLimits, default_model: String, models: Models) -> i
     // The last error is shown until the next post is under way.
     let error = move || sent.with(failure).filter(|_| !sending.get());
 
-    // The model choices: the installed models, and the default one even when it is not (yet)
+    // The model choices: the ones the server offers, and the default one even when it is not (yet)
     // listed, with the chosen one selected.
     let default_model = StoredValue::new(default_model);
     let options = move |mut names: Vec<String>| {

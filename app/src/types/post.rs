@@ -81,7 +81,8 @@ pub struct NewAiPost {
     pub max_tokens: Option<u32>,
 }
 
-/// The body of `GET /api/v1/ai/models`: the installed models, for the composer to offer.
+/// The body of `GET /api/v1/ai/models`: the models a post may name (the server's
+/// `ollama.allowed_models`) that the model server has, for the composer to offer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelList {
     pub models: Vec<String>,

@@ -70,7 +70,7 @@ pub struct ModelInfo {
 pub struct OllamaClient {
     http: reqwest::Client,
     base: Url,
-    /// The base URL as people read it, for error messages.
+    /// The base URL as people read it, for the log (never for public messages).
     shown_url: String,
     options: ClientOptions,
 }
@@ -96,7 +96,7 @@ impl OllamaClient {
         })
     }
 
-    /// The base URL, as error messages show it.
+    /// The base URL, as the log shows it.
     pub fn url(&self) -> &str {
         &self.shown_url
     }
@@ -200,7 +200,9 @@ impl OllamaClient {
             .await
             .map_err(|error| self.request_error(&error))?;
         serde_json::from_slice(&body).map_err(|error| {
-            OllamaError::Protocol(format!("GET /{path} did not answer Ollama's JSON: {error}"))
+            OllamaError::Protocol(format!(
+                "GET /{path} did not answer in Ollama's JSON: {error}"
+            ))
         })
     }
 
@@ -211,6 +213,8 @@ impl OllamaClient {
 
     fn request_error(&self, error: &reqwest::Error) -> OllamaError {
         if error.is_connect() {
+            // The address goes to the log only: the error's message is public.
+            tracing::warn!(url = %self.shown_url, error = %describe(error), "cannot connect to the model server");
             OllamaError::Unreachable {
                 url: self.shown_url.clone(),
             }
@@ -239,10 +243,13 @@ impl OllamaClient {
             (404, Some(model), Some(_)) => OllamaError::ModelNotInstalled {
                 model: model.to_string(),
             },
-            (404, _, None) => OllamaError::Http {
-                status: 404,
-                message: format!("not found: is {} an Ollama server?", self.shown_url),
-            },
+            (404, _, None) => {
+                tracing::warn!(url = %self.shown_url, "the model server's URL answers 404 without Ollama's error body: is it an Ollama server?");
+                OllamaError::Http {
+                    status: 404,
+                    message: "not found: is the configured URL an Ollama server?".into(),
+                }
+            }
             (status, _, Some(message)) => OllamaError::Http { status, message },
             (status, _, None) => {
                 let text = String::from_utf8_lossy(&body);

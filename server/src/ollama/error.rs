@@ -1,4 +1,8 @@
 //! `OllamaError`: everything that can go wrong talking to Ollama, in words a person understands.
+//!
+//! These messages are public (a failed post shows its detail, `/readyz` and the model list say
+//! why the model server is away), so they say "the model server" and never its address: where
+//! it is is the operator's business, and goes to the log only.
 
 use std::{error::Error as _, time::Duration};
 
@@ -11,29 +15,30 @@ pub enum OllamaError {
     /// The configured base URL cannot be used.
     #[error("invalid Ollama URL {url:?}: {reason}")]
     InvalidUrl { url: String, reason: String },
-    /// Connection refused, DNS failure or connect timeout: Ollama is down or elsewhere.
-    #[error("Ollama is not reachable at {url}")]
+    /// Connection refused, DNS failure or connect timeout: Ollama is down or elsewhere. `url`
+    /// is for the log, not for the message.
+    #[error("the model server is not reachable")]
     Unreachable { url: String },
     /// Ollama answered 404 for the model: it is not pulled on that machine.
     #[error("model {model} is not installed on the model server")]
     ModelNotInstalled { model: String },
     /// Any other HTTP error status, with Ollama's own `{"error": ...}` text when it sent one.
-    #[error("Ollama answered HTTP {status}: {message}")]
+    #[error("the model server answered HTTP {status}: {message}")]
     Http { status: u16, message: String },
     /// Ollama reported an error in the middle of a reply (an `{"error": ...}` line).
-    #[error("Ollama failed while generating: {0}")]
+    #[error("the model server failed while generating: {0}")]
     Stream(String),
     /// No byte arrived for the stall timeout (before the first token, too).
-    #[error("Ollama stopped sending data for {}", seconds(after))]
+    #[error("the model server stopped sending data for {}", seconds(after))]
     Stalled { after: Duration },
     /// The whole reply took longer than the configured deadline.
     #[error("the reply took longer than the {} deadline", seconds(after))]
     DeadlineExceeded { after: Duration },
     /// Ollama sent something that is not its wire format (bad JSON, a line too long, bad UTF-8).
-    #[error("Ollama sent something unexpected: {0}")]
+    #[error("the model server sent something unexpected: {0}")]
     Protocol(String),
     /// The connection failed after it was established (reset, closed early, ...).
-    #[error("the connection to Ollama failed: {0}")]
+    #[error("the connection to the model server failed: {0}")]
     Transport(String),
 }
 
@@ -92,9 +97,15 @@ fn seconds(duration: &Duration) -> String {
 }
 
 /// A reqwest error with its causes ("error sending request: connection reset by peer"):
-/// reqwest's own message alone rarely says what happened.
+/// reqwest's own message alone rarely says what happened. Without the URL reqwest puts in it
+/// ("… for url (http://gpu:11434/api/chat)"): the message may be shown in public.
 pub(super) fn describe(error: &reqwest::Error) -> String {
     let mut message = error.to_string();
+    if let Some(url) = error.url() {
+        message = message
+            .replace(&format!(" for url ({url})"), "")
+            .replace(url.as_str(), "the model server");
+    }
     let mut source = error.source();
     while let Some(cause) = source {
         let text = cause.to_string();
@@ -123,13 +134,16 @@ mod tests {
         let stalled = OllamaError::Stalled {
             after: Duration::from_secs(300),
         };
-        assert_eq!(stalled.to_string(), "Ollama stopped sending data for 300 s");
+        assert_eq!(
+            stalled.to_string(),
+            "the model server stopped sending data for 300 s"
+        );
         let stalled = OllamaError::Stalled {
             after: Duration::from_millis(250),
         };
         assert_eq!(
             stalled.to_string(),
-            "Ollama stopped sending data for 0.25 s"
+            "the model server stopped sending data for 0.25 s"
         );
     }
 

@@ -156,7 +156,7 @@ where
                 Ok(Some(Err(error))) => return self.fail(self.codec_error(error)),
                 Ok(None) => {
                     return self.fail(OllamaError::Transport(
-                        "Ollama closed the connection before the reply was complete".into(),
+                        "it closed the connection before the reply was complete".into(),
                     ))
                 }
                 Err(_) => return self.fail(OllamaError::DeadlineExceeded { after: self.budget }),

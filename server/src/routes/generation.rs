@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 use super::{address::ApiPath, sse::sse_response};
 use crate::{
+    allowed_models::AllowedModels,
     client_addr::ClientAddr,
     db::JobRow,
     error::{HttpError, HttpResult},
@@ -72,6 +73,10 @@ pub async fn retry(
     if !row.status.ended_early() {
         return Err(only_ended());
     }
+    // The list may have narrowed since the post was made.
+    AllowedModels::of(&state.config.ollama)
+        .check(row.model.clone())
+        .map_err(HttpError::invalid)?;
     let _admitted = state.jobs.admit(&row.author_id, client.key()).await?;
     state
         .jobs

@@ -10,6 +10,7 @@ use super::{
     json::ApiJson,
 };
 use crate::{
+    allowed_models::AllowedModels,
     client_addr::ClientAddr,
     db::{NewAiPostRow, PostWithJob},
     error::{HttpError, HttpResult},
@@ -123,6 +124,7 @@ pub async fn create_ai(
         .map_err(HttpError::invalid)?;
     let model = limits
         .model(new.model.as_deref(), &state.config.ollama.default_model)
+        .and_then(|model| AllowedModels::of(&state.config.ollama).check(model))
         .map_err(HttpError::invalid)?;
     let (jar, author) = identity::author_or_new(jar, state.config.server.serves_https());
     let _admitted = state.jobs.admit(&author.id, client.key()).await?;

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use app::types::{
-    EventName, Failure, JobEvent, JobStatus, JobView, NewAiPost, Post, ProgressEvent, WallEvent,
+    EventName, Failure, JobEvent, JobStatus, JobView, NewAiPost, Post, PostPage, ProgressEvent,
+    WallEvent,
 };
 use fake_ollama::FakeConfig;
 use serde::Deserialize;
@@ -198,7 +199,11 @@ async fn failed_with(app: &TestApp, prompt: &str, model: &str, says: &str, class
 
 #[tokio::test]
 async fn every_ollama_failure_ends_as_a_clear_error() {
-    let app = spawn_app_with(Some(fast_fake()), |c| c.jobs.max_attempts = 1).await;
+    let app = spawn_app_with(Some(fast_fake()), |c| {
+        c.jobs.max_attempts = 1;
+        c.ollama.allowed_models = vec!["llama3.2:1b".into(), "nonexistent:7b".into()];
+    })
+    .await;
     failed_with(
         &app,
         "hi",
@@ -241,15 +246,20 @@ async fn every_ollama_failure_ends_as_a_clear_error() {
     .await;
 
     let unreachable = spawn_app_with(None, |c| c.jobs.max_attempts = 1).await;
-    let url = unreachable.config.ollama.url.clone();
     failed_with(
         &unreachable,
         "hi",
         "llama3.2:1b",
-        &format!("Ollama is not reachable at {url}"),
+        "the model server is not reachable",
         Failure::Unreachable,
     )
     .await;
+    let wall: PostPage = unreachable.get("/posts").await;
+    let address = unreachable.config.ollama.url.trim_start_matches("http://");
+    assert!(
+        !serde_json::to_string(&wall).unwrap().contains(address),
+        "the model server's address is for the log only"
+    );
 }
 
 #[tokio::test]

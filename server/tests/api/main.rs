@@ -19,6 +19,7 @@ mod ollama_client;
 mod posts;
 mod process;
 mod proxy;
+mod public_messages;
 mod reliability;
 mod secrets;
 mod sse;

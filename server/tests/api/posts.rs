@@ -136,6 +136,44 @@ async fn bad_input_gets_a_clear_json_error_and_stores_nothing() {
             ErrorCode::Validation,
             "at least 1",
         ),
+        (
+            "/posts",
+            Body::Post(text_post("A", "null\0byte")),
+            400,
+            ErrorCode::Validation,
+            "contains a control character (U+0000)",
+        ),
+        (
+            "/posts",
+            Body::Post(text_post("Ada\u{202E}nimdA", "hi")),
+            400,
+            ErrorCode::Validation,
+            "reverses the direction of the text (U+202E)",
+        ),
+        (
+            "/posts",
+            Body::Post(text_post("Ada\nLovelace", "hi")),
+            400,
+            ErrorCode::Validation,
+            "The name contains a control character (U+000A)",
+        ),
+        (
+            "/ai/posts",
+            Body::AiPost(ai_post("A", "hide \u{2066}this\u{2069}")),
+            400,
+            ErrorCode::Validation,
+            "The prompt contains a character that reverses",
+        ),
+        (
+            "/ai/posts",
+            Body::AiPost(NewAiPost {
+                model: Some("qwen2.5:0.5b".into()),
+                ..ai_post("A", "hi")
+            }),
+            400,
+            ErrorCode::Validation,
+            "The model qwen2.5:0.5b is not offered here. This wall offers only llama3.2:1b.",
+        ),
     ];
     for (path, body, status, code, says) in cases {
         let request = app.client.post(app.api(path));
@@ -300,7 +338,11 @@ async fn health_and_readiness() {
     assert!(ready.ready);
     assert!(ready.ollama.ok);
     let models: ModelList = app.get("/ai/models").await;
-    assert_eq!(models.models, ["llama3.2:1b", "qwen2.5:0.5b"]);
+    assert_eq!(
+        models.models,
+        ["llama3.2:1b"],
+        "only the default model is offered, although the model server has two"
+    );
     assert_eq!(models.default_model, "llama3.2:1b");
 
     let no_ollama = crate::test_app::spawn_app_with(None, |_| {}).await;
@@ -329,7 +371,7 @@ async fn health_and_readiness() {
     let ErrorBody { error } = read(models).await;
     assert_eq!(error.code, ErrorCode::OllamaUnavailable);
     assert!(
-        error.message.contains("Ollama is not reachable"),
+        error.message.contains("the model server is not reachable"),
         "{error:?}"
     );
 }

@@ -371,6 +371,10 @@ async fn a_stall_is_retried_then_fails_and_a_permanent_error_fails_at_once() {
         ("AIWALL_OLLAMA__STALL_TIMEOUT_SECS", "1".into()),
         ("AIWALL_JOBS__RETRY_BASE_MS", "100".into()),
         ("AIWALL_JOBS__MAX_ATTEMPTS", "2".into()),
+        (
+            "AIWALL_OLLAMA__ALLOWED_MODELS",
+            r#"["llama3.2:1b","not-pulled:1b"]"#.into(),
+        ),
     ];
     let app = AppProcess::start(dir.path(), 0, &env).await;
     let c = client();

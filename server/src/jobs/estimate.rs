@@ -55,7 +55,8 @@ impl Estimator {
 
     /// Counts one streamed chunk (Ollama's live unit; the exact token count comes at the end).
     pub fn on_token(&mut self, now: Instant) {
-        self.tokens += 1;
+        // Saturating: a runaway stream must not wrap the count (nor panic a debug build).
+        self.tokens = self.tokens.saturating_add(1);
         self.first_token.get_or_insert(now);
         self.recent.push_back(now);
         self.trim(now);

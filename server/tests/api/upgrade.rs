@@ -1,11 +1,13 @@
 //! Upgrades never break a running wall: a database written by the previous release opens,
 //! migrates and serves; and a value no release wrote is refused loudly, not read as a default.
 //!
-//! `fixtures/wall-2a26a00.db` was written by the release at commit 2a26a00 (schema
-//! `20261125000001_wall.sql`) through its HTTP API against the fake Ollama: a text post, and AI
-//! posts whose jobs ended completed, failed and cancelled, one generating when the server was
-//! killed with SIGKILL, and one queued behind it. Add a fixture like it whenever a migration
-//! is added; never edit this one.
+//! `fixtures/wall-<commit>.db` was written by the release at that commit through its HTTP API
+//! against the fake Ollama: a text post, and AI posts whose jobs ended completed, failed and
+//! cancelled, one generating when the server was killed with SIGKILL, and one queued behind it.
+//! 2a26a00 has the first schema (`20261125000001_wall.sql`), 5a45c4d the failure classes
+//! (`20261129000001_failure_class.sql`). Whenever a migration is added, record one more with
+//! the release before it (`fixtures/record.sh`, which says how) and list it in [`FIXTURES`];
+//! never edit one.
 use std::path::Path;
 
 use app::types::{ErrorBody, ErrorCode, JobStatus, NewPost, PostKind, PostPage};
@@ -17,16 +19,32 @@ use axum_extra::extract::{
 
 use crate::test_app::{fast_fake, read, spawn_app_with};
 
+/// The first release's database, which also kept the cookie key in its settings.
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/api/fixtures/wall-2a26a00.db"
 );
 
+/// Every earlier release's database, oldest first.
+const FIXTURES: [&str; 2] = [
+    FIXTURE,
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/api/fixtures/wall-5a45c4d.db"
+    ),
+];
+
 #[tokio::test]
-async fn a_database_from_the_previous_release_opens_migrates_and_serves() {
+async fn a_database_from_every_earlier_release_opens_migrates_and_serves() {
+    for fixture in FIXTURES {
+        opens_migrates_and_serves(fixture).await;
+    }
+}
+
+async fn opens_migrates_and_serves(fixture: &str) {
     let app = spawn_app_with(Some(fast_fake()), |config| {
         let path = config.database.url.trim_start_matches("sqlite://");
-        std::fs::copy(FIXTURE, Path::new(path)).expect("copy the fixture database");
+        std::fs::copy(fixture, Path::new(path)).expect("copy the fixture database");
     })
     .await;
 

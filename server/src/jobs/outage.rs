@@ -74,7 +74,9 @@ impl Jobs {
             }
             match self.ollama.version().await {
                 Ok(_) => break,
-                Err(e) if is_gone(&e) => tracing::debug!(error = %e, "the model server is still unreachable"),
+                Err(e) if is_gone(&e) => {
+                    tracing::debug!(error = %e, "the model server is still unreachable")
+                }
                 // It answers, if not well: the jobs meet whatever it is, as their own fault.
                 Err(e) => {
                     tracing::warn!(error = %e, "the model server answers again, with an error");
@@ -85,7 +87,10 @@ impl Jobs {
         let down_ms = now_ms().saturating_sub(since);
         self.outage.send_replace(None);
         self.mark_waiting(None);
-        tracing::info!(down_ms, "the model server answers again; claiming jobs again");
+        tracing::info!(
+            down_ms,
+            "the model server answers again; claiming jobs again"
+        );
         true
     }
 
@@ -122,7 +127,11 @@ impl Jobs {
                 next_due = Some(next_due.map_or(due, |d| d.min(due)));
                 continue;
             }
-            match self.db.fail_job(id, &message, Failure::Unreachable, "").await {
+            match self
+                .db
+                .fail_job(id, &message, Failure::Unreachable, "")
+                .await
+            {
                 Ok(Some(row)) => {
                     tracing::warn!(job_id = id, "the job waited too long for the model server");
                     self.leave_queue(id);

@@ -156,7 +156,7 @@ fn is_gone(error: &OllamaError) -> bool {
 /// The reason a job that waited out `wait` for the model server shows.
 pub(super) fn outage_message(wait: Duration) -> String {
     let secs = wait.as_secs();
-    let how_long = if secs >= 60 && secs % 60 == 0 {
+    let how_long = if secs >= 60 && secs.is_multiple_of(60) {
         format!("{} min", secs / 60)
     } else {
         format!("{secs} s")

@@ -62,6 +62,7 @@ fn job() -> JobView {
         attempt: 2,
         run: 3,
         retry_at: Some(1_764_000_004_000),
+        unreachable_since: Some(1_764_000_002_000),
         model_loaded: Some(true),
         seq: 1_764_000_003_360_001,
     }
@@ -113,6 +114,7 @@ fn progress_event() -> ProgressEvent {
         retry_at: Some(1_764_000_004_000),
         error: Some("Ollama answered HTTP 503: server busy".into()),
         failure: Some(Failure::Busy),
+        unreachable_since: Some(1_764_000_002_000),
         model_loaded: Some(true),
         run: 3,
         seq: 1_764_000_003_360_001,
@@ -138,6 +140,7 @@ fn progress_event_nones() -> ProgressEvent {
         retry_at: None,
         error: None,
         failure: None,
+        unreachable_since: None,
         model_loaded: None,
         run: 0,
         seq: 1_764_000_000_000_001,

@@ -184,6 +184,8 @@ pub struct JobsConfig {
     pub concurrency: usize,
     pub max_attempts: u32,
     pub retry_base_ms: u64,
+    /// How long a job waits for an unreachable (or busy) model server before it fails.
+    pub outage_wait_secs: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -251,6 +253,7 @@ impl Default for JobsConfig {
             concurrency: 2,
             max_attempts: 3,
             retry_base_ms: 1000,
+            outage_wait_secs: 1800,
         }
     }
 }
@@ -333,6 +336,10 @@ impl Config {
 
     pub fn progress_db_interval(&self) -> Duration {
         Duration::from_millis(self.progress.db_write_interval_ms)
+    }
+
+    pub fn outage_wait(&self) -> Duration {
+        Duration::from_secs(self.jobs.outage_wait_secs)
     }
 
     pub fn push_interval(&self) -> Duration {

@@ -229,6 +229,7 @@ pub fn progress_event(view: &JobView, offset: usize) -> ProgressEvent {
         retry_at: view.retry_at,
         error: view.error.clone(),
         failure: view.failure,
+        unreachable_since: view.unreachable_since,
         model_loaded: view.model_loaded,
         run: view.run,
         seq: view.seq,

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { manyPosts, openPage, shots, startWall, stopWall } from './harness.js';
+import { manyPosts, openPage, shots, startFakeOllama, startWall, stopWall } from './harness.js';
 
 let ollama;
 let server;
@@ -137,7 +137,8 @@ describe('the card as people read it', () => {
     assert.match(await busy.card.locator('[data-testid=phase]').textContent(), /^The model server was busy\. Trying again in \d+ s$/);
     await shots(page, 'card-retrying', busy.card);
     await cardWhen(page, busy.post, (c) => c.dataset.status === 'generating');
-    assert.equal(await busy.card.locator('[data-testid=started-again]').textContent(), 'Started again');
+    // A busy server costs no attempt, and it answered before any text: nothing started over.
+    assert.equal(await busy.card.locator('[data-testid=started-again]').count(), 0);
     await busy.card.locator('.check').waitFor();
     assert.deepEqual(page.problems, []);
     await context.close();
@@ -311,6 +312,25 @@ describe('the card as people read it', () => {
     assert.equal(await activeElement(page), 'div.ai-progress');
     assert.equal(await page.evaluate((id) => document.activeElement.closest('article')?.dataset.postId, quick.post.id), String(quick.post.id));
     await api(page, `/api/v1/ai/generation/${post.job.id}/cancel`);
+    assert.deepEqual(page.problems, []);
+    await context.close();
+  });
+
+  test('8. the model server away: the card waits, counting, and the answer comes once it is back', async () => {
+    const context = await browser.newContext();
+    const page = await openWall(context);
+    const { port } = ollama;
+    await ollama.stop();
+    let waiting;
+    try {
+      waiting = await ask(page, 'While it is away #fake:rate=20 #fake:tokens=20');
+      await cardWhen(page, waiting.post, (c) => /^Waiting for the model server to come back · [1-9]\d* s$/.test(c.querySelector('[data-testid=phase]').textContent), 15_000);
+      assert.equal(await waiting.card.getAttribute('data-status'), 'queued');
+    } finally {
+      ollama = await startFakeOllama([], { port });
+    }
+    await waiting.card.locator('.check').waitFor({ timeout: 30_000 });
+    assert.doesNotMatch(await waiting.card.locator('[data-testid=phase]').textContent(), /Waiting for the model server/);
     assert.deepEqual(page.problems, []);
     await context.close();
   });

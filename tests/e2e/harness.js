@@ -173,14 +173,15 @@ export async function startServer({ env = {}, readyTimeoutMs = 30_000 } = {}) {
 }
 
 /**
- * Runs target/release/fake-ollama (built by scripts/test) on a free port with the given extra
- * flags (see `target/release/fake-ollama --help`, e.g. ['--tokens-per-second', '50']).
- * Resolves with { url, proc, output(), stop() } once it printed its URL.
+ * Runs target/release/fake-ollama (built by scripts/test) on `port` (0: a free one) with the
+ * given extra flags (see `target/release/fake-ollama --help`, e.g. ['--tokens-per-second', '50']).
+ * A stopped fake comes back on the same port with `startFakeOllama([], { port })`.
+ * Resolves with { url, port, proc, output(), stop() } once it printed its URL.
  */
-export async function startFakeOllama(args = []) {
+export async function startFakeOllama(args = [], { port = 0 } = {}) {
   await mkdir(artifactsDir, { recursive: true });
   const proc = track(
-    spawn(fakeOllamaBinary, ['--port', '0', ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] }),
+    spawn(fakeOllamaBinary, ['--port', String(port), ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] }),
   );
   let output = '';
   let stdout = '';
@@ -211,6 +212,7 @@ export async function startFakeOllama(args = []) {
   });
   return {
     url,
+    port: Number(new URL(url).port),
     proc,
     output: () => output,
     async stop() {

@@ -24,10 +24,11 @@ fn phase(job: &LiveJob, now: f64, reconnecting: bool) -> String {
         return "Reconnecting…".into();
     }
     match view.status {
-        JobStatus::Queued => match view.queue_position {
-            Some(1) => "Queued · next".into(),
-            Some(n) => format!("Queued · {}", format::ordinal(n)),
-            None => "Queued".into(),
+        JobStatus::Queued => match (view.unreachable_since, view.queue_position) {
+            (Some(since), _) => waiting_for_server(since, now),
+            (None, Some(1)) => "Queued · next".into(),
+            (None, Some(n)) => format!("Queued · {}", format::ordinal(n)),
+            (None, None) => "Queued".into(),
         },
         JobStatus::Loading => match view.retry_at {
             Some(at) => {
@@ -63,6 +64,24 @@ fn phase(job: &LiveJob, now: f64, reconnecting: bool) -> String {
         JobStatus::Failed => "Couldn't finish".into(),
         JobStatus::Cancelled => "Stopped".into(),
     }
+}
+
+/// A job waiting out an outage of the model server, with the time since it began counting on
+/// this browser's clock: "Waiting for the model server to come back · 40 s". The server
+/// renders before any clock runs, so its page has the words alone.
+fn waiting_for_server(since: i64, now: f64) -> String {
+    const WORDS: &str = "Waiting for the model server to come back";
+    if now <= 0.0 {
+        return WORDS.into();
+    }
+    // Unix milliseconds stay below 2^53: exact in an f64.
+    #[allow(clippy::cast_precision_loss)]
+    let since = since as f64;
+    // Whole milliseconds, never negative: truncation is the intent.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let ms = (now - since).max(0.0) as u64;
+    // Whole seconds, rounded down, so the count never runs ahead of the outage.
+    format!("{WORDS} · {}", format::clock(ms / 1000 * 1000))
 }
 
 /// Whether the bar can honestly show a percent: while writing, with a max length or a time
@@ -424,7 +443,32 @@ fn keep_focus(
 
 #[cfg(test)]
 mod tests {
-    use super::fill_class;
+    use super::{fill_class, waiting_for_server};
+
+    #[test]
+    fn a_job_waiting_for_the_model_server_counts_the_outage_on_the_client() {
+        let since = 1_764_000_000_000;
+        #[allow(clippy::cast_precision_loss)]
+        let at = |ms: i64| (since + ms) as f64;
+        assert_eq!(
+            waiting_for_server(since, at(40_400)),
+            "Waiting for the model server to come back · 40 s"
+        );
+        assert_eq!(
+            waiting_for_server(since, at(95_000)),
+            "Waiting for the model server to come back · 1 min 35 s"
+        );
+        assert_eq!(
+            waiting_for_server(since, at(-3_000)),
+            "Waiting for the model server to come back · 0 s",
+            "a browser clock behind the server's shows no negative time"
+        );
+        assert_eq!(
+            waiting_for_server(since, 0.0),
+            "Waiting for the model server to come back",
+            "no count where no clock runs"
+        );
+    }
 
     #[test]
     fn the_fill_class_is_the_whole_percent_within_the_bar() {

@@ -34,6 +34,7 @@ pub fn progress(job: &mut JobView, ev: &ProgressEvent) -> Applied {
     job.retry_at = ev.retry_at;
     job.error = ev.error.clone();
     job.failure = ev.failure;
+    job.unreachable_since = ev.unreachable_since;
     job.model_loaded = ev.model_loaded;
     job.seq = ev.seq;
     Applied::Updated
@@ -95,6 +96,7 @@ mod tests {
             retry_at: None,
             error: None,
             failure: None,
+            unreachable_since: None,
             model_loaded: None,
             run: 1,
             seq,

@@ -477,6 +477,7 @@ mod receive_tests {
             retry_at: None,
             error: None,
             failure: None,
+            unreachable_since: None,
             model_loaded: None,
             run: 1,
             seq,

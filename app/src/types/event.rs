@@ -27,6 +27,9 @@ pub struct ProgressEvent {
     pub error: Option<String>,
     #[serde(default)]
     pub failure: Option<Failure>,
+    /// While the job waits for an unreachable model server: since when (Unix ms).
+    #[serde(default)]
+    pub unreachable_since: Option<i64>,
     #[serde(default)]
     pub model_loaded: Option<bool>,
     #[serde(default)]

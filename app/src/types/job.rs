@@ -136,6 +136,10 @@ pub struct JobView {
     pub run: u32,
     /// Unix ms when a retry after a transient Ollama failure is due.
     pub retry_at: Option<i64>,
+    /// While the job waits in the queue because the model server is unreachable: since when
+    /// (Unix ms) it is. `None` once it answers again.
+    #[serde(default)]
+    pub unreachable_since: Option<i64>,
     /// While `loading`: whether Ollama had the model in memory already (so the wait is for
     /// reading the prompt) or must load it first; `None` when Ollama did not say.
     #[serde(default)]
@@ -163,6 +167,7 @@ impl JobView {
             attempt: 0,
             run: 0,
             retry_at: None,
+            unreachable_since: None,
             model_loaded: None,
             seq: 0,
         }

@@ -1,5 +1,6 @@
 //! The dispatch loop: whenever a slot is free (at most `jobs.concurrency` at once), claims the
-//! job at the head of the queue and starts its run; sleeps until woken when the queue is empty.
+//! job at the head of the queue and starts its run; sleeps until woken when the queue is empty,
+//! and claims nothing while the model server is unreachable (it probes it instead).
 use std::{sync::Arc, time::Duration};
 
 use tracing::Instrument;
@@ -11,12 +12,22 @@ const CLAIM_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 impl Jobs {
     pub(super) async fn dispatch(self: Arc<Self>) {
+        let mut outage = self.outage.subscribe();
         loop {
+            let unreachable_since = *outage.borrow_and_update();
+            if let Some(since) = unreachable_since {
+                if self.wait_out_outage(since).await {
+                    continue;
+                }
+                return;
+            }
             let permit = tokio::select! {
                 permit = Arc::clone(&self.slots).acquire_owned() => match permit {
                     Ok(permit) => permit,
                     Err(_) => return,
                 },
+                // A run found the server gone while every slot was taken.
+                _ = outage.changed() => continue,
                 _ = self.shutdown.cancelled() => return,
             };
             if self.shutdown.is_cancelled() {
@@ -26,6 +37,7 @@ impl Jobs {
                 drop(permit);
                 tokio::select! {
                     _ = self.wake.notified() => continue,
+                    _ = outage.changed() => continue,
                     _ = self.shutdown.cancelled() => return,
                 }
             };

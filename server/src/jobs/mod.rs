@@ -4,11 +4,13 @@
 //! The queue (in memory, FIFO by the time a job entered it) decides what runs next: dispatch
 //! only claims the job at its head, so nothing runs before `submit` put it in the queue. The
 //! waiting jobs and the running ones sit under one lock, and dispatch moves a job from one to
-//! the other under it, so a Stop never misses a job that is being claimed.
+//! the other under it, so a Stop never misses a job that is being claimed. While the model
+//! server is unreachable dispatch claims nothing ([`outage`]).
 mod admission;
 mod dispatch;
 mod estimate;
 mod live;
+mod outage;
 mod publisher;
 mod queue;
 mod run;
@@ -21,7 +23,7 @@ use std::{
 };
 
 use app::types::{JobStatus, JobView};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
@@ -52,6 +54,9 @@ pub struct Jobs {
     limits: Arc<Limits>,
     queue: Mutex<Queue>,
     wake: Notify,
+    /// Since when (Unix ms) the model server is unreachable, while it is: dispatch waits it
+    /// out, and waiting jobs show it.
+    outage: watch::Sender<Option<i64>>,
     slots: Arc<Semaphore>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -79,6 +84,7 @@ impl Jobs {
             limits,
             queue: Mutex::new(Queue::default()),
             wake: Notify::new(),
+            outage: watch::Sender::new(None),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
@@ -101,7 +107,8 @@ impl Jobs {
         let view = {
             let mut queue = self.queue();
             queue.enter(row.queued_at, row.id);
-            let view = job_view(row, queue.position(row.id));
+            let mut view = job_view(row, queue.position(row.id));
+            view.unreachable_since = self.unreachable_since();
             self.hub.track(view.clone());
             self.publish_positions(&queue);
             view

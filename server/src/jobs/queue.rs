@@ -82,6 +82,11 @@ impl Queue {
             .map(|(&(_, id), position)| (id, position))
     }
 
+    /// The waiting jobs as (the time they entered the queue, id), head first.
+    pub fn waiting(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.waiting.iter().copied()
+    }
+
     pub fn head(&self) -> Option<i64> {
         self.waiting.first().map(|&(_, id)| id)
     }

@@ -1,6 +1,7 @@
 //! One run of a job: its attempts (requests to the model server) one after another, with
 //! backoff after a transient failure, each streamed into the job's live state; then its end,
-//! stored until the database takes it.
+//! stored until the database takes it. What each failure costs is the table in
+//! [`crate::ollama::Fault`]; a server found gone sends the job back to the queue.
 use std::time::{Duration, Instant};
 
 use app::types::{Failure, FinalStats, JobStatus, Progress};
@@ -45,6 +46,8 @@ enum Outcome {
     /// The technical detail, and its class.
     Failed(String, Failure),
     Stopped(StopReason),
+    /// The model server is unreachable: back to the queue at its place, no attempt spent.
+    WaitForServer,
 }
 
 /// How one attempt (one request to the model server) ended.
@@ -79,6 +82,15 @@ impl Jobs {
             .with_jitter()
             .with_max_times(usize::try_from(retries_left).unwrap_or(usize::MAX))
             .build();
+        // Retries that spend no attempt (the server busy): as long as it stays busy for less
+        // than `jobs.outage_wait_secs` in a row.
+        let mut free_backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(self.config.jobs.retry_base_ms))
+            .with_max_delay(RETRY_MAX_DELAY)
+            .with_jitter()
+            .without_max_times()
+            .build();
+        let mut busy_since = None::<Instant>;
         let started = Instant::now();
         let mut live = Live::new(row.id, row.attempt, Estimator::new(started, expected));
         let mut publisher = Publisher::new(
@@ -108,10 +120,30 @@ impl Jobs {
                 AttemptEnd::Stopped => return stopped(&mut live, stop),
                 AttemptEnd::Failed(error) => error,
             };
-            let delay = if error.is_transient() {
+            let handling = error.handling();
+            if handling.pauses_claiming
+                || (error.fault().may_mean_gone() && self.server_gone().await)
+            {
+                tracing::warn!(%error, "the model server is gone; the job goes back to the queue");
+                self.server_unreachable();
+                return RunEnd {
+                    outcome: Outcome::WaitForServer,
+                    progress: live.progress(Instant::now()),
+                    text: std::mem::take(&mut live.text),
+                };
+            }
+            let delay = if !handling.retried {
+                None
+            } else if handling.spends_attempt {
+                busy_since = None;
                 backoff.next()
             } else {
-                None
+                let since = *busy_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < self.config.outage_wait() {
+                    free_backoff.next()
+                } else {
+                    None
+                }
             };
             let Some(delay) = delay else {
                 tracing::warn!(%error, "job failed");
@@ -135,7 +167,9 @@ impl Jobs {
                     return stopped(&mut live, stop);
                 }
             }
-            live.attempt += 1;
+            if handling.spends_attempt {
+                live.attempt += 1;
+            }
             live.restart(None, None);
             publisher.phase_changed(&mut live).await;
         }
@@ -246,6 +280,15 @@ impl Jobs {
                 self.db.hand_back_job(row.id).await?;
                 return Ok(());
             }
+            Outcome::WaitForServer => {
+                // Back in the queue at its place, to wait there; `None`: it ended meanwhile.
+                // Off the running set first, so that a Stop finds it waiting.
+                if let Some(back) = self.db.hand_back_job(row.id).await? {
+                    self.queue().finish(row.id, row.runs);
+                    self.submit(&back);
+                }
+                return Ok(());
+            }
         };
         match ended {
             Some(row) => self.hub.finish(job_view(&row, None)),
@@ -265,6 +308,7 @@ impl Jobs {
             Outcome::Completed(_) => "completed",
             Outcome::Failed(..) => "failed",
             Outcome::Stopped(_) => "stopped",
+            Outcome::WaitForServer => "waiting for the model server",
         };
         match self.db.job(row.id).await {
             Ok(None) => tracing::info!(job_id = row.id, "the job's post was deleted meanwhile"),

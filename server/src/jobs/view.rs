@@ -23,6 +23,7 @@ pub fn job_view(row: &JobRow, queue_position: Option<u32>) -> JobView {
         attempt: row.attempt,
         run: row.runs,
         retry_at: row.retry_at,
+        unreachable_since: None,
         model_loaded: None,
         seq: first_seq(row),
     }

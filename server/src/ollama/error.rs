@@ -43,28 +43,10 @@ pub enum OllamaError {
 }
 
 impl OllamaError {
-    /// Whether trying again later can succeed without anyone changing anything.
-    ///
-    /// Transient: `Unreachable` (Ollama restarting), HTTP 5xx (503 is Ollama's "server busy"
-    /// queue limit), 408 and 429, `Stalled` and `Transport` (a dropped connection).
-    ///
-    /// Not transient: `InvalidUrl`, `ModelNotInstalled` and other 4xx (the request or the setup
-    /// is wrong), `Protocol` (not an Ollama we understand), `DeadlineExceeded` (the same reply
-    /// would take as long again), and `Stream`: a mid-reply error comes from the model runner
-    /// itself (crash, out of memory, a broken model file) and tends to repeat for the same
-    /// model and prompt, so a person should decide to retry it.
+    /// Whether trying again later can succeed without anyone changing anything: the
+    /// `retried` column of the table in [`super::fault`], which gives the reasons.
     pub fn is_transient(&self) -> bool {
-        match self {
-            OllamaError::Unreachable { .. }
-            | OllamaError::Stalled { .. }
-            | OllamaError::Transport(_) => true,
-            OllamaError::Http { status, .. } => *status >= 500 || matches!(status, 408 | 429),
-            OllamaError::InvalidUrl { .. }
-            | OllamaError::ModelNotInstalled { .. }
-            | OllamaError::Stream(_)
-            | OllamaError::DeadlineExceeded { .. }
-            | OllamaError::Protocol(_) => false,
-        }
+        self.handling().retried
     }
 
     /// The class of the failure, which the card says in plain words.

@@ -245,12 +245,14 @@ async fn every_ollama_failure_ends_as_a_clear_error() {
     )
     .await;
 
-    let unreachable = spawn_app_with(None, |c| c.jobs.max_attempts = 1).await;
+    // An unreachable server is waited for, `jobs.outage_wait_secs` long.
+    let unreachable = spawn_app_with(None, |c| c.jobs.outage_wait_secs = 1).await;
+    let wait = unreachable.config.jobs.outage_wait_secs;
     failed_with(
         &unreachable,
         "hi",
         "llama3.2:1b",
-        "the model server is not reachable",
+        &format!("The model server was unreachable for {wait} s while this post waited"),
         Failure::Unreachable,
     )
     .await;

@@ -356,7 +356,8 @@ async fn a_port_nobody_listens_on_is_unreachable() {
     assert_eq!(client.version().await.unwrap_err(), expected);
     assert_eq!(
         expected.to_string(),
-        format!("Ollama is not reachable at {url}")
+        "the model server is not reachable",
+        "public: the address is for the log only"
     );
     assert!(expected.is_transient());
 }

@@ -1,0 +1,233 @@
+//! The one table of what goes wrong with the model server and what the job runner does about
+//! it: each [`Fault`] has a [`Handling`] (spends an attempt? retried after a delay? pauses
+//! claiming?). The README's "When the model server fails" repeats this table; keep the two
+//! alike.
+
+use super::OllamaError;
+
+/// A kind of failed request to the model server, as the job runner tells them apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// Connection refused or DNS failure: nothing listens (Ollama is down or restarting).
+    Unreachable,
+    /// No connection within `connect_timeout`. reqwest reports it as a connect error, so the
+    /// client says [`OllamaError::Unreachable`] for both and this row is handled alike.
+    ConnectTimeout,
+    /// HTTP 503: Ollama's queue is full (`OLLAMA_MAX_QUEUE`), "server busy".
+    Busy,
+    /// HTTP 429: too many requests (a proxy or a hosted Ollama limiting us).
+    RateLimited,
+    /// Any other 5xx, and 408: a passing problem on the server's side.
+    ServerError,
+    /// No byte for the stall timeout (before the first token too).
+    Stalled,
+    /// Ollama's own 404 for the model: it is not pulled there.
+    ModelMissing,
+    /// Any other 4xx: the request (or the setup) is wrong.
+    BadRequest,
+    /// An `{"error": ...}` line in the middle of a reply: the model runner failed (crash,
+    /// out of memory, a broken model file); it tends to repeat for the same model and prompt.
+    MidStream,
+    /// The connection failed after it was established (reset, closed early).
+    ConnectionBroken,
+    /// The whole reply took longer than the deadline: the same reply would take as long again.
+    Deadline,
+    /// Something that is not Ollama's wire format (bad JSON, a line too long, bad UTF-8, a
+    /// stream that ended without its final chunk).
+    Protocol,
+    /// The configured base URL cannot be used: the setup is wrong.
+    InvalidUrl,
+}
+
+/// What the job runner does after a [`Fault`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Handling {
+    /// The request counts against `jobs.max_attempts`.
+    pub spends_attempt: bool,
+    /// The job tries again after a delay; otherwise it fails at once.
+    pub retried: bool,
+    /// The runner claims no job until a probe finds the model server answering; the job goes
+    /// back to the queue at its place (and fails only after `jobs.outage_wait_secs` there).
+    pub pauses_claiming: bool,
+}
+
+/// Fails at once; the request was an attempt like any other.
+const FAILS: Handling = Handling {
+    spends_attempt: true,
+    retried: false,
+    pauses_claiming: false,
+};
+/// Tried again after a backoff delay, up to `jobs.max_attempts`.
+const RETRIED: Handling = Handling {
+    spends_attempt: true,
+    retried: true,
+    pauses_claiming: false,
+};
+/// Tried again after a backoff delay, free, for up to `jobs.outage_wait_secs` in a row.
+const RETRIED_FREE: Handling = Handling {
+    spends_attempt: false,
+    retried: true,
+    pauses_claiming: false,
+};
+/// Waits in the queue while the runner probes the server.
+const WAITS_FOR_SERVER: Handling = Handling {
+    spends_attempt: false,
+    retried: true,
+    pauses_claiming: true,
+};
+
+impl Fault {
+    /// Every row of the table, in the README's order.
+    pub const ALL: [Fault; 13] = [
+        Fault::Unreachable,
+        Fault::ConnectTimeout,
+        Fault::Busy,
+        Fault::RateLimited,
+        Fault::ServerError,
+        Fault::Stalled,
+        Fault::ModelMissing,
+        Fault::BadRequest,
+        Fault::MidStream,
+        Fault::ConnectionBroken,
+        Fault::Deadline,
+        Fault::Protocol,
+        Fault::InvalidUrl,
+    ];
+
+    /// The table.
+    ///
+    /// Busy and rate-limited do not pause claiming: the server is up and answering, only full.
+    /// A job that meets them keeps its slot while it waits, so at most `jobs.concurrency`
+    /// requests knock at once, and the jobs behind it would be refused all the same; pausing
+    /// would add nothing but a second way to wait. A dropped connection or a protocol error
+    /// can mean the server just went away: the runner then asks it for its version, and if
+    /// that finds nobody the job is handled as [`Fault::Unreachable`] instead.
+    pub const fn handling(self) -> Handling {
+        match self {
+            Fault::Unreachable | Fault::ConnectTimeout => WAITS_FOR_SERVER,
+            Fault::Busy | Fault::RateLimited => RETRIED_FREE,
+            Fault::ServerError | Fault::Stalled | Fault::ConnectionBroken => RETRIED,
+            Fault::ModelMissing
+            | Fault::BadRequest
+            | Fault::MidStream
+            | Fault::Deadline
+            | Fault::Protocol
+            | Fault::InvalidUrl => FAILS,
+        }
+    }
+
+    /// Whether the model server may have gone away with this fault: worth a probe before
+    /// spending an attempt on it.
+    pub const fn may_mean_gone(self) -> bool {
+        matches!(
+            self,
+            Fault::ConnectionBroken | Fault::Protocol | Fault::Stalled | Fault::ServerError
+        )
+    }
+}
+
+impl OllamaError {
+    /// Which row of the table this error is.
+    pub fn fault(&self) -> Fault {
+        match self {
+            OllamaError::InvalidUrl { .. } => Fault::InvalidUrl,
+            OllamaError::Unreachable { .. } => Fault::Unreachable,
+            OllamaError::ModelNotInstalled { .. } => Fault::ModelMissing,
+            OllamaError::Http { status: 503, .. } => Fault::Busy,
+            OllamaError::Http { status: 429, .. } => Fault::RateLimited,
+            OllamaError::Http { status, .. } if *status >= 500 || *status == 408 => {
+                Fault::ServerError
+            }
+            OllamaError::Http { .. } => Fault::BadRequest,
+            OllamaError::Stream(_) => Fault::MidStream,
+            OllamaError::Stalled { .. } => Fault::Stalled,
+            OllamaError::DeadlineExceeded { .. } => Fault::Deadline,
+            OllamaError::Protocol(_) => Fault::Protocol,
+            OllamaError::Transport(_) => Fault::ConnectionBroken,
+        }
+    }
+
+    /// What the job runner does about this error.
+    pub fn handling(&self) -> Handling {
+        self.fault().handling()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The table, row by row, as the README prints it: (spends an attempt, retried, pauses).
+    #[test]
+    fn the_table_says_what_the_readme_says() {
+        let row = |f: Fault| {
+            let h = f.handling();
+            (h.spends_attempt, h.retried, h.pauses_claiming)
+        };
+        assert_eq!(row(Fault::Unreachable), (false, true, true));
+        assert_eq!(row(Fault::ConnectTimeout), (false, true, true));
+        assert_eq!(row(Fault::Busy), (false, true, false));
+        assert_eq!(row(Fault::RateLimited), (false, true, false));
+        assert_eq!(row(Fault::ServerError), (true, true, false));
+        assert_eq!(row(Fault::Stalled), (true, true, false));
+        assert_eq!(row(Fault::ModelMissing), (true, false, false));
+        assert_eq!(row(Fault::BadRequest), (true, false, false));
+        assert_eq!(row(Fault::MidStream), (true, false, false));
+        assert_eq!(row(Fault::ConnectionBroken), (true, true, false));
+        assert_eq!(row(Fault::Deadline), (true, false, false));
+        assert_eq!(row(Fault::Protocol), (true, false, false));
+        assert_eq!(row(Fault::InvalidUrl), (true, false, false));
+    }
+
+    #[test]
+    fn only_waiting_for_the_server_pauses_claiming_and_no_free_retry_fails_at_once() {
+        for fault in Fault::ALL {
+            let h = fault.handling();
+            assert!(
+                !h.pauses_claiming || !h.spends_attempt,
+                "{fault:?}: an outage must not cost attempts"
+            );
+            assert!(
+                h.spends_attempt || h.retried,
+                "{fault:?}: a fault that costs nothing must be retried"
+            );
+        }
+    }
+
+    #[test]
+    fn each_error_finds_its_row() {
+        let http = |status| OllamaError::Http {
+            status,
+            message: String::new(),
+        };
+        assert_eq!(
+            OllamaError::Unreachable { url: "x".into() }.fault(),
+            Fault::Unreachable
+        );
+        assert_eq!(http(503).fault(), Fault::Busy);
+        assert_eq!(http(429).fault(), Fault::RateLimited);
+        assert_eq!(http(500).fault(), Fault::ServerError);
+        assert_eq!(http(502).fault(), Fault::ServerError);
+        assert_eq!(http(408).fault(), Fault::ServerError);
+        assert_eq!(http(400).fault(), Fault::BadRequest);
+        assert_eq!(http(499).fault(), Fault::BadRequest);
+        assert_eq!(
+            OllamaError::ModelNotInstalled { model: "m".into() }.fault(),
+            Fault::ModelMissing
+        );
+        assert_eq!(OllamaError::Stream("x".into()).fault(), Fault::MidStream);
+        assert_eq!(
+            OllamaError::Transport("x".into()).fault(),
+            Fault::ConnectionBroken
+        );
+        assert_eq!(OllamaError::Protocol("x".into()).fault(), Fault::Protocol);
+        let after = Duration::from_secs(1);
+        assert_eq!(OllamaError::Stalled { after }.fault(), Fault::Stalled);
+        assert_eq!(
+            OllamaError::DeadlineExceeded { after }.fault(),
+            Fault::Deadline
+        );
+    }
+}

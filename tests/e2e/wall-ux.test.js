@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 
-import { newPage, screenshot, shots, startWall, stopWall, waitForHydration } from './harness.js';
+import { manyPosts, newPage, screenshot, shots, startWall, stopWall, waitForHydration } from './harness.js';
 
 let ollama;
 let server;
@@ -16,7 +16,7 @@ const open = new Set();
 const unique = (label) => `${label} ${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 
 before(async () => {
-  ({ ollama, server, browser } = await startWall({}));
+  ({ ollama, server, browser } = await startWall({ ...manyPosts }));
 });
 
 after(() => stopWall({ ollama, server, browser }));

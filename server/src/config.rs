@@ -198,6 +198,9 @@ pub struct LimitsConfig {
     pub body_max_bytes: usize,
     pub max_tokens_limit: u32,
     pub page_size: u32,
+    /// Posts a browser keeps on the wall as new ones arrive live; older ones drop off the end
+    /// and "Load older posts" brings them back.
+    pub live_posts_max: u32,
     pub ai_posts_per_minute: u32,
     /// Text posts per author per minute; per address three times as many.
     pub text_posts_per_minute: u32,
@@ -273,6 +276,7 @@ impl Default for LimitsConfig {
             body_max_bytes: 64 * 1024,
             max_tokens_limit: 4096,
             page_size: 20,
+            live_posts_max: 100,
             ai_posts_per_minute: 6,
             text_posts_per_minute: 10,
             queued_per_author: 3,

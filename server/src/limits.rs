@@ -1,6 +1,7 @@
 //! Limits against abuse that need state: AI and text posts per author and per address per
 //! minute (keyed GCRA rate limiters from `governor`), AI posts waiting per author, per address
-//! and in all, and open live streams per client address. Each refusal ([`Refusal`]) says what the limit is and when to come back.
+//! and in all, and open live streams per client address. Each refusal ([`Refusal`]) says what
+//! the limit is and when to come back.
 use std::{
     collections::HashMap,
     num::NonZeroU32,

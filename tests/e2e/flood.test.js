@@ -32,8 +32,9 @@ async function apiPosts(n, label) {
       headers: { 'content-type': 'application/json', origin: server.url },
       body: JSON.stringify({ author_name: 'Flood', text: `${label} ${i}` }),
     });
-    assert.equal(res.status, 201, await res.text());
-    ids.push((await res.json()).id);
+    const body = await res.text();
+    assert.equal(res.status, 201, body);
+    ids.push(JSON.parse(body).id);
   }
   return ids;
 }

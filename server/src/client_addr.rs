@@ -54,6 +54,9 @@ impl ClientKey {
     }
 }
 
+/// `192.0.2.1`, or `2001:db8:1:2::/64`: also the spelling stored on each AI job
+/// (`ai_generation_jobs.client_key`) and counted by the per-address queue cap, so a change here
+/// must migrate the stored keys.
 impl std::fmt::Display for ClientKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {

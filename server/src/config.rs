@@ -204,8 +204,16 @@ pub struct LimitsConfig {
     pub body_max_bytes: usize,
     pub max_tokens_limit: u32,
     pub page_size: u32,
+    /// Posts a browser keeps on the wall as new ones arrive live; older ones drop off the end
+    /// and "Load older posts" brings them back.
+    pub live_posts_max: u32,
     pub ai_posts_per_minute: u32,
+    /// Text posts per author per minute; per address three times as many.
+    pub text_posts_per_minute: u32,
     pub queued_per_author: u32,
+    /// AI posts waiting or running from one client address (an IPv4 address or an IPv6 /64),
+    /// whoever the authors: an author without a cookie is a new author every time.
+    pub queued_per_address: u32,
     pub queue_max: u32,
     pub sse_per_client: u32,
 }
@@ -276,8 +284,11 @@ impl Default for LimitsConfig {
             body_max_bytes: 64 * 1024,
             max_tokens_limit: 4096,
             page_size: 20,
+            live_posts_max: 100,
             ai_posts_per_minute: 6,
+            text_posts_per_minute: 10,
             queued_per_author: 3,
+            queued_per_address: 10,
             queue_max: 200,
             sse_per_client: 16,
         }

@@ -1,6 +1,7 @@
-//! Limits against abuse that need state: AI posts per author per minute (a keyed GCRA rate
-//! limiter from `governor`), AI posts waiting per author and in all, and open live streams
-//! per client address. Each refusal ([`Refusal`]) says what the limit is and when to come back.
+//! Limits against abuse that need state: AI and text posts per author and per address per
+//! minute (keyed GCRA rate limiters from `governor`), AI posts waiting per author, per address
+//! and in all, and open live streams per client address. Each refusal ([`Refusal`]) says what
+//! the limit is and when to come back.
 use std::{
     collections::HashMap,
     num::NonZeroU32,
@@ -22,8 +23,20 @@ pub enum Refusal {
     QueueFull { backlog: usize },
     #[error("You already have {waiting} AI posts waiting or being written (the limit is {limit}). Wait for one to finish.")]
     AuthorQueueFull { waiting: u32, limit: u32 },
+    #[error("Your address already has {waiting} AI posts waiting or being written (the limit is {limit} per address, whoever writes them). Wait for one to finish.")]
+    AddressQueueFull { waiting: u32, limit: u32 },
     #[error("You can create {per_minute} AI posts per minute. Try again in {} s.", whole_seconds(*.retry_after))]
     TooFast {
+        per_minute: u32,
+        retry_after: Duration,
+    },
+    #[error("You can write {per_minute} posts per minute. Try again in {} s.", whole_seconds(*.retry_after))]
+    TextTooFast {
+        per_minute: u32,
+        retry_after: Duration,
+    },
+    #[error("Your address can send {per_minute} posts per minute, whoever writes them. Try again in {} s.", whole_seconds(*.retry_after))]
+    AddressTextTooFast {
         per_minute: u32,
         retry_after: Duration,
     },
@@ -40,8 +53,12 @@ impl Refusal {
     pub fn retry_after(&self) -> Duration {
         match self {
             Refusal::QueueFull { .. } => QUEUE_FULL_RETRY,
-            Refusal::AuthorQueueFull { .. } => AUTHOR_QUEUE_FULL_RETRY,
-            Refusal::TooFast { retry_after, .. } => *retry_after,
+            Refusal::AuthorQueueFull { .. } | Refusal::AddressQueueFull { .. } => {
+                AUTHOR_QUEUE_FULL_RETRY
+            }
+            Refusal::TooFast { retry_after, .. }
+            | Refusal::TextTooFast { retry_after, .. }
+            | Refusal::AddressTextTooFast { retry_after, .. } => *retry_after,
             Refusal::TooManyStreams { .. } => STREAMS_RETRY,
             Refusal::ShuttingDown => RESTART_RETRY,
         }
@@ -55,7 +72,7 @@ pub fn whole_seconds(duration: Duration) -> u64 {
 }
 
 /// Come back after: a full queue frees a place within about a generation's time; an author's
-/// own queue sooner; a tab closes at once; a restart takes a few seconds.
+/// own queue (or their address's) sooner; a tab closes at once; a restart takes a few seconds.
 const QUEUE_FULL_RETRY: Duration = Duration::from_secs(30);
 const AUTHOR_QUEUE_FULL_RETRY: Duration = Duration::from_secs(15);
 const STREAMS_RETRY: Duration = Duration::from_secs(5);
@@ -67,26 +84,31 @@ pub struct Limits {
     /// The same per address, three times as generous (several people may share one), so that
     /// a client that drops its cookie to become a new author each time is still bounded.
     ai_posts_per_address: DefaultKeyedRateLimiter<ClientKey>,
+    text_posts: DefaultKeyedRateLimiter<String>,
+    /// As for AI posts: every text post without a cookie is a new author's.
+    text_posts_per_address: DefaultKeyedRateLimiter<ClientKey>,
     streams: Arc<Mutex<HashMap<ClientKey, u32>>>,
     /// Held from counting an author's waiting posts to queueing the new one, so that parallel
     /// requests cannot all pass the same count.
     admission: tokio::sync::Mutex<()>,
 }
 
-/// Per-address rate compared with the per-author one.
+/// Per-address rates compared with the per-author ones.
 const ADDRESS_FACTOR: u32 = 3;
 /// Forget rate-limiter keys not seen for a while once there are this many.
 const MAX_KEYS: usize = 10_000;
 
 impl Limits {
     pub fn new(config: LimitsConfig) -> Self {
-        let per_minute =
-            NonZeroU32::new(config.ai_posts_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
-        let per_address =
-            per_minute.saturating_mul(NonZeroU32::new(ADDRESS_FACTOR).unwrap_or(NonZeroU32::MIN));
         Self {
-            ai_posts: RateLimiter::keyed(Quota::per_minute(per_minute)),
-            ai_posts_per_address: RateLimiter::keyed(Quota::per_minute(per_address)),
+            ai_posts: RateLimiter::keyed(per_minute(config.ai_posts_per_minute)),
+            ai_posts_per_address: RateLimiter::keyed(per_minute(per_address(
+                config.ai_posts_per_minute,
+            ))),
+            text_posts: RateLimiter::keyed(per_minute(config.text_posts_per_minute)),
+            text_posts_per_address: RateLimiter::keyed(per_minute(per_address(
+                config.text_posts_per_minute,
+            ))),
             streams: Arc::default(),
             admission: tokio::sync::Mutex::new(()),
             config,
@@ -99,22 +121,28 @@ impl Limits {
     }
 
     /// May this author, from this address, queue another AI post now? `waiting` is how many of
-    /// theirs are queued or running, `queued_total` how many are in all.
+    /// the author's and of the address's are queued or running, `backlog` how many are in all.
     pub fn admit_ai_post(
         &self,
         author_id: &str,
         address: ClientKey,
-        waiting: u32,
+        waiting: Waiting,
         backlog: usize,
     ) -> Result<(), Refusal> {
         let c = &self.config;
         if backlog >= usize::try_from(c.queue_max).unwrap_or(usize::MAX) {
             return Err(Refusal::QueueFull { backlog });
         }
-        if waiting >= c.queued_per_author {
+        if waiting.author >= c.queued_per_author {
             return Err(Refusal::AuthorQueueFull {
-                waiting,
+                waiting: waiting.author,
                 limit: c.queued_per_author,
+            });
+        }
+        if waiting.address >= c.queued_per_address {
+            return Err(Refusal::AddressQueueFull {
+                waiting: waiting.address,
+                limit: c.queued_per_address,
             });
         }
         if self.ai_posts.len() > MAX_KEYS {
@@ -134,6 +162,29 @@ impl Limits {
         Ok(())
     }
 
+    /// May this author, from this address, write another text post now? The author's rate is
+    /// checked first, so that the refusal names their own limit when both are reached.
+    pub fn admit_text_post(&self, author_id: &str, address: ClientKey) -> Result<(), Refusal> {
+        let c = &self.config;
+        if self.text_posts.len() > MAX_KEYS || self.text_posts_per_address.len() > MAX_KEYS {
+            self.text_posts.retain_recent();
+            self.text_posts_per_address.retain_recent();
+        }
+        let now = DefaultClock::default().now();
+        self.text_posts
+            .check_key(&author_id.to_owned())
+            .map_err(|not_until| Refusal::TextTooFast {
+                per_minute: c.text_posts_per_minute,
+                retry_after: not_until.wait_time_from(now),
+            })?;
+        self.text_posts_per_address
+            .check_key(&address)
+            .map_err(|not_until| Refusal::AddressTextTooFast {
+                per_minute: per_address(c.text_posts_per_minute),
+                retry_after: not_until.wait_time_from(now),
+            })
+    }
+
     /// A place for one more live stream from `ip`, held until the returned slot is dropped.
     pub fn open_stream(&self, ip: ClientKey) -> Result<StreamSlot, Refusal> {
         let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
@@ -150,6 +201,23 @@ impl Limits {
             streams: Arc::clone(&self.streams),
         })
     }
+}
+
+/// How many AI posts are queued or running: the author's, and their address's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Waiting {
+    pub author: u32,
+    pub address: u32,
+}
+
+/// A quota of `n` per minute (at least 1): a burst of `n`, then one every 60/`n` s.
+fn per_minute(n: u32) -> Quota {
+    Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN))
+}
+
+/// The per-address count that goes with a per-author one.
+fn per_address(per_author: u32) -> u32 {
+    per_author.max(1).saturating_mul(ADDRESS_FACTOR)
 }
 
 /// One open live stream; dropping it frees the place.
@@ -182,19 +250,34 @@ mod tests {
     fn new_identities_from_one_address_are_still_limited() {
         let l = limits(); // 2 per minute per author, so 6 per address
         for i in 0..6 {
-            assert!(l.admit_ai_post(&format!("author {i}"), ip(7), 0, 0).is_ok());
+            assert!(l
+                .admit_ai_post(&format!("author {i}"), ip(7), Waiting::default(), 0)
+                .is_ok());
         }
         assert!(matches!(
-            l.admit_ai_post("author 99", ip(7), 0, 0).unwrap_err(),
+            l.admit_ai_post("author 99", ip(7), Waiting::default(), 0)
+                .unwrap_err(),
             Refusal::TooFast { per_minute: 2, .. }
         ));
-        assert!(l.admit_ai_post("author 99", ip(8), 0, 0).is_ok());
+        assert!(l
+            .admit_ai_post("author 99", ip(8), Waiting::default(), 0)
+            .is_ok());
+    }
+
+    /// `n` of the author's own waiting, and so of their address's.
+    fn mine(n: u32) -> Waiting {
+        Waiting {
+            author: n,
+            address: n,
+        }
     }
 
     fn limits() -> Limits {
         Limits::new(LimitsConfig {
             ai_posts_per_minute: 2,
+            text_posts_per_minute: 4,
             queued_per_author: 3,
+            queued_per_address: 5,
             queue_max: 10,
             sse_per_client: 2,
             ..LimitsConfig::default()
@@ -204,9 +287,11 @@ mod tests {
     #[test]
     fn a_burst_of_ai_posts_then_429_with_retry_after() {
         let l = limits();
-        assert!(l.admit_ai_post("a", ip(1), 0, 0).is_ok());
-        assert!(l.admit_ai_post("a", ip(1), 0, 0).is_ok());
-        let e = l.admit_ai_post("a", ip(1), 0, 0).unwrap_err();
+        assert!(l.admit_ai_post("a", ip(1), Waiting::default(), 0).is_ok());
+        assert!(l.admit_ai_post("a", ip(1), Waiting::default(), 0).is_ok());
+        let e = l
+            .admit_ai_post("a", ip(1), Waiting::default(), 0)
+            .unwrap_err();
         assert!(
             (1..=30).contains(&whole_seconds(e.retry_after())),
             "{:?}",
@@ -214,7 +299,7 @@ mod tests {
         );
         assert!(e.to_string().contains("2 AI posts per minute"), "{e}");
         assert!(
-            l.admit_ai_post("b", ip(1), 0, 0).is_ok(),
+            l.admit_ai_post("b", ip(1), Waiting::default(), 0).is_ok(),
             "another author is not affected"
         );
     }
@@ -223,21 +308,80 @@ mod tests {
     fn queue_limits_per_author_and_in_all() {
         let l = limits();
         assert_eq!(
-            l.admit_ai_post("a", ip(1), 3, 0).unwrap_err(),
+            l.admit_ai_post("a", ip(1), mine(3), 0).unwrap_err(),
             Refusal::AuthorQueueFull {
                 waiting: 3,
                 limit: 3
             }
         );
         assert!(l
-            .admit_ai_post("a", ip(1), 3, 0)
+            .admit_ai_post("a", ip(1), mine(3), 0)
             .unwrap_err()
             .to_string()
             .contains("limit is 3"));
         assert_eq!(
-            l.admit_ai_post("a", ip(1), 0, 10).unwrap_err(),
+            l.admit_ai_post("a", ip(1), Waiting::default(), 10)
+                .unwrap_err(),
             Refusal::QueueFull { backlog: 10 }
         );
+    }
+
+    #[test]
+    fn new_authors_from_one_address_fill_only_the_address_queue() {
+        let l = limits();
+        let cookieless = Waiting {
+            author: 0,
+            address: 5,
+        };
+        let refusal = l.admit_ai_post("fresh", ip(1), cookieless, 0).unwrap_err();
+        assert_eq!(
+            refusal,
+            Refusal::AddressQueueFull {
+                waiting: 5,
+                limit: 5
+            }
+        );
+        assert!(
+            refusal
+                .to_string()
+                .starts_with("Your address already has 5"),
+            "{refusal}"
+        );
+        assert!(l
+            .admit_ai_post("fresh", ip(2), Waiting::default(), 0)
+            .is_ok());
+    }
+
+    #[test]
+    fn text_posts_are_limited_per_author_then_per_address() {
+        let l = limits(); // 4 per minute per author, so 12 per address
+        for _ in 0..4 {
+            assert!(l.admit_text_post("a", ip(1)).is_ok());
+        }
+        let refusal = l.admit_text_post("a", ip(1)).unwrap_err();
+        assert!(matches!(
+            refusal,
+            Refusal::TextTooFast { per_minute: 4, .. }
+        ));
+        assert!(
+            refusal.to_string().contains("4 posts per minute"),
+            "{refusal}"
+        );
+        assert!((1..=15).contains(&whole_seconds(refusal.retry_after())));
+        // A new author on every request (no cookie) meets the address's limit.
+        for i in 0..8 {
+            assert!(l.admit_text_post(&format!("new {i}"), ip(1)).is_ok(), "{i}");
+        }
+        let refusal = l.admit_text_post("new 99", ip(1)).unwrap_err();
+        assert!(matches!(
+            refusal,
+            Refusal::AddressTextTooFast { per_minute: 12, .. }
+        ));
+        assert!(
+            refusal.to_string().contains("Your address can send 12"),
+            "{refusal}"
+        );
+        assert!(l.admit_text_post("b", ip(2)).is_ok(), "another address");
     }
 
     #[test]

@@ -347,10 +347,12 @@ export async function shots(page, name, target = null) {
   return files;
 }
 
-/** Limits loose enough for a test file that posts many AI posts from one browser. */
+/** Limits loose enough for a test file that posts many posts (AI or text) from one browser or address. */
 export const manyPosts = {
   AIWALL_LIMITS__AI_POSTS_PER_MINUTE: '1000',
   AIWALL_LIMITS__QUEUED_PER_AUTHOR: '100',
+  AIWALL_LIMITS__QUEUED_PER_ADDRESS: '100',
+  AIWALL_LIMITS__TEXT_POSTS_PER_MINUTE: '1000',
 };
 
 /**

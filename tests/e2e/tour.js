@@ -43,6 +43,8 @@ const server = await startServer({
     AIWALL_JOBS__CONCURRENCY: '1',
     AIWALL_LIMITS__AI_POSTS_PER_MINUTE: '1000',
     AIWALL_LIMITS__QUEUED_PER_AUTHOR: '100',
+    AIWALL_LIMITS__QUEUED_PER_ADDRESS: '100',
+    AIWALL_LIMITS__TEXT_POSTS_PER_MINUTE: '1000',
   },
 });
 const browser = await launchBrowser();

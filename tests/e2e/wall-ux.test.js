@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 
-import { newPage, screenshot, shots, startWall, stopWall, waitForHydration } from './harness.js';
+import { manyPosts, newPage, screenshot, shots, startWall, stopWall, waitForHydration } from './harness.js';
 
 let ollama;
 let server;
@@ -18,6 +18,7 @@ const unique = (label) => `${label} ${Date.now().toString(36)}${Math.random().to
 before(async () => {
   // Offered: two models the fake has, and one it has not (which the composer leaves out).
   ({ ollama, server, browser } = await startWall({
+    ...manyPosts,
     AIWALL_OLLAMA__ALLOWED_MODELS: '["llama3.2:1b","qwen2.5:0.5b","mistral:7b"]',
   }));
 });

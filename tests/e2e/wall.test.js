@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 
-import { launchBrowser, newPage, screenshot, startFakeOllama, startServer, waitForHydration } from './harness.js';
+import { launchBrowser, manyPosts, newPage, screenshot, startFakeOllama, startServer, waitForHydration } from './harness.js';
 
 const POST_MAX_CHARS = 2000; // Leptos.toml [limits] post_max_chars
 
@@ -54,7 +54,7 @@ describe('the wall', () => {
   before(async () => {
     // A reachable (fake) Ollama, so that the page's model list loads without errors.
     ollama = await startFakeOllama();
-    server = await startServer({ env: { AIWALL_OLLAMA__URL: ollama.url } });
+    server = await startServer({ env: { AIWALL_OLLAMA__URL: ollama.url, ...manyPosts } });
     browser = await launchBrowser();
   });
 

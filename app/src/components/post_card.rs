@@ -27,8 +27,9 @@ pub fn PostCard(entry: Entry, times: PageTime, deletions: Deletions) -> impl Int
     };
     let created_at = post.created_at;
     let delete_label = delete_label(&post);
-    let job = entry.job;
-    let html = entry.html;
+    // Arena signals owned by this card, so the entry's counted ones are let go with it.
+    let job = RwSignal::from(entry.job);
+    let html = RwSignal::from(entry.html);
 
     // The post in words, for accessible names: "Ada's AI post “Tell me about…”".
     let about = format!(

@@ -191,20 +191,22 @@ mod tests {
     }
 }
 
-/// One post on the page. The post itself does not change; its text and job do.
+/// One post on the page. The post itself does not change; its text and job do. Its signals are
+/// counted references, not arena slots: a post that drops off the page frees its text and job
+/// as soon as its card is gone, not when the page closes.
 #[derive(Clone, Debug)]
 pub struct Entry {
     pub post: Post,
     /// The post as safe HTML, rendered by the server (a text post's text with its links).
-    pub html: RwSignal<String>,
-    pub job: RwSignal<Option<LiveJob>>,
+    pub html: ArcRwSignal<String>,
+    pub job: ArcRwSignal<Option<LiveJob>>,
 }
 
 impl Entry {
     fn new(post: Post) -> Self {
         Self {
-            html: RwSignal::new(post.html.clone().unwrap_or_default()),
-            job: RwSignal::new(post.job.clone().map(LiveJob::new)),
+            html: ArcRwSignal::new(post.html.clone().unwrap_or_default()),
+            job: ArcRwSignal::new(post.job.clone().map(LiveJob::new)),
             post,
         }
     }
@@ -221,6 +223,10 @@ pub struct WallStore {
     pub reconnecting: RwSignal<bool>,
     /// What the polite live region announces.
     pub announcement: RwSignal<String>,
+    /// How many posts the page keeps: the server's `live_posts_max`, or more once the reader
+    /// has loaded older ones. Past it, a post arriving live drops the oldest off the end, so
+    /// that a flood cannot grow the page without end.
+    pub keep: RwSignal<usize>,
 }
 
 impl WallStore {
@@ -240,6 +246,9 @@ impl WallStore {
             connected: RwSignal::new(false),
             reconnecting: RwSignal::new(false),
             announcement: RwSignal::new(String::new()),
+            keep: RwSignal::new(
+                usize::try_from(snapshot.live_posts_max.max(1)).unwrap_or(usize::MAX),
+            ),
         }
     }
 
@@ -250,8 +259,15 @@ impl WallStore {
 
     /// Adds a post where it belongs (newest first), or, if it is there, takes its job's state
     /// when that is newer than what the page has (the stream may have been faster than the
-    /// answer that brought it).
+    /// answer that brought it). A page past its bound ([`WallStore::keep`]) drops its oldest.
     pub fn upsert(&self, post: Post) {
+        self.add(post, self.keep.get_untracked());
+    }
+
+    /// [`WallStore::upsert`] with the bound `keep`. The oldest posts past it drop off in the
+    /// same change of the page (never one card too many, even for a moment), and "load more"
+    /// then brings them back from below the oldest post kept (the API's `before` is exclusive).
+    fn add(&self, post: Post, keep: usize) {
         if let Some(entry) = self.entry(post.id) {
             if let Some(view) = post.job {
                 entry.job.update(|job| match job {
@@ -265,20 +281,31 @@ impl WallStore {
             }
             return;
         }
+        let mut oldest_kept = None;
         self.entries.update(|es| {
             let at = es
                 .iter()
                 .position(|e| e.post.id < post.id)
                 .unwrap_or(es.len());
             es.insert(at, Entry::new(post));
+            if es.len() > keep {
+                es.truncate(keep);
+                oldest_kept = es.last().map(|e| e.post.id);
+            }
         });
+        if let Some(id) = oldest_kept {
+            self.next_before.set(Some(id));
+        }
     }
 
-    /// Older posts from "load more".
+    /// Older posts from "load more". The reader asked for them: the page's bound grows to hold
+    /// them, and a post arriving live then drops only the oldest.
     pub fn append_older(&self, posts: Vec<Post>, next_before: Option<i64>) {
         for post in posts {
-            self.upsert(post);
+            self.add(post, usize::MAX);
         }
+        let shown = self.entries.with_untracked(Vec::len);
+        self.keep.update(|keep| *keep = (*keep).max(shown));
         self.next_before.set(next_before);
     }
 
@@ -418,6 +445,7 @@ mod receive_tests {
             connected: RwSignal::new(false),
             reconnecting: RwSignal::new(false),
             announcement: RwSignal::new(String::new()),
+            keep: RwSignal::new(100),
         }
     }
 
@@ -494,5 +522,42 @@ mod receive_tests {
         let deleted = WallEvent::PostDeleted(PostDeletedEvent { post_id: 2 });
         assert!(store.receive(over_the_wire(deleted)).is_empty());
         assert_eq!(ids(store), [1]);
+    }
+
+    fn text_post(id: i64) -> Post {
+        Post {
+            kind: PostKind::Text,
+            prompt: None,
+            job: None,
+            ..ai_post(id)
+        }
+    }
+
+    #[test]
+    fn a_flood_keeps_the_page_at_its_bound_and_load_more_brings_the_rest_back() {
+        let owner = Owner::new();
+        owner.set();
+        let store = store();
+        store.keep.set(3);
+        for id in 1..=5 {
+            store.receive(WallEvent::Post(text_post(id)));
+        }
+        assert_eq!(ids(store), [5, 4, 3], "the oldest dropped off the end");
+        assert_eq!(
+            store.next_before.get_untracked(),
+            Some(3),
+            "load more starts below the oldest kept"
+        );
+        // "Load more" brings the dropped ones back, and the page now holds them all.
+        store.append_older(vec![text_post(2), text_post(1)], None);
+        assert_eq!(ids(store), [5, 4, 3, 2, 1]);
+        assert_eq!(store.next_before.get_untracked(), None);
+        // Another live post drops only the oldest again.
+        store.receive(WallEvent::Post(text_post(6)));
+        assert_eq!(ids(store), [6, 5, 4, 3, 2]);
+        assert_eq!(store.next_before.get_untracked(), Some(2));
+        // A post the page has already is no new arrival: nothing drops.
+        store.receive(WallEvent::Post(text_post(6)));
+        assert_eq!(ids(store), [6, 5, 4, 3, 2]);
     }
 }

@@ -56,6 +56,8 @@ pub struct WallSnapshot {
     pub viewer_tag: Option<String>,
     pub limits: super::InputLimits,
     pub default_model: String,
+    /// How many posts the page keeps as new ones arrive live (`limits.live_posts_max`).
+    pub live_posts_max: u32,
     /// When the server rendered the page (Unix ms): the page's times read relative to it until
     /// the browser's clock takes over, so the hydrated page starts from the server's text.
     pub rendered_at: i64,

@@ -12,6 +12,9 @@ pub struct JobRow {
     pub id: i64,
     pub post_id: i64,
     pub author_id: String,
+    /// The client address the job was asked from, as the per-address limits count it
+    /// (`ClientKey`'s spelling); `None` for jobs from before it was stored.
+    pub client_key: Option<String>,
     pub status: JobStatus,
     pub prompt: String,
     pub model: String,
@@ -84,6 +87,21 @@ impl Db {
               WHERE author_id = $1 AND status IN ($2, $3, $4)",
         )
         .bind(author_id)
+        .bind(JobStatus::Queued)
+        .bind(JobStatus::Loading)
+        .bind(JobStatus::Generating)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// How many jobs asked from this client address (`ClientKey`'s spelling) are queued or
+    /// running, whoever's.
+    pub async fn unfinished_count_at(&self, client_key: &str) -> DbResult<u32> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM ai_generation_jobs
+              WHERE client_key = $1 AND status IN ($2, $3, $4)",
+        )
+        .bind(client_key)
         .bind(JobStatus::Queued)
         .bind(JobStatus::Loading)
         .bind(JobStatus::Generating)

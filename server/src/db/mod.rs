@@ -147,6 +147,7 @@ pub(crate) mod testing {
             prompt,
             model: "m",
             max_tokens: None,
+            client_key: None,
         };
         db.insert_ai_post(new).await.unwrap().job.unwrap().id
     }

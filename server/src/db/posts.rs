@@ -34,6 +34,9 @@ pub struct NewAiPostRow<'a> {
     pub prompt: &'a str,
     pub model: &'a str,
     pub max_tokens: Option<u32>,
+    /// Where it was asked from (`ClientKey`'s spelling), stored on the job for the per-address
+    /// queue limit.
+    pub client_key: Option<&'a str>,
 }
 
 impl Db {
@@ -76,9 +79,9 @@ impl Db {
         .await?;
         let job = sqlx::query_as::<_, JobRow>(
             "INSERT INTO ai_generation_jobs
-                 (post_id, author_id, status, prompt, model, max_tokens, last_update_at,
-                  created_at, queued_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7) RETURNING *",
+                 (post_id, author_id, client_key, status, prompt, model, max_tokens,
+                  last_update_at, created_at, queued_at)
+             VALUES ($1, $2, $8, $3, $4, $5, $6, $7, $7, $7) RETURNING *",
         )
         .bind(post.id)
         .bind(new.author_id)
@@ -87,6 +90,7 @@ impl Db {
         .bind(new.model)
         .bind(new.max_tokens)
         .bind(now)
+        .bind(new.client_key)
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -190,6 +194,7 @@ mod tests {
                 prompt: "Why is the sky blue?",
                 model: "llama3.2:1b",
                 max_tokens: Some(100),
+                client_key: None,
             })
             .await
             .unwrap();
@@ -221,6 +226,7 @@ mod tests {
                     prompt: "p",
                     model: "m",
                     max_tokens: None,
+                    client_key: None,
                 };
                 let created = db.insert_ai_post(new).await.unwrap();
                 expected.push((created.post.id, Some(created.job.unwrap().id)));
@@ -247,6 +253,7 @@ mod tests {
                 prompt: "p",
                 model: "m",
                 max_tokens: None,
+                client_key: None,
             })
             .await
             .unwrap();

@@ -4,7 +4,11 @@
 use tokio::sync::MutexGuard;
 
 use super::Jobs;
-use crate::{client_addr::ClientKey, db::DbError, limits::Refusal};
+use crate::{
+    client_addr::ClientKey,
+    db::DbError,
+    limits::{Refusal, Waiting},
+};
 
 /// Held from the decision until the new job is stored and queued, so that parallel requests
 /// cannot all pass the same count.
@@ -32,7 +36,11 @@ impl Jobs {
             return Err(Refusal::ShuttingDown.into());
         }
         let serialised = self.limits.admission().await;
-        let waiting = self.db.unfinished_count_of(author_id).await?;
+        // Both counted from the database, where every instance's jobs are.
+        let waiting = Waiting {
+            author: self.db.unfinished_count_of(author_id).await?,
+            address: self.db.unfinished_count_at(&address.to_string()).await?,
+        };
         self.limits
             .admit_ai_post(author_id, address, waiting, self.backlog())?;
         Ok(Admission {

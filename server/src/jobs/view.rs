@@ -80,6 +80,7 @@ mod tests {
             prompt: "p",
             model: "m",
             max_tokens: Some(50),
+            client_key: None,
         };
         let queued = db.insert_ai_post(new).await.unwrap().job.unwrap();
         let view = job_view(&queued, Some(3));

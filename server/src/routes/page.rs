@@ -25,6 +25,7 @@ pub async fn wall(
         viewer_tag: identity::author(&jar).map(|a| a.tag()),
         limits: state.input_limits(),
         default_model: state.config.ollama.default_model.clone(),
+        live_posts_max: state.config.limits.live_posts_max,
         rendered_at: crate::db::now_ms(),
     };
     // A fresh nonce for every response, given to the render (Leptos puts it on the hydration

@@ -87,6 +87,7 @@ pub async fn get(
 
 pub async fn create_text(
     State(state): State<AppState>,
+    client: ClientAddr,
     jar: SignedCookieJar,
     ApiJson(new): ApiJson<NewPost>,
 ) -> HttpResult<(StatusCode, SignedCookieJar, Json<Post>)> {
@@ -96,6 +97,7 @@ pub async fn create_text(
         .map_err(HttpError::invalid)?;
     let text = limits.post_text(&new.text).map_err(HttpError::invalid)?;
     let (jar, author) = identity::author_or_new(jar, state.config.server.serves_https());
+    state.limits.admit_text_post(&author.id, client.key())?;
     let row = state.db.insert_text_post(&author.id, &name, &text).await?;
     let post = to_post(
         &state,
@@ -136,6 +138,7 @@ pub async fn create_ai(
             prompt: &prompt,
             model: &model,
             max_tokens,
+            client_key: Some(&client.key().to_string()),
         })
         .await?;
     if let Some(job) = &created.job {

@@ -13,6 +13,7 @@
 mod deadline;
 mod edge;
 mod exclusive;
+mod flood;
 mod generation;
 mod headers;
 mod ollama_client;

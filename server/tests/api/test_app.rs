@@ -45,6 +45,8 @@ pub async fn spawn_app_with(fake: Option<FakeConfig>, tweak: impl FnOnce(&mut Co
     // Generous limits; tests of the limits set their own.
     config.limits.ai_posts_per_minute = 10_000;
     config.limits.queued_per_author = 10_000;
+    config.limits.text_posts_per_minute = 10_000;
+    config.limits.queued_per_address = 10_000;
     config.limits.sse_per_client = 10_000;
     tweak(&mut config);
     let server = Server::build(config.clone()).await.expect("server starts");

@@ -100,6 +100,23 @@ async fn opens_migrates_and_serves(fixture: &str) {
         assert_eq!(job.status, JobStatus::Completed, "{job:?}");
         assert!(!job.text.is_empty());
     }
+
+    // Jobs from before the client address was stored have none, and count for no address; a
+    // new one stores its own.
+    let db = app.sqlite().await;
+    let keys: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT client_key FROM ai_generation_jobs ORDER BY id")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert_eq!(keys, vec![None; 5]);
+    app.ai_post("after the upgrade").await;
+    let newest: Option<String> =
+        sqlx::query_scalar("SELECT client_key FROM ai_generation_jobs ORDER BY id DESC LIMIT 1")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(newest.as_deref(), Some("127.0.0.1"));
 }
 
 #[tokio::test]

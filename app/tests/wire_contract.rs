@@ -30,6 +30,7 @@ fn stats() -> FinalStats {
         eval_duration_ns: 3_360_000_000,
         total_duration_ns: 3_400_000_000,
         done_reason: "stop".into(),
+        cut_at_bytes: Some(65_536),
     }
 }
 
@@ -64,6 +65,7 @@ fn job() -> JobView {
         retry_at: Some(1_764_000_004_000),
         model_loaded: Some(true),
         seq: 1_764_000_003_360_001,
+        folded: true,
     }
 }
 

@@ -6,8 +6,10 @@
 //! waiting jobs and the running ones sit under one lock, and dispatch moves a job from one to
 //! the other under it, so a Stop never misses a job that is being claimed.
 mod admission;
+mod cap;
 mod dispatch;
 mod estimate;
+pub mod fold;
 mod live;
 mod publisher;
 mod queue;

@@ -16,6 +16,7 @@ mod exclusive;
 mod generation;
 mod headers;
 mod ollama_client;
+mod output_cap;
 mod posts;
 mod process;
 mod proxy;

@@ -48,6 +48,15 @@ pub fn remaining(ms: u64) -> String {
     }
 }
 
+/// A size in whole kilobytes of 1024 bytes, rounded down: "64 KB" (below one, "0.5 KB").
+pub fn kilobytes(bytes: u32) -> String {
+    if bytes < 1024 {
+        format!("{:.1} KB", f64::from(bytes) / 1024.0)
+    } else {
+        format!("{} KB", bytes / 1024)
+    }
+}
+
 /// "1st", "2nd", "3rd", "4th", "11th", "22nd".
 pub fn ordinal(n: u32) -> String {
     let suffix = match (n % 10, n % 100) {
@@ -66,6 +75,9 @@ mod tests {
 
     #[test]
     fn reads_the_same_everywhere() {
+        assert_eq!(kilobytes(65_536), "64 KB");
+        assert_eq!(kilobytes(1_500), "1 KB");
+        assert_eq!(kilobytes(512), "0.5 KB");
         assert_eq!(tokens(1), "1 token");
         assert_eq!(tokens(80), "80 tokens");
         assert_eq!(speed(7.46), "7.5 tok/s");

@@ -30,6 +30,7 @@ fn stats() -> FinalStats {
         eval_duration_ns: 3_360_000_000,
         total_duration_ns: 3_400_000_000,
         done_reason: "stop".into(),
+        cut_at_bytes: Some(65_536),
     }
 }
 
@@ -65,6 +66,7 @@ fn job() -> JobView {
         unreachable_since: Some(1_764_000_002_000),
         model_loaded: Some(true),
         seq: 1_764_000_003_360_001,
+        folded: true,
     }
 }
 

@@ -203,6 +203,12 @@ pub struct LimitsConfig {
     pub name_max_chars: usize,
     pub body_max_bytes: usize,
     pub max_tokens_limit: u32,
+    /// The max length (`num_predict`) sent for a post that names none: Ollama's own default is
+    /// unlimited. At most `max_tokens_limit`.
+    pub default_max_tokens: u32,
+    /// The most bytes of an answer a post keeps: the generation is ended there, whatever the
+    /// model server does with `num_predict`.
+    pub answer_max_bytes: usize,
     pub page_size: u32,
     /// Posts a browser keeps on the wall as new ones arrive live; older ones drop off the end
     /// and "Load older posts" brings them back.
@@ -283,6 +289,10 @@ impl Default for LimitsConfig {
             name_max_chars: 40,
             body_max_bytes: 64 * 1024,
             max_tokens_limit: 4096,
+            default_max_tokens: 1024,
+            // A max_tokens_limit answer is about 16 KB (a token is 3-4 bytes of English, a few
+            // more of code or accented text): four times that leaves room for any language.
+            answer_max_bytes: 64 * 1024,
             page_size: 20,
             live_posts_max: 100,
             ai_posts_per_minute: 6,
@@ -294,6 +304,9 @@ impl Default for LimitsConfig {
         }
     }
 }
+
+/// The smallest answer cap that still keeps a short answer whole.
+const MIN_ANSWER_BYTES: usize = 1024;
 
 impl Config {
     /// Defaults, then the file named by `AIWALL_CONFIG` (or `Leptos.toml` in the working
@@ -334,6 +347,19 @@ impl Config {
             return Err(format!(
                 "ollama.default_model {:?} is not in ollama.allowed_models {:?}: add it to the list, or choose the default from it",
                 o.default_model, o.allowed_models
+            ));
+        }
+        let l = &self.limits;
+        if l.default_max_tokens == 0 || l.default_max_tokens > l.max_tokens_limit {
+            return Err(format!(
+                "limits.default_max_tokens is {}; it must be between 1 and limits.max_tokens_limit ({})",
+                l.default_max_tokens, l.max_tokens_limit
+            ));
+        }
+        if l.answer_max_bytes < MIN_ANSWER_BYTES {
+            return Err(format!(
+                "limits.answer_max_bytes is {}, which would cut off nearly every answer; it must be at least {MIN_ANSWER_BYTES}",
+                l.answer_max_bytes
             ));
         }
         Ok(())
@@ -520,6 +546,26 @@ mod tests {
                 error.contains("server.idle_timeout_secs is 0") && error.contains("at least 1"),
                 "{error}"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_default_max_length_above_the_limit_is_refused_in_words() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "Leptos.toml",
+                "[limits]\nmax_tokens_limit = 512\ndefault_max_tokens = 1024\n",
+            )?;
+            let error = Config::load().unwrap_err().to_string();
+            assert!(
+                error.contains("limits.default_max_tokens is 1024")
+                    && error.contains("limits.max_tokens_limit (512)"),
+                "{error}"
+            );
+            jail.create_file("Leptos.toml", "[limits]\nanswer_max_bytes = 10\n")?;
+            let error = Config::load().unwrap_err().to_string();
+            assert!(error.contains("limits.answer_max_bytes is 10"), "{error}");
             Ok(())
         });
     }

@@ -4,10 +4,11 @@
 //! are rewritten, so the settled ones are never re-created as the answer grows, and nothing
 //! moves when it is done. A long answer is clamped
 //! (the newest line stays in view while it is written) with Show more / Show less, and code
-//! blocks have a Copy button.
+//! blocks have a Copy button. A long finished answer comes folded (only its beginning, see
+//! [`JobView::folded`](crate::types::JobView)): "Show all" loads the rest from the API.
 use leptos::{html::Div, prelude::*};
 
-use crate::{live::LiveJob, types::JobStatus};
+use crate::{api, live::LiveJob, types::JobStatus};
 
 #[component]
 pub fn Answer(job: RwSignal<Option<LiveJob>>) -> impl IntoView {
@@ -33,6 +34,22 @@ pub fn Answer(job: RwSignal<Option<LiveJob>>) -> impl IntoView {
         .collect();
     let empty = move || job.with(|j| j.as_ref().is_none_or(|j| j.view.blocks.is_empty()));
     let partial = move || status().ended_early();
+    let folded = move || job.with(|j| j.as_ref().is_some_and(|j| j.view.folded));
+    // The whole answer, from the post's own address; it replaces the folded one in place.
+    let show_all = Action::new_local(move |_: &()| async move {
+        let whole = api::post(post_id).await?;
+        if let Some(view) = whole.job {
+            job.update(|j| {
+                if let Some(j) = j.as_mut().filter(|j| j.view.id == view.id) {
+                    j.view.text = view.text;
+                    j.view.blocks = view.blocks;
+                    j.view.folded = view.folded;
+                }
+            });
+        }
+        Ok::<(), crate::types::ApiError>(())
+    });
+    let loading = show_all.pending();
 
     let body = NodeRef::<Div>::new();
     let expanded = RwSignal::new(false);
@@ -119,6 +136,21 @@ pub fn Answer(job: RwSignal<Option<LiveJob>>) -> impl IntoView {
             >
                 {move || if expanded.get() { "Show less" } else { "Show more" }}
             </button>
+            <button
+                type="button"
+                class="show-all"
+                data-testid="show-all"
+                hidden=move || !folded()
+                disabled=loading
+                on:click=move |_| {
+                    show_all.dispatch(());
+                }
+            >
+                {move || if loading.get() { "Loading…" } else { "Show all" }}
+            </button>
+            {move || show_all.value().with(|r| r.as_ref().and_then(|r| r.as_ref().err()).map(|e| view! {
+                <p class="error" role="alert">{e.message.clone()}</p>
+            }))}
         </div>
     }
 }

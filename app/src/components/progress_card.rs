@@ -153,7 +153,9 @@ struct Details {
     eval: String,
     time: String,
     /// Why it ended, when it was not the model's own choice ("at the max length").
-    ended: Option<&'static str>,
+    ended: Option<String>,
+    /// Shown on the card itself: the answer was cut at the most bytes a post keeps.
+    cut: Option<String>,
 }
 
 fn details(view: &JobView) -> Details {
@@ -170,7 +172,16 @@ fn details(view: &JobView) -> Details {
         prompt_eval: ns(s.prompt_eval_duration_ns),
         eval: ns(s.eval_duration_ns),
         time: format::seconds(view.progress.elapsed_time),
-        ended: (s.done_reason == "length").then_some("at the max length"),
+        ended: match s.cut_at_bytes {
+            Some(cap) => Some(format!(
+                "at {}, the most a post keeps",
+                format::kilobytes(cap)
+            )),
+            None => (s.done_reason == "length").then(|| "at the max length".into()),
+        },
+        cut: s
+            .cut_at_bytes
+            .map(|cap| format!("Cut at {}, the most a post keeps.", format::kilobytes(cap))),
     }
 }
 
@@ -381,6 +392,7 @@ pub fn AIGenerationProgress(
                     </p>
                 }),
                 Foot::Stats(line, d) => EitherOf4::B(view! {
+                    {d.cut.map(|cut| view! { <p class="ai-cut" data-testid="cut">{cut}</p> })}
                     <details class="ai-stats" data-testid="stats">
                         <summary data-testid="summary">{line}</summary>
                         <dl class="stats-row">
@@ -392,7 +404,7 @@ pub fn AIGenerationProgress(
                             {row("Reading the prompt", "prompt-eval", d.prompt_eval)}
                             {row("Writing", "eval", d.eval)}
                             {row("Total time", "time", d.time)}
-                            {d.ended.map(|e| row("Ended", "done-reason", e.into()))}
+                            {d.ended.map(|e| row("Ended", "done-reason", e))}
                         </dl>
                     </details>
                 }),

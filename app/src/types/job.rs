@@ -92,6 +92,10 @@ pub struct FinalStats {
     pub total_duration_ns: u64,
     /// `stop`, or `length` when the max length was hit.
     pub done_reason: String,
+    /// Set when the answer reached the most bytes a post keeps and was cut there (then
+    /// `done_reason` is `length` too): the cap, in bytes.
+    #[serde(default)]
+    pub cut_at_bytes: Option<u32>,
 }
 
 impl FinalStats {
@@ -146,6 +150,10 @@ pub struct JobView {
     pub model_loaded: Option<bool>,
     /// Increases with every published change; events older than what a client has are dropped.
     pub seq: u64,
+    /// `text` and `blocks` are only the answer's beginning (a wall folds long answers); the
+    /// post's own address (`GET /api/v1/posts/{id}`) has all of it.
+    #[serde(default)]
+    pub folded: bool,
 }
 
 impl JobView {
@@ -170,6 +178,7 @@ impl JobView {
             unreachable_since: None,
             model_loaded: None,
             seq: 0,
+            folded: false,
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct JobRow {
     pub eval_duration_ns: Option<u64>,
     pub total_duration_ns: Option<u64>,
     pub done_reason: Option<String>,
+    /// The byte cap the answer was cut at, when it reached it.
+    pub cut_at_bytes: Option<u32>,
     pub error: Option<String>,
     pub failure: Option<Failure>,
     /// Requests to the model server in the job's current life (a Retry starts over), bounded by

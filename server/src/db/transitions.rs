@@ -112,7 +112,8 @@ impl Db {
                     input_tokens = $7, output_tokens = $8, total_tokens = $9,
                     time_to_first_token_ms = $10, load_duration_ns = $11,
                     prompt_eval_duration_ns = $12, eval_duration_ns = $13,
-                    total_duration_ns = $14, done_reason = $15, error = NULL, failure = NULL, retry_at = NULL
+                    total_duration_ns = $14, done_reason = $15, cut_at_bytes = $21,
+                    error = NULL, failure = NULL, retry_at = NULL
               WHERE id = $1 AND runs = $19 AND status IN ($17, $18, $20)
              RETURNING *",
         )
@@ -136,6 +137,7 @@ impl Db {
         .bind(JobStatus::Generating)
         .bind(c.run)
         .bind(JobStatus::Queued)
+        .bind(s.cut_at_bytes)
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(row) = &row {

@@ -16,6 +16,8 @@ pub struct Live {
     pub model_loaded: Option<bool>,
     pub status: JobStatus,
     pub text: String,
+    /// Set when the answer reached the most bytes a post keeps (see `cap`): the cap, in bytes.
+    pub cut_at_bytes: Option<u32>,
     pub estimator: Estimator,
     /// When the current attempt's request was sent (time to first token counts from here).
     pub request_started: Instant,
@@ -33,6 +35,7 @@ impl Live {
             model_loaded: None,
             status: JobStatus::Loading,
             text: String::new(),
+            cut_at_bytes: None,
             estimator,
             request_started: Instant::now(),
             retry_at: None,
@@ -57,6 +60,7 @@ impl Live {
     pub fn restart(&mut self, retry_at: Option<i64>, error: Option<(String, Failure)>) {
         self.status = JobStatus::Loading;
         self.text.clear();
+        self.cut_at_bytes = None;
         self.estimator.restart();
         self.retry_at = retry_at;
         self.error = error;

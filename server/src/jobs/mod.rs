@@ -7,8 +7,10 @@
 //! the other under it, so a Stop never misses a job that is being claimed. While the model
 //! server is unreachable dispatch claims nothing ([`outage`]).
 mod admission;
+mod cap;
 mod dispatch;
 mod estimate;
+pub mod fold;
 mod live;
 mod outage;
 mod publisher;

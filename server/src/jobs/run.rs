@@ -10,6 +10,7 @@ use futures::StreamExt;
 use tokio::time::sleep_until;
 
 use super::{
+    cap,
     estimate::{expected_length, Estimator},
     live::Live,
     publisher::Publisher,
@@ -198,7 +199,11 @@ impl Jobs {
         let request = ChatRequest {
             model: row.model.clone(),
             prompt: row.prompt.clone(),
-            num_predict: row.max_tokens,
+            // Ollama's own default is unlimited.
+            num_predict: Some(
+                row.max_tokens
+                    .unwrap_or(self.config.limits.default_max_tokens),
+            ),
         };
         let mut stream = tokio::select! {
             started = self.ollama.chat_stream(&request) => match started {
@@ -214,8 +219,12 @@ impl Jobs {
                 _ = stop.stopped() => return AttemptEnd::Stopped,
                 event = stream.next() => match event {
                     Some(Ok(ChatEvent::Token(piece))) => {
-                        live.text.push_str(&piece);
+                        let kept = cap::append(live, &piece, self.config.limits.answer_max_bytes);
                         on_token(live, publisher).await;
+                        if !kept {
+                            // Dropping the stream drops the request: the model server stops.
+                            return AttemptEnd::Done(cap::cut_stats(live));
+                        }
                     }
                     Some(Ok(ChatEvent::Thinking(_))) => on_token(live, publisher).await,
                     Some(Ok(ChatEvent::Done(stats))) => return AttemptEnd::Done(stats),
@@ -394,6 +403,7 @@ fn final_stats(s: &ollama::FinalStats, live: &Live) -> FinalStats {
         eval_duration_ns: s.eval_duration_ns.min(MAX_STORED_NS),
         total_duration_ns: s.total_duration_ns.min(MAX_STORED_NS),
         done_reason: s.done_reason.clone().unwrap_or_else(|| "stop".into()),
+        cut_at_bytes: live.cut_at_bytes,
     }
 }
 

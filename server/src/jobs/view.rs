@@ -26,6 +26,7 @@ pub fn job_view(row: &JobRow, queue_position: Option<u32>) -> JobView {
         unreachable_since: None,
         model_loaded: None,
         seq: first_seq(row),
+        folded: false,
     }
 }
 
@@ -61,6 +62,7 @@ fn stats(row: &JobRow) -> Option<FinalStats> {
         eval_duration_ns: row.eval_duration_ns.unwrap_or_default(),
         total_duration_ns: row.total_duration_ns.unwrap_or_default(),
         done_reason: row.done_reason.clone().unwrap_or_default(),
+        cut_at_bytes: row.cut_at_bytes,
     })
 }
 

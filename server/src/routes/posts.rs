@@ -15,6 +15,7 @@ use crate::{
     db::{NewAiPostRow, PostWithJob},
     error::{HttpError, HttpResult},
     identity::{self, tag_of},
+    jobs::fold::fold,
     state::AppState,
 };
 
@@ -49,7 +50,7 @@ pub fn to_post(state: &AppState, row: PostWithJob) -> Post {
     }
 }
 
-/// A page of the wall, newest first.
+/// A page of the wall, newest first, long answers folded.
 pub async fn load_page(
     state: &AppState,
     before: Option<i64>,
@@ -62,7 +63,14 @@ pub async fn load_page(
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next_before = more.then(|| rows.last().map(|r| r.post.id)).flatten();
-    let posts = rows.into_iter().map(|r| to_post(state, r)).collect();
+    let posts = rows
+        .into_iter()
+        .map(|r| {
+            let mut post = to_post(state, r);
+            fold(&mut post);
+            post
+        })
+        .collect();
     Ok(PostPage { posts, next_before })
 }
 

@@ -18,6 +18,7 @@ mod generation;
 mod headers;
 mod ollama_client;
 mod outage;
+mod output_cap;
 mod posts;
 mod process;
 mod proxy;

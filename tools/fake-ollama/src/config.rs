@@ -66,6 +66,12 @@ pub struct FakeConfig {
     /// Thinking tokens (`message.thinking`) streamed before the content, like thinking models.
     #[arg(long, default_value_t = 0)]
     pub thinking_tokens: u32,
+    /// Stream the whole reply whatever `options.num_predict` says, as a broken upstream might.
+    #[arg(long)]
+    pub ignore_num_predict: bool,
+    /// Make every content token at least this many bytes (its word repeated): giant chunks.
+    #[arg(long)]
+    pub token_bytes: Option<usize>,
 }
 
 fn default_models() -> Vec<String> {
@@ -87,6 +93,8 @@ impl Default for FakeConfig {
             stamp_tokens: false,
             fail_first: 0,
             thinking_tokens: 0,
+            ignore_num_predict: false,
+            token_bytes: None,
         }
     }
 }
@@ -95,7 +103,14 @@ impl FakeConfig {
     /// The content tokens a complete, unstamped reply consists of, in order.
     pub fn tokens(&self) -> Vec<String> {
         let text = self.output.as_deref().unwrap_or(DEFAULT_OUTPUT);
-        cycle_words(text, self.length as usize)
+        let tokens = cycle_words(text, self.length as usize);
+        match self.token_bytes {
+            Some(bytes) => tokens
+                .into_iter()
+                .map(|t| t.repeat(bytes.div_ceil(t.len().max(1))))
+                .collect(),
+            None => tokens,
+        }
     }
 
     /// The content a complete, unstamped reply concatenates to.

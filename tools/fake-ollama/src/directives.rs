@@ -26,6 +26,8 @@ line (percent-decoded, so %0A is a newline and %23 a '#').
   #fake:split-bytes=N     write lines in N-byte pieces (0 = whole lines)
   #fake:coalesce[=BOOL]   three lines per body frame
   #fake:stamp[=BOOL]      tokens are ` t<unix microseconds>` stamps
+  #fake:ignore-num-predict[=BOOL]  stream the whole reply whatever num_predict says
+  #fake:token-bytes=N     every content token at least N bytes (giant chunks)
 
 Example prompt: \"Tell a story #fake:tokens=20 #fake:rate=50 #fake:error-after=5\"";
 
@@ -130,6 +132,11 @@ fn apply(key: &str, value: Option<&str>, config: &mut FakeConfig) -> Result<(), 
         }
         "coalesce" => config.coalesce_lines = flag(value)?,
         "stamp" => config.stamp_tokens = flag(value)?,
+        "ignore-num-predict" => config.ignore_num_predict = flag(value)?,
+        "token-bytes" => {
+            let bytes = number(required()?)? as usize;
+            config.token_bytes = (bytes > 0).then_some(bytes);
+        }
         _ => return Err(format!("unknown directive #fake:{key}")),
     }
     Ok(())
@@ -187,6 +194,10 @@ mod tests {
         assert!(config.stamp_tokens);
         assert!(!config.coalesce_lines);
         assert_eq!(config.split_bytes, Some(3));
+        let (_, config) = parse("#fake:ignore-num-predict #fake:token-bytes=1000").unwrap();
+        assert!(config.ignore_num_predict);
+        assert_eq!(config.token_bytes, Some(1000));
+        assert!(config.tokens().iter().all(|t| t.len() >= 1000));
     }
 
     #[test]

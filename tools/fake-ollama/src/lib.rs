@@ -49,6 +49,7 @@
 //! # Behaviour details
 //!
 //! - A reply has `thinking_tokens + length` tokens; `options.num_predict` below that cuts it
+//!   (unless `ignore_num_predict`, a broken upstream),
 //!   and the final chunk says `done_reason: "length"`, otherwise `"stop"`.
 //! - Token `i` leaves at `start + (i + 1) / tokens_per_second` (no drift), where `start` is
 //!   the end of the simulated load and prompt evaluation. With `coalesce_lines`, a frame

@@ -89,7 +89,10 @@ impl Reply {
             .map(Step::Thinking)
             .chain(self.config.tokens().into_iter().map(Step::Content))
             .collect();
-        let cap = self.num_predict.and_then(|n| usize::try_from(n).ok());
+        let cap = self
+            .num_predict
+            .filter(|_| !self.config.ignore_num_predict)
+            .and_then(|n| usize::try_from(n).ok());
         let done_reason = match cap {
             Some(cap) if cap < steps.len() => {
                 steps.truncate(cap);

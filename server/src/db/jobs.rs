@@ -82,27 +82,19 @@ impl Db {
         .await?)
     }
 
-    /// How many of this author's jobs are queued or running.
-    pub async fn unfinished_count_of(&self, author_id: &str) -> DbResult<u32> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM ai_generation_jobs
-              WHERE author_id = $1 AND status IN ($2, $3, $4)",
+    /// How many queued or running jobs are this author's, and how many were asked from this
+    /// client address (`ClientKey`'s spelling), whoever's: what the queue caps count.
+    pub async fn unfinished_counts(
+        &self,
+        author_id: &str,
+        client_key: &str,
+    ) -> DbResult<(u32, u32)> {
+        Ok(sqlx::query_as(
+            "SELECT COUNT(*) FILTER (WHERE author_id = $1), COUNT(*) FILTER (WHERE client_key = $2)
+               FROM ai_generation_jobs
+              WHERE (author_id = $1 OR client_key = $2) AND status IN ($3, $4, $5)",
         )
         .bind(author_id)
-        .bind(JobStatus::Queued)
-        .bind(JobStatus::Loading)
-        .bind(JobStatus::Generating)
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
-    /// How many jobs asked from this client address (`ClientKey`'s spelling) are queued or
-    /// running, whoever's.
-    pub async fn unfinished_count_at(&self, client_key: &str) -> DbResult<u32> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM ai_generation_jobs
-              WHERE client_key = $1 AND status IN ($2, $3, $4)",
-        )
         .bind(client_key)
         .bind(JobStatus::Queued)
         .bind(JobStatus::Loading)

@@ -37,9 +37,13 @@ impl Jobs {
         }
         let serialised = self.limits.admission().await;
         // Both counted from the database, where every instance's jobs are.
+        let (author, at_address) = self
+            .db
+            .unfinished_counts(author_id, &address.to_string())
+            .await?;
         let waiting = Waiting {
-            author: self.db.unfinished_count_of(author_id).await?,
-            address: self.db.unfinished_count_at(&address.to_string()).await?,
+            author,
+            address: at_address,
         };
         self.limits
             .admit_ai_post(author_id, address, waiting, self.backlog())?;

@@ -19,6 +19,7 @@ use super::{
     Jobs,
 };
 use crate::{
+    allowed_models::same_model,
     db::{now_ms, DbResult, JobCompletion, JobRow},
     ollama::{self, ChatEvent, ChatRequest, OllamaError},
 };
@@ -368,18 +369,6 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Whether two model names are the same model (`llama3` is `llama3:latest`).
-fn same_model(a: &str, b: &str) -> bool {
-    let full = |m: &str| {
-        if m.contains(':') {
-            m.to_owned()
-        } else {
-            format!("{m}:latest")
-        }
-    };
-    full(a) == full(b)
-}
-
 /// The longest duration the database stores (SQL's signed 64-bit integer, ~292 years in ns).
 const MAX_STORED_NS: u64 = i64::MAX.unsigned_abs();
 
@@ -436,12 +425,5 @@ mod tests {
         assert_eq!(stats.eval_duration_ns, 5);
         assert_eq!(stats.done_reason, "stop");
         assert!(i64::try_from(MAX_STORED_NS).is_ok());
-    }
-
-    #[test]
-    fn a_model_without_a_tag_is_the_latest_one() {
-        assert!(super::same_model("llama3", "llama3:latest"));
-        assert!(super::same_model("llama3.2:1b", "llama3.2:1b"));
-        assert!(!super::same_model("llama3.2:1b", "llama3.2:3b"));
     }
 }

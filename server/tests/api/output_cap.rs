@@ -118,15 +118,7 @@ async fn a_wall_of_the_longest_answers_is_a_page_of_bounded_size() {
         assert_eq!(job.status, JobStatus::Completed);
     }
 
-    let page = app
-        .client
-        .get(&app.url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.page().await;
     let json = app
         .client
         .get(app.api("/posts"))

@@ -221,15 +221,7 @@ async fn the_page_is_server_rendered_with_posts_escaped() {
         .post_json("/posts", &text_post("Eve", "<script>alert(1)</script>"))
         .await;
     assert_eq!(response.status(), 201);
-    let html = app
-        .client
-        .get(&app.url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.page().await;
     assert!(
         html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
         "escaped text in the HTML"

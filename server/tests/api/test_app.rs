@@ -124,6 +124,17 @@ impl TestApp {
         read(response).await
     }
 
+    /// The wall's page, as this browser gets it.
+    pub async fn page(&self) -> String {
+        let response = self.client.get(&self.url).send().await.unwrap();
+        assert!(
+            response.status().is_success(),
+            "GET /: {}",
+            response.status()
+        );
+        response.text().await.unwrap()
+    }
+
     pub async fn post_json(&self, path: &str, body: &impl Serialize) -> reqwest::Response {
         self.client
             .post(self.api(path))

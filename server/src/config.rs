@@ -224,6 +224,14 @@ pub struct LimitsConfig {
     pub sse_per_client: u32,
 }
 
+impl LimitsConfig {
+    /// The max length (`num_predict`) asked for a post that names none: the configured default,
+    /// within the largest a post may ask for (a file that lowered only the limit keeps loading).
+    pub fn default_num_predict(&self) -> u32 {
+        self.default_max_tokens.min(self.max_tokens_limit)
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -350,11 +358,11 @@ impl Config {
             ));
         }
         let l = &self.limits;
-        if l.default_max_tokens == 0 || l.default_max_tokens > l.max_tokens_limit {
-            return Err(format!(
-                "limits.default_max_tokens is {}; it must be between 1 and limits.max_tokens_limit ({})",
-                l.default_max_tokens, l.max_tokens_limit
-            ));
+        if l.default_max_tokens == 0 {
+            return Err(
+                "limits.default_max_tokens is 0, which would end every answer before it starts; it must be at least 1"
+                    .into(),
+            );
         }
         if l.answer_max_bytes < MIN_ANSWER_BYTES {
             return Err(format!(
@@ -551,18 +559,17 @@ mod tests {
     }
 
     #[test]
-    fn a_default_max_length_above_the_limit_is_refused_in_words() {
+    fn the_default_max_length_keeps_within_the_limit_and_a_useless_cap_is_refused_in_words() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file(
-                "Leptos.toml",
-                "[limits]\nmax_tokens_limit = 512\ndefault_max_tokens = 1024\n",
-            )?;
-            let error = Config::load().unwrap_err().to_string();
-            assert!(
-                error.contains("limits.default_max_tokens is 1024")
-                    && error.contains("limits.max_tokens_limit (512)"),
-                "{error}"
+            // Valid before default_max_tokens existed: it must still load, and ask for 512.
+            jail.create_file("Leptos.toml", "[limits]\nmax_tokens_limit = 512\n")?;
+            assert_eq!(
+                Config::load().map_err(|e| *e)?.limits.default_num_predict(),
+                512
             );
+            jail.create_file("Leptos.toml", "[limits]\ndefault_max_tokens = 0\n")?;
+            let error = Config::load().unwrap_err().to_string();
+            assert!(error.contains("limits.default_max_tokens is 0"), "{error}");
             jail.create_file("Leptos.toml", "[limits]\nanswer_max_bytes = 10\n")?;
             let error = Config::load().unwrap_err().to_string();
             assert!(error.contains("limits.answer_max_bytes is 10"), "{error}");

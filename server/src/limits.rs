@@ -30,6 +30,11 @@ pub enum Refusal {
         per_minute: u32,
         retry_after: Duration,
     },
+    #[error("Your address can create {per_minute} AI posts per minute, whoever writes them. Try again in {} s.", whole_seconds(*.retry_after))]
+    AddressTooFast {
+        per_minute: u32,
+        retry_after: Duration,
+    },
     #[error("You can write {per_minute} posts per minute. Try again in {} s.", whole_seconds(*.retry_after))]
     TextTooFast {
         per_minute: u32,
@@ -57,6 +62,7 @@ impl Refusal {
                 AUTHOR_QUEUE_FULL_RETRY
             }
             Refusal::TooFast { retry_after, .. }
+            | Refusal::AddressTooFast { retry_after, .. }
             | Refusal::TextTooFast { retry_after, .. }
             | Refusal::AddressTextTooFast { retry_after, .. } => *retry_after,
             Refusal::TooManyStreams { .. } => STREAMS_RETRY,
@@ -149,17 +155,19 @@ impl Limits {
             self.ai_posts.retain_recent();
             self.ai_posts_per_address.retain_recent();
         }
-        let limited = self
-            .ai_posts
+        let now = DefaultClock::default().now();
+        self.ai_posts
             .check_key(&author_id.to_owned())
-            .and_then(|()| self.ai_posts_per_address.check_key(&address));
-        if let Err(not_until) = limited {
-            return Err(Refusal::TooFast {
+            .map_err(|not_until| Refusal::TooFast {
                 per_minute: c.ai_posts_per_minute,
-                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
-            });
-        }
-        Ok(())
+                retry_after: not_until.wait_time_from(now),
+            })?;
+        self.ai_posts_per_address
+            .check_key(&address)
+            .map_err(|not_until| Refusal::AddressTooFast {
+                per_minute: per_address(c.ai_posts_per_minute),
+                retry_after: not_until.wait_time_from(now),
+            })
     }
 
     /// May this author, from this address, write another text post now? The author's rate is
@@ -254,10 +262,18 @@ mod tests {
                 .admit_ai_post(&format!("author {i}"), ip(7), Waiting::default(), 0)
                 .is_ok());
         }
+        let refused = l
+            .admit_ai_post("author 99", ip(7), Waiting::default(), 0)
+            .unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .starts_with("Your address can create 6 AI posts per minute, whoever writes them."),
+            "the limit actually hit: {refused}"
+        );
         assert!(matches!(
-            l.admit_ai_post("author 99", ip(7), Waiting::default(), 0)
-                .unwrap_err(),
-            Refusal::TooFast { per_minute: 2, .. }
+            refused,
+            Refusal::AddressTooFast { per_minute: 6, .. }
         ));
         assert!(l
             .admit_ai_post("author 99", ip(8), Waiting::default(), 0)

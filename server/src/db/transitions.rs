@@ -226,13 +226,15 @@ impl Db {
     }
 
     /// A Retry: a failed or cancelled job goes to the end of the queue, its attempts starting
-    /// over. `None` when the job is not failed or cancelled.
-    pub async fn retry_job(&self, id: i64) -> DbResult<Option<JobRow>> {
+    /// over, asked now from `client_key` (whose waiting posts it counts among). `None` when the
+    /// job is not failed or cancelled.
+    pub async fn retry_job(&self, id: i64, client_key: &str) -> DbResult<Option<JobRow>> {
         let now = now_ms();
         Ok(sqlx::query_as::<_, JobRow>(concat!(
             "UPDATE ai_generation_jobs
                     SET status = $3, attempt = 0, queued_at = $2, error = NULL, failure = NULL,
-                        last_update_at = $2, started_at = NULL, finished_at = NULL, ",
+                        last_update_at = $2, started_at = NULL, finished_at = NULL,
+                        client_key = $6, ",
             fresh_progress!(),
             " WHERE id = $1 AND status IN ($4, $5)
                  RETURNING *"
@@ -242,17 +244,20 @@ impl Db {
         .bind(JobStatus::Queued)
         .bind(JobStatus::Failed)
         .bind(JobStatus::Cancelled)
+        .bind(client_key)
         .fetch_optional(&self.pool)
         .await?)
     }
 
-    /// At shutdown: a running job goes back to the queue at its old place, and the interrupted
-    /// try does not count against it. `None` when it was not running.
-    pub async fn hand_back_job(&self, id: i64) -> DbResult<Option<JobRow>> {
+    /// At shutdown, or while the model server is away: a running job goes back to the queue at
+    /// its old place; with `refund`, the interrupted try does not count against it. `None` when
+    /// it was not running.
+    pub async fn hand_back_job(&self, id: i64, refund: bool) -> DbResult<Option<JobRow>> {
         let now = now_ms();
         Ok(sqlx::query_as::<_, JobRow>(concat!(
             "UPDATE ai_generation_jobs
-                    SET status = $3, attempt = CASE WHEN attempt > 0 THEN attempt - 1 ELSE 0 END,
+                    SET status = $3,
+                        attempt = CASE WHEN $6 AND attempt > 0 THEN attempt - 1 ELSE attempt END,
                         error = NULL, failure = NULL, last_update_at = $2, started_at = NULL,
                         finished_at = NULL, ",
             fresh_progress!(),
@@ -264,6 +269,7 @@ impl Db {
         .bind(JobStatus::Queued)
         .bind(JobStatus::Loading)
         .bind(JobStatus::Generating)
+        .bind(refund)
         .fetch_optional(&self.pool)
         .await?)
     }
@@ -538,7 +544,7 @@ mod tests {
         let (db, _dir) = temp_db().await;
         let id = queued_job(&db, "a").await;
         assert!(
-            db.retry_job(id).await.unwrap().is_none(),
+            db.retry_job(id, "10.0.0.7").await.unwrap().is_none(),
             "a queued job is not retried"
         );
         db.claim_job(id).await.unwrap();
@@ -552,7 +558,7 @@ mod tests {
             Some(Failure::BrokeOff),
             "the class is stored"
         );
-        let row = db.retry_job(id).await.unwrap().unwrap();
+        let row = db.retry_job(id, "10.0.0.7").await.unwrap().unwrap();
         assert_eq!(
             (
                 row.status,
@@ -563,6 +569,11 @@ mod tests {
             ),
             (JobStatus::Queued, 0, None, None, "")
         );
+        assert_eq!(
+            row.client_key.as_deref(),
+            Some("10.0.0.7"),
+            "the retrier's address"
+        );
     }
 
     #[tokio::test]
@@ -570,12 +581,22 @@ mod tests {
         let (db, _dir) = temp_db().await;
         let id = queued_job(&db, "a").await;
         let queued_at = db.job(id).await.unwrap().unwrap().queued_at;
-        assert!(db.hand_back_job(id).await.unwrap().is_none(), "not running");
+        assert!(
+            db.hand_back_job(id, true).await.unwrap().is_none(),
+            "not running"
+        );
         db.claim_job(id).await.unwrap();
-        let row = db.hand_back_job(id).await.unwrap().unwrap();
+        let row = db.hand_back_job(id, true).await.unwrap().unwrap();
         assert_eq!(
             (row.status, row.attempt, row.runs, row.queued_at),
             (JobStatus::Queued, 0, 1, queued_at)
+        );
+        // A try that broke off partway (the model server died under it) counts.
+        db.claim_job(id).await.unwrap();
+        let row = db.hand_back_job(id, false).await.unwrap().unwrap();
+        assert_eq!(
+            (row.status, row.attempt, row.runs, row.queued_at),
+            (JobStatus::Queued, 1, 2, queued_at)
         );
     }
 }

@@ -29,6 +29,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
+    client_addr::ClientKey,
     config::Config,
     db::{Db, DbResult, JobRow},
     hub::Hub,
@@ -40,7 +41,7 @@ pub use admission::{Admission, AdmissionError};
 pub use estimate::Estimator;
 pub use view::job_view;
 
-use queue::{Queue, StopReason};
+use queue::{Queue, StopHandle, StopReason};
 
 /// A Stop that finds its job neither waiting nor running looks again this often, this many
 /// times: the job is between the two only while its claim is being written.
@@ -106,17 +107,35 @@ impl Jobs {
     /// A job that was just stored as queued (new, retried or recovered): put it in the queue
     /// and wake dispatch.
     pub fn submit(&self, row: &JobRow) -> JobView {
-        let view = {
-            let mut queue = self.queue();
-            queue.enter(row.queued_at, row.id);
-            let mut view = job_view(row, queue.position(row.id));
-            view.unreachable_since = self.unreachable_since();
-            self.hub.track(view.clone());
-            self.publish_positions(&queue);
-            view
-        };
+        let view = self.enter_locked(&mut self.queue(), row);
         self.wake.notify_one();
         view
+    }
+
+    /// Puts `row` in the queue and tells its watchers (and the jobs behind it) their places.
+    fn enter_locked(&self, queue: &mut Queue, row: &JobRow) -> JobView {
+        queue.enter(row.queued_at, row.id);
+        let mut view = job_view(row, queue.position(row.id));
+        view.unreachable_since = self.unreachable_since();
+        self.hub.track(view.clone());
+        self.publish_positions(queue);
+        view
+    }
+
+    /// A run handed its job back (`row`, queued again): it moves from running to waiting in one
+    /// step under the queue lock, unless the run was stopped before that (false: the caller
+    /// ends it), so that a Stop finds it either running or waiting, never lost in between.
+    fn requeue(&self, row: &JobRow, stop: &StopHandle) -> bool {
+        {
+            let mut queue = self.queue();
+            queue.finish(row.id, row.runs);
+            if stop.is_stopped() {
+                return false;
+            }
+            self.enter_locked(&mut queue, row);
+        }
+        self.wake.notify_one();
+        true
     }
 
     /// Takes a job out of the queue that can no longer run (cancelled or deleted meanwhile).
@@ -172,11 +191,12 @@ impl Jobs {
         Ok(false)
     }
 
-    /// Puts a failed or cancelled job back in the queue, at its end, from the beginning.
-    pub async fn retry(&self, job_id: i64) -> DbResult<Option<JobView>> {
+    /// Puts a failed or cancelled job back in the queue, at its end, from the beginning, asked
+    /// now from `address` (whose waiting posts it counts among).
+    pub async fn retry(&self, job_id: i64, address: ClientKey) -> DbResult<Option<JobView>> {
         Ok(self
             .db
-            .retry_job(job_id)
+            .retry_job(job_id, &address.to_string())
             .await?
             .map(|row| self.submit(&row)))
     }

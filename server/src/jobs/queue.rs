@@ -40,6 +40,10 @@ impl StopHandle {
         self.token.cancel();
     }
 
+    pub fn is_stopped(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
     /// Resolves once someone stops the run.
     pub async fn stopped(&self) {
         self.token.cancelled().await;

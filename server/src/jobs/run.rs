@@ -48,8 +48,12 @@ enum Outcome {
     /// The technical detail, and its class.
     Failed(String, Failure),
     Stopped(StopReason),
-    /// The model server is unreachable: back to the queue at its place, no attempt spent.
-    WaitForServer,
+    /// The model server is unreachable: back to the queue at its place, to wait for it there.
+    /// `spent`: the try counts (the reply broke off partway: this job may be what brought the
+    /// server down, and must not do so for ever); a request refused before any reply does not.
+    WaitForServer {
+        spent: bool,
+    },
 }
 
 /// How one attempt (one request to the model server) ended.
@@ -64,7 +68,7 @@ impl Jobs {
     pub(super) async fn run(&self, row: JobRow, stop: StopHandle) {
         tracing::info!(attempt = row.attempt, run = row.runs, "job started");
         let end = self.run_attempts(&row, &stop).await;
-        self.store_end(&row, &end).await;
+        self.store_end(&row, &end, &stop).await;
         // Only now: a Stop that comes while the end is being stored finds the job still
         // running (and changes nothing) rather than cancelling a finished answer.
         self.queue().finish(row.id, row.runs);
@@ -123,13 +127,20 @@ impl Jobs {
                 AttemptEnd::Failed(error) => error,
             };
             let handling = error.handling();
-            if handling.pauses_claiming
-                || (error.fault().may_mean_gone() && self.server_gone().await)
-            {
-                tracing::warn!(%error, "the model server is gone; the job goes back to the queue");
+            let gone = handling.pauses_claiming
+                || (error.fault().may_mean_gone()
+                    && tokio::select! {
+                        gone = self.server_gone() => gone,
+                        _ = stop.stopped() => return stopped(&mut live, stop),
+                    });
+            let spent = !handling.pauses_claiming;
+            if gone {
                 self.server_unreachable();
+            }
+            if gone && (!spent || live.attempt < self.config.jobs.max_attempts) {
+                tracing::warn!(%error, spent, "the model server is gone; the job goes back to the queue");
                 return RunEnd {
-                    outcome: Outcome::WaitForServer,
+                    outcome: Outcome::WaitForServer { spent },
                     progress: live.progress(Instant::now()),
                     text: std::mem::take(&mut live.text),
                 };
@@ -203,7 +214,7 @@ impl Jobs {
             // Ollama's own default is unlimited.
             num_predict: Some(
                 row.max_tokens
-                    .unwrap_or(self.config.limits.default_max_tokens),
+                    .unwrap_or(self.config.limits.default_num_predict()),
             ),
         };
         let mut stream = tokio::select! {
@@ -242,13 +253,13 @@ impl Jobs {
     /// Stores how the job ended, trying again until the database accepts it: a job must not
     /// end in memory only (a reload, or another page, would find it still running). If the
     /// server stops first, the row is still unfinished and start-up recovery takes it up.
-    async fn store_end(&self, row: &JobRow, end: &RunEnd) {
+    async fn store_end(&self, row: &JobRow, end: &RunEnd, stop: &StopHandle) {
         let mut delays = ExponentialBuilder::default()
             .with_min_delay(STORE_END_FIRST_DELAY)
             .with_max_delay(STORE_END_MAX_DELAY)
             .without_max_times()
             .build();
-        while let Err(e) = self.store_end_once(row, end).await {
+        while let Err(e) = self.store_end_once(row, end, stop).await {
             let delay = delays.next().unwrap_or(STORE_END_MAX_DELAY);
             tracing::warn!(error = %e, ?delay, "cannot store the end of the job; trying again");
             tokio::select! {
@@ -259,7 +270,7 @@ impl Jobs {
     }
 
     /// Stores and announces how the job ended.
-    async fn store_end_once(&self, row: &JobRow, end: &RunEnd) -> DbResult<()> {
+    async fn store_end_once(&self, row: &JobRow, end: &RunEnd, stop: &StopHandle) -> DbResult<()> {
         let RunEnd {
             outcome,
             text,
@@ -287,15 +298,27 @@ impl Jobs {
             }
             Outcome::Stopped(StopReason::Shutdown) => {
                 // Back in the queue for the next start; watchers reconnect to the new process.
-                self.db.hand_back_job(row.id).await?;
+                self.db.hand_back_job(row.id, true).await?;
                 return Ok(());
             }
-            Outcome::WaitForServer => {
-                // Back in the queue at its place, to wait there; `None`: it ended meanwhile.
-                // Off the running set first, so that a Stop finds it waiting.
-                if let Some(back) = self.db.hand_back_job(row.id).await? {
-                    self.queue().finish(row.id, row.runs);
-                    self.submit(&back);
+            Outcome::WaitForServer { spent } => {
+                // The job stays in the running set while its row goes back, so that a Stop
+                // meanwhile stops this run's handle; `requeue` reads it under the queue lock,
+                // where the job moves from running to waiting. `None`: it ended meanwhile.
+                let Some(back) = self.db.hand_back_job(row.id, !spent).await? else {
+                    return Ok(());
+                };
+                if self.requeue(&back, stop) {
+                    return Ok(());
+                }
+                if stop.reason() == StopReason::Shutdown {
+                    // Queued in its row: the next start takes it up.
+                    return Ok(());
+                }
+                tracing::info!("job stopped by its author while going back to the queue");
+                match self.db.cancel_queued_job(row.id, STOPPED_BY_AUTHOR).await? {
+                    Some(row) => self.hub.finish(job_view(&row, None)),
+                    None => self.hub.forget(row.id),
                 }
                 return Ok(());
             }
@@ -318,7 +341,7 @@ impl Jobs {
             Outcome::Completed(_) => "completed",
             Outcome::Failed(..) => "failed",
             Outcome::Stopped(_) => "stopped",
-            Outcome::WaitForServer => "waiting for the model server",
+            Outcome::WaitForServer { .. } => "waiting for the model server",
         };
         match self.db.job(row.id).await {
             Ok(None) => tracing::info!(job_id = row.id, "the job's post was deleted meanwhile"),

@@ -80,7 +80,7 @@ pub async fn retry(
     let _admitted = state.jobs.admit(&row.author_id, client.key()).await?;
     state
         .jobs
-        .retry(job_id)
+        .retry(job_id, client.key())
         .await?
         .map(Json)
         .ok_or_else(only_ended)

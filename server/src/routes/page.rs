@@ -25,7 +25,12 @@ pub async fn wall(
         viewer_tag: identity::author(&jar).map(|a| a.tag()),
         limits: state.input_limits(),
         default_model: state.config.ollama.default_model.clone(),
-        live_posts_max: state.config.limits.live_posts_max,
+        // Never fewer than the page just rendered: the first live post must not cut it short.
+        live_posts_max: state
+            .config
+            .limits
+            .live_posts_max
+            .max(state.config.limits.page_size),
         rendered_at: crate::db::now_ms(),
     };
     // A fresh nonce for every response, given to the render (Leptos puts it on the hydration

@@ -196,3 +196,61 @@ async fn a_job_fails_for_an_outage_only_after_outage_wait_secs() {
     );
     assert_eq!((j.attempt, j.unreachable_since), (0, None), "{j:?}");
 }
+
+/// A job whose reply the model server dies under (as if the job made it run out of memory)
+/// waits for it like the others, but each such try counts: after `max_attempts` it fails,
+/// rather than taking the server down for ever.
+#[tokio::test]
+async fn a_job_whose_reply_the_server_dies_under_fails_after_max_attempts() {
+    let slow = FakeConfig {
+        tokens_per_second: 10.0,
+        length: 200,
+        ..FakeConfig::default()
+    };
+    let mut fake = FakeOllama::start(slow.clone()).await.unwrap();
+    let addr = fake.addr();
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("AIWALL_OLLAMA__URL", fake.url()),
+        ("AIWALL_JOBS__MAX_ATTEMPTS", "2".into()),
+        ("AIWALL_JOBS__RETRY_BASE_MS", "100".into()),
+    ];
+    let app = AppProcess::start(dir.path(), 0, &env).await;
+    let c = client();
+    let job_id = ai_post(&c, &app.url, "the one that kills it").await;
+    for try_number in 1..=2 {
+        wait_progress_at(
+            &c,
+            &app.url,
+            job_id,
+            Duration::from_secs(15),
+            "writing",
+            |p| p.progress.current_tokens > 1,
+        )
+        .await;
+        fake.stop().await;
+        let j = eventually(
+            Duration::from_secs(10),
+            &format!("try {try_number} ended by the server's death"),
+            || async {
+                let j = job_at(&c, &app.url, job_id).await;
+                (waits_for_server(&j) || j.status.is_terminal()).then_some(j)
+            },
+        )
+        .await;
+        if try_number == 1 {
+            assert!(waits_for_server(&j), "{j:?}");
+            assert_eq!(j.attempt, 1, "the broken try counts: {j:?}");
+        } else {
+            assert_eq!(j.status, JobStatus::Failed, "its last try: {j:?}");
+            assert_eq!(j.attempt, 2, "{j:?}");
+            assert!(
+                j.error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("the model server")),
+                "{j:?}"
+            );
+        }
+        fake = FakeOllama::start_on(addr, slow.clone()).await.unwrap();
+    }
+}

@@ -86,13 +86,8 @@ const RESTART_RETRY: Duration = Duration::from_secs(5);
 
 pub struct Limits {
     config: LimitsConfig,
-    ai_posts: DefaultKeyedRateLimiter<String>,
-    /// The same per address, three times as generous (several people may share one), so that
-    /// a client that drops its cookie to become a new author each time is still bounded.
-    ai_posts_per_address: DefaultKeyedRateLimiter<ClientKey>,
-    text_posts: DefaultKeyedRateLimiter<String>,
-    /// As for AI posts: every text post without a cookie is a new author's.
-    text_posts_per_address: DefaultKeyedRateLimiter<ClientKey>,
+    ai_posts: Rate,
+    text_posts: Rate,
     streams: Arc<Mutex<HashMap<ClientKey, u32>>>,
     /// Held from counting an author's waiting posts to queueing the new one, so that parallel
     /// requests cannot all pass the same count.
@@ -107,14 +102,8 @@ const MAX_KEYS: usize = 10_000;
 impl Limits {
     pub fn new(config: LimitsConfig) -> Self {
         Self {
-            ai_posts: RateLimiter::keyed(per_minute(config.ai_posts_per_minute)),
-            ai_posts_per_address: RateLimiter::keyed(per_minute(per_address(
-                config.ai_posts_per_minute,
-            ))),
-            text_posts: RateLimiter::keyed(per_minute(config.text_posts_per_minute)),
-            text_posts_per_address: RateLimiter::keyed(per_minute(per_address(
-                config.text_posts_per_minute,
-            ))),
+            ai_posts: Rate::new(config.ai_posts_per_minute),
+            text_posts: Rate::new(config.text_posts_per_minute),
             streams: Arc::default(),
             admission: tokio::sync::Mutex::new(()),
             config,
@@ -151,46 +140,34 @@ impl Limits {
                 limit: c.queued_per_address,
             });
         }
-        if self.ai_posts.len() > MAX_KEYS {
-            self.ai_posts.retain_recent();
-            self.ai_posts_per_address.retain_recent();
-        }
-        let now = DefaultClock::default().now();
-        self.ai_posts
-            .check_key(&author_id.to_owned())
-            .map_err(|not_until| Refusal::TooFast {
-                per_minute: c.ai_posts_per_minute,
-                retry_after: not_until.wait_time_from(now),
-            })?;
-        self.ai_posts_per_address
-            .check_key(&address)
-            .map_err(|not_until| Refusal::AddressTooFast {
-                per_minute: per_address(c.ai_posts_per_minute),
-                retry_after: not_until.wait_time_from(now),
-            })
+        self.ai_posts.check(
+            author_id,
+            address,
+            |per_minute, retry_after| Refusal::TooFast {
+                per_minute,
+                retry_after,
+            },
+            |per_minute, retry_after| Refusal::AddressTooFast {
+                per_minute,
+                retry_after,
+            },
+        )
     }
 
-    /// May this author, from this address, write another text post now? The author's rate is
-    /// checked first, so that the refusal names their own limit when both are reached.
+    /// May this author, from this address, write another text post now?
     pub fn admit_text_post(&self, author_id: &str, address: ClientKey) -> Result<(), Refusal> {
-        let c = &self.config;
-        if self.text_posts.len() > MAX_KEYS || self.text_posts_per_address.len() > MAX_KEYS {
-            self.text_posts.retain_recent();
-            self.text_posts_per_address.retain_recent();
-        }
-        let now = DefaultClock::default().now();
-        self.text_posts
-            .check_key(&author_id.to_owned())
-            .map_err(|not_until| Refusal::TextTooFast {
-                per_minute: c.text_posts_per_minute,
-                retry_after: not_until.wait_time_from(now),
-            })?;
-        self.text_posts_per_address
-            .check_key(&address)
-            .map_err(|not_until| Refusal::AddressTextTooFast {
-                per_minute: per_address(c.text_posts_per_minute),
-                retry_after: not_until.wait_time_from(now),
-            })
+        self.text_posts.check(
+            author_id,
+            address,
+            |per_minute, retry_after| Refusal::TextTooFast {
+                per_minute,
+                retry_after,
+            },
+            |per_minute, retry_after| Refusal::AddressTextTooFast {
+                per_minute,
+                retry_after,
+            },
+        )
     }
 
     /// A place for one more live stream from `ip`, held until the returned slot is dropped.
@@ -218,8 +195,50 @@ pub struct Waiting {
     pub address: u32,
 }
 
+/// A rate per author, and three times it per address (several people may share one), so that
+/// a client that drops its cookie to become a new author each time is still bounded.
+struct Rate {
+    per_minute: u32,
+    per_author: DefaultKeyedRateLimiter<String>,
+    per_address: DefaultKeyedRateLimiter<ClientKey>,
+}
+
+impl Rate {
+    fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute,
+            per_author: RateLimiter::keyed(quota(per_minute)),
+            per_address: RateLimiter::keyed(quota(per_address(per_minute))),
+        }
+    }
+
+    /// One more from this author at this address, or the refusal of the rate it is past, made
+    /// by `author_refusal` or `address_refusal` from that rate and when to come back. The
+    /// author's rate is checked first, so that the refusal names their own limit when both are
+    /// reached.
+    fn check(
+        &self,
+        author_id: &str,
+        address: ClientKey,
+        author_refusal: fn(u32, Duration) -> Refusal,
+        address_refusal: fn(u32, Duration) -> Refusal,
+    ) -> Result<(), Refusal> {
+        if self.per_author.len() > MAX_KEYS || self.per_address.len() > MAX_KEYS {
+            self.per_author.retain_recent();
+            self.per_address.retain_recent();
+        }
+        let now = DefaultClock::default().now();
+        self.per_author
+            .check_key(&author_id.to_owned())
+            .map_err(|not_until| author_refusal(self.per_minute, not_until.wait_time_from(now)))?;
+        self.per_address.check_key(&address).map_err(|not_until| {
+            address_refusal(per_address(self.per_minute), not_until.wait_time_from(now))
+        })
+    }
+}
+
 /// A quota of `n` per minute (at least 1): a burst of `n`, then one every 60/`n` s.
-fn per_minute(n: u32) -> Quota {
+fn quota(n: u32) -> Quota {
     Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN))
 }
 

@@ -1,6 +1,11 @@
 //! How numbers read on the card, in one format everywhere: "80 tokens", "7.5 tok/s" and
 //! "42 tok/s", "0.4 s", "11 s", "2 min 05 s", "about 7 s left", "3rd".
 
+/// A statistic the model server may not have reported: "—" when it did not, never 0.
+pub fn or_dash<T>(value: Option<T>, format: impl FnOnce(T) -> String) -> String {
+    value.map_or_else(|| "—".to_string(), format)
+}
+
 /// "1 token", "80 tokens".
 pub fn tokens(n: u32) -> String {
     if n == 1 {

@@ -110,11 +110,12 @@ impl Hub {
         };
         let mut event = None;
         tx.send_modify(|view| {
-            let before = view.text.len();
+            let before = (view.text.len(), view.thinking.len());
             change(view);
             view.seq += 1;
-            let offset = before.min(view.text.len());
-            let mut progress = progress_event(view, offset);
+            let offset = before.0.min(view.text.len());
+            let thinking_offset = before.1.min(view.thinking.len());
+            let mut progress = progress_event(view, offset, thinking_offset);
             if let Some(blocks) = blocks {
                 progress.html = BlocksPatch::between(&view.blocks, &blocks);
                 view.blocks = blocks;
@@ -214,8 +215,9 @@ fn now_micros() -> u64 {
         .unwrap_or_default()
 }
 
-/// The progress event for a view, carrying the text after `offset` bytes.
-pub fn progress_event(view: &JobView, offset: usize) -> ProgressEvent {
+/// The progress event for a view, carrying the text after `offset` bytes and the reasoning
+/// after `thinking_offset` bytes.
+pub fn progress_event(view: &JobView, offset: usize, thinking_offset: usize) -> ProgressEvent {
     ProgressEvent {
         job_id: view.id,
         post_id: view.post_id,
@@ -233,6 +235,16 @@ pub fn progress_event(view: &JobView, offset: usize) -> ProgressEvent {
         model_loaded: view.model_loaded,
         run: view.run,
         seq: view.seq,
+        thinking_offset,
+        thinking_delta: view
+            .thinking
+            .get(thinking_offset..)
+            .unwrap_or_default()
+            .to_owned(),
+        reasoning: view.reasoning.clone(),
+        prompt_progress: view.prompt_progress,
+        backend: view.backend.clone(),
+        waiting_for: view.waiting_for.clone(),
     }
 }
 

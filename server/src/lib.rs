@@ -3,6 +3,7 @@
 //! Imports run one way: `routes` -> `jobs`/`hub` -> `db`/`ollama` -> `app::types`.
 pub mod allowed_models;
 pub mod assets;
+pub mod backend;
 pub mod client_addr;
 pub mod config;
 pub mod db;
@@ -13,7 +14,6 @@ pub mod identity;
 pub mod jobs;
 pub mod limits;
 pub mod markdown;
-pub mod ollama;
 pub mod routes;
 pub mod startup;
 pub mod state;

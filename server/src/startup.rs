@@ -6,6 +6,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    backend::{ClientOptions, OllamaClient},
     config::Config,
     db::{Db, DbLock},
     edge::{self, EdgeOptions, Timeouts},
@@ -13,7 +14,6 @@ use crate::{
     identity,
     jobs::Jobs,
     limits::Limits,
-    ollama::{ClientOptions, OllamaClient},
     routes,
     state::AppState,
 };

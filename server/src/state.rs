@@ -5,7 +5,7 @@ use axum::extract::FromRef;
 use axum_extra::extract::cookie::Key;
 use leptos::config::LeptosOptions;
 
-use crate::{config::Config, db::Db, hub::Hub, jobs::Jobs, limits::Limits, ollama::OllamaClient};
+use crate::{backend::OllamaClient, config::Config, db::Db, hub::Hub, jobs::Jobs, limits::Limits};
 
 #[derive(Clone)]
 pub struct AppState {

@@ -132,13 +132,19 @@ fn summary(view: &JobView) -> String {
     let Some(stats) = &view.stats else {
         return format::seconds(view.progress.elapsed_time);
     };
+    let thought = reasoning_tokens(view);
     format!(
         "{} · {} · {} · first token {}",
-        format::tokens(stats.output_tokens),
-        format::speed(stats.tokens_per_second()),
+        format::or_dash(stats.output_tokens, format::tokens),
+        format::or_dash(stats.tokens_per_second(thought), format::speed),
         format::seconds(view.progress.elapsed_time),
-        format::seconds(stats.time_to_first_token_ms),
+        format::or_dash(stats.time_to_first_token_ms, format::seconds),
     )
+}
+
+/// The reasoning tokens a thinking model wrote before its answer (0 for others).
+fn reasoning_tokens(view: &JobView) -> u32 {
+    view.reasoning.as_ref().map_or(0, |r| r.tokens)
 }
 
 /// The details behind the summary.
@@ -162,12 +168,12 @@ fn details(view: &JobView) -> Details {
     let Some(s) = &view.stats else {
         return Details::default();
     };
-    let ns = |n: u64| format::seconds(n / 1_000_000);
+    let ns = |n: Option<u64>| format::or_dash(n, |n| format::seconds(n / 1_000_000));
     Details {
-        output: format::tokens(s.output_tokens),
-        input: format::tokens(s.input_tokens),
-        speed: format::speed(s.tokens_per_second()),
-        ttft: format::seconds(s.time_to_first_token_ms),
+        output: format::or_dash(s.output_tokens, format::tokens),
+        input: format::or_dash(s.input_tokens, format::tokens),
+        speed: format::or_dash(s.tokens_per_second(reasoning_tokens(view)), format::speed),
+        ttft: format::or_dash(s.time_to_first_token_ms, format::seconds),
         load: ns(s.load_duration_ns),
         prompt_eval: ns(s.prompt_eval_duration_ns),
         eval: ns(s.eval_duration_ns),

@@ -1,7 +1,7 @@
 //! The events of the SSE streams, one struct each, written by the server and read by the browser.
 use serde::{Deserialize, Serialize};
 
-use super::job::{FinalStats, JobStatus, JobView, Progress};
+use super::job::{FinalStats, JobStatus, JobView, Progress, PromptProgress, Reasoning, WaitingFor};
 use super::post::Post;
 use super::Failure;
 
@@ -35,6 +35,24 @@ pub struct ProgressEvent {
     #[serde(default)]
     pub run: u32,
     pub seq: u64,
+    /// Reasoning appended after `thinking_offset` bytes of it, as `text_delta` is for the
+    /// answer (a client whose reasoning is not that long takes a snapshot).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub thinking_offset: usize,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub thinking_delta: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<Reasoning>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_progress: Option<PromptProgress>,
+    #[serde(default)]
+    pub backend: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<WaitingFor>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// A change to a live answer's rendered blocks: keep the first `from` blocks, then these. It

@@ -77,19 +77,34 @@ pub struct Progress {
     pub last_update_at: i64,
 }
 
-/// The statistics of a finished generation. Counts and durations are Ollama's own, from its
-/// final chunk (durations in nanoseconds, as Ollama reports them); time to first token is ours.
+/// The statistics of a finished generation, as far as the model server reported them: each
+/// one it did not report is `None` (shown as "—", never as 0). Counts and durations are the
+/// server's own (durations in nanoseconds, as Ollama reports them; llama.cpp's milliseconds
+/// converted); time to first token is ours. Rows stored before these were optional read as
+/// they were.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FinalStats {
-    pub input_tokens: u32,
-    pub output_tokens: u32,
-    pub total_tokens: u32,
-    /// From sending the request to the first token, in milliseconds.
-    pub time_to_first_token_ms: u64,
-    pub load_duration_ns: u64,
-    pub prompt_eval_duration_ns: u64,
-    pub eval_duration_ns: u64,
-    pub total_duration_ns: u64,
+    /// Prompt tokens.
+    #[serde(default)]
+    pub input_tokens: Option<u32>,
+    /// Answer tokens (a thinking model's reasoning is counted in [`Reasoning::tokens`]).
+    #[serde(default)]
+    pub output_tokens: Option<u32>,
+    /// Everything the model read and wrote: input, reasoning and answer.
+    #[serde(default)]
+    pub total_tokens: Option<u32>,
+    /// From sending the request to the first token (of reasoning or answer), in milliseconds.
+    #[serde(default)]
+    pub time_to_first_token_ms: Option<u64>,
+    #[serde(default)]
+    pub load_duration_ns: Option<u64>,
+    #[serde(default)]
+    pub prompt_eval_duration_ns: Option<u64>,
+    /// Time spent writing (reasoning and answer).
+    #[serde(default)]
+    pub eval_duration_ns: Option<u64>,
+    #[serde(default)]
+    pub total_duration_ns: Option<u64>,
     /// `stop`, or `length` when the max length was hit.
     pub done_reason: String,
     /// Set when the answer reached the most bytes a post keeps and was cut there (then
@@ -99,15 +114,60 @@ pub struct FinalStats {
 }
 
 impl FinalStats {
-    /// Decoding speed as Ollama measured it: `eval_count / eval_duration`.
+    /// Decoding speed as the model server measured it: tokens written (reasoning and answer)
+    /// per second of writing; `None` when it did not report both.
     #[allow(clippy::cast_precision_loss)] // exact below 2^53 ns, i.e. 104 days
-    pub fn tokens_per_second(&self) -> f64 {
-        if self.eval_duration_ns == 0 {
-            0.0
-        } else {
-            f64::from(self.output_tokens) * 1e9 / self.eval_duration_ns as f64
+    pub fn tokens_per_second(&self, reasoning_tokens: u32) -> Option<f64> {
+        let written = self.output_tokens?.saturating_add(reasoning_tokens);
+        match self.eval_duration_ns? {
+            0 => None,
+            ns => Some(f64::from(written) * 1e9 / ns as f64),
         }
     }
+}
+
+/// A reasoning model's thinking, streamed before its answer and kept apart from it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reasoning {
+    /// Chunks of reasoning received (about one token each).
+    pub tokens: u32,
+    /// How long it thought, in milliseconds: from its first chunk to the answer's first token
+    /// (while it still thinks: up to `last_update_at`, and the card keeps counting).
+    pub duration_ms: u64,
+    /// The answer has begun, or the job ended: the reasoning is complete.
+    pub finished: bool,
+}
+
+/// How far a model server has read the prompt, when it says (llama.cpp's `prompt_progress`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromptProgress {
+    /// Prompt tokens read so far (those taken from its cache included).
+    pub processed: u32,
+    pub total: u32,
+}
+
+impl PromptProgress {
+    /// 0.0 to 100.0.
+    pub fn percent(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            (f64::from(self.processed.min(self.total)) * 100.0 / f64::from(self.total)).min(100.0)
+        }
+    }
+}
+
+/// What a queued job waits for, beyond its place in the line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WaitingFor {
+    /// Jobs ahead of it that need the same model servers go first.
+    Turn,
+    /// It is next, and every model server that has its model is busy: these ones.
+    Slot { backends: Vec<String> },
+    /// Every model server that has its model is unreachable: these ones (since
+    /// [`JobView::unreachable_since`]).
+    Server { backends: Vec<String> },
 }
 
 /// Everything a progress card needs to draw a job, at one moment.
@@ -154,6 +214,21 @@ pub struct JobView {
     /// post's own address (`GET /api/v1/posts/{id}`) has all of it.
     #[serde(default)]
     pub folded: bool,
+    /// A thinking model's reasoning so far (all of it once finished), apart from the answer.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub thinking: String,
+    /// How long and how much it thought; `None` for a job that has not reasoned.
+    #[serde(default)]
+    pub reasoning: Option<Reasoning>,
+    /// While it reads the prompt, how far, when the model server says.
+    #[serde(default)]
+    pub prompt_progress: Option<PromptProgress>,
+    /// The model server (by its configured name) running the job, or that ran it last.
+    #[serde(default)]
+    pub backend: Option<String>,
+    /// While queued: what it waits for.
+    #[serde(default)]
+    pub waiting_for: Option<WaitingFor>,
 }
 
 impl JobView {
@@ -179,6 +254,11 @@ impl JobView {
             model_loaded: None,
             seq: 0,
             folded: false,
+            thinking: String::new(),
+            reasoning: None,
+            prompt_progress: None,
+            backend: None,
+            waiting_for: None,
         }
     }
 }

@@ -13,7 +13,9 @@ pub use event::{
     ProgressEvent, SnapshotEvent, WallEvent, CONNECTION_TROUBLE,
 };
 pub use failure::Failure;
-pub use health::{Check, Readiness};
+pub use health::{BackendHealth, BackendKind, Check, Readiness};
 pub use input::InputLimits;
-pub use job::{FinalStats, JobStatus, JobView, Progress};
-pub use post::{ModelList, NewAiPost, NewPost, Post, PostKind, PostPage, WallSnapshot};
+pub use job::{FinalStats, JobStatus, JobView, Progress, PromptProgress, Reasoning, WaitingFor};
+pub use post::{
+    ModelList, NewAiPost, NewPost, OfferedModel, Post, PostKind, PostPage, WallSnapshot,
+};

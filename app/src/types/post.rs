@@ -84,9 +84,23 @@ pub struct NewAiPost {
 }
 
 /// The body of `GET /api/v1/ai/models`: the models a post may name (the server's
-/// `ollama.allowed_models`) that the model server has, for the composer to offer.
+/// `generation.allowed_models`) that the model server has, for the composer to offer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelList {
     pub models: Vec<String>,
     pub default_model: String,
+    /// Every allowed model with where it is available now: the composer's picker.
+    #[serde(default)]
+    pub offered: Vec<OfferedModel>,
+}
+
+/// An allowed model and the model servers (by name) that can run it now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfferedModel {
+    pub name: String,
+    /// Reachable model servers that have it; empty: none can run it now (posts for it wait).
+    pub backends: Vec<String>,
+    /// Those of `backends` that have it loaded in memory (no load before the first token).
+    #[serde(default)]
+    pub loaded_on: Vec<String>,
 }

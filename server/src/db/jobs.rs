@@ -49,6 +49,12 @@ pub struct JobRow {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// The model server (its configured name) that ran the job last.
+    pub backend: Option<String>,
+    /// A thinking model's reasoning so far, apart from the answer.
+    pub thinking: String,
+    pub thinking_tokens: Option<u32>,
+    pub thinking_ms: Option<u64>,
 }
 
 impl Db {
@@ -107,7 +113,8 @@ impl Db {
     /// progress estimate when a post sets no max length.
     pub async fn recent_output_lengths(&self, model: &str, limit: u32) -> DbResult<Vec<u32>> {
         Ok(sqlx::query_scalar(
-            "SELECT output_tokens FROM ai_generation_jobs
+            // Everything it wrote: a thinking model's reasoning takes its time as the answer does.
+            "SELECT output_tokens + COALESCE(thinking_tokens, 0) FROM ai_generation_jobs
               WHERE model = $1 AND status = $3 AND output_tokens IS NOT NULL
               ORDER BY finished_at DESC LIMIT $2",
         )

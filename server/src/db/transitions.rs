@@ -1,7 +1,7 @@
 //! A job's status changes, one named query each: claimed, progress written, completed,
 //! failed, cancelled (waiting or running), retried, handed back at shutdown, and recovered
 //! after a crash. Each changes only a job in the status it expects, and says whether it did.
-use app::types::{Failure, FinalStats, JobStatus, Progress};
+use app::types::{Failure, FinalStats, JobStatus, Progress, Reasoning};
 
 use super::{jobs::JobRow, now_ms, to_db_int, Db, DbResult};
 
@@ -11,7 +11,8 @@ use super::{jobs::JobRow, now_ms, to_db_int, Db, DbResult};
 macro_rules! fresh_progress {
     () => {
         "partial_text = '', current_tokens = 0, tokens_per_second = 0, elapsed_time = 0,
-         estimated_time_remaining = NULL, percent = 0, retry_at = NULL"
+         estimated_time_remaining = NULL, percent = 0, retry_at = NULL, thinking = '',
+         thinking_tokens = NULL, thinking_ms = NULL"
     };
 }
 
@@ -25,6 +26,8 @@ pub struct ProgressWrite<'a> {
     pub error: Option<&'a str>,
     pub failure: Option<Failure>,
     pub attempt: u32,
+    pub thinking: &'a str,
+    pub reasoning: Option<&'a Reasoning>,
 }
 
 /// What a completed job stores.
@@ -35,6 +38,8 @@ pub struct JobCompletion<'a> {
     pub text: &'a str,
     pub stats: &'a FinalStats,
     pub progress: &'a Progress,
+    pub thinking: &'a str,
+    pub reasoning: Option<&'a Reasoning>,
 }
 
 /// What start-up recovery did with the jobs a crash left running.
@@ -45,14 +50,14 @@ pub struct Recovered {
 }
 
 impl Db {
-    /// Takes a queued job to run it: marks it `loading` and counts the attempt and the run.
-    /// `None` when it is not queued any more (cancelled or deleted meanwhile). The order of the
-    /// queue is the job service's to keep.
-    pub async fn claim_job(&self, id: i64) -> DbResult<Option<JobRow>> {
+    /// Takes a queued job to run it on `backend` (a model server's name): marks it `loading`
+    /// and counts the attempt and the run. `None` when it is not queued any more (cancelled or
+    /// deleted meanwhile). The order of the queue is the job service's to keep.
+    pub async fn claim_job(&self, id: i64, backend: &str) -> DbResult<Option<JobRow>> {
         Ok(sqlx::query_as::<_, JobRow>(concat!(
             "UPDATE ai_generation_jobs
                     SET status = $3, attempt = attempt + 1, runs = runs + 1, started_at = $1,
-                        last_update_at = $1, error = NULL, failure = NULL, ",
+                        last_update_at = $1, error = NULL, failure = NULL, backend = $5, ",
             fresh_progress!(),
             " WHERE id = $2 AND status = $4
                  RETURNING *"
@@ -61,6 +66,7 @@ impl Db {
         .bind(id)
         .bind(JobStatus::Loading)
         .bind(JobStatus::Queued)
+        .bind(backend)
         .fetch_optional(&self.pool)
         .await?)
     }
@@ -72,7 +78,8 @@ impl Db {
             "UPDATE ai_generation_jobs
                 SET status = $2, current_tokens = $3, tokens_per_second = $4, elapsed_time = $5,
                     estimated_time_remaining = $6, percent = $7, last_update_at = $8,
-                    partial_text = $9, retry_at = $10, error = $11, attempt = $12, failure = $15
+                    partial_text = $9, retry_at = $10, error = $11, attempt = $12, failure = $15,
+                    thinking = $16, thinking_tokens = $17, thinking_ms = $18
               WHERE id = $1 AND status IN ($13, $14)",
         )
         .bind(id)
@@ -90,6 +97,9 @@ impl Db {
         .bind(JobStatus::Loading)
         .bind(JobStatus::Generating)
         .bind(w.failure)
+        .bind(w.thinking)
+        .bind(w.reasoning.map(|r| r.tokens))
+        .bind(w.reasoning.map(|r| to_db_int(r.duration_ms)).transpose()?)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -113,7 +123,8 @@ impl Db {
                     time_to_first_token_ms = $10, load_duration_ns = $11,
                     prompt_eval_duration_ns = $12, eval_duration_ns = $13,
                     total_duration_ns = $14, done_reason = $15, cut_at_bytes = $21,
-                    error = NULL, failure = NULL, retry_at = NULL
+                    error = NULL, failure = NULL, retry_at = NULL,
+                    thinking = $22, thinking_tokens = $23, thinking_ms = $24
               WHERE id = $1 AND runs = $19 AND status IN ($17, $18, $20)
              RETURNING *",
         )
@@ -126,11 +137,11 @@ impl Db {
         .bind(s.input_tokens)
         .bind(s.output_tokens)
         .bind(s.total_tokens)
-        .bind(to_db_int(s.time_to_first_token_ms)?)
-        .bind(to_db_int(s.load_duration_ns)?)
-        .bind(to_db_int(s.prompt_eval_duration_ns)?)
-        .bind(to_db_int(s.eval_duration_ns)?)
-        .bind(to_db_int(s.total_duration_ns)?)
+        .bind(s.time_to_first_token_ms.map(to_db_int).transpose()?)
+        .bind(s.load_duration_ns.map(to_db_int).transpose()?)
+        .bind(s.prompt_eval_duration_ns.map(to_db_int).transpose()?)
+        .bind(s.eval_duration_ns.map(to_db_int).transpose()?)
+        .bind(s.total_duration_ns.map(to_db_int).transpose()?)
         .bind(&s.done_reason)
         .bind(JobStatus::Completed)
         .bind(JobStatus::Loading)
@@ -138,6 +149,9 @@ impl Db {
         .bind(c.run)
         .bind(JobStatus::Queued)
         .bind(s.cut_at_bytes)
+        .bind(c.thinking)
+        .bind(c.reasoning.map(|r| r.tokens))
+        .bind(c.reasoning.map(|r| to_db_int(r.duration_ms)).transpose()?)
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(row) = &row {
@@ -315,7 +329,7 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
-    use app::types::{Failure, FinalStats, JobStatus, Progress};
+    use app::types::{Failure, FinalStats, JobStatus, Progress, Reasoning};
 
     use crate::db::{
         testing::{queued_job, temp_db},
@@ -327,25 +341,28 @@ mod tests {
         let (db, _dir) = temp_db().await;
         let a = queued_job(&db, "a").await;
         let b = queued_job(&db, "b").await;
-        let first = db.claim_job(a).await.unwrap().unwrap();
+        let first = db.claim_job(a, "ollama").await.unwrap().unwrap();
         assert_eq!(
             (first.id, first.status, first.attempt),
             (a, JobStatus::Loading, 1)
         );
-        assert!(db.claim_job(a).await.unwrap().is_none(), "not twice");
-        assert_eq!(db.claim_job(b).await.unwrap().unwrap().id, b);
+        assert!(
+            db.claim_job(a, "ollama").await.unwrap().is_none(),
+            "not twice"
+        );
+        assert_eq!(db.claim_job(b, "ollama").await.unwrap().unwrap().id, b);
     }
 
     #[tokio::test]
     async fn completing_a_job_stores_stats_and_the_posts_text() {
         let (db, _dir) = temp_db().await;
         let id = queued_job(&db, "a").await;
-        db.claim_job(id).await.unwrap();
+        db.claim_job(id, "ollama").await.unwrap();
         let stats = FinalStats {
-            input_tokens: 7,
-            output_tokens: 3,
-            total_tokens: 10,
-            eval_duration_ns: 123_456_789,
+            input_tokens: Some(7),
+            output_tokens: Some(3),
+            total_tokens: Some(10),
+            eval_duration_ns: Some(123_456_789),
             done_reason: "stop".into(),
             ..Default::default()
         };
@@ -357,6 +374,8 @@ mod tests {
                     text: "Hi there",
                     stats: &stats,
                     progress: &Progress::default(),
+                    thinking: "",
+                    reasoning: None,
                 },
             )
             .await
@@ -387,7 +406,7 @@ mod tests {
     /// A finished answer of the run that claimed the job, as `complete_job` takes it.
     fn answer(run: u32) -> (FinalStats, Progress, u32) {
         let stats = FinalStats {
-            output_tokens: 2,
+            output_tokens: Some(2),
             done_reason: "stop".into(),
             ..Default::default()
         };
@@ -398,7 +417,7 @@ mod tests {
     async fn an_answer_completes_its_job_even_after_the_job_was_requeued() {
         let (db, _dir) = temp_db().await;
         let id = queued_job(&db, "a").await;
-        let run = db.claim_job(id).await.unwrap().unwrap().runs;
+        let run = db.claim_job(id, "ollama").await.unwrap().unwrap().runs;
         // What a second process's crash recovery did to a job this one was running.
         assert_eq!(db.recover_interrupted(3).await.unwrap().requeued, [id]);
         let (stats, progress, run) = answer(run);
@@ -410,6 +429,8 @@ mod tests {
                     text: "kept",
                     stats: &stats,
                     progress: &progress,
+                    thinking: "",
+                    reasoning: None,
                 },
             )
             .await
@@ -421,7 +442,7 @@ mod tests {
             "kept"
         );
         assert!(
-            db.claim_job(id).await.unwrap().is_none(),
+            db.claim_job(id, "ollama").await.unwrap().is_none(),
             "and it does not run again"
         );
     }
@@ -430,9 +451,9 @@ mod tests {
     async fn an_answer_does_not_overwrite_a_newer_run_of_its_job() {
         let (db, _dir) = temp_db().await;
         let id = queued_job(&db, "a").await;
-        let old_run = db.claim_job(id).await.unwrap().unwrap().runs;
+        let old_run = db.claim_job(id, "ollama").await.unwrap().unwrap().runs;
         db.recover_interrupted(3).await.unwrap();
-        let new_run = db.claim_job(id).await.unwrap().unwrap().runs;
+        let new_run = db.claim_job(id, "ollama").await.unwrap().unwrap().runs;
         assert_ne!(old_run, new_run);
         let (stats, progress, _) = answer(old_run);
         let late = db
@@ -443,6 +464,8 @@ mod tests {
                     text: "late",
                     stats: &stats,
                     progress: &progress,
+                    thinking: "",
+                    reasoning: None,
                 },
             )
             .await
@@ -477,7 +500,7 @@ mod tests {
             0,
             "still queued"
         );
-        db.claim_job(id).await.unwrap();
+        db.claim_job(id, "ollama").await.unwrap();
         db.write_progress(id, write).await.unwrap();
         let row = db.job(id).await.unwrap().unwrap();
         assert_eq!(
@@ -492,8 +515,8 @@ mod tests {
         let a = queued_job(&db, "a").await;
         let b = queued_job(&db, "b").await;
         let c = queued_job(&db, "c").await;
-        db.claim_job(a).await.unwrap(); // attempt 1
-        db.claim_job(b).await.unwrap(); // attempt 1
+        db.claim_job(a, "ollama").await.unwrap(); // attempt 1
+        db.claim_job(b, "ollama").await.unwrap(); // attempt 1
         let recovered = db.recover_interrupted(1).await.unwrap();
         assert_eq!(recovered.failed, vec![a, b]);
         assert!(db
@@ -511,8 +534,8 @@ mod tests {
             Some(Failure::Interrupted)
         );
 
-        db.claim_job(c).await.unwrap(); // attempt 1
-                                        // It was waiting to retry after a busy server when the process died.
+        db.claim_job(c, "ollama").await.unwrap(); // attempt 1
+                                                  // It was waiting to retry after a busy server when the process died.
         let waiting = ProgressWrite {
             status: JobStatus::Loading,
             progress: &Progress::default(),
@@ -547,7 +570,7 @@ mod tests {
             db.retry_job(id, "10.0.0.7").await.unwrap().is_none(),
             "a queued job is not retried"
         );
-        db.claim_job(id).await.unwrap();
+        db.claim_job(id, "ollama").await.unwrap();
         let failed = db
             .fail_job(id, "boom", Failure::BrokeOff, "partial")
             .await
@@ -585,14 +608,14 @@ mod tests {
             db.hand_back_job(id, true).await.unwrap().is_none(),
             "not running"
         );
-        db.claim_job(id).await.unwrap();
+        db.claim_job(id, "ollama").await.unwrap();
         let row = db.hand_back_job(id, true).await.unwrap().unwrap();
         assert_eq!(
             (row.status, row.attempt, row.runs, row.queued_at),
             (JobStatus::Queued, 0, 1, queued_at)
         );
         // A try that broke off partway (the model server died under it) counts.
-        db.claim_job(id).await.unwrap();
+        db.claim_job(id, "ollama").await.unwrap();
         let row = db.hand_back_job(id, false).await.unwrap().unwrap();
         assert_eq!(
             (row.status, row.attempt, row.runs, row.queued_at),

@@ -2,7 +2,7 @@
 //! cap, cut at a character boundary; what does not fit ends the generation, whatever the model
 //! server does with `num_predict` (a bad upstream may stream without end, or in giant chunks).
 use super::live::Live;
-use crate::ollama;
+use crate::backend;
 
 /// Appends `piece` to the answer, keeping at most `max_bytes` in all. False when some of it did
 /// not fit: the answer is cut (`live.cut_at_bytes` says so) and the generation must end.
@@ -33,8 +33,8 @@ fn keep(text: &mut String, piece: &str, max_bytes: usize) -> bool {
 
 /// The final chunk the model server never sent for an answer cut at the cap: a `length` end,
 /// with the tokens counted as they streamed.
-pub(super) fn cut_stats(live: &Live) -> ollama::FinalStats {
-    ollama::FinalStats {
+pub(super) fn cut_stats(live: &Live) -> backend::FinalStats {
+    backend::FinalStats {
         done_reason: Some("length".into()),
         eval_count: u64::from(live.estimator.tokens()),
         ..Default::default()

@@ -29,12 +29,12 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
+    backend::OllamaClient,
     client_addr::ClientKey,
     config::Config,
     db::{Db, DbResult, JobRow},
     hub::Hub,
     limits::Limits,
-    ollama::OllamaClient,
 };
 
 pub use admission::{Admission, AdmissionError};

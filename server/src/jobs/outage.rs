@@ -13,8 +13,8 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 
 use super::{view::job_view, Jobs};
 use crate::{
+    backend::{BackendError, Fault},
     db::now_ms,
-    ollama::{Fault, OllamaError},
 };
 
 /// The first probe of a server that just went away, and the longest pause between two: a
@@ -149,7 +149,7 @@ impl Jobs {
 }
 
 /// Whether an error of a call to the model server means nobody is there.
-fn is_gone(error: &OllamaError) -> bool {
+fn is_gone(error: &BackendError) -> bool {
     error.handling().pauses_claiming || error.fault() == Fault::ConnectionBroken
 }
 

@@ -1,7 +1,7 @@
 //! One run of a job: its attempts (requests to the model server) one after another, with
 //! backoff after a transient failure, each streamed into the job's live state; then its end,
 //! stored until the database takes it. What each failure costs is the table in
-//! [`crate::ollama::Fault`]; a server found gone sends the job back to the queue.
+//! [`crate::backend::Fault`]; a server found gone sends the job back to the queue.
 use std::time::{Duration, Instant};
 
 use app::types::{Failure, FinalStats, JobStatus, Progress};
@@ -20,8 +20,8 @@ use super::{
 };
 use crate::{
     allowed_models::same_model,
+    backend::{self, BackendError, ChatEvent, ChatRequest},
     db::{now_ms, DbResult, JobCompletion, JobRow},
-    ollama::{self, ChatEvent, ChatRequest, OllamaError},
 };
 
 /// Completed jobs of the same model that the length estimate looks back on.
@@ -58,8 +58,8 @@ enum Outcome {
 
 /// How one attempt (one request to the model server) ended.
 enum AttemptEnd {
-    Done(ollama::FinalStats),
-    Failed(OllamaError),
+    Done(backend::FinalStats),
+    Failed(BackendError),
     Stopped,
 }
 
@@ -241,7 +241,7 @@ impl Jobs {
                     Some(Ok(ChatEvent::Thinking(_))) => on_token(live, publisher).await,
                     Some(Ok(ChatEvent::Done(stats))) => return AttemptEnd::Done(stats),
                     Some(Err(e)) => return AttemptEnd::Failed(e),
-                    None => return AttemptEnd::Failed(OllamaError::Protocol("the stream ended before its final chunk".into())),
+                    None => return AttemptEnd::Failed(BackendError::Protocol("the stream ended before its final chunk".into())),
                 },
                 _ = sleep_until(due.unwrap_or_else(Instant::now).into()), if due.is_some() => {
                     publisher.due(live).await;
@@ -397,7 +397,7 @@ const MAX_STORED_NS: u64 = i64::MAX.unsigned_abs();
 
 /// Ollama's final chunk, as the post keeps it. Its numbers come from outside: each is bounded
 /// to what the post can store, so that a wild value cannot make the end unstorable.
-fn final_stats(s: &ollama::FinalStats, live: &Live) -> FinalStats {
+fn final_stats(s: &backend::FinalStats, live: &Live) -> FinalStats {
     let ttft = live
         .estimator
         .first_token_at()
@@ -429,7 +429,7 @@ mod tests {
     #[test]
     fn wild_numbers_from_the_model_server_are_bounded_to_what_the_post_stores() {
         let live = Live::new(1, 1, Estimator::new(Instant::now(), None));
-        let wild = ollama::FinalStats {
+        let wild = backend::FinalStats {
             prompt_eval_count: u64::MAX,
             eval_count: 7,
             load_duration_ns: u64::MAX,

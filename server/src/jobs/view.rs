@@ -1,6 +1,6 @@
 //! A job's stored row as a card draws it: the mapping from the data layer's rows to the
 //! [`JobView`] the browser reads.
-use app::types::{FinalStats, JobStatus, JobView, Progress};
+use app::types::{FinalStats, JobStatus, JobView, Progress, Reasoning};
 
 use crate::db::JobRow;
 
@@ -27,6 +27,11 @@ pub fn job_view(row: &JobRow, queue_position: Option<u32>) -> JobView {
         model_loaded: None,
         seq: first_seq(row),
         folded: false,
+        thinking: row.thinking.clone(),
+        reasoning: reasoning(row),
+        prompt_progress: None,
+        backend: row.backend.clone(),
+        waiting_for: None,
     }
 }
 
@@ -50,17 +55,26 @@ fn progress(row: &JobRow) -> Progress {
     }
 }
 
-/// Ollama's statistics, once the job completed.
+/// A stored job's reasoning, when it reasoned: complete once the job is no longer running.
+fn reasoning(row: &JobRow) -> Option<Reasoning> {
+    row.thinking_tokens.map(|tokens| Reasoning {
+        tokens,
+        duration_ms: row.thinking_ms.unwrap_or_default(),
+        finished: !row.partial_text.is_empty() || !row.status.is_running(),
+    })
+}
+
+/// The model server's statistics, once the job completed: what it did not report stays `None`.
 fn stats(row: &JobRow) -> Option<FinalStats> {
     (row.status == JobStatus::Completed).then(|| FinalStats {
-        input_tokens: row.input_tokens.unwrap_or_default(),
-        output_tokens: row.output_tokens.unwrap_or_default(),
-        total_tokens: row.total_tokens.unwrap_or_default(),
-        time_to_first_token_ms: row.time_to_first_token_ms.unwrap_or_default(),
-        load_duration_ns: row.load_duration_ns.unwrap_or_default(),
-        prompt_eval_duration_ns: row.prompt_eval_duration_ns.unwrap_or_default(),
-        eval_duration_ns: row.eval_duration_ns.unwrap_or_default(),
-        total_duration_ns: row.total_duration_ns.unwrap_or_default(),
+        input_tokens: row.input_tokens,
+        output_tokens: row.output_tokens,
+        total_tokens: row.total_tokens,
+        time_to_first_token_ms: row.time_to_first_token_ms,
+        load_duration_ns: row.load_duration_ns,
+        prompt_eval_duration_ns: row.prompt_eval_duration_ns,
+        eval_duration_ns: row.eval_duration_ns,
+        total_duration_ns: row.total_duration_ns,
         done_reason: row.done_reason.clone().unwrap_or_default(),
         cut_at_bytes: row.cut_at_bytes,
     })
@@ -96,13 +110,13 @@ mod tests {
             (JobStatus::Queued, Some(3), Some(50), None)
         );
 
-        db.claim_job(queued.id).await.unwrap();
+        db.claim_job(queued.id, "ollama").await.unwrap();
         let stats = FinalStats {
-            input_tokens: 7,
-            output_tokens: 3,
-            total_tokens: 10,
-            time_to_first_token_ms: 12,
-            eval_duration_ns: 123_456_789,
+            input_tokens: Some(7),
+            output_tokens: Some(3),
+            total_tokens: Some(10),
+            time_to_first_token_ms: Some(12),
+            eval_duration_ns: Some(123_456_789),
             done_reason: "stop".into(),
             ..Default::default()
         };
@@ -116,6 +130,8 @@ mod tests {
             text: "Hi there",
             stats: &stats,
             progress: &progress,
+            thinking: "",
+            reasoning: None,
         };
         let done = db
             .complete_job(queued.id, completion)

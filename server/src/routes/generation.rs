@@ -93,6 +93,9 @@ struct Cursor {
     run: u32,
     attempt: u32,
     offset: usize,
+    /// How much of the reasoning the client has (not in the event id: a resumed stream sends
+    /// the reasoning from its start).
+    thinking: usize,
 }
 
 impl Cursor {
@@ -101,6 +104,7 @@ impl Cursor {
             run: view.run,
             attempt: view.attempt,
             offset: 0,
+            thinking: 0,
         }
     }
 }
@@ -116,6 +120,7 @@ fn parse_last_event_id(headers: &HeaderMap) -> Option<Result<Cursor, ()>> {
         run: run.parse().ok()?,
         attempt: attempt.parse().ok()?,
         offset: offset.parse().ok()?,
+        thinking: 0,
     }))
 }
 
@@ -207,8 +212,12 @@ fn next_event(view: &JobView, cursor: &mut Cursor) -> (Event, bool) {
     {
         *cursor = Cursor::start_of(view);
     }
-    let event = JobEvent::Progress(progress_event(view, cursor.offset));
+    if cursor.thinking > view.thinking.len() || !view.thinking.is_char_boundary(cursor.thinking) {
+        cursor.thinking = 0;
+    }
+    let event = JobEvent::Progress(progress_event(view, cursor.offset, cursor.thinking));
     cursor.offset = view.text.len();
+    cursor.thinking = view.thinking.len();
     let id = format!("{}.{}:{}", cursor.run, cursor.attempt, cursor.offset);
     (to_sse(&event, id), false)
 }

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use fake_ollama::{Failure, FakeConfig, FakeOllama, BUSY_MESSAGE, RUNNER_ERROR_MESSAGE};
 use futures::StreamExt;
-use server::ollama::{
-    ChatEvent, ChatRequest, ChatStream, ClientOptions, FinalStats, OllamaClient, OllamaError,
+use server::backend::{
+    BackendError, ChatEvent, ChatRequest, ChatStream, ClientOptions, FinalStats, OllamaClient,
 };
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -39,7 +39,7 @@ fn ask(prompt: &str) -> ChatRequest {
 }
 
 /// Everything a stream yields until it ends.
-async fn drain(mut stream: ChatStream) -> Vec<Result<ChatEvent, OllamaError>> {
+async fn drain(mut stream: ChatStream) -> Vec<Result<ChatEvent, BackendError>> {
     let mut events = Vec::new();
     while let Some(event) = tokio::time::timeout(WAIT, stream.next())
         .await
@@ -50,7 +50,7 @@ async fn drain(mut stream: ChatStream) -> Vec<Result<ChatEvent, OllamaError>> {
     events
 }
 
-fn text_of(events: &[Result<ChatEvent, OllamaError>]) -> String {
+fn text_of(events: &[Result<ChatEvent, BackendError>]) -> String {
     events
         .iter()
         .filter_map(|event| match event {
@@ -60,7 +60,7 @@ fn text_of(events: &[Result<ChatEvent, OllamaError>]) -> String {
         .collect()
 }
 
-fn done_of(events: &[Result<ChatEvent, OllamaError>]) -> Option<&FinalStats> {
+fn done_of(events: &[Result<ChatEvent, BackendError>]) -> Option<&FinalStats> {
     match events.last() {
         Some(Ok(ChatEvent::Done(stats))) => Some(stats),
         _ => None,
@@ -80,7 +80,7 @@ fn stats_from_chunk(chunk: &serde_json::Value) -> FinalStats {
     }
 }
 
-async fn chat_error(client: &OllamaClient, request: &ChatRequest) -> OllamaError {
+async fn chat_error(client: &OllamaClient, request: &ChatRequest) -> BackendError {
     client
         .chat_stream(request)
         .await
@@ -172,7 +172,7 @@ async fn an_error_line_mid_stream_ends_the_stream_with_ollamas_message() {
     assert_eq!(events.len(), 6);
     assert_eq!(text_of(&events), fast().tokens()[..5].concat());
     let error = events.last().unwrap().clone().unwrap_err();
-    assert_eq!(error, OllamaError::Stream(RUNNER_ERROR_MESSAGE.into()));
+    assert_eq!(error, BackendError::Stream(RUNNER_ERROR_MESSAGE.into()));
     assert!(!error.is_transient());
     assert_eq!(error.class(), app::types::Failure::BrokeOff);
     fake.stop().await;
@@ -188,7 +188,7 @@ async fn a_model_that_is_not_installed_is_a_class_of_its_own() {
     let error = chat_error(&client(&fake), &request).await;
     assert_eq!(
         error,
-        OllamaError::ModelNotInstalled {
+        BackendError::ModelNotInstalled {
             model: "mistral:7b".into()
         }
     );
@@ -216,7 +216,7 @@ async fn http_errors_carry_ollamas_message() {
     .await;
     assert_eq!(
         error,
-        OllamaError::Http {
+        BackendError::Http {
             status: 500,
             message: "llama runner process has terminated".into()
         }
@@ -226,7 +226,7 @@ async fn http_errors_carry_ollamas_message() {
     let busy = chat_error(&client, &ask("#fake:status=503")).await;
     assert_eq!(
         busy,
-        OllamaError::Http {
+        BackendError::Http {
             status: 503,
             message: BUSY_MESSAGE.into()
         }
@@ -261,7 +261,7 @@ async fn a_stream_that_goes_silent_fails_as_stalled_and_hangs_up() {
     assert!(started.elapsed() >= stall);
     assert_eq!(text_of(&events), fast().tokens()[..2].concat());
     let error = events.last().unwrap().clone().unwrap_err();
-    assert_eq!(error, OllamaError::Stalled { after: stall });
+    assert_eq!(error, BackendError::Stalled { after: stall });
     assert!(error.is_transient());
     let seen = fake.wait_for_stats(WAIT, |s| s.disconnected == 1).await;
     assert!(
@@ -285,7 +285,7 @@ async fn silence_before_the_first_token_is_bounded_by_the_stall_timeout_only() {
     let error = chat_error(&client, &ask("#fake:load-ms=3000")).await;
     assert_eq!(
         error,
-        OllamaError::Stalled {
+        BackendError::Stalled {
             after: Duration::from_millis(250)
         }
     );
@@ -332,13 +332,13 @@ async fn a_reply_that_outlives_the_deadline_fails() {
     .await;
     assert!(!text_of(&events).is_empty(), "some tokens came first");
     let error = events.last().unwrap().clone().unwrap_err();
-    assert_eq!(error, OllamaError::DeadlineExceeded { after: deadline });
+    assert_eq!(error, BackendError::DeadlineExceeded { after: deadline });
     assert!(!error.is_transient());
 
     let error = chat_error(&client, &ask("#fake:load-ms=3000")).await;
     assert_eq!(
         error,
-        OllamaError::DeadlineExceeded { after: deadline },
+        BackendError::DeadlineExceeded { after: deadline },
         "the deadline also bounds the wait for the first token"
     );
     fake.stop().await;
@@ -350,7 +350,7 @@ async fn a_port_nobody_listens_on_is_unreachable() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
     let client = OllamaClient::new(&url, options()).unwrap();
-    let expected = OllamaError::Unreachable { url: url.clone() };
+    let expected = BackendError::Unreachable { url: url.clone() };
     assert_eq!(chat_error(&client, &ask("hi")).await, expected);
     assert_eq!(client.tags().await.unwrap_err(), expected);
     assert_eq!(client.version().await.unwrap_err(), expected);
@@ -403,7 +403,7 @@ async fn a_url_without_ollama_behind_it_is_not_mistaken_for_a_missing_model() {
     let fake = FakeOllama::start(fast()).await.unwrap();
     let client = OllamaClient::new(&format!("{}/not-here", fake.url()), options()).unwrap();
     match chat_error(&client, &ask("hi")).await {
-        OllamaError::Http {
+        BackendError::Http {
             status: 404,
             message,
         } => {
@@ -419,7 +419,7 @@ async fn unusable_urls_are_rejected_up_front() {
     for url in ["https://gpu:11434", "ftp://gpu", "http://"] {
         let error = OllamaClient::new(url, options()).unwrap_err();
         assert!(
-            matches!(error, OllamaError::InvalidUrl { .. }),
+            matches!(error, BackendError::InvalidUrl { .. }),
             "{url}: {error:?}"
         );
     }

@@ -1,4 +1,4 @@
-//! `OllamaError`: everything that can go wrong talking to Ollama, in words a person understands.
+//! `BackendError`: everything that can go wrong talking to Ollama, in words a person understands.
 //!
 //! These messages are public (a failed post shows its detail, `/readyz` and the model list say
 //! why the model server is away), so they say "the model server" and never its address: where
@@ -9,9 +9,9 @@ use std::{error::Error as _, time::Duration};
 use app::types::Failure;
 
 /// A failed call to Ollama. Messages are written for the person reading the wall (or the
-/// logs); [`OllamaError::is_transient`] tells the job runner whether a retry can help.
+/// logs); [`BackendError::is_transient`] tells the job runner whether a retry can help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OllamaError {
+pub enum BackendError {
     /// The configured base URL cannot be used.
     #[error("invalid Ollama URL {url:?}: {reason}")]
     InvalidUrl { url: String, reason: String },
@@ -42,7 +42,7 @@ pub enum OllamaError {
     Transport(String),
 }
 
-impl OllamaError {
+impl BackendError {
     /// Whether trying again later can succeed without anyone changing anything: the
     /// `retried` column of the table in [`super::fault`], which gives the reasons.
     pub fn is_transient(&self) -> bool {
@@ -52,19 +52,19 @@ impl OllamaError {
     /// The class of the failure, which the card says in plain words.
     pub fn class(&self) -> Failure {
         match self {
-            OllamaError::InvalidUrl { .. } | OllamaError::Unreachable { .. } => {
+            BackendError::InvalidUrl { .. } | BackendError::Unreachable { .. } => {
                 Failure::Unreachable
             }
-            OllamaError::ModelNotInstalled { .. } => Failure::ModelMissing,
-            OllamaError::Http { status, .. } if *status >= 500 || matches!(status, 408 | 429) => {
+            BackendError::ModelNotInstalled { .. } => Failure::ModelMissing,
+            BackendError::Http { status, .. } if *status >= 500 || matches!(status, 408 | 429) => {
                 Failure::Busy
             }
-            OllamaError::Http { .. } => Failure::Refused,
-            OllamaError::Stream(_) | OllamaError::Protocol(_) | OllamaError::Transport(_) => {
+            BackendError::Http { .. } => Failure::Refused,
+            BackendError::Stream(_) | BackendError::Protocol(_) | BackendError::Transport(_) => {
                 Failure::BrokeOff
             }
-            OllamaError::Stalled { .. } => Failure::Stalled,
-            OllamaError::DeadlineExceeded { .. } => Failure::TooSlow,
+            BackendError::Stalled { .. } => Failure::Stalled,
+            BackendError::DeadlineExceeded { .. } => Failure::TooSlow,
         }
     }
 }
@@ -106,21 +106,21 @@ mod tests {
 
     #[test]
     fn messages_say_what_to_do() {
-        let missing = OllamaError::ModelNotInstalled {
+        let missing = BackendError::ModelNotInstalled {
             model: "llama3.2:1b".into(),
         };
         assert_eq!(
             missing.to_string(),
             "model llama3.2:1b is not installed on the model server"
         );
-        let stalled = OllamaError::Stalled {
+        let stalled = BackendError::Stalled {
             after: Duration::from_secs(300),
         };
         assert_eq!(
             stalled.to_string(),
             "the model server stopped sending data for 300 s"
         );
-        let stalled = OllamaError::Stalled {
+        let stalled = BackendError::Stalled {
             after: Duration::from_millis(250),
         };
         assert_eq!(
@@ -131,7 +131,7 @@ mod tests {
 
     #[test]
     fn only_errors_that_can_pass_are_transient() {
-        let http = |status| OllamaError::Http {
+        let http = |status| BackendError::Http {
             status,
             message: String::new(),
         };
@@ -140,9 +140,9 @@ mod tests {
         assert!(http(429).is_transient());
         assert!(!http(400).is_transient());
         assert!(!http(499).is_transient());
-        assert!(OllamaError::Unreachable { url: "x".into() }.is_transient());
-        assert!(!OllamaError::ModelNotInstalled { model: "m".into() }.is_transient());
-        assert!(!OllamaError::Protocol("x".into()).is_transient());
-        assert!(!OllamaError::Stream("x".into()).is_transient());
+        assert!(BackendError::Unreachable { url: "x".into() }.is_transient());
+        assert!(!BackendError::ModelNotInstalled { model: "m".into() }.is_transient());
+        assert!(!BackendError::Protocol("x".into()).is_transient());
+        assert!(!BackendError::Stream("x".into()).is_transient());
     }
 }

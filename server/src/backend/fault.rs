@@ -3,7 +3,7 @@
 //! claiming?). The README's "When the model server fails" repeats this table; keep the two
 //! alike.
 
-use super::OllamaError;
+use super::BackendError;
 
 /// A kind of failed request to the model server, as the job runner tells them apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -11,7 +11,7 @@ pub enum Fault {
     /// Connection refused or DNS failure: nothing listens (Ollama is down or restarting).
     Unreachable,
     /// No connection within `connect_timeout`. reqwest reports it as a connect error, so the
-    /// client says [`OllamaError::Unreachable`] for both and this row is handled alike.
+    /// client says [`BackendError::Unreachable`] for both and this row is handled alike.
     ConnectTimeout,
     /// HTTP 503: Ollama's queue is full (`OLLAMA_MAX_QUEUE`), "server busy".
     Busy,
@@ -126,24 +126,24 @@ impl Fault {
     }
 }
 
-impl OllamaError {
+impl BackendError {
     /// Which row of the table this error is.
     pub fn fault(&self) -> Fault {
         match self {
-            OllamaError::InvalidUrl { .. } => Fault::InvalidUrl,
-            OllamaError::Unreachable { .. } => Fault::Unreachable,
-            OllamaError::ModelNotInstalled { .. } => Fault::ModelMissing,
-            OllamaError::Http { status: 503, .. } => Fault::Busy,
-            OllamaError::Http { status: 429, .. } => Fault::RateLimited,
-            OllamaError::Http { status, .. } if *status >= 500 || *status == 408 => {
+            BackendError::InvalidUrl { .. } => Fault::InvalidUrl,
+            BackendError::Unreachable { .. } => Fault::Unreachable,
+            BackendError::ModelNotInstalled { .. } => Fault::ModelMissing,
+            BackendError::Http { status: 503, .. } => Fault::Busy,
+            BackendError::Http { status: 429, .. } => Fault::RateLimited,
+            BackendError::Http { status, .. } if *status >= 500 || *status == 408 => {
                 Fault::ServerError
             }
-            OllamaError::Http { .. } => Fault::BadRequest,
-            OllamaError::Stream(_) => Fault::MidStream,
-            OllamaError::Stalled { .. } => Fault::Stalled,
-            OllamaError::DeadlineExceeded { .. } => Fault::Deadline,
-            OllamaError::Protocol(_) => Fault::Protocol,
-            OllamaError::Transport(_) => Fault::ConnectionBroken,
+            BackendError::Http { .. } => Fault::BadRequest,
+            BackendError::Stream(_) => Fault::MidStream,
+            BackendError::Stalled { .. } => Fault::Stalled,
+            BackendError::DeadlineExceeded { .. } => Fault::Deadline,
+            BackendError::Protocol(_) => Fault::Protocol,
+            BackendError::Transport(_) => Fault::ConnectionBroken,
         }
     }
 
@@ -198,12 +198,12 @@ mod tests {
 
     #[test]
     fn each_error_finds_its_row() {
-        let http = |status| OllamaError::Http {
+        let http = |status| BackendError::Http {
             status,
             message: String::new(),
         };
         assert_eq!(
-            OllamaError::Unreachable { url: "x".into() }.fault(),
+            BackendError::Unreachable { url: "x".into() }.fault(),
             Fault::Unreachable
         );
         assert_eq!(http(503).fault(), Fault::Busy);
@@ -214,19 +214,19 @@ mod tests {
         assert_eq!(http(400).fault(), Fault::BadRequest);
         assert_eq!(http(499).fault(), Fault::BadRequest);
         assert_eq!(
-            OllamaError::ModelNotInstalled { model: "m".into() }.fault(),
+            BackendError::ModelNotInstalled { model: "m".into() }.fault(),
             Fault::ModelMissing
         );
-        assert_eq!(OllamaError::Stream("x".into()).fault(), Fault::MidStream);
+        assert_eq!(BackendError::Stream("x".into()).fault(), Fault::MidStream);
         assert_eq!(
-            OllamaError::Transport("x".into()).fault(),
+            BackendError::Transport("x".into()).fault(),
             Fault::ConnectionBroken
         );
-        assert_eq!(OllamaError::Protocol("x".into()).fault(), Fault::Protocol);
+        assert_eq!(BackendError::Protocol("x".into()).fault(), Fault::Protocol);
         let after = Duration::from_secs(1);
-        assert_eq!(OllamaError::Stalled { after }.fault(), Fault::Stalled);
+        assert_eq!(BackendError::Stalled { after }.fault(), Fault::Stalled);
         assert_eq!(
-            OllamaError::DeadlineExceeded { after }.fault(),
+            BackendError::DeadlineExceeded { after }.fault(),
             Fault::Deadline
         );
     }

@@ -10,6 +10,9 @@ pub(super) struct ChatBody<'a> {
     pub stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub options: Option<Options>,
+    /// Only for a model whose `/api/show` lists `thinking`: Ollama refuses it otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub think: Option<bool>,
 }
 
 #[derive(Debug, Serialize)]
@@ -81,4 +84,18 @@ pub(super) struct TagDetails {
 #[derive(Debug, Deserialize)]
 pub(super) struct Version {
     pub version: String,
+}
+
+/// `POST /api/show` body.
+#[derive(Debug, Serialize)]
+pub(super) struct ShowBody<'a> {
+    pub model: &'a str,
+}
+
+/// `POST /api/show`: only what the client reads of it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct Show {
+    /// e.g. `["completion", "thinking"]` (Ollama 0.6.4 and later).
+    pub capabilities: Vec<String>,
 }

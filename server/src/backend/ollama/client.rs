@@ -6,9 +6,9 @@ use serde::Serialize;
 use tokio::time::Instant;
 use url::Url;
 
-use super::error::{describe, OllamaError};
-use super::stream::ChatStream;
-use super::wire;
+use super::super::error::describe;
+use super::super::{BackendError, ChatRequest, ChatStream};
+use super::{stream, wire};
 
 /// How long `tags` and `version` may take: they are quick, and a health check must not hang.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,15 +42,6 @@ impl Default for ClientOptions {
     }
 }
 
-/// One prompt for one model.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChatRequest {
-    pub model: String,
-    pub prompt: String,
-    /// Sent as `options.num_predict`, Ollama's only hard cap on the reply's length.
-    pub num_predict: Option<u32>,
-}
-
 /// An installed model, from `GET /api/tags`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ModelInfo {
@@ -79,14 +70,14 @@ impl OllamaClient {
     /// A client for the Ollama at `base_url`, e.g. `http://127.0.0.1:11434` (a bare
     /// `host:port` means http). Only plain http: Ollama is a local or LAN service and the
     /// client is built without TLS. System proxy settings are ignored for the same reason.
-    pub fn new(base_url: &str, options: ClientOptions) -> Result<Self, OllamaError> {
+    pub fn new(base_url: &str, options: ClientOptions) -> Result<Self, BackendError> {
         let base = parse_base(base_url)?;
         let http = reqwest::Client::builder()
             .connect_timeout(options.connect_timeout)
             .tcp_nodelay(true)
             .no_proxy()
             .build()
-            .map_err(|error| OllamaError::Transport(describe(&error)))?;
+            .map_err(|error| BackendError::Transport(describe(&error)))?;
         let shown_url = base.as_str().trim_end_matches('/').to_string();
         Ok(OllamaClient {
             http,
@@ -105,7 +96,7 @@ impl OllamaClient {
     /// has answered with a success status, which it does with the first token; errors before
     /// that (unreachable, model not installed, busy, stalled) come back here, errors after it
     /// come out of the stream.
-    pub async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream, OllamaError> {
+    pub async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream, BackendError> {
         let started = Instant::now();
         let deadline = started + self.options.deadline;
         let body = wire::ChatBody {
@@ -118,6 +109,7 @@ impl OllamaClient {
             options: request
                 .num_predict
                 .map(|num_predict| wire::Options { num_predict }),
+            think: request.think.then_some(true),
         };
         let sent = self.http.post(self.endpoint("api/chat")).json(&body).send();
         let head_by = (started + self.options.stall_timeout).min(deadline);
@@ -125,12 +117,12 @@ impl OllamaClient {
             Ok(Ok(response)) => response,
             Ok(Err(error)) => return Err(self.request_error(&error)),
             Err(_) if head_by == deadline => {
-                return Err(OllamaError::DeadlineExceeded {
+                return Err(BackendError::DeadlineExceeded {
                     after: self.options.deadline,
                 })
             }
             Err(_) => {
-                return Err(OllamaError::Stalled {
+                return Err(BackendError::Stalled {
                     after: self.options.stall_timeout,
                 })
             }
@@ -138,7 +130,7 @@ impl OllamaClient {
         if !response.status().is_success() {
             return Err(self.status_error(response, Some(&request.model)).await);
         }
-        Ok(ChatStream::new(
+        Ok(stream::chat_stream(
             response,
             self.options.stall_timeout,
             deadline,
@@ -147,7 +139,7 @@ impl OllamaClient {
     }
 
     /// The installed models (`GET /api/tags`).
-    pub async fn tags(&self) -> Result<Vec<ModelInfo>, OllamaError> {
+    pub async fn tags(&self) -> Result<Vec<ModelInfo>, BackendError> {
         let tags: wire::Tags = self.get_json("api/tags").await?;
         let non_empty = |text: String| (!text.is_empty()).then_some(text);
         Ok(tags
@@ -169,7 +161,7 @@ impl OllamaClient {
 
     /// The models loaded in memory right now (`GET /api/ps`); one not listed must load before
     /// its first token, which can take minutes.
-    pub async fn loaded_models(&self) -> Result<Vec<String>, OllamaError> {
+    pub async fn loaded_models(&self) -> Result<Vec<String>, BackendError> {
         let loaded: wire::Tags = self.get_json("api/ps").await?;
         Ok(loaded
             .models
@@ -178,13 +170,42 @@ impl OllamaClient {
             .collect())
     }
 
+    /// Whether `model` can reason before answering (`POST /api/show` lists the `thinking`
+    /// capability). Ollama refuses `think` for a model without it, so ask only when this says so.
+    pub async fn can_think(&self, model: &str) -> Result<bool, BackendError> {
+        let response = self
+            .http
+            .post(self.endpoint("api/show"))
+            .timeout(METADATA_TIMEOUT)
+            .json(&wire::ShowBody { model })
+            .send()
+            .await
+            .map_err(|error| self.request_error(&error))?;
+        if !response.status().is_success() {
+            return Err(self.status_error(response, Some(model)).await);
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| self.request_error(&error))?;
+        let show: wire::Show = serde_json::from_slice(&body).map_err(|error| {
+            BackendError::Protocol(format!(
+                "POST /api/show did not answer in Ollama's JSON: {error}"
+            ))
+        })?;
+        Ok(show.capabilities.iter().any(|c| c == "thinking"))
+    }
+
     /// Ollama's version (`GET /api/version`), e.g. `0.12.0`. Doubles as a health check.
-    pub async fn version(&self) -> Result<String, OllamaError> {
+    pub async fn version(&self) -> Result<String, BackendError> {
         let version: wire::Version = self.get_json("api/version").await?;
         Ok(version.version)
     }
 
-    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, OllamaError> {
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<T, BackendError> {
         let response = self
             .http
             .get(self.endpoint(path))
@@ -200,7 +221,7 @@ impl OllamaClient {
             .await
             .map_err(|error| self.request_error(&error))?;
         serde_json::from_slice(&body).map_err(|error| {
-            OllamaError::Protocol(format!(
+            BackendError::Protocol(format!(
                 "GET /{path} did not answer in Ollama's JSON: {error}"
             ))
         })
@@ -211,24 +232,24 @@ impl OllamaClient {
         self.base.join(path).unwrap_or_else(|_| self.base.clone())
     }
 
-    fn request_error(&self, error: &reqwest::Error) -> OllamaError {
+    fn request_error(&self, error: &reqwest::Error) -> BackendError {
         if error.is_connect() {
             // The address goes to the log only: the error's message is public.
             tracing::warn!(url = %self.shown_url, error = %describe(error), "cannot connect to the model server");
-            OllamaError::Unreachable {
+            BackendError::Unreachable {
                 url: self.shown_url.clone(),
             }
         } else if error.is_timeout() {
-            OllamaError::Stalled {
+            BackendError::Stalled {
                 after: METADATA_TIMEOUT,
             }
         } else {
-            OllamaError::Transport(describe(error))
+            BackendError::Transport(describe(error))
         }
     }
 
     /// The error for a non-success status, using Ollama's `{"error": ...}` text when present.
-    async fn status_error(&self, response: reqwest::Response, model: Option<&str>) -> OllamaError {
+    async fn status_error(&self, response: reqwest::Response, model: Option<&str>) -> BackendError {
         let status = response.status();
         let body = tokio::time::timeout(ERROR_BODY_TIMEOUT, response.bytes())
             .await
@@ -240,17 +261,17 @@ impl OllamaClient {
             .map(|body| body.error);
         match (status.as_u16(), model, ollama_error) {
             // Only Ollama's own 404 means "no such model"; a bare 404 means a wrong URL.
-            (404, Some(model), Some(_)) => OllamaError::ModelNotInstalled {
+            (404, Some(model), Some(_)) => BackendError::ModelNotInstalled {
                 model: model.to_string(),
             },
             (404, _, None) => {
                 tracing::warn!(url = %self.shown_url, "the model server's URL answers 404 without Ollama's error body: is it an Ollama server?");
-                OllamaError::Http {
+                BackendError::Http {
                     status: 404,
                     message: "not found: is the configured URL an Ollama server?".into(),
                 }
             }
-            (status, _, Some(message)) => OllamaError::Http { status, message },
+            (status, _, Some(message)) => BackendError::Http { status, message },
             (status, _, None) => {
                 let text = String::from_utf8_lossy(&body);
                 let text: String = text.trim().chars().take(200).collect();
@@ -263,15 +284,15 @@ impl OllamaClient {
                 } else {
                     text
                 };
-                OllamaError::Http { status, message }
+                BackendError::Http { status, message }
             }
         }
     }
 }
 
 /// Parses a base URL the way Ollama's own clients read `OLLAMA_HOST`.
-fn parse_base(base_url: &str) -> Result<Url, OllamaError> {
-    let invalid = |reason: String| OllamaError::InvalidUrl {
+fn parse_base(base_url: &str) -> Result<Url, BackendError> {
+    let invalid = |reason: String| BackendError::InvalidUrl {
         url: base_url.to_string(),
         reason,
     };

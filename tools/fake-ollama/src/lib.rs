@@ -67,6 +67,7 @@ mod directives;
 mod frames;
 mod ledger;
 mod models;
+mod openai;
 mod reply;
 mod routes;
 mod wire;
@@ -82,10 +83,11 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    Failure, FakeConfig, BUSY_MESSAGE, DEFAULT_OUTPUT, RUNNER_ERROR_MESSAGE, THINKING_TEXT,
+    Api, Failure, FakeConfig, Flavor, ReasoningField, BUSY_MESSAGE, DEFAULT_OUTPUT,
+    RUNNER_ERROR_MESSAGE, THINKING_TEXT,
 };
 pub use directives::DIRECTIVES_HELP;
-pub use ledger::Stats;
+pub use ledger::{RequestRecord, Stats};
 pub use routes::OLLAMA_VERSION;
 
 use routes::Fake;
@@ -147,9 +149,16 @@ impl FakeOllama {
     }
 
     /// Every final (`"done": true`) chunk or object the fake sent, in order, so a test can
-    /// compare what the client stored with what the fake reported.
+    /// compare what the client stored with what the fake reported. On the OpenAI API it is
+    /// the last JSON event before `[DONE]` (the usage chunk when asked for), or the one
+    /// `chat.completion` object.
     pub fn final_chunks(&self) -> Vec<Value> {
         self.fake.ledger.final_chunks()
+    }
+
+    /// Every chat, generate and chat-completions request whose body parsed, in arrival order.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.fake.ledger.requests()
     }
 
     /// Waits until the stats satisfy `condition`, for at most `timeout`. Disconnects are

@@ -14,6 +14,14 @@ pub(crate) fn resolve(installed: &[String], requested: &str) -> Option<String> {
         .cloned()
 }
 
+/// Whether the installed model `name` is one of the thinking models (named as installed, or
+/// bare for `:latest`).
+pub(crate) fn can_think(thinking_models: &[String], name: &str) -> bool {
+    thinking_models
+        .iter()
+        .any(|model| resolve(std::slice::from_ref(&name.to_string()), model).is_some())
+}
+
 /// A `/api/tags` entry that looks like the real model of that name.
 pub(crate) fn entry(name: &str, modified_at: &str) -> ModelEntry {
     let (family, parameter_size, quantization_level, size) = describe(name);

@@ -83,8 +83,9 @@ pub struct FakeConfig {
     /// `reasoning_content` for llama.cpp, `reasoning` for vLLM).
     #[arg(long, value_enum)]
     pub reasoning_field: Option<ReasoningField>,
-    /// Models with Ollama's "thinking" capability, comma-separated: `/api/show` lists it, and
-    /// only they accept `"think": true` (and think when `think` is absent, as Ollama's do).
+    /// Models with Ollama's "thinking" capability, comma-separated (`qwen3` covers every
+    /// `qwen3:*`): `/api/show` lists it, only they accept `"think": true`, and they think when
+    /// `think` is absent, as Ollama's do.
     #[arg(long, value_delimiter = ',')]
     pub thinking_models: Vec<String>,
     /// Seconds for a `Retry-After` header on injected HTTP error answers (`status`, `fail-first`).

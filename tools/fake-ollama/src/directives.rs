@@ -225,7 +225,8 @@ mod tests {
         assert_eq!(config.openai_flavor, Flavor::Vllm);
         assert_eq!(config.reasoning_field(), ReasoningField::Reasoning);
         assert_eq!(config.retry_after, Some(3));
-        let (_, config) = parse("#fake:flavor=vllm #fake:reasoning-field=reasoning_content").unwrap();
+        let (_, config) =
+            parse("#fake:flavor=vllm #fake:reasoning-field=reasoning_content").unwrap();
         assert_eq!(config.reasoning_field(), ReasoningField::ReasoningContent);
     }
 }

@@ -173,7 +173,8 @@ impl Reply {
         let mut framer = Framer::new(frames, self.config.coalesce_lines);
         match self.endpoint {
             Endpoint::OpenAiChat(options) => {
-                self.send_events(options, warm_up, &mut framer, ledger).await
+                self.send_events(options, warm_up, &mut framer, ledger)
+                    .await
             }
             Endpoint::Chat | Endpoint::Generate => {
                 self.send_lines(warm_up, &mut framer, ledger).await
@@ -181,7 +182,12 @@ impl Reply {
         }
     }
 
-    async fn send_lines(&self, warm_up: WarmUp, framer: &mut Framer<'_>, ledger: &Ledger) -> Ending {
+    async fn send_lines(
+        &self,
+        warm_up: WarmUp,
+        framer: &mut Framer<'_>,
+        ledger: &Ledger,
+    ) -> Ending {
         let mut pace = Pace::new(self.config.tokens_per_second, warm_up.eval_start);
         for (sent, step) in self.steps().into_iter().enumerate() {
             let mut line = Vec::new();

@@ -121,7 +121,12 @@ pub(crate) async fn chat_completions(State(fake): State<Arc<Fake>>, body: Bytes)
         return error(&fake, config.openai_flavor, 404, message);
     }
     if request.messages.is_empty() {
-        return error(&fake, config.openai_flavor, 400, "messages must not be empty");
+        return error(
+            &fake,
+            config.openai_flavor,
+            400,
+            "messages must not be empty",
+        );
     }
     let last_user = request.messages.iter().rposition(|m| m.role == "user");
     let prompt = last_user.map_or(String::new(), |i| request.messages[i].text());
@@ -135,7 +140,12 @@ pub(crate) async fn chat_completions(State(fake): State<Arc<Fake>>, body: Bytes)
     let prompt_text = match apply_directives(&prompt, &mut config) {
         Ok(text) => text,
         Err(message) => {
-            return error(&fake, config.openai_flavor, 400, format!("fake-ollama: {message}"))
+            return error(
+                &fake,
+                config.openai_flavor,
+                400,
+                format!("fake-ollama: {message}"),
+            )
         }
     };
     let flavor = config.openai_flavor;

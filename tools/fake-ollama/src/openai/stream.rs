@@ -7,9 +7,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 
-use super::wire::{
-    Chunk, ChunkChoice, ErrorEnvelope, ErrorObject, PromptProgress, Timings, Usage,
-};
+use super::wire::{Chunk, ChunkChoice, ErrorEnvelope, ErrorObject, PromptProgress, Timings, Usage};
 use crate::config::{Flavor, RUNNER_ERROR_MESSAGE};
 use crate::ledger::Ledger;
 use crate::reply::{Ending, Framer, OpenAiOptions, Pace, Reply, Step, WarmUp};
@@ -267,8 +265,7 @@ impl Reply {
         let prompt_start = Instant::now();
         let eval = Duration::from_millis(self.config.prompt_eval_ms);
         for step in 1..=steps {
-            tokio::time::sleep_until(prompt_start + eval.mul_f64(step as f64 / steps as f64))
-                .await;
+            tokio::time::sleep_until(prompt_start + eval.mul_f64(step as f64 / steps as f64)).await;
             let progress = PromptProgress {
                 total,
                 cache: 0,
@@ -311,7 +308,8 @@ impl Reply {
                     sent += 1;
                 }
                 Step::Done(reason) => {
-                    let mut message = delta([("role", json!("assistant")), ("content", json!(content))]);
+                    let mut message =
+                        delta([("role", json!("assistant")), ("content", json!(content))]);
                     if !reasoning.is_empty() {
                         message.insert(chunks.reasoning_field.to_string(), json!(reasoning));
                     }

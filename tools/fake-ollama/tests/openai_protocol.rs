@@ -377,7 +377,7 @@ async fn errors_come_in_openais_shape() {
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["message"], "slow down");
     assert_eq!(error["error"]["code"], 429);
-    assert!(error["error"]["type"].is_string());
+    assert_eq!(error["error"]["type"], "rate_limit_error");
 
     let response = post(
         &fake,

@@ -47,6 +47,8 @@ fn error_type(flavor: Flavor, status: StatusCode) -> &'static str {
         (Flavor::Llamacpp, 401) => "authentication_error",
         (Flavor::Llamacpp, 403) => "permission_error",
         (Flavor::Llamacpp, 404) => "not_found_error",
+        // llama.cpp never rate-limits; this is the name its scheme would give it.
+        (Flavor::Llamacpp, 429) => "rate_limit_error",
         (Flavor::Llamacpp, 501) => "not_supported_error",
         (Flavor::Llamacpp, 503) => "unavailable_error",
         (Flavor::Llamacpp, 500..) => "server_error",

@@ -48,8 +48,8 @@ impl Server {
         let ollama = OllamaClient::new(
             &config.ollama.url,
             ClientOptions {
-                stall_timeout: Duration::from_secs(config.ollama.stall_timeout_secs),
-                deadline: Duration::from_secs(config.ollama.deadline_secs),
+                stall_timeout: Duration::from_secs(config.generation.stall_timeout_secs),
+                deadline: Duration::from_secs(config.generation.deadline_secs),
                 ..ClientOptions::default()
             },
         )

@@ -19,8 +19,8 @@ pub async fn list(State(state): State<AppState>) -> HttpResult<Json<ModelList>> 
             ),
         )
     })?;
-    let default_model = &state.config.ollama.default_model;
-    let models = AllowedModels::of(&state.config.ollama)
+    let default_model = &state.config.generation.default_model;
+    let models = AllowedModels::of(&state.config.generation)
         .names()
         .iter()
         .filter(|&name| {

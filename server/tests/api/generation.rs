@@ -201,7 +201,7 @@ async fn failed_with(app: &TestApp, prompt: &str, model: &str, says: &str, class
 async fn every_ollama_failure_ends_as_a_clear_error() {
     let app = spawn_app_with(Some(fast_fake()), |c| {
         c.jobs.max_attempts = 1;
-        c.ollama.allowed_models = vec!["llama3.2:1b".into(), "nonexistent:7b".into()];
+        c.generation.allowed_models = vec!["llama3.2:1b".into(), "nonexistent:7b".into()];
     })
     .await;
     failed_with(
@@ -273,7 +273,7 @@ async fn a_generation_past_its_deadline_fails() {
             ..FakeConfig::default()
         }),
         |c| {
-            c.ollama.deadline_secs = 1;
+            c.generation.deadline_secs = 1;
             c.jobs.max_attempts = 1;
         },
     )

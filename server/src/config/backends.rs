@@ -38,16 +38,8 @@ fn one() -> usize {
     1
 }
 
-/// The API a backend speaks.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendKind {
-    /// Ollama's own API (`/api/chat`, `/api/tags`).
-    Ollama,
-    /// Any OpenAI-compatible server (`/v1/chat/completions`, `/v1/models`): llama.cpp's
-    /// `llama-server`, vLLM, LM Studio.
-    OpenAi,
-}
+/// The API a backend speaks: the one typed contract, shared with `/readyz`.
+pub use app::types::BackendKind;
 
 impl BackendConfig {
     /// The key sent to this backend, read now from `api_key_env` or `api_key_file` (trimmed).

@@ -171,6 +171,12 @@ impl Pool {
         self.members.iter().map(|m| m.health()).collect()
     }
 
+    /// Lists every server's models now (as the watcher does every 30 s), all at once; the
+    /// error of each that did not answer (a server found gone is marked down).
+    pub async fn refresh(&self) -> Vec<Option<String>> {
+        futures::future::join_all(self.members.iter().map(|m| watch::refresh(m))).await
+    }
+
     /// Starts the background refresh and probing of every server (see [`watch`]).
     pub fn watch(&self, tasks: &TaskTracker, shutdown: CancellationToken) {
         for member in &self.members {

@@ -18,7 +18,7 @@ const PROBE_MAX_DELAY: Duration = Duration::from_secs(5);
 pub(super) async fn watch(member: Arc<Member>, shutdown: CancellationToken) {
     loop {
         if member.is_up() {
-            refresh(&member).await;
+            let _ = refresh(&member).await;
             tokio::select! {
                 _ = tokio::time::sleep(REFRESH_EVERY) => {}
                 _ = member.poke.notified() => {}
@@ -30,15 +30,21 @@ pub(super) async fn watch(member: Arc<Member>, shutdown: CancellationToken) {
     }
 }
 
-/// Lists its models; a server that does not answer is marked down.
-async fn refresh(member: &Member) {
+/// Lists its models (and those loaded); a server that does not answer is marked down, and
+/// comes back up when it answers. The error, in public words, when it did not answer.
+pub(super) async fn refresh(member: &Member) -> Option<String> {
     let models = match member.backend.models().await {
         Ok(models) => models,
-        Err(e) => return failed_check(member, &e),
+        Err(e) => {
+            failed_check(member, &e);
+            return Some(e.to_string());
+        }
     };
     let loaded = member.backend.loaded_models().await.ok().flatten();
+    member.mark_up(member.version());
     member.set_error(None);
     member.set_models(models, loaded);
+    None
 }
 
 /// Probes a server that is down with backoff until it answers (true), or the server shuts

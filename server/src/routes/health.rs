@@ -16,6 +16,8 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    // Checked now, as the old single-Ollama check was: a load balancer's answer is current.
+    state.pool.refresh().await;
     let backends = state.pool.health();
     // Kept from the single-Ollama releases: ok when any model server answers.
     let up = state.pool.members().iter().find(|m| m.is_up());

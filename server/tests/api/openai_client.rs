@@ -683,3 +683,162 @@ async fn a_port_nobody_listens_on_is_unreachable() {
     assert_eq!(expected.fault(), Fault::Unreachable);
     assert!(expected.handling().marks_down);
 }
+
+/// Against the fake model server's OpenAI-compatible API, in both of its dialects.
+mod against_the_fake {
+    use fake_ollama::{Api, FakeConfig, FakeOllama, Flavor, RUNNER_ERROR_MESSAGE};
+
+    use super::*;
+
+    fn fake_config(flavor: Flavor) -> FakeConfig {
+        FakeConfig {
+            tokens_per_second: 5000.0,
+            length: 30,
+            thinking_tokens: 3,
+            prompt_eval_ms: 40,
+            api: Api::Openai,
+            openai_flavor: flavor,
+            ..FakeConfig::default()
+        }
+    }
+
+    fn ask_fake(prompt: &str) -> ChatRequest {
+        ChatRequest {
+            model: "llama3.2:1b".into(),
+            prompt: prompt.into(),
+            num_predict: None,
+            think: false,
+        }
+    }
+
+    fn text_of(events: &[Result<ChatEvent, BackendError>], thinking: bool) -> String {
+        events
+            .iter()
+            .filter_map(|event| match event {
+                Ok(ChatEvent::Token(text)) if !thinking => Some(text.as_str()),
+                Ok(ChatEvent::Thinking(text)) if thinking => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn done_of(events: &[Result<ChatEvent, BackendError>]) -> ReplyStats {
+        match events.last() {
+            Some(Ok(ChatEvent::Done(stats))) => stats.clone(),
+            other => panic!("expected Done, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_llama_cpp_fake_split_anywhere_gives_progress_reasoning_the_text_and_timings() {
+        let config = fake_config(Flavor::Llamacpp);
+        let fake = FakeOllama::start(config.clone()).await.unwrap();
+        let client = OpenAiClient::new(&fake.url(), options(), None).unwrap();
+        for prompt in [
+            "#fake:split-bytes=1",
+            "#fake:split-bytes=2",
+            "#fake:split-bytes=5",
+            "#fake:coalesce",
+            "#fake:coalesce #fake:split-bytes=3",
+        ] {
+            let events = drain(client.chat_stream(&ask_fake(prompt)).await.unwrap()).await;
+            assert!(
+                matches!(events[0], Ok(ChatEvent::PromptProgress { .. })),
+                "{prompt}: {:?}",
+                events[0]
+            );
+            let Some(Ok(ChatEvent::PromptProgress { processed, total })) = events
+                .iter()
+                .rfind(|e| matches!(e, Ok(ChatEvent::PromptProgress { .. })))
+            else {
+                unreachable!()
+            };
+            assert_eq!(processed, total, "{prompt}: the prompt is read whole");
+            assert_eq!(text_of(&events, false), config.text(), "{prompt}");
+            assert!(!text_of(&events, true).is_empty(), "{prompt}");
+            let done = done_of(&events);
+            assert_eq!(done.done_reason.as_deref(), Some("stop"), "{prompt}");
+            assert_eq!(done.output_tokens, Some(33), "{prompt}");
+            assert!(done.input_tokens.is_some_and(|n| n > 0), "{prompt}");
+            assert!(done.prompt_eval_duration_ns.is_some(), "{prompt}: timings");
+            assert!(done.eval_duration_ns.is_some(), "{prompt}: timings");
+            assert_eq!(done.load_duration_ns, None, "{prompt}: never invented");
+        }
+        let requests = fake.requests();
+        assert_eq!(requests.len(), 5);
+        assert!(requests
+            .iter()
+            .all(|r| r.return_progress && r.include_usage && r.stream));
+        fake.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_vllm_fake_gets_no_llama_cpp_field_and_reports_no_timings() {
+        let config = fake_config(Flavor::Vllm);
+        let fake = FakeOllama::start(config.clone()).await.unwrap();
+        let client = OpenAiClient::new(&format!("{}/v1", fake.url()), options(), None).unwrap();
+        let request = ChatRequest {
+            num_predict: Some(10),
+            ..ask_fake("#fake:split-bytes=1")
+        };
+        let events = drain(client.chat_stream(&request).await.unwrap()).await;
+        assert!(!events
+            .iter()
+            .any(|e| matches!(e, Ok(ChatEvent::PromptProgress { .. }))));
+        assert!(!text_of(&events, true).is_empty());
+        let done = done_of(&events);
+        assert_eq!(done.done_reason.as_deref(), Some("length"));
+        assert_eq!(done.output_tokens, Some(10));
+        assert_eq!(done.eval_duration_ns, None, "vLLM has no timings");
+        let requests = fake.requests();
+        assert!(!requests[0].return_progress);
+        assert_eq!(requests[0].max_tokens, Some(10));
+        fake.stop().await;
+    }
+
+    #[tokio::test]
+    async fn the_fakes_failures_keep_their_meaning() {
+        let fake = FakeOllama::start(fake_config(Flavor::Llamacpp))
+            .await
+            .unwrap();
+        let client = OpenAiClient::new(&fake.url(), options(), None).unwrap();
+
+        let events = drain(
+            client
+                .chat_stream(&ask_fake("#fake:error-after=4 #fake:split-bytes=1"))
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            events.last(),
+            Some(&Err(BackendError::Stream(RUNNER_ERROR_MESSAGE.into())))
+        );
+
+        let error = client
+            .chat_stream(&ask_fake("#fake:status=429 #fake:retry-after=3"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, BackendError::Http { status: 429, retry_after: Some(wait), .. } if wait == Duration::from_secs(3)),
+            "{error:?}"
+        );
+        assert_eq!(error.fault(), Fault::RateLimited);
+
+        let unknown = ChatRequest {
+            model: "mistral:7b".into(),
+            ..ask_fake("hi")
+        };
+        assert_eq!(
+            client.chat_stream(&unknown).await.unwrap_err(),
+            BackendError::ModelNotInstalled {
+                model: "mistral:7b".into()
+            }
+        );
+        assert_eq!(
+            client.models().await.unwrap(),
+            ["llama3.2:1b", "qwen2.5:0.5b"]
+        );
+        fake.stop().await;
+    }
+}

@@ -797,6 +797,33 @@ mod against_the_fake {
     }
 
     #[tokio::test]
+    async fn dropping_the_stream_hangs_up_on_the_server() {
+        let fake = FakeOllama::start(FakeConfig {
+            tokens_per_second: 200.0,
+            length: 10_000,
+            thinking_tokens: 0,
+            ..fake_config(Flavor::Llamacpp)
+        })
+        .await
+        .unwrap();
+        let client = OpenAiClient::new(&fake.url(), options(), None).unwrap();
+        let mut stream = client.chat_stream(&ask_fake("hi")).await.unwrap();
+        let mut tokens = 0;
+        while tokens < 3 {
+            match stream.next().await.expect("an event").expect("no error") {
+                ChatEvent::Token(_) => tokens += 1,
+                ChatEvent::PromptProgress { .. } => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        drop(stream);
+        let seen = fake.wait_for_stats(WAIT, |s| s.disconnected == 1).await;
+        assert!(seen.is_ok(), "the fake saw the client leave: {seen:?}");
+        assert_eq!(fake.stats().completed, 0);
+        fake.stop().await;
+    }
+
+    #[tokio::test]
     async fn the_fakes_failures_keep_their_meaning() {
         let fake = FakeOllama::start(fake_config(Flavor::Llamacpp))
             .await

@@ -1,4 +1,5 @@
-//! `BackendError`: everything that can go wrong talking to Ollama, in words a person understands.
+//! `BackendError`: everything that can go wrong talking to a model server, in words a person
+//! understands.
 //!
 //! These messages are public (a failed post shows its detail, `/readyz` and the model list say
 //! why the model server is away), so they say "the model server" and never its address: where
@@ -8,24 +9,31 @@ use std::{error::Error as _, time::Duration};
 
 use app::types::Failure;
 
-/// A failed call to Ollama. Messages are written for the person reading the wall (or the
+/// A failed call to a model server. Messages are written for the person reading the wall (or the
 /// logs); [`BackendError::is_transient`] tells the job runner whether a retry can help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BackendError {
-    /// The configured base URL cannot be used.
-    #[error("invalid Ollama URL {url:?}: {reason}")]
+    /// The configured base URL (or the API key that goes with it) cannot be used.
+    #[error("the model server at {url:?} cannot be used: {reason}")]
     InvalidUrl { url: String, reason: String },
-    /// Connection refused, DNS failure or connect timeout: Ollama is down or elsewhere. `url`
+    /// Connection refused, DNS failure or connect timeout: the server is down or elsewhere. `url`
     /// is for the log, not for the message.
     #[error("the model server is not reachable")]
     Unreachable { url: String },
-    /// Ollama answered 404 for the model: it is not pulled on that machine.
+    /// The server answered that it does not know the model (Ollama's 404: not pulled there; an
+    /// OpenAI-compatible server's 404 saying the model does not exist).
     #[error("model {model} is not installed on the model server")]
     ModelNotInstalled { model: String },
-    /// Any other HTTP error status, with Ollama's own `{"error": ...}` text when it sent one.
+    /// Any other HTTP error status, with the server's own error text when it sent one, and how
+    /// long it asked us to wait (`Retry-After`, read on 429 and 503 only) before trying again.
     #[error("the model server answered HTTP {status}: {message}")]
-    Http { status: u16, message: String },
-    /// Ollama reported an error in the middle of a reply (an `{"error": ...}` line).
+    Http {
+        status: u16,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// The server reported an error in the middle of a reply (Ollama's `{"error": ...}` line,
+    /// an OpenAI-compatible `data: {"error": ...}` event).
     #[error("the model server failed while generating: {0}")]
     Stream(String),
     /// No byte arrived for the stall timeout (before the first token, too).
@@ -34,7 +42,8 @@ pub enum BackendError {
     /// The whole reply took longer than the configured deadline.
     #[error("the reply took longer than the {} deadline", seconds(after))]
     DeadlineExceeded { after: Duration },
-    /// Ollama sent something that is not its wire format (bad JSON, a line too long, bad UTF-8).
+    /// The server sent something that is not its wire format (bad JSON, a line too long, bad
+    /// UTF-8, a reply that ended without its end).
     #[error("the model server sent something unexpected: {0}")]
     Protocol(String),
     /// The connection failed after it was established (reset, closed early, ...).
@@ -47,6 +56,15 @@ impl BackendError {
     /// `retried` column of the table in [`super::fault`], which gives the reasons.
     pub fn is_transient(&self) -> bool {
         self.handling().retried
+    }
+
+    /// How long the server asked us to wait before trying again (`Retry-After` on a 429 or a
+    /// 503), when it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            BackendError::Http { retry_after, .. } => *retry_after,
+            _ => None,
+        }
     }
 
     /// The class of the failure, which the card says in plain words.
@@ -134,6 +152,7 @@ mod tests {
         let http = |status| BackendError::Http {
             status,
             message: String::new(),
+            retry_after: None,
         };
         assert!(http(503).is_transient());
         assert!(http(500).is_transient());

@@ -1,6 +1,6 @@
 //! The one table of what goes wrong with the model server and what the job runner does about
-//! it: each [`Fault`] has a [`Handling`] (spends an attempt? retried after a delay? pauses
-//! claiming?). The README's "When the model server fails" repeats this table; keep the two
+//! it: each [`Fault`] has a [`Handling`] (spends an attempt? retried after a delay? marks the
+//! backend down?). The README's "When the model server fails" repeats this table; keep the two
 //! alike.
 
 use super::BackendError;
@@ -13,27 +13,32 @@ pub enum Fault {
     /// No connection within `connect_timeout`. reqwest reports it as a connect error, so the
     /// client says [`BackendError::Unreachable`] for both and this row is handled alike.
     ConnectTimeout,
-    /// HTTP 503: Ollama's queue is full (`OLLAMA_MAX_QUEUE`), "server busy".
+    /// HTTP 503: the server is full (Ollama's queue, `OLLAMA_MAX_QUEUE`: "server busy"; a
+    /// llama-server still loading its model). Its `Retry-After`, when sent, is
+    /// [`BackendError::retry_after`].
     Busy,
-    /// HTTP 429: too many requests (a proxy or a hosted Ollama limiting us).
+    /// HTTP 429: too many requests (a proxy or a hosted service limiting us), with its
+    /// `Retry-After` as for [`Fault::Busy`].
     RateLimited,
     /// Any other 5xx, and 408: a passing problem on the server's side.
     ServerError,
     /// No byte for the stall timeout (before the first token too).
     Stalled,
-    /// Ollama's own 404 for the model: it is not pulled there.
+    /// The server's own 404 for the model: Ollama has not pulled it, an OpenAI-compatible
+    /// server says it does not exist.
     ModelMissing,
     /// Any other 4xx: the request (or the setup) is wrong.
     BadRequest,
-    /// An `{"error": ...}` line in the middle of a reply: the model runner failed (crash,
-    /// out of memory, a broken model file); it tends to repeat for the same model and prompt.
+    /// An `{"error": ...}` line or event in the middle of a reply: the model runner failed
+    /// (crash, out of memory, a broken model file); it tends to repeat for the same model and
+    /// prompt.
     MidStream,
     /// The connection failed after it was established (reset, closed early).
     ConnectionBroken,
     /// The whole reply took longer than the deadline: the same reply would take as long again.
     Deadline,
-    /// Something that is not Ollama's wire format (bad JSON, a line too long, bad UTF-8, a
-    /// stream that ended without its final chunk).
+    /// Something that is not the server's wire format (bad JSON, a line or event too long, bad
+    /// UTF-8).
     Protocol,
     /// The configured base URL cannot be used: the setup is wrong.
     InvalidUrl,
@@ -71,7 +76,7 @@ const RETRIED_FREE: Handling = Handling {
     retried: true,
     marks_down: false,
 };
-/// Waits in the queue while the runner probes the server.
+/// Waits in the queue while the runner probes the server, which is down meanwhile.
 const WAITS_FOR_SERVER: Handling = Handling {
     spends_attempt: false,
     retried: true,
@@ -167,7 +172,8 @@ mod tests {
 
     use super::*;
 
-    /// The table, row by row, as the README prints it: (spends an attempt, retried, pauses).
+    /// The table, row by row, as the README prints it: (spends an attempt, retried, marks the
+    /// backend down).
     #[test]
     fn the_table_says_what_the_readme_says() {
         let row = |f: Fault| {
@@ -209,6 +215,7 @@ mod tests {
         let http = |status| BackendError::Http {
             status,
             message: String::new(),
+            retry_after: None,
         };
         assert_eq!(
             BackendError::Unreachable { url: "x".into() }.fault(),

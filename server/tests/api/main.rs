@@ -18,6 +18,7 @@ mod flood;
 mod generation;
 mod headers;
 mod ollama_client;
+mod openai_client;
 mod outage;
 mod output_cap;
 mod pool;

@@ -1,46 +1,16 @@
 //! `OllamaClient`: the HTTP calls to Ollama (stream a chat reply, list models, read the version).
 
-use std::time::Duration;
-
 use serde::Serialize;
 use tokio::time::Instant;
 use url::Url;
 
 use super::super::error::describe;
+use super::super::http::{
+    endpoint, http_client, parse_base, retry_after, shown_url, ClientOptions, ERROR_BODY_TIMEOUT,
+    METADATA_TIMEOUT,
+};
 use super::super::{BackendError, ChatRequest, ChatStream};
 use super::{stream, wire};
-
-/// How long `tags` and `version` may take: they are quick, and a health check must not hang.
-const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long reading an error body may take.
-const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Timeouts of an [`OllamaClient`].
-///
-/// Ollama sends nothing, not even the response head, until the first token: loading a model
-/// can take tens of seconds to minutes on a cold start. So there is deliberately no short read
-/// timeout; `stall_timeout` is the only bound on silence, before the first token too, and it
-/// must stay generous (the default is 5 minutes).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientOptions {
-    /// Time to open the TCP connection; past it Ollama counts as unreachable.
-    pub connect_timeout: Duration,
-    /// Longest silence accepted while waiting for a reply: for the response head (model load
-    /// and prompt evaluation) and between two reads of the body.
-    pub stall_timeout: Duration,
-    /// Longest a whole reply may take, from the request to the final chunk.
-    pub deadline: Duration,
-}
-
-impl Default for ClientOptions {
-    fn default() -> Self {
-        ClientOptions {
-            connect_timeout: Duration::from_secs(5),
-            stall_timeout: Duration::from_secs(300),
-            deadline: Duration::from_secs(30 * 60),
-        }
-    }
-}
 
 /// An installed model, from `GET /api/tags`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -68,17 +38,22 @@ pub struct OllamaClient {
 
 impl OllamaClient {
     /// A client for the Ollama at `base_url`, e.g. `http://127.0.0.1:11434` (a bare
-    /// `host:port` means http). Only plain http: Ollama is a local or LAN service and the
-    /// client is built without TLS. System proxy settings are ignored for the same reason.
+    /// `host:port` means http; https works too, for an Ollama behind a TLS proxy). System proxy
+    /// settings are ignored: Ollama is reached directly.
     pub fn new(base_url: &str, options: ClientOptions) -> Result<Self, BackendError> {
+        Self::with_api_key(base_url, options, None)
+    }
+
+    /// [`OllamaClient::new`] for an Ollama behind a proxy that wants a key: `api_key` goes in
+    /// every request as `Authorization: Bearer …`, and never in a log, an error or a `Debug`.
+    pub fn with_api_key(
+        base_url: &str,
+        options: ClientOptions,
+        api_key: Option<String>,
+    ) -> Result<Self, BackendError> {
         let base = parse_base(base_url)?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(options.connect_timeout)
-            .tcp_nodelay(true)
-            .no_proxy()
-            .build()
-            .map_err(|error| BackendError::Transport(describe(&error)))?;
-        let shown_url = base.as_str().trim_end_matches('/').to_string();
+        let http = http_client(base_url, &options, api_key.as_deref())?;
+        let shown_url = shown_url(&base);
         Ok(OllamaClient {
             http,
             base,
@@ -228,8 +203,7 @@ impl OllamaClient {
     }
 
     fn endpoint(&self, path: &str) -> Url {
-        // `base` always ends with '/', so joining keeps any path prefix of a reverse proxy.
-        self.base.join(path).unwrap_or_else(|_| self.base.clone())
+        endpoint(&self.base, path)
     }
 
     fn request_error(&self, error: &reqwest::Error) -> BackendError {
@@ -251,6 +225,7 @@ impl OllamaClient {
     /// The error for a non-success status, using Ollama's `{"error": ...}` text when present.
     async fn status_error(&self, response: reqwest::Response, model: Option<&str>) -> BackendError {
         let status = response.status();
+        let retry_after = retry_after(&response);
         let body = tokio::time::timeout(ERROR_BODY_TIMEOUT, response.bytes())
             .await
             .ok()
@@ -269,9 +244,14 @@ impl OllamaClient {
                 BackendError::Http {
                     status: 404,
                     message: "not found: is the configured URL an Ollama server?".into(),
+                    retry_after,
                 }
             }
-            (status, _, Some(message)) => BackendError::Http { status, message },
+            (status, _, Some(message)) => BackendError::Http {
+                status,
+                message,
+                retry_after,
+            },
             (status, _, None) => {
                 let text = String::from_utf8_lossy(&body);
                 let text: String = text.trim().chars().take(200).collect();
@@ -284,63 +264,19 @@ impl OllamaClient {
                 } else {
                     text
                 };
-                BackendError::Http { status, message }
+                BackendError::Http {
+                    status,
+                    message,
+                    retry_after,
+                }
             }
         }
     }
 }
 
-/// Parses a base URL the way Ollama's own clients read `OLLAMA_HOST`.
-fn parse_base(base_url: &str) -> Result<Url, BackendError> {
-    let invalid = |reason: String| BackendError::InvalidUrl {
-        url: base_url.to_string(),
-        reason,
-    };
-    let trimmed = base_url.trim();
-    let with_scheme = if trimmed.contains("://") {
-        trimmed.to_string()
-    } else {
-        format!("http://{trimmed}")
-    };
-    let mut url = Url::parse(&with_scheme).map_err(|error| invalid(error.to_string()))?;
-    match url.scheme() {
-        "http" => {}
-        "https" => {
-            return Err(invalid(
-                "https is not supported (the client has no TLS); reach Ollama over http".into(),
-            ))
-        }
-        other => return Err(invalid(format!("unsupported scheme {other:?}, use http"))),
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(invalid("no host".into()));
-    }
-    url.set_query(None);
-    url.set_fragment(None);
-    if !url.path().ends_with('/') {
-        let path = format!("{}/", url.path());
-        url.set_path(&path);
-    }
-    Ok(url)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base_urls_are_normalised() {
-        let url = |s: &str| parse_base(s).map(|u| u.to_string());
-        assert_eq!(
-            url("http://127.0.0.1:11434").unwrap(),
-            "http://127.0.0.1:11434/"
-        );
-        assert_eq!(url("localhost:11434").unwrap(), "http://localhost:11434/");
-        assert_eq!(url("http://gpu/ollama").unwrap(), "http://gpu/ollama/");
-        assert!(url("https://gpu:11434").is_err());
-        assert!(url("ftp://gpu").is_err());
-        assert!(url("http://").is_err());
-    }
 
     #[test]
     fn endpoints_keep_a_proxy_prefix() {
@@ -350,5 +286,16 @@ mod tests {
             "http://gpu/ollama/api/chat"
         );
         assert_eq!(client.url(), "http://gpu/ollama");
+    }
+
+    #[test]
+    fn the_api_key_stays_out_of_debug() {
+        let client = OllamaClient::with_api_key(
+            "https://gpu/ollama",
+            ClientOptions::default(),
+            Some("sk-ollama-secret".into()),
+        )
+        .unwrap();
+        assert!(!format!("{client:?}").contains("sk-ollama-secret"));
     }
 }

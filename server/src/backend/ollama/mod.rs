@@ -7,4 +7,4 @@ mod client;
 mod stream;
 mod wire;
 
-pub use client::{ClientOptions, ModelInfo, OllamaClient};
+pub use client::{ModelInfo, OllamaClient};

@@ -1,0 +1,185 @@
+//! What every kind's HTTP client shares: its timeouts ([`ClientOptions`]), how a base URL is
+//! read, and the reqwest client that carries an optional API key.
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
+use url::Url;
+
+use super::{error::describe, BackendError};
+
+/// Timeouts of a model server's client.
+///
+/// A model server may send nothing, not even the response head, until the first token (Ollama
+/// does): loading a model can take tens of seconds to minutes on a cold start. So there is
+/// deliberately no short read timeout; `stall_timeout` is the only bound on silence, before the
+/// first token too, and it must stay generous (the default is 5 minutes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// Time to open the TCP connection (and the TLS session); past it the server counts as
+    /// unreachable.
+    pub connect_timeout: Duration,
+    /// Longest silence accepted while waiting for a reply: for the response head (model load
+    /// and prompt evaluation) and between two reads of the body.
+    pub stall_timeout: Duration,
+    /// Longest a whole reply may take, from the request to the final chunk.
+    pub deadline: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            connect_timeout: Duration::from_secs(5),
+            stall_timeout: Duration::from_secs(300),
+            deadline: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// How long metadata calls (model lists, version) may take: they are quick, and a health
+/// check must not hang.
+pub(super) const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long reading an error body may take.
+pub(super) const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The reqwest client of one model server. `api_key`, when given, goes in every request as
+/// `Authorization: Bearer …`, marked sensitive so that no `Debug` of the client shows it; it
+/// is never logged nor put in an error. System proxy settings are ignored: model servers are
+/// reached directly.
+/// `base_url` is only for the error.
+pub(super) fn http_client(
+    base_url: &str,
+    options: &ClientOptions,
+    api_key: Option<&str>,
+) -> Result<reqwest::Client, BackendError> {
+    let mut headers = HeaderMap::new();
+    if let Some(key) = api_key {
+        let mut value = HeaderValue::from_str(&format!("Bearer {}", key.trim())).map_err(|_| {
+            BackendError::InvalidUrl {
+                url: base_url.to_string(),
+                reason: "its API key has characters an HTTP header cannot carry".into(),
+            }
+        })?;
+        value.set_sensitive(true);
+        headers.insert(AUTHORIZATION, value);
+    }
+    reqwest::Client::builder()
+        .connect_timeout(options.connect_timeout)
+        .tcp_nodelay(true)
+        .no_proxy()
+        .default_headers(headers)
+        .build()
+        .map_err(|error| BackendError::Transport(describe(&error)))
+}
+
+/// Parses a base URL: `http://host:port/prefix` or `https://…`; a bare `host:port` means http
+/// (as Ollama's own clients read `OLLAMA_HOST`). Query and fragment are dropped, and the path
+/// ends with '/' so that joining an endpoint keeps a reverse proxy's prefix.
+pub(super) fn parse_base(base_url: &str) -> Result<Url, BackendError> {
+    let invalid = |reason: String| BackendError::InvalidUrl {
+        url: base_url.to_string(),
+        reason,
+    };
+    let trimmed = base_url.trim();
+    let with_scheme = if trimmed.contains("://") {
+        trimmed.to_string()
+    } else {
+        format!("http://{trimmed}")
+    };
+    let mut url = Url::parse(&with_scheme).map_err(|error| invalid(error.to_string()))?;
+    match url.scheme() {
+        "http" | "https" => {}
+        other => {
+            return Err(invalid(format!(
+                "unsupported scheme {other:?}, use http or https"
+            )))
+        }
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("no host".into()));
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+/// The base URL as the log shows it: without a trailing '/' and without any user or password
+/// written into it.
+pub(super) fn shown_url(base: &Url) -> String {
+    let mut shown = base.clone();
+    // Only fails for URLs that cannot have credentials, which then have none to hide.
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.as_str().trim_end_matches('/').to_string()
+}
+
+/// How long a 429 or 503 answer asks us to wait: its `Retry-After` header, in seconds or as
+/// an HTTP date (RFC 9110 §10.2.3). `None` for other statuses, without the header, or when it
+/// cannot be read; a date in the past is no wait at all.
+pub(super) fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    if !matches!(response.status().as_u16(), 429 | 503) {
+        return None;
+    }
+    let value = response.headers().get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// `base` joined with a relative `path`. `base` always ends with '/', so the join keeps any
+/// path prefix.
+pub(super) fn endpoint(base: &Url, path: &str) -> Url {
+    base.join(path).unwrap_or_else(|_| base.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_are_normalised() {
+        let url = |s: &str| parse_base(s).map(|u| u.to_string());
+        assert_eq!(
+            url("http://127.0.0.1:11434").unwrap(),
+            "http://127.0.0.1:11434/"
+        );
+        assert_eq!(url("localhost:11434").unwrap(), "http://localhost:11434/");
+        assert_eq!(url("http://gpu/ollama").unwrap(), "http://gpu/ollama/");
+        assert_eq!(
+            url("https://api.example.org/v1?x=1#y").unwrap(),
+            "https://api.example.org/v1/"
+        );
+        assert!(url("ftp://gpu").is_err());
+        assert!(url("http://").is_err());
+    }
+
+    #[test]
+    fn the_shown_url_has_no_credentials() {
+        let base = parse_base("http://me:secret@gpu:8080/v1").unwrap();
+        assert_eq!(shown_url(&base), "http://gpu:8080/v1");
+        assert_eq!(endpoint(&base, "models").path(), "/v1/models");
+    }
+
+    #[test]
+    fn the_api_key_does_not_show_in_debug() {
+        let client = http_client(
+            "http://gpu",
+            &ClientOptions::default(),
+            Some("sk-very-secret"),
+        )
+        .unwrap();
+        let shown = format!("{client:?}");
+        assert!(!shown.contains("sk-very-secret"), "{shown}");
+        let bad =
+            http_client("http://gpu", &ClientOptions::default(), Some("line\nbreak")).unwrap_err();
+        assert!(!bad.to_string().contains("line"), "{bad}");
+    }
+}

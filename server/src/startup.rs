@@ -6,7 +6,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    backend::{Backend, ClientOptions, OllamaClient},
+    backend::{Backend, ClientOptions, OllamaClient, OpenAiClient},
     config::BackendKind,
     config::Config,
     db::{Db, DbLock},
@@ -179,15 +179,16 @@ fn pool(config: &Config) -> Result<Pool, StartError> {
     let mut servers = Vec::new();
     for b in config.backend_list() {
         let bad = |e: crate::backend::BackendError| StartError::Backend(format!("{}: {e}", b.name));
+        let key = b
+            .api_key()
+            .map_err(StartError::Backend)?
+            .map(|key| key.expose().to_string());
         let backend = match b.kind {
-            BackendKind::Ollama => {
-                Backend::Ollama(OllamaClient::new(&b.url, options.clone()).map_err(bad)?)
-            }
+            BackendKind::Ollama => Backend::Ollama(
+                OllamaClient::with_api_key(&b.url, options.clone(), key).map_err(bad)?,
+            ),
             BackendKind::OpenAi => {
-                return Err(StartError::Backend(format!(
-                    "{}: OpenAI-compatible servers are not supported yet",
-                    b.name
-                )))
+                Backend::OpenAi(OpenAiClient::new(&b.url, options.clone(), key).map_err(bad)?)
             }
         };
         tracing::info!(backend = %b.name, kind = ?b.kind, url = backend.url(), concurrency = b.concurrency, "model server");

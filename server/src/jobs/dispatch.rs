@@ -16,13 +16,22 @@ const CLAIM_RETRY_DELAY: Duration = Duration::from_secs(1);
 /// The longest sleep with nothing to do: a safety net under the wake-ups.
 const IDLE_CHECK: Duration = Duration::from_secs(60);
 
+/// What one pass down the queue decided.
+#[derive(Default)]
+struct Plan {
+    /// Jobs to start now, each with the slot it takes.
+    starts: Vec<(i64, Slot)>,
+    /// Jobs (with their model) that no server here may run.
+    nowhere: Vec<(i64, String)>,
+}
+
 impl Jobs {
     pub(super) async fn dispatch(self: Arc<Self>) {
         loop {
             if self.shutdown.is_cancelled() {
                 return;
             }
-            let (starts, nowhere) = self.plan();
+            let Plan { starts, nowhere } = self.plan();
             for (job_id, slot) in starts {
                 if !self.start_run(job_id, slot).await {
                     tokio::select! {
@@ -45,19 +54,18 @@ impl Jobs {
 
     /// The waiting jobs that can start now, each with the slot it takes, and those no server
     /// here may run; the places of the others are published.
-    fn plan(&self) -> (Vec<(i64, Slot)>, Vec<(i64, String)>) {
+    fn plan(&self) -> Plan {
         let queue = self.queue();
-        let mut starts = Vec::new();
-        let mut nowhere = Vec::new();
+        let mut plan = Plan::default();
         for (job_id, model) in queue.waiting_models() {
             if let Some(slot) = self.pool.place(model) {
-                starts.push((job_id, slot));
+                plan.starts.push((job_id, slot));
             } else if self.pool.candidates(model).is_empty() {
-                nowhere.push((job_id, model.to_string()));
+                plan.nowhere.push((job_id, model.to_string()));
             }
         }
         self.publish_positions(&queue);
-        (starts, nowhere)
+        plan
     }
 
     /// Claims a waiting job for `slot`'s server and starts its run. False when the database

@@ -181,6 +181,8 @@ impl Jobs {
                     None
                 }
             };
+            // A server that said how long to wait is not asked again sooner.
+            let delay = delay.map(|d| error.retry_after().map_or(d, |after| d.max(after)));
             let Some(delay) = delay else {
                 tracing::warn!(%error, "job failed");
                 return RunEnd {

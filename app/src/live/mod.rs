@@ -289,7 +289,10 @@ mod tests {
             ..Reasoning::default()
         });
         j.measured(before);
-        assert_eq!(j.tokens_at, 0.0, "a new reasoning token restarts the stall clock");
+        assert_eq!(
+            j.tokens_at, 0.0,
+            "a new reasoning token restarts the stall clock"
+        );
         let before = j.before();
         j.tokens_at = -10_000.0;
         j.measured(before);

@@ -291,7 +291,7 @@ enum Foot {
     /// The live numbers: tokens and speed (once writing), elapsed, time remaining.
     Numbers(Numbers),
     /// The finished job's one line, and the details it opens.
-    Stats(String, Details),
+    Stats(String, Box<Details>),
     /// Why it ended: the sentence, the author's hint, the technical detail.
     Ended(&'static str, Option<String>, Option<String>),
 }
@@ -355,7 +355,7 @@ impl Look {
         let foot = if running {
             Foot::Numbers(numbers(job, job.elapsed_at(now), stalled))
         } else if status == JobStatus::Completed {
-            Foot::Stats(summary(view), details(view))
+            Foot::Stats(summary(view), Box::new(details(view)))
         } else if ended {
             Foot::Ended(
                 reason::sentence(status, view.failure),
@@ -480,7 +480,7 @@ pub fn AIGenerationProgress(
                         {eta.map(|t| view! { <span data-testid="eta">{t}</span> })}
                     </p>
                 }),
-                Foot::Stats(line, d) => EitherOf4::B(view! {
+                Foot::Stats(line, d) => EitherOf4::B({ let d = *d; view! {
                     {d.cut.map(|cut| view! { <p class="ai-cut" data-testid="cut">{cut}</p> })}
                     <details class="ai-stats" data-testid="stats">
                         <summary data-testid="summary">{line}</summary>
@@ -498,7 +498,7 @@ pub fn AIGenerationProgress(
                             {d.ended.map(|e| row("Ended", "done-reason", e))}
                         </dl>
                     </details>
-                }),
+                }}),
                 Foot::Ended(sentence, hint, detail) => EitherOf4::C(view! {
                     <div class="ai-error" data-testid="failure">
                         <p class="sentence">{sentence}</p>

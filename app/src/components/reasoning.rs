@@ -4,10 +4,15 @@
 //!
 //! The reasoning is shown as plain text (text nodes, never HTML), in a box of bounded height
 //! that follows its newest line unless the reader has scrolled up. The section is drawn once
-//! and only its words change, so it stays open or closed as the reader left it.
-use leptos::{html::Div, prelude::*};
+//! and only its words change, so it stays open or closed as the reader left it. A finished
+//! job's reasoning that the page was not given (a wall may leave it out) is loaded from the
+//! post's own address when the section is opened.
+use leptos::{
+    html::{Details, Div},
+    prelude::*,
+};
 
-use crate::{format, live::LiveJob};
+use crate::{api, format, live::LiveJob, types::ApiError};
 
 /// The folded section's one line, at `now` (0 on the server, where no clock runs).
 pub fn summary(job: &LiveJob, now: f64) -> Option<String> {
@@ -41,6 +46,32 @@ pub fn Reasoning(job: RwSignal<Option<LiveJob>>) -> impl IntoView {
                 .unwrap_or_default()
         })
     });
+    let post_id = job.with_untracked(|j| j.as_ref().map_or(0, |j| j.view.post_id));
+    let load = Action::new_local(move |_: &()| async move {
+        let whole = api::post(post_id).await?;
+        if let Some(view) = whole.job {
+            job.update(|j| {
+                if let Some(j) = j
+                    .as_mut()
+                    .filter(|j| j.view.id == view.id && j.view.thinking.is_empty())
+                {
+                    j.view.thinking = view.thinking;
+                }
+            });
+        }
+        Ok::<(), ApiError>(())
+    });
+    let section = NodeRef::<Details>::new();
+    let toggled = move |_| {
+        let opened = section.get_untracked().is_some_and(|d| d.open());
+        let missing = job.with_untracked(|j| {
+            j.as_ref()
+                .is_some_and(|j| j.view.status.is_terminal() && j.view.thinking.is_empty())
+        });
+        if opened && missing && !load.pending().get_untracked() {
+            load.dispatch(());
+        }
+    };
     let body = NodeRef::<Div>::new();
     // Whether the box is scrolled to its end: then it follows the newest line.
     let at_end = StoredValue::new(true);
@@ -60,10 +91,14 @@ pub fn Reasoning(job: RwSignal<Option<LiveJob>>) -> impl IntoView {
 
     view! {
         <Show when=shown>
-            <details class="ai-reasoning" class:thinking=thinking data-testid="reasoning">
+            <details class="ai-reasoning" class:thinking=thinking data-testid="reasoning"
+                node_ref=section on:toggle=toggled>
                 <summary data-testid="reasoning-summary">{line}</summary>
                 <div class="reasoning-text" data-testid="reasoning-text" tabindex="0"
                     node_ref=body on:scroll=scrolled>{move || text.get()}</div>
+                {move || load.value().with(|r| r.as_ref().and_then(|r| r.as_ref().err()).map(|e| view! {
+                    <p class="error" role="alert">{e.message.clone()}</p>
+                }))}
             </details>
         </Show>
     }

@@ -448,8 +448,9 @@ pub fn AIGenerationProgress(
                         <span class="phase" data-testid="phase">{phase}</span>
                         {prompt.map(|p| view! {
                             <span class="prompt-bar" role="progressbar" data-testid="prompt-bar"
-                                aria-label=about.with_value(|a| format!("Prompt read of {a}"))
-                                aria-valuemin="0" aria-valuemax="100" aria-valuenow=format!("{p:.0}")>
+                                aria-label=about.with_value(|a| format!("Reading the prompt of {a}"))
+                                aria-valuemin="0" aria-valuemax="100" aria-valuenow=format!("{p:.0}")
+                                aria-valuetext=format!("{p:.0} % of the prompt read")>
                                 <span class=fill_class(Some(p))></span>
                             </span>
                         })}

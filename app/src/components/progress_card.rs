@@ -754,3 +754,69 @@ mod tests {
         assert_eq!(fill_class(None), "bar-fill");
     }
 }
+
+/// The card as the server draws it (the browser hydrates the same).
+#[cfg(all(test, feature = "ssr"))]
+mod drawn {
+    use leptos::prelude::*;
+
+    use super::AIGenerationProgress;
+    use crate::{
+        live::{LiveJob, WallStore},
+        types::{JobStatus, JobView, PromptProgress},
+    };
+
+    fn drawn(view: JobView) -> String {
+        let owner = Owner::new();
+        owner.set();
+        provide_context(WallStore {
+            entries: RwSignal::new(Vec::new()),
+            next_before: RwSignal::new(None),
+            viewer_tag: RwSignal::new(None),
+            connected: RwSignal::new(true),
+            reconnecting: RwSignal::new(false),
+            announcement: RwSignal::new(String::new()),
+            keep: RwSignal::new(100),
+        });
+        let job = RwSignal::new(Some(LiveJob::new(view)));
+        view! { <AIGenerationProgress job mine=true about="Ada's AI post".to_string() /> }.to_html()
+    }
+
+    #[test]
+    fn reading_the_prompt_has_its_own_named_progressbar_and_the_server_is_named() {
+        let html = drawn(JobView {
+            status: JobStatus::Loading,
+            prompt_progress: Some(PromptProgress {
+                processed: 31,
+                total: 50,
+            }),
+            backend: Some("gpu<1>".into()),
+            ..JobView::fresh(1, 1, "qwen3:4b")
+        });
+        assert!(html.contains("Reading the prompt: 62 %"), "{html}");
+        let bar = html
+            .split("<span ")
+            .find(|tag| tag.contains("data-testid=\"prompt-bar\""))
+            .unwrap_or_else(|| panic!("a prompt bar: {html}"));
+        for attribute in [
+            "role=\"progressbar\"",
+            "aria-valuenow=\"62\"",
+            "aria-label=\"Reading the prompt of Ada&#x27;s AI post\"",
+        ] {
+            assert!(
+                bar.contains(attribute) || bar.contains(&attribute.replace("&#x27;", "'")),
+                "{attribute} in {bar}"
+            );
+        }
+        assert!(html.contains("bar-fill p62"), "{html}");
+        assert_eq!(
+            html.matches("role=\"progressbar\"").count(),
+            1,
+            "one bar at a time: {html}"
+        );
+        assert!(
+            html.contains("gpu&lt;1&gt;</span>"),
+            "the server's name, as text: {html}"
+        );
+    }
+}

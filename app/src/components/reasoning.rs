@@ -174,3 +174,54 @@ mod tests {
         assert_eq!(summary(&job(JobStatus::Completed, None), 0.0), None);
     }
 }
+
+/// The section as the server draws it (the browser hydrates the same).
+#[cfg(all(test, feature = "ssr"))]
+mod drawn {
+    use leptos::prelude::*;
+
+    use super::Reasoning;
+    use crate::{
+        live::LiveJob,
+        types::{JobStatus, JobView, Reasoning as Thought},
+    };
+
+    fn drawn(view: JobView) -> String {
+        let owner = Owner::new();
+        owner.set();
+        let job = RwSignal::new(Some(LiveJob::new(view)));
+        view! { <Reasoning job /> }.to_html()
+    }
+
+    #[test]
+    fn the_reasoning_is_folded_and_its_text_is_escaped() {
+        let html = drawn(JobView {
+            status: JobStatus::Completed,
+            thinking: "Is 1 < 2? <script>alert(1)</script>".into(),
+            reasoning: Some(Thought {
+                tokens: 340,
+                duration_ms: 12_300,
+                finished: true,
+            }),
+            ..JobView::fresh(1, 1, "qwen3:4b")
+        });
+        assert!(html.starts_with("<details "), "{html}");
+        assert!(html.contains("class=\"ai-reasoning\""), "{html}");
+        assert!(!html.contains(" open"), "closed: {html}");
+        assert!(html.contains("Thought for 12 s · 340 tokens"), "{html}");
+        assert!(
+            html.contains("Is 1 &lt; 2? &lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{html}"
+        );
+        assert!(!html.contains("<script>"), "{html}");
+    }
+
+    #[test]
+    fn a_model_that_does_not_think_has_no_section() {
+        let html = drawn(JobView {
+            status: JobStatus::Completed,
+            ..JobView::fresh(1, 1, "llama3.2:1b")
+        });
+        assert!(!html.contains("ai-reasoning"), "{html}");
+    }
+}

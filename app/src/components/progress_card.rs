@@ -55,14 +55,14 @@ fn phase(job: &LiveJob, now: f64, reconnecting: bool) -> String {
                 let secs = ((at - now) / 1000.0).ceil().max(0.0) as u64;
                 format!("{why} Trying again in {}", format::clock(secs * 1000))
             }
-            // The model server says how far it has read.
-            None if view.prompt_progress.is_some() => view
-                .prompt_progress
-                .map(|p| format!("Reading the prompt: {:.0} %", p.percent().floor()))
-                .unwrap_or_default(),
-            // Nothing arrives before the first token: a cold model load, or a long prompt.
-            None if view.model_loaded == Some(true) => "Reading the prompt…".into(),
-            None => "Loading the model…".into(),
+            None => match (view.prompt_progress, view.model_loaded) {
+                // The model server says how far it has read (whole percents, rounded down:
+                // 100 % only once it is all read).
+                (Some(p), _) => format!("Reading the prompt: {:.0} %", p.percent().floor()),
+                // Nothing arrives before the first token: a cold model load, or a long prompt.
+                (None, Some(true)) => "Reading the prompt…".into(),
+                (None, _) => "Loading the model…".into(),
+            },
         },
         JobStatus::Generating => match job.stalled_for(now) {
             Some(ms) => {

@@ -71,7 +71,7 @@ fn phase(job: &LiveJob, now: f64, reconnecting: bool) -> String {
                 let ms = ms as u64;
                 format!("No new tokens for {}…", format::clock(ms))
             }
-            // A thinking model streams its reasoning (not shown) before the answer.
+            // A thinking model streams its reasoning (folded above the answer) first.
             None if view.text.is_empty() => "Thinking…".into(),
             None => "Writing…".into(),
         },

@@ -1,9 +1,9 @@
-//! Which models a post may name: `ollama.allowed_models`, or only the default model when that
+//! Which models a post may name: `generation.allowed_models`, or only the default model when that
 //! list is empty. A visitor must not make the model server load a model nobody chose to offer:
 //! loading it would evict the one everyone uses.
 use app::types::ApiError;
 
-use crate::config::OllamaConfig;
+use crate::config::GenerationConfig;
 
 /// The models this wall offers, in the configured order, the default one among them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -12,7 +12,7 @@ pub struct AllowedModels {
 }
 
 impl AllowedModels {
-    pub fn of(config: &OllamaConfig) -> Self {
+    pub fn of(config: &GenerationConfig) -> Self {
         let names = if config.allowed_models.is_empty() {
             vec![config.default_model.clone()]
         } else {
@@ -62,11 +62,11 @@ pub fn same_model(a: &str, b: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn config(default: &str, allowed: &[&str]) -> OllamaConfig {
-        OllamaConfig {
+    fn config(default: &str, allowed: &[&str]) -> GenerationConfig {
+        GenerationConfig {
             default_model: default.into(),
             allowed_models: allowed.iter().map(|&m| m.to_owned()).collect(),
-            ..OllamaConfig::default()
+            ..GenerationConfig::default()
         }
     }
 

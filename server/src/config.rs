@@ -1,5 +1,8 @@
 //! The server's configuration: one typed struct, from defaults, then `Leptos.toml`, then the
-//! environment (`AIWALL_<SECTION>__<KEY>`).
+//! environment (`AIWALL_<SECTION>__<KEY>`, and `AIWALL_BACKENDS` for the list of backends).
+mod backends;
+mod legacy;
+
 use std::{
     fmt,
     net::{IpAddr, SocketAddr},
@@ -15,6 +18,8 @@ use figment::{
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use self::backends::BackendsEnv;
+pub use self::backends::{BackendConfig, BackendKind};
 use crate::allowed_models::AllowedModels;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -22,7 +27,11 @@ use crate::allowed_models::AllowedModels;
 pub struct Config {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
+    pub generation: GenerationConfig,
+    /// The single Ollama of earlier releases, used when `backends` is empty.
     pub ollama: OllamaConfig,
+    /// The model servers generations run on; empty: the one in `ollama` (see `backend_list`).
+    pub backends: Vec<BackendConfig>,
     pub jobs: JobsConfig,
     pub progress: ProgressConfig,
     pub limits: LimitsConfig,
@@ -167,15 +176,30 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
 }
 
+/// What every generation is asked for and allowed, whichever backend runs it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GenerationConfig {
+    pub default_model: String,
+    /// The models a post may name; empty means only `default_model`.
+    pub allowed_models: Vec<String>,
+    /// Give up when the model server sends no byte for this long (model loads are slow).
+    pub stall_timeout_secs: u64,
+    /// Give up on a generation that runs longer than this in total.
+    pub deadline_secs: u64,
+}
+
+/// The single Ollama of earlier releases: the one backend when there is no `[[backends]]`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct OllamaConfig {
     pub url: String,
-    pub default_model: String,
-    /// The models a post may name; empty means only `default_model`.
-    pub allowed_models: Vec<String>,
-    pub stall_timeout_secs: u64,
-    pub deadline_secs: u64,
+    // Earlier releases' home of the `[generation]` keys: still loaded, moved there by
+    // `legacy::settle`, and readable only here so that nothing reads a stale copy.
+    pub(in crate::config) default_model: String,
+    pub(in crate::config) allowed_models: Vec<String>,
+    pub(in crate::config) stall_timeout_secs: u64,
+    pub(in crate::config) deadline_secs: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -257,14 +281,26 @@ impl Default for DatabaseConfig {
     }
 }
 
-impl Default for OllamaConfig {
+impl Default for GenerationConfig {
     fn default() -> Self {
         Self {
-            url: "http://127.0.0.1:11434".into(),
             default_model: "llama3.2:1b".into(),
             allowed_models: Vec::new(),
             stall_timeout_secs: 300,
             deadline_secs: 1800,
+        }
+    }
+}
+
+impl Default for OllamaConfig {
+    fn default() -> Self {
+        let generation = GenerationConfig::default();
+        Self {
+            url: "http://127.0.0.1:11434".into(),
+            default_model: generation.default_model,
+            allowed_models: generation.allowed_models,
+            stall_timeout_secs: generation.stall_timeout_secs,
+            deadline_secs: generation.deadline_secs,
         }
     }
 }
@@ -318,16 +354,66 @@ const MIN_ANSWER_BYTES: usize = 1024;
 
 impl Config {
     /// Defaults, then the file named by `AIWALL_CONFIG` (or `Leptos.toml` in the working
-    /// directory, when present), then `AIWALL_*` environment variables.
+    /// directory, when present), then `AIWALL_*` environment variables, then the list in
+    /// `AIWALL_BACKENDS`.
     pub fn load() -> Result<Self, Box<figment::Error>> {
         let file = std::env::var_os("AIWALL_CONFIG")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("Leptos.toml"));
-        let config: Config = Self::figment(file).extract().map_err(Box::new)?;
-        config
-            .check()
-            .map_err(|e| Box::new(figment::Error::from(e)))?;
+        let backends = match std::env::var(BackendsEnv::VAR) {
+            Ok(list) if !list.trim().is_empty() => Some(list),
+            Ok(_) | Err(std::env::VarError::NotPresent) => None,
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(Box::new(
+                    format!("{} is not valid UTF-8", BackendsEnv::VAR).into(),
+                ))
+            }
+        };
+        Self::read(file, backends)
+    }
+
+    /// `load`, from this file and this `AIWALL_BACKENDS` (the other variables come from the
+    /// environment).
+    fn read(file: PathBuf, backends: Option<String>) -> Result<Self, Box<figment::Error>> {
+        let defaults = Figment::from(Serialized::defaults(Config::default()));
+        let mut config: Config = Self::layers(defaults, &file, backends.clone())
+            .extract()
+            .map_err(Box::new)?;
+        let given = Self::layers(Figment::new(), &file, backends);
+        legacy::settle(&mut config, &given).map_err(|e| Box::new(e.into()))?;
+        config.check().map_err(|e| Box::new(e.into()))?;
         Ok(config)
+    }
+
+    /// The file and the environment over `base`.
+    fn layers(base: Figment, file: &std::path::Path, backends: Option<String>) -> Figment {
+        let figment = base.merge(Toml::file(file)).merge(
+            Env::prefixed("AIWALL_")
+                // AIWALL_BACKENDS is a whole TOML list, not one value: merged below.
+                .ignore(&["CONFIG", "BACKENDS"])
+                .split("__"),
+        );
+        match backends {
+            Some(list) => figment.merge(BackendsEnv(list)),
+            None => figment,
+        }
+    }
+
+    /// The model servers generations run on: the `[[backends]]` when given, else the single
+    /// Ollama of earlier releases (`ollama.url`, `jobs.concurrency`), named "ollama".
+    pub fn backend_list(&self) -> Vec<BackendConfig> {
+        if !self.backends.is_empty() {
+            return self.backends.clone();
+        }
+        vec![BackendConfig {
+            name: "ollama".into(),
+            kind: BackendKind::Ollama,
+            url: self.ollama.url.clone(),
+            api_key_env: String::new(),
+            api_key_file: String::new(),
+            concurrency: self.jobs.concurrency,
+            models: Vec::new(),
+        }]
     }
 
     /// Settings that parse but cannot work: a zero that would refuse or cut off every request.
@@ -350,13 +436,14 @@ impl Config {
                 ));
             }
         }
-        let o = &self.ollama;
-        if !o.allowed_models.is_empty() && !AllowedModels::of(o).allows(&o.default_model) {
+        let g = &self.generation;
+        if !g.allowed_models.is_empty() && !AllowedModels::of(g).allows(&g.default_model) {
             return Err(format!(
-                "ollama.default_model {:?} is not in ollama.allowed_models {:?}: add it to the list, or choose the default from it",
-                o.default_model, o.allowed_models
+                "generation.default_model {:?} is not in generation.allowed_models {:?}: add it to the list, or choose the default from it",
+                g.default_model, g.allowed_models
             ));
         }
+        backends::check(&self.backends)?;
         let l = &self.limits;
         if l.default_max_tokens == 0 {
             return Err(
@@ -371,12 +458,6 @@ impl Config {
             ));
         }
         Ok(())
-    }
-
-    fn figment(file: PathBuf) -> Figment {
-        Figment::from(Serialized::defaults(Config::default()))
-            .merge(Toml::file(file))
-            .merge(Env::prefixed("AIWALL_").ignore(&["CONFIG"]).split("__"))
     }
 
     pub fn progress_db_interval(&self) -> Duration {
@@ -402,11 +483,53 @@ mod tests {
     fn the_shipped_leptos_toml_equals_the_defaults() {
         // Inside a Jail: the other tests set AIWALL_* variables, and a Jail runs them one at a time.
         figment::Jail::expect_with(|_| {
-            let shipped =
-                Config::figment(concat!(env!("CARGO_MANIFEST_DIR"), "/../Leptos.toml").into())
-                    .extract::<Config>()
-                    .expect("Leptos.toml parses");
+            let shipped = Config::read(
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../Leptos.toml").into(),
+                None,
+            )
+            .expect("Leptos.toml loads");
             assert_eq!(shipped, Config::default());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_shipped_backends_example_loads_once_uncommented() {
+        let shipped = include_str!("../../Leptos.toml");
+        let start = shipped.find("# [[backends]]").expect("an example");
+        let end = shipped.find("\n[ollama]").expect("the [ollama] section");
+        let example: Vec<&str> = shipped[start..end]
+            .lines()
+            .map(|line| {
+                line.strip_prefix("# ")
+                    .or_else(|| line.strip_prefix('#'))
+                    .unwrap_or(line)
+            })
+            .collect();
+        let file = format!(
+            "{}{}{}",
+            &shipped[..start],
+            example.join("\n"),
+            &shipped[end..]
+        );
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("Leptos.toml", &file)?;
+            jail.set_env("GPU2_API_KEY", "sk-example");
+            let config = Config::load().map_err(|e| *e)?;
+            let kinds: Vec<_> = config
+                .backend_list()
+                .into_iter()
+                .map(|b| (b.name, b.kind))
+                .collect();
+            assert_eq!(
+                kinds,
+                [
+                    ("gpu-1".to_owned(), BackendKind::Ollama),
+                    ("gpu-2".to_owned(), BackendKind::OpenAi)
+                ]
+            );
+            let key = config.backends[1].api_key()?.expect("a key");
+            assert_eq!(key.expose(), "sk-example");
             Ok(())
         });
     }
@@ -423,8 +546,29 @@ mod tests {
         assert!(!files.is_empty(), "no earlier Leptos.toml in {dir}");
         for file in files {
             figment::Jail::expect_with(|_| {
-                let loaded = Config::figment(file.clone()).extract::<Config>();
-                assert!(loaded.is_ok(), "{}: {loaded:?}", file.display());
+                let loaded = Config::read(file.clone(), None);
+                let config = loaded.unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+                // Every release so far shipped the defaults: one Ollama on this machine.
+                assert_eq!(
+                    config.backend_list(),
+                    [BackendConfig {
+                        name: "ollama".into(),
+                        kind: BackendKind::Ollama,
+                        url: "http://127.0.0.1:11434".into(),
+                        api_key_env: String::new(),
+                        api_key_file: String::new(),
+                        concurrency: 2,
+                        models: Vec::new(),
+                    }],
+                    "{}",
+                    file.display()
+                );
+                assert_eq!(
+                    config.generation,
+                    GenerationConfig::default(),
+                    "{}",
+                    file.display()
+                );
                 Ok(())
             });
         }
@@ -435,21 +579,34 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             assert!(Config::load()
                 .map_err(|e| *e)?
-                .ollama
+                .generation
                 .allowed_models
                 .is_empty());
             jail.set_env(
-                "AIWALL_OLLAMA__ALLOWED_MODELS",
+                "AIWALL_GENERATION__ALLOWED_MODELS",
                 r#"["llama3.2:1b","qwen3:4b"]"#,
             );
             let config = Config::load().map_err(|e| *e)?;
-            assert_eq!(config.ollama.allowed_models, ["llama3.2:1b", "qwen3:4b"]);
-            jail.set_env("AIWALL_OLLAMA__ALLOWED_MODELS", r#"["qwen3:4b"]"#);
+            assert_eq!(
+                config.generation.allowed_models,
+                ["llama3.2:1b", "qwen3:4b"]
+            );
+            jail.set_env("AIWALL_GENERATION__ALLOWED_MODELS", r#"["qwen3:4b"]"#);
             let refused = Config::load().unwrap_err().to_string();
             assert!(
                 refused.contains(
-                    "ollama.default_model \"llama3.2:1b\" is not in ollama.allowed_models"
+                    "generation.default_model \"llama3.2:1b\" is not in generation.allowed_models"
                 ),
+                "{refused}"
+            );
+            Ok(())
+        });
+        // The earlier name, as the end-to-end tests still set it, is checked the same way.
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("AIWALL_OLLAMA__ALLOWED_MODELS", r#"["qwen3:4b"]"#);
+            let refused = Config::load().unwrap_err().to_string();
+            assert!(
+                refused.contains("is not in generation.allowed_models"),
                 "{refused}"
             );
             Ok(())

@@ -6,7 +6,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    backend::{ClientOptions, OllamaClient},
+    backend::{Backend, ClientOptions, OllamaClient},
+    config::BackendKind,
     config::Config,
     db::{Db, DbLock},
     edge::{self, EdgeOptions, Timeouts},
@@ -14,6 +15,7 @@ use crate::{
     identity,
     jobs::Jobs,
     limits::Limits,
+    pool::Pool,
     routes,
     state::AppState,
 };
@@ -28,8 +30,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("bad Ollama configuration: {0}")]
-    Ollama(String),
+    #[error("bad model server configuration: {0}")]
+    Backend(String),
     #[error("{0}")]
     CookieKey(#[from] identity::KeyError),
 }
@@ -45,16 +47,7 @@ impl Server {
         // Leptos's server rendering spawns its work on tokio; an error means it already is.
         let _ = any_spawner::Executor::init_tokio();
         let config = Arc::new(config);
-        let ollama = OllamaClient::new(
-            &config.ollama.url,
-            ClientOptions {
-                stall_timeout: Duration::from_secs(config.ollama.stall_timeout_secs),
-                deadline: Duration::from_secs(config.ollama.deadline_secs),
-                ..ClientOptions::default()
-            },
-        )
-        .map_err(|e| StartError::Ollama(e.to_string()))?;
-        tracing::info!(url = ollama.url(), "model server (Ollama)");
+        let pool = Arc::new(pool(&config)?);
         // In this order, so that a server that cannot run (a bad setting, another server on the
         // file, a taken port) stops before it changes the database: the database's lock first,
         // then the port; only then migrations, the cookie key, and the recovery of the jobs a
@@ -76,7 +69,7 @@ impl Server {
         let jobs = Jobs::start(
             db.clone(),
             hub.clone(),
-            ollama.clone(),
+            Arc::clone(&pool),
             Arc::clone(&config),
             Arc::clone(&limits),
         )
@@ -88,7 +81,7 @@ impl Server {
             db,
             hub,
             jobs,
-            ollama,
+            pool,
             cookie_key,
             shutdown: CancellationToken::new(),
         };
@@ -174,4 +167,32 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = terminate => {}
     }
+}
+
+/// The model servers of the configuration, with a client each.
+fn pool(config: &Config) -> Result<Pool, StartError> {
+    let options = ClientOptions {
+        stall_timeout: Duration::from_secs(config.generation.stall_timeout_secs),
+        deadline: Duration::from_secs(config.generation.deadline_secs),
+        ..ClientOptions::default()
+    };
+    let mut servers = Vec::new();
+    for b in config.backend_list() {
+        let bad = |e: crate::backend::BackendError| StartError::Backend(format!("{}: {e}", b.name));
+        let backend = match b.kind {
+            BackendKind::Ollama => {
+                Backend::Ollama(OllamaClient::new(&b.url, options.clone()).map_err(bad)?)
+            }
+            BackendKind::OpenAi => {
+                return Err(StartError::Backend(format!(
+                    "{}: OpenAI-compatible servers are not supported yet",
+                    b.name
+                )))
+            }
+        };
+        tracing::info!(backend = %b.name, kind = ?b.kind, url = backend.url(), concurrency = b.concurrency, "model server");
+        let concurrency = u32::try_from(b.concurrency).unwrap_or(u32::MAX);
+        servers.push((b.name, backend, concurrency, b.models));
+    }
+    Ok(Pool::new(servers))
 }

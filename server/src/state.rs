@@ -1,11 +1,12 @@
-//! What every request handler can reach: configuration, database, hub, jobs and Ollama.
+//! What every request handler can reach: configuration, database, hub, jobs and the model
+//! servers.
 use std::sync::Arc;
 
 use axum::extract::FromRef;
 use axum_extra::extract::cookie::Key;
 use leptos::config::LeptosOptions;
 
-use crate::{backend::OllamaClient, config::Config, db::Db, hub::Hub, jobs::Jobs, limits::Limits};
+use crate::{config::Config, db::Db, hub::Hub, jobs::Jobs, limits::Limits, pool::Pool};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -13,7 +14,8 @@ pub struct AppState {
     pub db: Db,
     pub hub: Hub,
     pub jobs: Arc<Jobs>,
-    pub ollama: OllamaClient,
+    /// The model servers.
+    pub pool: Arc<Pool>,
     pub leptos: LeptosOptions,
     /// Signs the anonymous author cookie.
     pub cookie_key: Key,

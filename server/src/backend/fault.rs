@@ -46,34 +46,36 @@ pub struct Handling {
     pub spends_attempt: bool,
     /// The job tries again after a delay; otherwise it fails at once.
     pub retried: bool,
-    /// The runner claims no job until a probe finds the model server answering; the job goes
-    /// back to the queue at its place (and fails only after `jobs.outage_wait_secs` there).
-    pub pauses_claiming: bool,
+    /// Marks the model server down: no job goes to it until a probe finds it answering. The
+    /// job goes back to the queue at its place, without spending an attempt, and runs on
+    /// another server that has its model, or waits (failing only after
+    /// `jobs.outage_wait_secs` with no server for it).
+    pub marks_down: bool,
 }
 
 /// Fails at once; the request was an attempt like any other.
 const FAILS: Handling = Handling {
     spends_attempt: true,
     retried: false,
-    pauses_claiming: false,
+    marks_down: false,
 };
 /// Tried again after a backoff delay, up to `jobs.max_attempts`.
 const RETRIED: Handling = Handling {
     spends_attempt: true,
     retried: true,
-    pauses_claiming: false,
+    marks_down: false,
 };
 /// Tried again after a backoff delay, free, for up to `jobs.outage_wait_secs` in a row.
 const RETRIED_FREE: Handling = Handling {
     spends_attempt: false,
     retried: true,
-    pauses_claiming: false,
+    marks_down: false,
 };
 /// Waits in the queue while the runner probes the server.
 const WAITS_FOR_SERVER: Handling = Handling {
     spends_attempt: false,
     retried: true,
-    pauses_claiming: true,
+    marks_down: true,
 };
 
 impl Fault {
@@ -151,6 +153,12 @@ impl BackendError {
     pub fn handling(&self) -> Handling {
         self.fault().handling()
     }
+
+    /// Whether this error of a call to a model server means nobody is there (a probe or a
+    /// check after a broken reply says so).
+    pub fn is_gone(&self) -> bool {
+        self.handling().marks_down || self.fault() == Fault::ConnectionBroken
+    }
 }
 
 #[cfg(test)]
@@ -164,7 +172,7 @@ mod tests {
     fn the_table_says_what_the_readme_says() {
         let row = |f: Fault| {
             let h = f.handling();
-            (h.spends_attempt, h.retried, h.pauses_claiming)
+            (h.spends_attempt, h.retried, h.marks_down)
         };
         assert_eq!(row(Fault::Unreachable), (false, true, true));
         assert_eq!(row(Fault::ConnectTimeout), (false, true, true));
@@ -182,11 +190,11 @@ mod tests {
     }
 
     #[test]
-    fn only_waiting_for_the_server_pauses_claiming_and_no_free_retry_fails_at_once() {
+    fn only_waiting_for_the_server_marks_down_and_no_free_retry_fails_at_once() {
         for fault in Fault::ALL {
             let h = fault.handling();
             assert!(
-                !h.pauses_claiming || !h.spends_attempt,
+                !h.marks_down || !h.spends_attempt,
                 "{fault:?}: an outage must not cost attempts"
             );
             assert!(

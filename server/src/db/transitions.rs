@@ -329,7 +329,7 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
-    use app::types::{Failure, FinalStats, JobStatus, Progress, Reasoning};
+    use app::types::{Failure, FinalStats, JobStatus, Progress};
 
     use crate::db::{
         testing::{queued_job, temp_db},
@@ -493,6 +493,8 @@ mod tests {
             error: None,
             failure: None,
             attempt: 1,
+            thinking: "",
+            reasoning: None,
         };
         db.write_progress(id, write.clone()).await.unwrap();
         assert_eq!(
@@ -544,6 +546,8 @@ mod tests {
             error: Some("Ollama answered HTTP 503: busy"),
             failure: Some(Failure::Busy),
             attempt: 1,
+            thinking: "",
+            reasoning: None,
         };
         db.write_progress(c, waiting).await.unwrap();
         let recovered = db.recover_interrupted(3).await.unwrap();

@@ -1,16 +1,28 @@
-//! The cap on an answer's size: the most bytes a post keeps. A streamed piece is kept up to the
-//! cap, cut at a character boundary; what does not fit ends the generation, whatever the model
-//! server does with `num_predict` (a bad upstream may stream without end, or in giant chunks).
+//! The cap on an answer's size: the most bytes a post keeps, reasoning and answer together. A
+//! streamed piece is kept up to the cap, cut at a character boundary; what does not fit ends
+//! the generation, whatever the model server does with `num_predict` (a bad upstream may
+//! stream without end, or in giant chunks; a thinking model may reason without end).
 use super::live::Live;
-use crate::backend;
+use crate::backend::ReplyStats;
 
 /// Appends `piece` to the answer, keeping at most `max_bytes` in all. False when some of it did
 /// not fit: the answer is cut (`live.cut_at_bytes` says so) and the generation must end.
 pub(super) fn append(live: &mut Live, piece: &str, max_bytes: usize) -> bool {
-    if keep(&mut live.text, piece, max_bytes) {
-        return true;
-    }
-    tracing::info!(bytes = live.text.len(), "the answer reached its byte cap");
+    let room = max_bytes.saturating_sub(live.thinking.len());
+    keep(&mut live.text, piece, room) || reached(live, max_bytes)
+}
+
+/// Appends `piece` to the reasoning, as [`append`] does to the answer: the two share the cap.
+pub(super) fn append_thinking(live: &mut Live, piece: &str, max_bytes: usize) -> bool {
+    let room = max_bytes.saturating_sub(live.text.len());
+    keep(&mut live.thinking, piece, room) || reached(live, max_bytes)
+}
+
+fn reached(live: &mut Live, max_bytes: usize) -> bool {
+    tracing::info!(
+        bytes = live.text.len() + live.thinking.len(),
+        "the answer reached its byte cap"
+    );
     live.cut_at_bytes = Some(u32::try_from(max_bytes).unwrap_or(u32::MAX));
     false
 }
@@ -33,10 +45,10 @@ fn keep(text: &mut String, piece: &str, max_bytes: usize) -> bool {
 
 /// The final chunk the model server never sent for an answer cut at the cap: a `length` end,
 /// with the tokens counted as they streamed.
-pub(super) fn cut_stats(live: &Live) -> backend::FinalStats {
-    backend::FinalStats {
+pub(super) fn cut_stats(live: &Live) -> ReplyStats {
+    ReplyStats {
         done_reason: Some("length".into()),
-        eval_count: u64::from(live.estimator.tokens()),
+        output_tokens: Some(u64::from(live.estimator.tokens())),
         ..Default::default()
     }
 }

@@ -1,76 +1,113 @@
-//! The dispatch loop: whenever a slot is free (at most `jobs.concurrency` at once), claims the
-//! job at the head of the queue and starts its run; sleeps until woken when the queue is empty,
-//! and claims nothing while the model server is unreachable (it probes it instead).
+//! The dispatch loop: goes down the queue and starts every job for which the pool has a free
+//! place on a model server that has its model (so a job whose servers are all busy or down
+//! holds up none that could run elsewhere); fails the jobs that no server here can run, and
+//! those that waited too long for an unreachable one; then sleeps until a job arrives, a slot
+//! frees up or a server comes back.
 use std::{sync::Arc, time::Duration};
 
+use app::types::Failure;
 use tracing::Instrument;
 
 use super::{queue::StopHandle, view::job_view, Jobs};
+use crate::{backend::BackendError, pool::Slot};
 
 /// After the database refused a claim: wait a moment rather than spin on it.
 const CLAIM_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// The longest sleep with nothing to do: a safety net under the wake-ups.
+const IDLE_CHECK: Duration = Duration::from_secs(60);
 
 impl Jobs {
     pub(super) async fn dispatch(self: Arc<Self>) {
-        let mut outage = self.outage.subscribe();
         loop {
-            let unreachable_since = *outage.borrow_and_update();
-            if let Some(since) = unreachable_since {
-                if self.wait_out_outage(since).await {
-                    continue;
-                }
-                return;
-            }
-            let permit = tokio::select! {
-                permit = Arc::clone(&self.slots).acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => return,
-                },
-                // A run found the server gone while every slot was taken.
-                _ = outage.changed() => continue,
-                _ = self.shutdown.cancelled() => return,
-            };
             if self.shutdown.is_cancelled() {
                 return;
             }
-            let Some(next) = self.queue().head() else {
-                drop(permit);
-                tokio::select! {
-                    _ = self.wake.notified() => continue,
-                    _ = outage.changed() => continue,
-                    _ = self.shutdown.cancelled() => return,
-                }
-            };
-            match self.db.claim_job(next).await {
-                Ok(Some(row)) => {
-                    let stop = StopHandle::new(row.runs);
-                    {
-                        let mut queue = self.queue();
-                        queue.start(row.id, stop.clone());
-                        self.hub.track(job_view(&row, None));
-                        self.publish_positions(&queue);
+            let (starts, nowhere) = self.plan();
+            for (job_id, slot) in starts {
+                if !self.start_run(job_id, slot).await {
+                    tokio::select! {
+                        _ = tokio::time::sleep(CLAIM_RETRY_DELAY) => {}
+                        _ = self.shutdown.cancelled() => return,
                     }
-                    let jobs = Arc::clone(&self);
-                    let span = tracing::info_span!("job", job_id = row.id, model = %row.model);
-                    self.tasks.spawn(
-                        async move {
-                            jobs.run(row, stop).await;
-                            drop(permit);
-                        }
-                        .instrument(span),
-                    );
-                }
-                Ok(None) => {
-                    // Cancelled or deleted since it entered the queue.
-                    drop(permit);
-                    self.leave_queue(next);
-                }
-                Err(e) => {
-                    drop(permit);
-                    tracing::error!(error = %e, delay = ?CLAIM_RETRY_DELAY, "cannot claim the next job; trying again");
-                    tokio::time::sleep(CLAIM_RETRY_DELAY).await;
                 }
             }
+            for (job_id, model) in nowhere {
+                self.fail_nowhere(job_id, &model).await;
+            }
+            let next_due = self.fail_overdue().await;
+            tokio::select! {
+                _ = self.pool.changed() => {}
+                _ = tokio::time::sleep(next_due.unwrap_or(IDLE_CHECK).min(IDLE_CHECK)) => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// The waiting jobs that can start now, each with the slot it takes, and those no server
+    /// here may run; the places of the others are published.
+    fn plan(&self) -> (Vec<(i64, Slot)>, Vec<(i64, String)>) {
+        let queue = self.queue();
+        let mut starts = Vec::new();
+        let mut nowhere = Vec::new();
+        for (job_id, model) in queue.waiting_models() {
+            if let Some(slot) = self.pool.place(model) {
+                starts.push((job_id, slot));
+            } else if self.pool.candidates(model).is_empty() {
+                nowhere.push((job_id, model.to_string()));
+            }
+        }
+        self.publish_positions(&queue);
+        (starts, nowhere)
+    }
+
+    /// Claims a waiting job for `slot`'s server and starts its run. False when the database
+    /// refused the claim (the job stays in the queue).
+    async fn start_run(self: &Arc<Self>, job_id: i64, slot: Slot) -> bool {
+        let backend = slot.member().name.clone();
+        match self.db.claim_job(job_id, &backend).await {
+            Ok(Some(row)) => {
+                let stop = StopHandle::new(row.runs);
+                {
+                    let mut queue = self.queue();
+                    queue.start(row.id, stop.clone());
+                    self.hub.track(job_view(&row, None));
+                    self.publish_positions(&queue);
+                }
+                let jobs = Arc::clone(self);
+                let span =
+                    tracing::info_span!("job", job_id = row.id, model = %row.model, %backend);
+                self.tasks
+                    .spawn(async move { jobs.run(row, stop, slot).await }.instrument(span));
+                true
+            }
+            Ok(None) => {
+                // Cancelled or deleted since it entered the queue.
+                self.leave_queue(job_id);
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, delay = ?CLAIM_RETRY_DELAY, "cannot claim the next job; trying again");
+                false
+            }
+        }
+    }
+
+    /// Fails a job whose model no server here is configured to run.
+    async fn fail_nowhere(&self, job_id: i64, model: &str) {
+        let error = BackendError::ModelNotInstalled {
+            model: model.to_string(),
+        };
+        match self
+            .db
+            .fail_job(job_id, &error.to_string(), Failure::ModelMissing, "")
+            .await
+        {
+            Ok(Some(row)) => {
+                self.leave_queue(job_id);
+                self.hub.finish(job_view(&row, None));
+            }
+            Ok(None) => self.leave_queue(job_id),
+            Err(e) => tracing::error!(job_id, error = %e, "cannot fail a job no server can run"),
         }
     }
 }

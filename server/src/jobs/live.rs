@@ -1,8 +1,8 @@
-//! The state of one running job between publications: its text so far, its phase and the
-//! estimator behind its progress numbers.
+//! The state of one running job between publications: its text (and reasoning) so far, its
+//! phase and the estimator behind its progress numbers.
 use std::time::Instant;
 
-use app::types::{Failure, JobStatus, Progress};
+use app::types::{Failure, JobStatus, Progress, PromptProgress, Reasoning};
 
 use super::estimate::Estimator;
 use crate::db::now_ms;
@@ -25,6 +25,18 @@ pub struct Live {
     pub retry_at: Option<i64>,
     /// Why the last attempt failed (the detail, and its class), while waiting to retry.
     pub error: Option<(String, Failure)>,
+    /// The model server running it (its configured name).
+    pub backend: Option<String>,
+    /// A thinking model's reasoning so far, and its chunks.
+    pub thinking: String,
+    pub thinking_tokens: u32,
+    /// When the reasoning began, and when the answer's first token ended it.
+    thinking_started: Option<Instant>,
+    thinking_ended: Option<Instant>,
+    /// Chunks of the answer (the estimator counts the reasoning's too).
+    pub answer_tokens: u32,
+    /// How far the server has read the prompt, when it says.
+    pub prompt_progress: Option<PromptProgress>,
 }
 
 impl Live {
@@ -40,14 +52,50 @@ impl Live {
             request_started: Instant::now(),
             retry_at: None,
             error: None,
+            backend: None,
+            thinking: String::new(),
+            thinking_tokens: 0,
+            thinking_started: None,
+            thinking_ended: None,
+            answer_tokens: 0,
+            prompt_progress: None,
         }
     }
 
-    /// The seed's progress fields at `now`.
+    /// A chunk of reasoning arrived.
+    pub fn on_reasoning(&mut self, now: Instant) {
+        self.thinking_tokens = self.thinking_tokens.saturating_add(1);
+        self.thinking_started.get_or_insert(now);
+    }
+
+    /// The answer began (or the reply ended): the reasoning, if any, is complete.
+    pub fn end_reasoning(&mut self, now: Instant) {
+        if self.thinking_started.is_some() {
+            self.thinking_ended.get_or_insert(now);
+        }
+    }
+
+    /// How long and how much it has reasoned, if it has.
+    pub fn reasoning(&self, now: Instant) -> Option<Reasoning> {
+        let started = self.thinking_started?;
+        let until = self.thinking_ended.unwrap_or(now);
+        Some(Reasoning {
+            tokens: self.thinking_tokens,
+            duration_ms: u64::try_from(until.saturating_duration_since(started).as_millis())
+                .unwrap_or(u64::MAX),
+            finished: self.thinking_ended.is_some(),
+        })
+    }
+
+    /// The seed's progress fields at `now`. The token count and the speed are the answer's
+    /// (the reasoning shows apart); elapsed time, percent and time remaining cover both.
     pub fn progress(&mut self, now: Instant) -> Progress {
+        // Reasoning and answer are written at the same pace: once the answer has two tokens,
+        // the measured pace is its own.
+        let rate = self.estimator.rate(now);
         Progress {
-            current_tokens: self.estimator.tokens(),
-            tokens_per_second: self.estimator.rate(now),
+            current_tokens: self.answer_tokens,
+            tokens_per_second: if self.answer_tokens >= 2 { rate } else { 0.0 },
             elapsed_time: self.estimator.elapsed_ms(now),
             estimated_time_remaining: self.estimator.remaining_ms(now),
             percent: self.estimator.percent(),
@@ -60,6 +108,12 @@ impl Live {
     pub fn restart(&mut self, retry_at: Option<i64>, error: Option<(String, Failure)>) {
         self.status = JobStatus::Loading;
         self.text.clear();
+        self.thinking.clear();
+        self.thinking_tokens = 0;
+        self.thinking_started = None;
+        self.thinking_ended = None;
+        self.answer_tokens = 0;
+        self.prompt_progress = None;
         self.cut_at_bytes = None;
         self.estimator.restart();
         self.retry_at = retry_at;

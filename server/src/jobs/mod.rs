@@ -2,15 +2,18 @@
 //! the queue of waiting jobs with their positions. [`dispatch`] starts runs, [`run`] does one.
 //!
 //! The queue (in memory, FIFO by the time a job entered it) decides what runs next: dispatch
-//! only claims the job at its head, so nothing runs before `submit` put it in the queue. The
-//! waiting jobs and the running ones sit under one lock, and dispatch moves a job from one to
-//! the other under it, so a Stop never misses a job that is being claimed. While the model
-//! server is unreachable dispatch claims nothing ([`outage`]).
+//! goes down the line and starts every job for which the [`Pool`] has a free place on a
+//! model server that has its model, so a job whose servers are all busy holds up none that
+//! could run elsewhere; nothing runs before `submit` put it in the queue. The waiting jobs and
+//! the running ones sit under one lock, and dispatch moves a job from one to the other under
+//! it, so a Stop never misses a job that is being claimed. A job whose every server is
+//! unreachable waits, and fails after `jobs.outage_wait_secs` ([`outage`]).
 mod admission;
 mod cap;
 mod dispatch;
 mod estimate;
 pub mod fold;
+mod line;
 mod live;
 mod outage;
 mod publisher;
@@ -25,16 +28,16 @@ use std::{
 };
 
 use app::types::{JobStatus, JobView};
-use tokio::sync::{watch, Notify, Semaphore};
+
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    backend::OllamaClient,
     client_addr::ClientKey,
     config::Config,
     db::{Db, DbResult, JobRow},
     hub::Hub,
     limits::Limits,
+    pool::Pool,
 };
 
 pub use admission::{Admission, AdmissionError};
@@ -52,15 +55,10 @@ const CLAIM_WAIT_STEPS: u32 = 50;
 pub struct Jobs {
     db: Db,
     hub: Hub,
-    ollama: OllamaClient,
+    pool: Arc<Pool>,
     config: Arc<Config>,
     limits: Arc<Limits>,
     queue: Mutex<Queue>,
-    wake: Notify,
-    /// Since when (Unix ms) the model server is unreachable, while it is: dispatch waits it
-    /// out, and waiting jobs show it.
-    outage: watch::Sender<Option<i64>>,
-    slots: Arc<Semaphore>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -70,7 +68,7 @@ impl Jobs {
     pub async fn start(
         db: Db,
         hub: Hub,
-        ollama: OllamaClient,
+        pool: Arc<Pool>,
         config: Arc<Config>,
         limits: Arc<Limits>,
     ) -> DbResult<Arc<Self>> {
@@ -79,18 +77,16 @@ impl Jobs {
             tracing::warn!(requeued = ?recovered.requeued, failed = ?recovered.failed, "recovered jobs interrupted by a restart");
         }
         let jobs = Arc::new(Self {
-            slots: Arc::new(Semaphore::new(config.jobs.concurrency.max(1))),
             db,
             hub,
-            ollama,
+            pool,
             config,
             limits,
             queue: Mutex::new(Queue::default()),
-            wake: Notify::new(),
-            outage: watch::Sender::new(None),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
+        jobs.pool.watch(&jobs.tasks, jobs.shutdown.clone());
         for row in jobs.db.unfinished_jobs().await? {
             jobs.submit(&row);
         }
@@ -108,18 +104,18 @@ impl Jobs {
     /// and wake dispatch.
     pub fn submit(&self, row: &JobRow) -> JobView {
         let view = self.enter_locked(&mut self.queue(), row);
-        self.wake.notify_one();
+        self.pool.wake();
         view
     }
 
     /// Puts `row` in the queue and tells its watchers (and the jobs behind it) their places.
     fn enter_locked(&self, queue: &mut Queue, row: &JobRow) -> JobView {
-        queue.enter(row.queued_at, row.id);
-        let mut view = job_view(row, queue.position(row.id));
-        view.unreachable_since = self.unreachable_since();
-        self.hub.track(view.clone());
+        queue.enter(row.queued_at, row.id, &row.model);
+        self.hub.track(job_view(row, None));
         self.publish_positions(queue);
-        view
+        self.hub
+            .current(row.id)
+            .unwrap_or_else(|| job_view(row, None))
     }
 
     /// A run handed its job back (`row`, queued again): it moves from running to waiting in one
@@ -134,7 +130,7 @@ impl Jobs {
             }
             self.enter_locked(&mut queue, row);
         }
-        self.wake.notify_one();
+        self.pool.wake();
         true
     }
 
@@ -208,17 +204,26 @@ impl Jobs {
         Ok(())
     }
 
-    /// Tells every waiting job its place in the queue (only those whose place changed). Called
-    /// with the queue locked, so that two changes of it cannot publish out of order.
+    /// Tells every waiting job its place in the line and what it waits for (only those for
+    /// which that changed). A job's line is the waiting jobs ahead of it that need one of the
+    /// same model servers. Called with the queue locked, so that two changes of it cannot
+    /// publish out of order.
     fn publish_positions(&self, queue: &Queue) {
-        for (id, position) in queue.positions() {
-            let position = Some(position);
-            if self
-                .hub
-                .current(id)
-                .is_some_and(|v| v.queue_position != position && v.status == JobStatus::Queued)
-            {
-                self.hub.update(id, |v| v.queue_position = position);
+        for (id, place) in line::places(&self.pool, queue) {
+            if self.hub.current(id).is_some_and(|v| {
+                v.status == JobStatus::Queued
+                    && (v.queue_position, &v.waiting_for, v.unreachable_since)
+                        != (
+                            Some(place.position),
+                            &Some(place.waiting_for.clone()),
+                            place.unreachable_since,
+                        )
+            }) {
+                self.hub.update(id, |v| {
+                    v.queue_position = Some(place.position);
+                    v.waiting_for = Some(place.waiting_for);
+                    v.unreachable_since = place.unreachable_since;
+                });
             }
         }
     }

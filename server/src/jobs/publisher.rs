@@ -25,6 +25,8 @@ pub struct Publisher {
     /// How much of the text watchers have; `None` after a restart, when theirs must be
     /// cleared before the new text.
     sent_len: Option<usize>,
+    /// How much of the reasoning watchers have (cleared with the text).
+    sent_thinking: usize,
 }
 
 impl Publisher {
@@ -35,6 +37,7 @@ impl Publisher {
             watchers: Throttle::new(push_interval),
             database: Throttle::new(write_interval),
             sent_len: Some(0),
+            sent_thinking: 0,
         }
     }
 
@@ -114,17 +117,30 @@ impl Publisher {
         if targets == Targets::default() {
             return;
         }
-        let progress = live.progress(Instant::now());
+        let now = Instant::now();
+        let progress = live.progress(now);
+        let reasoning = live.reasoning(now);
         if targets.watchers {
             let restart = self.sent_len.is_none();
+            if restart {
+                self.sent_thinking = 0;
+            }
             let delta = &live.text[self.sent_len.unwrap_or(0).min(live.text.len())..];
+            let thinking_delta = &live.thinking[self.sent_thinking.min(live.thinking.len())..];
             // Rendered only when the text changed; the hub sends the blocks that differ.
             let blocks = (restart || !delta.is_empty()).then(|| markdown::blocks(&live.text));
             self.hub.publish(live.id, blocks, |v| {
                 if restart {
                     v.text.clear();
+                    v.thinking.clear();
                 }
                 v.text.push_str(delta);
+                v.thinking.push_str(thinking_delta);
+                v.reasoning = reasoning.clone();
+                v.prompt_progress = live.prompt_progress;
+                v.backend = live.backend.clone();
+                v.waiting_for = None;
+                v.unreachable_since = None;
                 v.status = live.status;
                 v.progress = progress.clone();
                 v.retry_at = live.retry_at;
@@ -135,6 +151,7 @@ impl Publisher {
                 v.queue_position = None;
             });
             self.sent_len = Some(live.text.len());
+            self.sent_thinking = live.thinking.len();
         }
         if targets.database {
             let write = ProgressWrite {
@@ -145,6 +162,8 @@ impl Publisher {
                 error: live.error.as_ref().map(|(detail, _)| detail.as_str()),
                 failure: live.error.as_ref().map(|(_, class)| *class),
                 attempt: live.attempt,
+                thinking: &live.thinking,
+                reasoning: reasoning.as_ref(),
             };
             if let Err(e) = self.db.write_progress(live.id, write).await {
                 tracing::warn!(error = %e, "cannot write progress; the next write will carry it");

@@ -62,28 +62,25 @@ impl StopHandle {
 pub struct Queue {
     /// (queued_at, id): the order of the queue.
     waiting: BTreeSet<(i64, i64)>,
+    /// The model of each waiting job: which servers it can run on.
+    models: HashMap<i64, String>,
     running: HashMap<i64, StopHandle>,
 }
 
 impl Queue {
-    pub fn enter(&mut self, queued_at: i64, job_id: i64) {
+    pub fn enter(&mut self, queued_at: i64, job_id: i64, model: &str) {
         self.waiting.insert((queued_at, job_id));
+        self.models.insert(job_id, model.to_string());
     }
 
-    /// 1 for the job at the head of the queue.
-    pub fn position(&self, job_id: i64) -> Option<u32> {
-        self.waiting
-            .iter()
-            .position(|&(_, id)| id == job_id)
-            .and_then(|i| u32::try_from(i + 1).ok())
-    }
-
-    /// The waiting jobs with their positions, head first.
-    pub fn positions(&self) -> impl Iterator<Item = (i64, u32)> + '_ {
-        self.waiting
-            .iter()
-            .zip(1..)
-            .map(|(&(_, id), position)| (id, position))
+    /// The waiting jobs as (id, model), head first.
+    pub fn waiting_models(&self) -> impl Iterator<Item = (i64, &str)> + '_ {
+        self.waiting.iter().map(|&(_, id)| {
+            (
+                id,
+                self.models.get(&id).map(String::as_str).unwrap_or_default(),
+            )
+        })
     }
 
     /// The waiting jobs as (the time they entered the queue, id), head first.
@@ -91,12 +88,9 @@ impl Queue {
         self.waiting.iter().copied()
     }
 
-    pub fn head(&self) -> Option<i64> {
-        self.waiting.first().map(|&(_, id)| id)
-    }
-
     pub fn leave(&mut self, job_id: i64) {
         self.waiting.retain(|&(_, id)| id != job_id);
+        self.models.remove(&job_id);
     }
 
     /// Moves a claimed job from the waiting line to the running set.
@@ -137,13 +131,13 @@ mod tests {
     #[test]
     fn fifo_by_queue_time_then_id_and_a_retry_keeps_only_its_own_run() {
         let mut q = Queue::default();
-        q.enter(20, 1);
-        q.enter(10, 2);
-        q.enter(10, 3);
-        assert_eq!(q.head(), Some(2));
-        assert_eq!(q.positions().collect::<Vec<_>>(), [(2, 1), (3, 2), (1, 3)]);
+        q.enter(20, 1, "m");
+        q.enter(10, 2, "m");
+        q.enter(10, 3, "m");
+        let order = |q: &Queue| q.waiting_models().map(|(id, _)| id).collect::<Vec<_>>();
+        assert_eq!(order(&q), [2, 3, 1]);
         q.start(2, StopHandle::new(1));
-        assert_eq!((q.position(3), q.backlog()), (Some(1), 3));
+        assert_eq!((order(&q), q.backlog()), (vec![3, 1], 3));
         q.start(2, StopHandle::new(2)); // a Retry's run
         q.finish(2, 1);
         assert!(

@@ -1,10 +1,11 @@
-//! One run of a job: its attempts (requests to the model server) one after another, with
-//! backoff after a transient failure, each streamed into the job's live state; then its end,
-//! stored until the database takes it. What each failure costs is the table in
-//! [`crate::backend::Fault`]; a server found gone sends the job back to the queue.
+//! One run of a job on one model server (the slot dispatch gave it): its attempts (requests)
+//! one after another, with backoff after a transient failure, each streamed into the job's
+//! live state; then its end, stored until the database takes it. What each failure costs is
+//! the table in [`crate::backend::Fault`]; a server found gone is marked down and the job goes
+//! back to the queue, to run on another server or to wait for one.
 use std::time::{Duration, Instant};
 
-use app::types::{Failure, FinalStats, JobStatus, Progress};
+use app::types::{Failure, FinalStats, JobStatus, Progress, PromptProgress, Reasoning};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::StreamExt;
 use tokio::time::sleep_until;
@@ -20,8 +21,9 @@ use super::{
 };
 use crate::{
     allowed_models::same_model,
-    backend::{self, BackendError, ChatEvent, ChatRequest},
+    backend::{BackendError, ChatEvent, ChatRequest, ReplyStats},
     db::{now_ms, DbResult, JobCompletion, JobRow},
+    pool::{Member, Slot},
 };
 
 /// Completed jobs of the same model that the length estimate looks back on.
@@ -36,11 +38,13 @@ const RETRY_MAX_DELAY: Duration = Duration::from_secs(60);
 const STORE_END_FIRST_DELAY: Duration = Duration::from_millis(200);
 const STORE_END_MAX_DELAY: Duration = Duration::from_secs(5);
 
-/// How one run of a job ended, with the text it wrote and its last progress.
+/// How one run of a job ended, with the text (and reasoning) it wrote and its last progress.
 struct RunEnd {
     outcome: Outcome,
     text: String,
     progress: Progress,
+    thinking: String,
+    reasoning: Option<Reasoning>,
 }
 
 enum Outcome {
@@ -48,9 +52,11 @@ enum Outcome {
     /// The technical detail, and its class.
     Failed(String, Failure),
     Stopped(StopReason),
-    /// The model server is unreachable: back to the queue at its place, to wait for it there.
-    /// `spent`: the try counts (the reply broke off partway: this job may be what brought the
-    /// server down, and must not do so for ever); a request refused before any reply does not.
+    /// Its model server is unreachable: back to the queue at its place, to run on another
+    /// server or to wait for one there. `spent`: the try counts (the reply broke off partway
+    /// and no other server can take the job: it may be what brought the server down, and must
+    /// not do so for ever); a request refused before any reply, or one that can go on
+    /// elsewhere, does not.
     WaitForServer {
         spent: bool,
     },
@@ -58,23 +64,26 @@ enum Outcome {
 
 /// How one attempt (one request to the model server) ended.
 enum AttemptEnd {
-    Done(backend::FinalStats),
+    Done(ReplyStats),
     Failed(BackendError),
     Stopped,
 }
 
 impl Jobs {
-    /// Runs a claimed job to its end and stores that end.
-    pub(super) async fn run(&self, row: JobRow, stop: StopHandle) {
+    /// Runs a claimed job to its end on `slot`'s server and stores that end; only then is
+    /// the slot given back, so that a server's next job starts after its last one ended for
+    /// everyone who watches.
+    pub(super) async fn run(&self, row: JobRow, stop: StopHandle, slot: Slot) {
         tracing::info!(attempt = row.attempt, run = row.runs, "job started");
-        let end = self.run_attempts(&row, &stop).await;
+        let end = self.run_attempts(&row, &stop, slot.member()).await;
         self.store_end(&row, &end, &stop).await;
         // Only now: a Stop that comes while the end is being stored finds the job still
         // running (and changes nothing) rather than cancelling a finished answer.
         self.queue().finish(row.id, row.runs);
+        drop(slot);
     }
 
-    async fn run_attempts(&self, row: &JobRow, stop: &StopHandle) -> RunEnd {
+    async fn run_attempts(&self, row: &JobRow, stop: &StopHandle, member: &Member) -> RunEnd {
         let recent = self
             .db
             .recent_output_lengths(&row.model, HISTORY)
@@ -99,6 +108,7 @@ impl Jobs {
         let mut busy_since = None::<Instant>;
         let started = Instant::now();
         let mut live = Live::new(row.id, row.attempt, Estimator::new(started, expected));
+        live.backend = Some(member.name.clone());
         let mut publisher = Publisher::new(
             self.hub.clone(),
             self.db.clone(),
@@ -108,17 +118,27 @@ impl Jobs {
         publisher.phase_changed(&mut live).await;
 
         loop {
-            let error = match self.attempt(row, &mut live, &mut publisher, stop).await {
+            let error = match self
+                .attempt(row, &mut live, &mut publisher, stop, member)
+                .await
+            {
                 AttemptEnd::Done(stats) => {
+                    live.end_reasoning(Instant::now());
                     publisher.flush_to_watchers(&mut live).await;
                     let stats = final_stats(&stats, &live);
-                    // Ollama's count is the truth; the live count was of streamed chunks.
+                    // The server's count is the truth; the live count was of streamed chunks.
                     let mut progress = live.progress(Instant::now());
                     progress.elapsed_time = millis(started.elapsed());
-                    progress.current_tokens = stats.output_tokens;
-                    progress.tokens_per_second = stats.tokens_per_second();
+                    if let Some(tokens) = stats.output_tokens {
+                        progress.current_tokens = tokens;
+                    }
+                    if let Some(speed) = stats.tokens_per_second(live.thinking_tokens) {
+                        progress.tokens_per_second = speed;
+                    }
                     return RunEnd {
                         outcome: Outcome::Completed(stats),
+                        reasoning: live.reasoning(Instant::now()),
+                        thinking: std::mem::take(&mut live.thinking),
                         text: live.text,
                         progress,
                     };
@@ -127,22 +147,25 @@ impl Jobs {
                 AttemptEnd::Failed(error) => error,
             };
             let handling = error.handling();
-            let gone = handling.pauses_claiming
+            let gone = handling.marks_down
                 || (error.fault().may_mean_gone()
                     && tokio::select! {
-                        gone = self.server_gone() => gone,
+                        gone = server_gone(member) => gone,
                         _ = stop.stopped() => return stopped(&mut live, stop),
                     });
-            let spent = !handling.pauses_claiming;
             if gone {
-                self.server_unreachable();
+                member.mark_down(&error.to_string());
             }
+            // Refused before any reply, or able to go on elsewhere: free.
+            let spent = !handling.marks_down && !self.pool.another_up_for(&row.model, &member.name);
             if gone && (!spent || live.attempt < self.config.jobs.max_attempts) {
                 tracing::warn!(%error, spent, "the model server is gone; the job goes back to the queue");
                 return RunEnd {
                     outcome: Outcome::WaitForServer { spent },
                     progress: live.progress(Instant::now()),
                     text: std::mem::take(&mut live.text),
+                    thinking: String::new(),
+                    reasoning: None,
                 };
             }
             let delay = if !handling.retried {
@@ -163,10 +186,12 @@ impl Jobs {
                 return RunEnd {
                     outcome: Outcome::Failed(error.to_string(), error.class()),
                     progress: live.progress(Instant::now()),
+                    reasoning: live.reasoning(Instant::now()),
+                    thinking: std::mem::take(&mut live.thinking),
                     text: live.text,
                 };
             };
-            tracing::info!(%error, ?delay, "transient Ollama failure; retrying");
+            tracing::info!(%error, ?delay, "transient model server failure; retrying");
             let retry_at =
                 now_ms().saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
             // The answer starts over: the next attempt streams from the beginning.
@@ -188,24 +213,25 @@ impl Jobs {
         }
     }
 
-    /// One attempt: a request to Ollama, streamed into `live` until it ends, fails or is
-    /// stopped.
+    /// One attempt: a request to the model server, streamed into `live` until it ends, fails
+    /// or is stopped.
     async fn attempt(
         &self,
         row: &JobRow,
         live: &mut Live,
         publisher: &mut Publisher,
         stop: &StopHandle,
+        member: &Member,
     ) -> AttemptEnd {
-        // Tell a cold model load from reading the prompt: both are silent until the first token.
-        let loaded = tokio::select! {
-            loaded = tokio::time::timeout(MODEL_CHECK_TIMEOUT, self.ollama.loaded_models()) => loaded,
+        // Tell a cold model load from reading the prompt (both silent until the first token),
+        // and ask a thinking model to reason only when it can.
+        let (loaded, think) = tokio::select! {
+            checks = tokio::time::timeout(MODEL_CHECK_TIMEOUT, async {
+                tokio::join!(member.backend.loaded_models(), member.can_think(&row.model))
+            }) => checks.map_or((None, false), |(loaded, think)| (loaded.ok().flatten(), think)),
             _ = stop.stopped() => return AttemptEnd::Stopped,
         };
-        live.model_loaded = match loaded {
-            Ok(Ok(models)) => Some(models.iter().any(|m| same_model(m, &row.model))),
-            _ => None,
-        };
+        live.model_loaded = loaded.map(|models| models.iter().any(|m| same_model(m, &row.model)));
         publisher.send_to_watchers_now(live).await;
         live.request_started = Instant::now();
         let request = ChatRequest {
@@ -216,14 +242,16 @@ impl Jobs {
                 row.max_tokens
                     .unwrap_or(self.config.limits.default_num_predict()),
             ),
+            think,
         };
         let mut stream = tokio::select! {
-            started = self.ollama.chat_stream(&request) => match started {
+            started = member.backend.chat_stream(&request) => match started {
                 Ok(stream) => stream,
                 Err(e) => return AttemptEnd::Failed(e),
             },
             _ = stop.stopped() => return AttemptEnd::Stopped,
         };
+        let cap = self.config.limits.answer_max_bytes;
         loop {
             let due = publisher.next_due();
             tokio::select! {
@@ -231,14 +259,30 @@ impl Jobs {
                 _ = stop.stopped() => return AttemptEnd::Stopped,
                 event = stream.next() => match event {
                     Some(Ok(ChatEvent::Token(piece))) => {
-                        let kept = cap::append(live, &piece, self.config.limits.answer_max_bytes);
+                        live.end_reasoning(Instant::now());
+                        let kept = cap::append(live, &piece, cap);
+                        live.answer_tokens += 1;
                         on_token(live, publisher).await;
                         if !kept {
                             // Dropping the stream drops the request: the model server stops.
                             return AttemptEnd::Done(cap::cut_stats(live));
                         }
                     }
-                    Some(Ok(ChatEvent::Thinking(_))) => on_token(live, publisher).await,
+                    Some(Ok(ChatEvent::Thinking(piece))) => {
+                        let kept = cap::append_thinking(live, &piece, cap);
+                        live.on_reasoning(Instant::now());
+                        on_token(live, publisher).await;
+                        if !kept {
+                            return AttemptEnd::Done(cap::cut_stats(live));
+                        }
+                    }
+                    Some(Ok(ChatEvent::PromptProgress { processed, total })) => {
+                        live.prompt_progress = Some(PromptProgress {
+                            processed: u32::try_from(processed).unwrap_or(u32::MAX),
+                            total: u32::try_from(total).unwrap_or(u32::MAX),
+                        });
+                        publisher.token(live).await;
+                    }
                     Some(Ok(ChatEvent::Done(stats))) => return AttemptEnd::Done(stats),
                     Some(Err(e)) => return AttemptEnd::Failed(e),
                     None => return AttemptEnd::Failed(BackendError::Protocol("the stream ended before its final chunk".into())),
@@ -275,6 +319,8 @@ impl Jobs {
             outcome,
             text,
             progress,
+            thinking,
+            reasoning,
         } = end;
         let ended = match outcome {
             Outcome::Completed(stats) => {
@@ -284,6 +330,8 @@ impl Jobs {
                     text,
                     stats,
                     progress,
+                    thinking,
+                    reasoning: reasoning.as_ref(),
                 };
                 self.db.complete_job(row.id, completion).await?
             }
@@ -384,7 +432,21 @@ fn stopped(live: &mut Live, stop: &StopHandle) -> RunEnd {
     RunEnd {
         outcome: Outcome::Stopped(stop.reason()),
         progress: live.progress(Instant::now()),
+        reasoning: live.reasoning(Instant::now()),
+        thinking: std::mem::take(&mut live.thinking),
         text: std::mem::take(&mut live.text),
+    }
+}
+
+/// How long the check after a broken reply may take; past it the server counts as there.
+const GONE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// After a reply broke off: whether its server went away (it refuses connections now),
+/// rather than this one reply failing.
+async fn server_gone(member: &Member) -> bool {
+    match tokio::time::timeout(GONE_CHECK_TIMEOUT, member.backend.check()).await {
+        Ok(Err(e)) => e.is_gone(),
+        Ok(Ok(_)) | Err(_) => false,
     }
 }
 
@@ -395,25 +457,28 @@ fn millis(duration: Duration) -> u64 {
 /// The longest duration the database stores (SQL's signed 64-bit integer, ~292 years in ns).
 const MAX_STORED_NS: u64 = i64::MAX.unsigned_abs();
 
-/// Ollama's final chunk, as the post keeps it. Its numbers come from outside: each is bounded
-/// to what the post can store, so that a wild value cannot make the end unstorable.
-fn final_stats(s: &backend::FinalStats, live: &Live) -> FinalStats {
+/// What the model server reported at the end, as the post keeps it. Its numbers come from
+/// outside: each is bounded to what the post can store, so that a wild value cannot make the
+/// end unstorable. The answer's tokens are the written ones less the reasoning's.
+fn final_stats(s: &ReplyStats, live: &Live) -> FinalStats {
     let ttft = live
         .estimator
         .first_token_at()
-        .map(|t| millis(t.saturating_duration_since(live.request_started)))
-        .unwrap_or_default();
-    let input = u32::try_from(s.prompt_eval_count).unwrap_or(u32::MAX);
-    let output = u32::try_from(s.eval_count).unwrap_or(u32::MAX);
+        .map(|t| millis(t.saturating_duration_since(live.request_started)));
+    let count = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+    let input = s.input_tokens.map(count);
+    let written = s.output_tokens.map(count);
+    let output = written.map(|n| n.saturating_sub(live.thinking_tokens));
+    let ns = |n: Option<u64>| n.map(|n| n.min(MAX_STORED_NS));
     FinalStats {
         input_tokens: input,
         output_tokens: output,
-        total_tokens: input.saturating_add(output),
+        total_tokens: input.zip(written).map(|(i, o)| i.saturating_add(o)),
         time_to_first_token_ms: ttft,
-        load_duration_ns: s.load_duration_ns.min(MAX_STORED_NS),
-        prompt_eval_duration_ns: s.prompt_eval_duration_ns.min(MAX_STORED_NS),
-        eval_duration_ns: s.eval_duration_ns.min(MAX_STORED_NS),
-        total_duration_ns: s.total_duration_ns.min(MAX_STORED_NS),
+        load_duration_ns: ns(s.load_duration_ns),
+        prompt_eval_duration_ns: ns(s.prompt_eval_duration_ns),
+        eval_duration_ns: ns(s.eval_duration_ns),
+        total_duration_ns: ns(s.total_duration_ns),
         done_reason: s.done_reason.clone().unwrap_or_else(|| "stop".into()),
         cut_at_bytes: live.cut_at_bytes,
     }
@@ -424,29 +489,57 @@ mod tests {
     use std::time::Instant;
 
     use super::{final_stats, Live, MAX_STORED_NS};
-    use crate::{jobs::estimate::Estimator, ollama};
+    use crate::{backend::ReplyStats, jobs::estimate::Estimator};
 
     #[test]
     fn wild_numbers_from_the_model_server_are_bounded_to_what_the_post_stores() {
         let live = Live::new(1, 1, Estimator::new(Instant::now(), None));
-        let wild = backend::FinalStats {
-            prompt_eval_count: u64::MAX,
-            eval_count: 7,
-            load_duration_ns: u64::MAX,
-            prompt_eval_duration_ns: u64::MAX,
-            eval_duration_ns: 5,
-            total_duration_ns: u64::MAX,
+        let wild = ReplyStats {
+            input_tokens: Some(u64::MAX),
+            output_tokens: Some(7),
+            load_duration_ns: Some(u64::MAX),
+            prompt_eval_duration_ns: Some(u64::MAX),
+            eval_duration_ns: Some(5),
+            total_duration_ns: Some(u64::MAX),
             ..Default::default()
         };
         let stats = final_stats(&wild, &live);
         assert_eq!(
             (stats.input_tokens, stats.output_tokens, stats.total_tokens),
-            (u32::MAX, 7, u32::MAX)
+            (Some(u32::MAX), Some(7), Some(u32::MAX))
         );
-        assert_eq!(stats.load_duration_ns, MAX_STORED_NS);
-        assert_eq!(stats.total_duration_ns, MAX_STORED_NS);
-        assert_eq!(stats.eval_duration_ns, 5);
+        assert_eq!(stats.load_duration_ns, Some(MAX_STORED_NS));
+        assert_eq!(stats.total_duration_ns, Some(MAX_STORED_NS));
+        assert_eq!(stats.eval_duration_ns, Some(5));
         assert_eq!(stats.done_reason, "stop");
         assert!(i64::try_from(MAX_STORED_NS).is_ok());
+    }
+
+    #[test]
+    fn what_the_server_did_not_report_stays_unknown_and_reasoning_is_not_the_answer() {
+        let mut live = Live::new(1, 1, Estimator::new(Instant::now(), None));
+        live.thinking_tokens = 30;
+        let usage_only = ReplyStats {
+            input_tokens: Some(12),
+            output_tokens: Some(50),
+            done_reason: Some("length".into()),
+            ..Default::default()
+        };
+        let stats = final_stats(&usage_only, &live);
+        assert_eq!(
+            (stats.input_tokens, stats.output_tokens, stats.total_tokens),
+            (Some(12), Some(20), Some(62))
+        );
+        assert_eq!(
+            (
+                stats.eval_duration_ns,
+                stats.load_duration_ns,
+                stats.total_duration_ns
+            ),
+            (None, None, None)
+        );
+        assert_eq!(stats.time_to_first_token_ms, None, "no token came");
+        assert_eq!(stats.tokens_per_second(30), None);
+        assert_eq!(stats.done_reason, "length");
     }
 }

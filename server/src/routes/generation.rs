@@ -74,7 +74,7 @@ pub async fn retry(
         return Err(only_ended());
     }
     // The list may have narrowed since the post was made.
-    AllowedModels::of(&state.config.ollama)
+    AllowedModels::of(&state.config.generation)
         .check(row.model.clone())
         .map_err(HttpError::invalid)?;
     let _admitted = state.jobs.admit(&row.author_id, client.key()).await?;

@@ -1,4 +1,5 @@
-//! `/healthz` (the process answers) and `/readyz` (the database answers; Ollama reported).
+//! `/healthz` (the process answers) and `/readyz` (the database answers; the model servers
+//! reported, each by its name).
 use app::types::{Check, Readiness};
 use axum::{extract::State, http::StatusCode, Json};
 
@@ -10,16 +11,36 @@ pub async fn healthz() -> &'static str {
 
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let database = state.db.ping().await;
-    let ollama = state.ollama.version().await;
     let status = if database.is_ok() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let backends = state.pool.health();
+    // Kept from the single-Ollama releases: ok when any model server answers.
+    let up = state.pool.members().iter().find(|m| m.is_up());
+    let ollama = match up {
+        Some(member) => Check {
+            ok: true,
+            version: member.version(),
+            error: None,
+        },
+        None => Check {
+            ok: false,
+            version: None,
+            error: Some(
+                backends
+                    .iter()
+                    .find_map(|b| b.error.clone())
+                    .unwrap_or_else(|| "no model server answers".into()),
+            ),
+        },
+    };
     let body = Readiness {
         ready: database.is_ok(),
         database: Check::of(&database, |()| None),
-        ollama: Check::of(&ollama, |version| Some(version.clone())),
+        ollama,
+        backends,
         queued_jobs: state.jobs.queued_count(),
         wall_watchers: state.hub.wall_watchers(),
     };

@@ -1,36 +1,23 @@
-//! `/api/v1/ai/models`: the models a post may name that the model server has, for the composer
-//! to offer.
-use app::types::{ErrorCode, ModelList};
-use axum::{extract::State, http::StatusCode, Json};
+//! `/api/v1/ai/models`: the models a post may name, with the model servers that can run each
+//! now, for the composer to offer.
+use app::types::ModelList;
+use axum::{extract::State, Json};
 
-use crate::{
-    allowed_models::{same_model, AllowedModels},
-    error::{HttpError, HttpResult},
-    state::AppState,
-};
+use crate::{allowed_models::AllowedModels, error::HttpResult, state::AppState};
 
 pub async fn list(State(state): State<AppState>) -> HttpResult<Json<ModelList>> {
-    let installed = state.ollama.tags().await.map_err(|e| {
-        HttpError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::OllamaUnavailable,
-            format!(
-                "Cannot list the models: {e}. AI posts will wait in the queue until it is back."
-            ),
-        )
-    })?;
-    let default_model = &state.config.ollama.default_model;
-    let models = AllowedModels::of(&state.config.ollama)
-        .names()
+    let default_model = &state.config.generation.default_model;
+    let allowed = AllowedModels::of(&state.config.generation);
+    let offered = state.pool.offered(allowed.names());
+    // The default model is offered even before a server has it: its posts say what to do.
+    let models = offered
         .iter()
-        .filter(|&name| {
-            // The default model is offered even before it is pulled: its posts say what to do.
-            name == default_model || installed.iter().any(|m| same_model(&m.name, name))
-        })
-        .cloned()
+        .filter(|m| &m.name == default_model || !m.backends.is_empty())
+        .map(|m| m.name.clone())
         .collect();
     Ok(Json(ModelList {
         models,
         default_model: default_model.clone(),
+        offered,
     }))
 }

@@ -24,7 +24,7 @@ pub async fn wall(
         page,
         viewer_tag: identity::author(&jar).map(|a| a.tag()),
         limits: state.input_limits(),
-        default_model: state.config.ollama.default_model.clone(),
+        default_model: state.config.generation.default_model.clone(),
         // Never fewer than the page just rendered: the first live post must not cut it short.
         live_posts_max: state
             .config

@@ -133,8 +133,8 @@ pub async fn create_ai(
         .max_tokens(new.max_tokens)
         .map_err(HttpError::invalid)?;
     let model = limits
-        .model(new.model.as_deref(), &state.config.ollama.default_model)
-        .and_then(|model| AllowedModels::of(&state.config.ollama).check(model))
+        .model(new.model.as_deref(), &state.config.generation.default_model)
+        .and_then(|model| AllowedModels::of(&state.config.generation).check(model))
         .map_err(HttpError::invalid)?;
     let (jar, author) = identity::author_or_new(jar, state.config.server.serves_https());
     let _admitted = state.jobs.admit(&author.id, client.key()).await?;

@@ -116,9 +116,12 @@ async fn a_generation_streams_monotonic_progress_then_done_with_ollamas_statisti
     let finals = app.fake.as_ref().unwrap().final_chunks();
     let last: OllamaFinalChunk = serde_json::from_value(finals.last().unwrap().clone()).unwrap();
     let stats = &done.stats;
-    assert_eq!(stats.input_tokens, last.prompt_eval_count);
-    assert_eq!(stats.output_tokens, last.eval_count);
-    assert_eq!(stats.total_tokens, last.prompt_eval_count + last.eval_count);
+    assert_eq!(stats.input_tokens, Some(last.prompt_eval_count));
+    assert_eq!(stats.output_tokens, Some(last.eval_count));
+    assert_eq!(
+        stats.total_tokens,
+        Some(last.prompt_eval_count + last.eval_count)
+    );
     for (what, ours, theirs) in [
         ("load_duration", stats.load_duration_ns, last.load_duration),
         (
@@ -133,7 +136,7 @@ async fn a_generation_streams_monotonic_progress_then_done_with_ollamas_statisti
             last.total_duration,
         ),
     ] {
-        assert_eq!(ours, theirs, "{what}");
+        assert_eq!(ours, Some(theirs), "{what}");
     }
     assert_eq!(stats.done_reason, "stop");
 
@@ -201,7 +204,7 @@ async fn failed_with(app: &TestApp, prompt: &str, model: &str, says: &str, class
 async fn every_ollama_failure_ends_as_a_clear_error() {
     let app = spawn_app_with(Some(fast_fake()), |c| {
         c.jobs.max_attempts = 1;
-        c.ollama.allowed_models = vec!["llama3.2:1b".into(), "nonexistent:7b".into()];
+        c.generation.allowed_models = vec!["llama3.2:1b".into(), "nonexistent:7b".into()];
     })
     .await;
     failed_with(
@@ -273,7 +276,7 @@ async fn a_generation_past_its_deadline_fails() {
             ..FakeConfig::default()
         }),
         |c| {
-            c.ollama.deadline_secs = 1;
+            c.generation.deadline_secs = 1;
             c.jobs.max_attempts = 1;
         },
     )

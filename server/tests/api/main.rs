@@ -13,12 +13,14 @@
 mod deadline;
 mod edge;
 mod exclusive;
+mod fake_process;
 mod flood;
 mod generation;
 mod headers;
 mod ollama_client;
 mod outage;
 mod output_cap;
+mod pool;
 mod posts;
 mod process;
 mod proxy;

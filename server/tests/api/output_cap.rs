@@ -36,7 +36,7 @@ async fn a_post_without_a_max_length_asks_for_the_default_num_predict() {
             stats.done_reason.as_str(),
             stats.cut_at_bytes
         ),
-        (1024, "length", None),
+        (Some(1024), "length", None),
         "the request carried no num_predict of 1024"
     );
     let chunks = app.fake.as_ref().unwrap().final_chunks();

@@ -39,7 +39,7 @@ pub async fn spawn_app_with(fake: Option<FakeConfig>, tweak: impl FnOnce(&mut Co
         Some(f) => f.url(),
         None => unused_url(),
     };
-    config.ollama.stall_timeout_secs = 2;
+    config.generation.stall_timeout_secs = 2;
     config.jobs.retry_base_ms = 50;
     config.jobs.concurrency = 4;
     // Generous limits; tests of the limits set their own.

@@ -75,7 +75,7 @@ async fn opens_migrates_and_serves(fixture: &str) {
         .expect("the completed job's statistics");
     assert_eq!(
         (stats.output_tokens, stats.done_reason.as_str()),
-        (12, "stop")
+        (Some(12), "stop")
     );
     assert!(oldest_first[1]
         .html

@@ -63,7 +63,8 @@ pub struct FakeConfig {
     /// The first N requests with the same prompt text get HTTP 503 "server busy", then succeed.
     #[arg(long, default_value_t = 0)]
     pub fail_first: u32,
-    /// Thinking tokens (`message.thinking`) streamed before the content, like thinking models.
+    /// Thinking tokens streamed before the content: `message.thinking` on Ollama's API (only
+    /// when the request's `think` asks for it), the flavor's reasoning field on OpenAI's.
     #[arg(long, default_value_t = 0)]
     pub thinking_tokens: u32,
     /// Stream the whole reply whatever `options.num_predict` says, as a broken upstream might.
@@ -72,6 +73,118 @@ pub struct FakeConfig {
     /// Make every content token at least this many bytes (its word repeated): giant chunks.
     #[arg(long)]
     pub token_bytes: Option<usize>,
+    /// Which API the fake answers; the other's paths answer a plain 404.
+    #[arg(long, value_enum, default_value_t = Api::Both)]
+    pub api: Api,
+    /// Whose dialect `/v1/chat/completions` speaks: llama.cpp's `llama-server` or vLLM.
+    #[arg(long, value_enum, default_value_t = Flavor::Llamacpp)]
+    pub openai_flavor: Flavor,
+    /// The delta field reasoning goes in on `/v1/chat/completions` (default: the flavor's own,
+    /// `reasoning_content` for llama.cpp, `reasoning` for vLLM).
+    #[arg(long, value_enum)]
+    pub reasoning_field: Option<ReasoningField>,
+    /// Models with Ollama's "thinking" capability, comma-separated (`qwen3` covers every
+    /// `qwen3:*`): `/api/show` lists it, only they accept `"think": true`, and they think when
+    /// `think` is absent, as Ollama's do.
+    #[arg(long, value_delimiter = ',')]
+    pub thinking_models: Vec<String>,
+    /// Seconds for a `Retry-After` header on injected HTTP error answers (`status`, `fail-first`).
+    #[arg(long)]
+    pub retry_after: Option<u64>,
+}
+
+/// Which wire protocol a fake answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Api {
+    /// Ollama's `/api/*` (and `GET /`).
+    Ollama,
+    /// The OpenAI-compatible `/v1/*` (and `GET /health`).
+    Openai,
+    /// Both.
+    #[default]
+    Both,
+}
+
+impl Api {
+    /// Whether Ollama's paths answer.
+    pub fn serves_ollama(self) -> bool {
+        matches!(self, Api::Ollama | Api::Both)
+    }
+
+    /// Whether the OpenAI-compatible paths answer.
+    pub fn serves_openai(self) -> bool {
+        matches!(self, Api::Openai | Api::Both)
+    }
+}
+
+/// The OpenAI-compatible server whose habits `/v1/chat/completions` copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Flavor {
+    /// llama.cpp's `llama-server`: `timings`, `prompt_progress`, `reasoning_content`, the
+    /// finish reason on a chunk of its own.
+    #[default]
+    Llamacpp,
+    /// vLLM: `reasoning`, no timings, the finish reason on the last token's chunk.
+    Vllm,
+}
+
+impl Flavor {
+    /// The delta field this server puts reasoning in.
+    pub fn reasoning_field(self) -> ReasoningField {
+        match self {
+            Flavor::Llamacpp => ReasoningField::ReasoningContent,
+            Flavor::Vllm => ReasoningField::Reasoning,
+        }
+    }
+}
+
+impl FromStr for Flavor {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "llamacpp" | "llama.cpp" => Ok(Flavor::Llamacpp),
+            "vllm" => Ok(Flavor::Vllm),
+            _ => Err(format!("unknown flavor {s:?}: expected llamacpp or vllm")),
+        }
+    }
+}
+
+/// The name of the delta field that carries reasoning on `/v1/chat/completions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasoningField {
+    /// `delta.reasoning_content` (llama.cpp, older vLLM, DeepSeek).
+    #[value(name = "reasoning_content")]
+    ReasoningContent,
+    /// `delta.reasoning` (current vLLM).
+    Reasoning,
+}
+
+impl ReasoningField {
+    /// The JSON field name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReasoningField::ReasoningContent => "reasoning_content",
+            ReasoningField::Reasoning => "reasoning",
+        }
+    }
+}
+
+impl FromStr for ReasoningField {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "reasoning_content" => Ok(ReasoningField::ReasoningContent),
+            "reasoning" => Ok(ReasoningField::Reasoning),
+            _ => Err(format!(
+                "unknown reasoning field {s:?}: expected reasoning_content or reasoning"
+            )),
+        }
+    }
 }
 
 fn default_models() -> Vec<String> {
@@ -95,6 +208,11 @@ impl Default for FakeConfig {
             thinking_tokens: 0,
             ignore_num_predict: false,
             token_bytes: None,
+            api: Api::Both,
+            openai_flavor: Flavor::Llamacpp,
+            reasoning_field: None,
+            thinking_models: Vec::new(),
+            retry_after: None,
         }
     }
 }
@@ -121,6 +239,12 @@ impl FakeConfig {
     /// The thinking tokens streamed before the content.
     pub fn thinking(&self) -> Vec<String> {
         cycle_words(THINKING_TEXT, self.thinking_tokens as usize)
+    }
+
+    /// The delta field reasoning goes in on `/v1/chat/completions`.
+    pub fn reasoning_field(&self) -> ReasoningField {
+        self.reasoning_field
+            .unwrap_or_else(|| self.openai_flavor.reasoning_field())
     }
 }
 
@@ -309,6 +433,28 @@ mod tests {
         assert_eq!(cli.config.split_bytes, Some(3));
         assert!(cli.config.coalesce_lines);
         assert_eq!(cli.config.fail_first, 2);
+
+        let cli = Cli::parse_from([
+            "fake-ollama",
+            "--api",
+            "openai",
+            "--openai-flavor",
+            "vllm",
+            "--reasoning-field",
+            "reasoning_content",
+            "--thinking-models",
+            "qwen3:4b,deepseek-r1",
+            "--retry-after",
+            "7",
+        ]);
+        assert_eq!(cli.config.api, Api::Openai);
+        assert_eq!(cli.config.openai_flavor, Flavor::Vllm);
+        assert_eq!(
+            cli.config.reasoning_field(),
+            ReasoningField::ReasoningContent
+        );
+        assert_eq!(cli.config.thinking_models, ["qwen3:4b", "deepseek-r1"]);
+        assert_eq!(cli.config.retry_after, Some(7));
     }
 
     #[test]

@@ -15,7 +15,8 @@ line (percent-decoded, so %0A is a newline and %23 a '#').
   #fake:rate=F            tokens per second, 0 = unpaced (like --tokens-per-second)
   #fake:load-ms=N         model load delay before the first chunk
   #fake:prompt-eval-ms=N  prompt evaluation delay before the first chunk
-  #fake:think=N           thinking tokens before the content
+  #fake:think=N           thinking tokens before the content (Ollama: only when the
+                          request's `think` is on; OpenAI: always)
   #fake:error-after=N     end the stream with an {\"error\"} line after N chunks
   #fake:stall-after=N     go silent after N chunks, keeping the connection open
   #fake:status=CODE       answer with this HTTP error status at once
@@ -23,11 +24,14 @@ line (percent-decoded, so %0A is a newline and %23 a '#').
   #fake:failure=SPEC      any --failure value, e.g. none
   #fake:fail-first=N      the first N requests with this prompt get 503, then it succeeds
   #fake:output=TEXT       the text to emit
-  #fake:split-bytes=N     write lines in N-byte pieces (0 = whole lines)
-  #fake:coalesce[=BOOL]   three lines per body frame
+  #fake:split-bytes=N     write lines (or SSE events) in N-byte pieces (0 = whole)
+  #fake:coalesce[=BOOL]   three lines (or SSE events) per body frame
   #fake:stamp[=BOOL]      tokens are ` t<unix microseconds>` stamps
   #fake:ignore-num-predict[=BOOL]  stream the whole reply whatever num_predict says
   #fake:token-bytes=N     every content token at least N bytes (giant chunks)
+  #fake:retry-after=N     a `Retry-After: N` header on the `status` answer
+  #fake:flavor=NAME       /v1/chat/completions dialect: llamacpp or vllm
+  #fake:reasoning-field=F reasoning delta field: reasoning_content or reasoning
 
 Example prompt: \"Tell a story #fake:tokens=20 #fake:rate=50 #fake:error-after=5\"";
 
@@ -137,6 +141,9 @@ fn apply(key: &str, value: Option<&str>, config: &mut FakeConfig) -> Result<(), 
             let bytes = number(required()?)? as usize;
             config.token_bytes = (bytes > 0).then_some(bytes);
         }
+        "retry-after" => config.retry_after = Some(number(required()?)?),
+        "flavor" => config.openai_flavor = required()?.parse()?,
+        "reasoning-field" => config.reasoning_field = Some(required()?.parse()?),
         _ => return Err(format!("unknown directive #fake:{key}")),
     }
     Ok(())
@@ -207,5 +214,19 @@ mod tests {
         assert!(parse("#fake:explode=1").is_err());
         assert!(parse("#fake:status=200").is_err());
         assert!(parse("#fake:message=orphan").is_err());
+        assert!(parse("#fake:flavor=tgi").is_err());
+        assert!(parse("#fake:reasoning-field=thoughts").is_err());
+    }
+
+    #[test]
+    fn openai_directives_set_the_dialect() {
+        use crate::config::{Flavor, ReasoningField};
+        let (_, config) = parse("#fake:flavor=vllm #fake:retry-after=3").unwrap();
+        assert_eq!(config.openai_flavor, Flavor::Vllm);
+        assert_eq!(config.reasoning_field(), ReasoningField::Reasoning);
+        assert_eq!(config.retry_after, Some(3));
+        let (_, config) =
+            parse("#fake:flavor=vllm #fake:reasoning-field=reasoning_content").unwrap();
+        assert_eq!(config.reasoning_field(), ReasoningField::ReasoningContent);
     }
 }

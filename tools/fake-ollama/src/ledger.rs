@@ -1,4 +1,5 @@
-//! What the fake has seen and sent (counters, final chunks, per-prompt failures), for tests to read.
+//! What the fake has seen and sent (counters, requests, final chunks, per-prompt failures), for
+//! tests to read.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -15,16 +16,41 @@ pub struct Stats {
     pub chat_requests: u64,
     /// `POST /api/generate` requests, including rejected ones.
     pub generate_requests: u64,
-    /// Replies that reached their final `"done": true` chunk.
+    /// `POST /v1/chat/completions` requests, including rejected ones.
+    pub openai_chat_requests: u64,
+    /// Replies that reached their final `"done": true` chunk (or, on the OpenAI API, their
+    /// finish reason and usage).
     pub completed: u64,
     /// Replies whose client went away before the end (while loading, streaming or stalled).
     pub disconnected: u64,
-    /// Streams that ended with an `{"error": ...}` line.
+    /// Streams that ended with an `{"error": ...}` line or event.
     pub stream_errors: u64,
     /// Requests answered with an HTTP error status (400, 404, injected 5xx, ...).
     pub http_errors: u64,
     /// Chat and generate requests per model name, as requested.
     pub per_model: BTreeMap<String, u64>,
+}
+
+/// What one generation request asked for, as the fake read it (recorded once its body parsed,
+/// before any check), so a test can assert what the client under test sent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RequestRecord {
+    /// The path: `/api/chat`, `/api/generate` or `/v1/chat/completions`.
+    pub endpoint: String,
+    /// The model, as requested.
+    pub model: String,
+    /// Whether the reply was asked to stream (each API's default applied).
+    pub stream: bool,
+    /// `options.num_predict` (Ollama), or `max_completion_tokens` else `max_tokens` (OpenAI).
+    pub max_tokens: Option<i64>,
+    /// OpenAI's `stream_options.include_usage`.
+    pub include_usage: bool,
+    /// llama.cpp's `return_progress`.
+    pub return_progress: bool,
+    /// llama.cpp's `timings_per_token`.
+    pub timings_per_token: bool,
+    /// Ollama's `think` as sent (`true`, `false`, `"high"`, ...); `None` when absent.
+    pub think: Option<Value>,
 }
 
 /// The fake's shared record. Every change wakes the tasks waiting in [`Ledger::wait_for`].
@@ -38,6 +64,7 @@ pub(crate) struct Ledger {
 struct Inner {
     stats: Stats,
     final_chunks: Vec<Value>,
+    requests: Vec<RequestRecord>,
     failures_by_prompt: HashMap<String, u32>,
     loaded_models: Vec<String>,
 }
@@ -59,6 +86,14 @@ impl Ledger {
 
     pub(crate) fn generate_request(&self) {
         self.update(|inner| inner.stats.generate_requests += 1);
+    }
+
+    pub(crate) fn openai_chat_request(&self) {
+        self.update(|inner| inner.stats.openai_chat_requests += 1);
+    }
+
+    pub(crate) fn request(&self, record: RequestRecord) {
+        self.update(|inner| inner.requests.push(record));
     }
 
     pub(crate) fn model_requested(&self, model: &str) {
@@ -116,6 +151,10 @@ impl Ledger {
 
     pub(crate) fn final_chunks(&self) -> Vec<Value> {
         self.lock().final_chunks.clone()
+    }
+
+    pub(crate) fn requests(&self) -> Vec<RequestRecord> {
+        self.lock().requests.clone()
     }
 
     pub(crate) fn loaded_models(&self) -> Vec<String> {

@@ -1,10 +1,16 @@
-//! A stand-in Ollama server speaking Ollama's wire protocol, for tests, demos and benchmarks.
+//! A stand-in model server speaking Ollama's wire protocol and the OpenAI-compatible one (in
+//! the dialects of llama.cpp's `llama-server` and vLLM), for tests, demos and benchmarks.
 //!
 //! No GPU and no model: replies are a configured text cut into word tokens, sent at a steady
 //! pace as Ollama's NDJSON (`POST /api/chat`, `POST /api/generate`), with the same final
 //! statistics, the same error bodies and the same habits (the response head leaves with the
 //! first chunk, a mid-stream failure is one more `{"error": ...}` line under status 200).
 //! `GET /api/tags`, `GET /api/ps`, `GET /api/version` and `POST /api/show` answer too.
+//!
+//! The same replies leave as server-sent events on `POST /v1/chat/completions` (see
+//! [OpenAI-compatible API](#openai-compatible-api)), with `GET /v1/models` and `GET /health`.
+//! [`FakeConfig::api`] (`--api ollama|openai|both`) decides which API answers; the other's
+//! paths get a plain 404, like a server without those routes.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -31,7 +37,7 @@
 //! | `#fake:rate=F` | tokens per second, 0 = unpaced |
 //! | `#fake:load-ms=N` | model load delay before the first chunk |
 //! | `#fake:prompt-eval-ms=N` | prompt evaluation delay before the first chunk |
-//! | `#fake:think=N` | thinking tokens (`message.thinking`) before the content |
+//! | `#fake:think=N` | thinking tokens before the content (Ollama: only when the request's `think` allows it, see below) |
 //! | `#fake:error-after=N` | an `{"error"}` line ends the stream after N chunks |
 //! | `#fake:stall-after=N` | silence after N chunks, connection kept open |
 //! | `#fake:status=CODE` | answer at once with this HTTP error (503 says "server busy") |
@@ -39,12 +45,18 @@
 //! | `#fake:failure=SPEC` | any [`Failure`] in its text form, e.g. `none` |
 //! | `#fake:fail-first=N` | the first N requests with this prompt text get 503, later ones succeed |
 //! | `#fake:output=TEXT` | the text to emit |
-//! | `#fake:split-bytes=N` | lines leave in N-byte pieces, one HTTP chunk each (0 = off) |
-//! | `#fake:coalesce[=BOOL]` | three lines per HTTP chunk |
+//! | `#fake:split-bytes=N` | lines (or SSE events) leave in N-byte pieces, one HTTP chunk each (0 = off) |
+//! | `#fake:coalesce[=BOOL]` | three lines (or SSE events) per HTTP chunk |
 //! | `#fake:stamp[=BOOL]` | every token is ` t<unix microseconds>` as it leaves |
+//! | `#fake:ignore-num-predict[=BOOL]` | stream the whole reply whatever `num_predict` / `max_tokens` says |
+//! | `#fake:token-bytes=N` | every content token at least N bytes (giant chunks) |
+//! | `#fake:retry-after=N` | a `Retry-After: N` header on the `status` (or `fail-first`) answer |
+//! | `#fake:flavor=NAME` | `/v1/chat/completions` dialect: `llamacpp` or `vllm` |
+//! | `#fake:reasoning-field=F` | reasoning delta field: `reasoning_content` or `reasoning` |
 //!
 //! Example: `"Tell a story #fake:tokens=20 #fake:rate=50 #fake:error-after=5"`. An unknown key
-//! or a bad value is answered with HTTP 400 and an `{"error"}` saying which.
+//! or a bad value is answered with HTTP 400 and an `{"error"}` saying which. On the OpenAI API
+//! directives are read from the last user message (string content, or its text parts).
 //!
 //! # Behaviour details
 //!
@@ -60,13 +72,57 @@
 //! - An empty prompt (no messages) is answered like Ollama: one object, `done_reason: "load"`.
 //! - `error-after=N` and `stall-after=N` with N beyond the reply's length fail in place of
 //!   the final chunk.
-//! - `fail_first` counts per exact prompt text (directives included), across chat and generate.
+//! - `fail_first` counts per exact prompt text (directives included), across all endpoints.
+//!
+//! # Ollama's thinking
+//!
+//! As in Ollama's `server/routes.go`: a model listed in [`FakeConfig::thinking_models`] has the
+//! `thinking` capability (`/api/show` lists `["completion", "thinking"]`, others
+//! `["completion"]`). On `/api/chat` and `/api/generate` the request's `think` (`true`, `false`,
+//! or a level `"high"`/`"medium"`/`"low"`, which means on) decides:
+//!
+//! - `think: true` (or a level) for a model without the capability is HTTP 400
+//!   `{"error": "\"MODEL\" does not support thinking"}`; `think: false` is accepted by any model.
+//! - A thinking model thinks when `think` is absent (Ollama turns it on by default for them)
+//!   and not when `think: false`. Other models never think.
+//! - `thinking_tokens` / `#fake:think=N` is how many `message.thinking` chunks a reply that
+//!   thinks has; a reply that does not think has none, whatever N says.
+//!
+//! # OpenAI-compatible API
+//!
+//! `POST /v1/chat/completions` reads `model`, `messages`, `stream` (default false),
+//! `max_completion_tokens` (else `max_tokens`; it cuts the reply like `num_predict`),
+//! `stream_options.include_usage`, and llama.cpp's `return_progress` and `timings_per_token`.
+//! A streamed reply is `Content-Type: text/event-stream`, each event `data: <json>\n\n`:
+//!
+//! 1. the role chunk, `delta: {"role": "assistant", "content": null}` (vLLM: `""`);
+//! 2. llama.cpp with `return_progress`: `prompt_progress` chunks (`{total, cache, processed,
+//!    time_ms}`, empty delta) in up to 10 even steps while the prompt is evaluated
+//!    (`prompt_eval_ms`; `total` is the prompt's token count) — the head leaves before them;
+//! 3. one chunk per token: `delta: {"<reasoning field>": ...}` for thinking tokens (all of
+//!    `thinking_tokens`; this API has no `think` switch), then `delta: {"content": ...}`;
+//! 4. the finish reason, `stop` or `length`: llama.cpp sends it on a chunk of its own with an
+//!    empty delta, vLLM on the last token's chunk;
+//! 5. with `include_usage`, a chunk with `"choices": []` and `usage {prompt_tokens,
+//!    completion_tokens, total_tokens}`;
+//! 6. llama.cpp only: `timings` on the last of these chunks (every token chunk too with
+//!    `timings_per_token`), as llama.cpp's server does;
+//! 7. `data: [DONE]`.
+//!
+//! Failures keep their meaning. Errors before the stream are `{"error": {"message", "type",
+//! "code"}}` with the HTTP status as `code` (unknown model: 404 "The model `X` does not
+//! exist."); `retry_after` adds a `Retry-After` header to injected ones. `error-after=N` sends
+//! `data: {"error": {"message", "type": "server_error", "code": 500}}` after N tokens, then
+//! llama.cpp ends the stream and vLLM sends `[DONE]` first. `stall-after`, `split-bytes` and
+//! `coalesce` work on events as they do on NDJSON lines. Without `stream` the answer is one
+//! `chat.completion` object (`choices[0].message`, `usage`, llama.cpp's `timings`).
 
 mod config;
 mod directives;
 mod frames;
 mod ledger;
 mod models;
+mod openai;
 mod reply;
 mod routes;
 mod wire;
@@ -82,10 +138,11 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    Failure, FakeConfig, BUSY_MESSAGE, DEFAULT_OUTPUT, RUNNER_ERROR_MESSAGE, THINKING_TEXT,
+    Api, Failure, FakeConfig, Flavor, ReasoningField, BUSY_MESSAGE, DEFAULT_OUTPUT,
+    RUNNER_ERROR_MESSAGE, THINKING_TEXT,
 };
 pub use directives::DIRECTIVES_HELP;
-pub use ledger::Stats;
+pub use ledger::{RequestRecord, Stats};
 pub use routes::OLLAMA_VERSION;
 
 use routes::Fake;
@@ -147,9 +204,16 @@ impl FakeOllama {
     }
 
     /// Every final (`"done": true`) chunk or object the fake sent, in order, so a test can
-    /// compare what the client stored with what the fake reported.
+    /// compare what the client stored with what the fake reported. On the OpenAI API it is
+    /// the last JSON event before `[DONE]` (the usage chunk when asked for), or the one
+    /// `chat.completion` object.
     pub fn final_chunks(&self) -> Vec<Value> {
         self.fake.ledger.final_chunks()
+    }
+
+    /// Every chat, generate and chat-completions request whose body parsed, in arrival order.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.fake.ledger.requests()
     }
 
     /// Waits until the stats satisfy `condition`, for at most `timeout`. Disconnects are

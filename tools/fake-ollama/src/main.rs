@@ -1,4 +1,4 @@
-//! `fake-ollama`: runs the fake Ollama server until Ctrl-C, printing the URL it listens on.
+//! `fake-ollama`: runs the fake model server until Ctrl-C, printing the URL it listens on.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use fake_ollama::{FakeConfig, FakeOllama, DIRECTIVES_HELP};
 
-/// A stand-in Ollama server that speaks Ollama's wire protocol (chat, generate, tags, ps,
-/// version, show), for tests, demos and benchmarks. No GPU, no model.
+/// A stand-in model server that speaks Ollama's wire protocol (chat, generate, tags, ps,
+/// version, show) and the OpenAI-compatible one (chat completions, models) as llama.cpp or
+/// vLLM do, for tests, demos and benchmarks. No GPU, no model.
 ///
 /// The first line on stdout is the base URL, e.g. `http://127.0.0.1:11434`.
 #[derive(Debug, Parser)]
@@ -16,7 +17,8 @@ struct Cli {
     /// Address to listen on.
     #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
     host: IpAddr,
-    /// Port to listen on (0 picks a free one); 11434 is Ollama's own.
+    /// Port to listen on (0 picks a free one); 11434 is Ollama's own, 8080 llama-server's,
+    /// 8000 vLLM's.
     #[arg(long, default_value_t = 11434)]
     port: u16,
     #[command(flatten)]

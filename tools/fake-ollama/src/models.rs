@@ -14,6 +14,15 @@ pub(crate) fn resolve(installed: &[String], requested: &str) -> Option<String> {
         .cloned()
 }
 
+/// Whether the installed model `name` is one of the thinking models: named with its tag, or
+/// without one (`qwen3` is every `qwen3:*`).
+pub(crate) fn can_think(thinking_models: &[String], name: &str) -> bool {
+    let base = name.split_once(':').map_or(name, |(base, _)| base);
+    thinking_models
+        .iter()
+        .any(|model| model == name || model == base)
+}
+
 /// A `/api/tags` entry that looks like the real model of that name.
 pub(crate) fn entry(name: &str, modified_at: &str) -> ModelEntry {
     let (family, parameter_size, quantization_level, size) = describe(name);
@@ -87,6 +96,16 @@ mod tests {
             Some("mistral:latest")
         );
         assert_eq!(resolve(&installed, "llama3.2"), None);
+    }
+
+    #[test]
+    fn a_bare_thinking_model_name_covers_every_tag() {
+        let thinking = vec!["qwen3".to_string(), "deepseek-r1:8b".to_string()];
+        assert!(can_think(&thinking, "qwen3:4b"));
+        assert!(can_think(&thinking, "qwen3:latest"));
+        assert!(can_think(&thinking, "deepseek-r1:8b"));
+        assert!(!can_think(&thinking, "deepseek-r1:1.5b"));
+        assert!(!can_think(&thinking, "llama3.2:1b"));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! One reply to a chat or generate request: its steps, its pacing, and how it leaves the fake.
+//! One reply to a generation request: its steps, its pacing, and how Ollama's NDJSON leaves
+//! the fake (the OpenAI-compatible stream is in `openai::stream`).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,6 +21,19 @@ use crate::wire::{now_rfc3339, ChatChunk, ErrorBody, GenerateChunk, Metrics, Res
 pub(crate) enum Endpoint {
     Chat,
     Generate,
+    /// `POST /v1/chat/completions`, with what the request asked of the stream.
+    OpenAiChat(OpenAiOptions),
+}
+
+/// The stream options of an OpenAI-compatible request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct OpenAiOptions {
+    /// `stream_options.include_usage`: a last chunk with `usage` and no choices.
+    pub include_usage: bool,
+    /// llama.cpp's `return_progress`: `prompt_progress` chunks during prompt evaluation.
+    pub return_progress: bool,
+    /// llama.cpp's `timings_per_token`: `timings` on every chunk.
+    pub timings_per_token: bool,
 }
 
 /// A request that passed validation, with its configuration after directives.
@@ -31,19 +45,20 @@ pub(crate) struct Reply {
     pub num_predict: Option<i64>,
     pub prompt_eval_count: u64,
     pub started: Instant,
+    pub stream: bool,
 }
 
 /// Measured before the first token: what the final chunk reports as load and prompt evaluation.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WarmUp {
-    load: Duration,
-    prompt_eval: Duration,
-    eval_start: Instant,
+    pub load: Duration,
+    pub prompt_eval: Duration,
+    pub eval_start: Instant,
 }
 
 /// How a stream or a collected reply ended.
 #[derive(Debug, PartialEq, Eq)]
-enum Ending {
+pub(crate) enum Ending {
     /// The final chunk or the error line went out.
     Finished,
     /// The client went away.
@@ -53,7 +68,7 @@ enum Ending {
 }
 
 #[derive(Debug)]
-enum Step {
+pub(crate) enum Step {
     Thinking(String),
     Content(String),
     Done(&'static str),
@@ -67,12 +82,15 @@ const COALESCED_LINES: usize = 3;
 const FRAMES_IN_FLIGHT: usize = 8;
 
 impl Reply {
-    /// Waits out the simulated model load and prompt evaluation; `None` on shutdown.
+    /// Waits out the simulated model load and, unless the stream reports its progress itself,
+    /// the prompt evaluation; `None` on shutdown.
     pub(crate) async fn warm_up(&self, shutdown: &CancellationToken) -> Option<WarmUp> {
         let load_start = Instant::now();
         sleep_unless_shutdown(self.config.load_delay_ms, shutdown).await?;
         let prompt_start = Instant::now();
-        sleep_unless_shutdown(self.config.prompt_eval_ms, shutdown).await?;
+        if !self.streams_progress() {
+            sleep_unless_shutdown(self.config.prompt_eval_ms, shutdown).await?;
+        }
         let eval_start = Instant::now();
         Some(WarmUp {
             load: prompt_start - load_start,
@@ -81,7 +99,14 @@ impl Reply {
         })
     }
 
-    fn steps(&self) -> Vec<Step> {
+    /// Whether the prompt evaluation happens in the stream, reported as `prompt_progress`.
+    pub(crate) fn streams_progress(&self) -> bool {
+        self.stream
+            && self.config.openai_flavor == crate::config::Flavor::Llamacpp
+            && matches!(self.endpoint, Endpoint::OpenAiChat(o) if o.return_progress)
+    }
+
+    pub(crate) fn steps(&self) -> Vec<Step> {
         let mut steps: Vec<Step> = self
             .config
             .thinking()
@@ -114,7 +139,8 @@ impl Reply {
         steps
     }
 
-    /// Streams the reply as NDJSON from a task of its own; the returned body is the response.
+    /// Streams the reply (NDJSON, or SSE on the OpenAI API) from a task of its own; the
+    /// returned body is the response.
     pub(crate) fn stream(
         self,
         warm_up: WarmUp,
@@ -129,7 +155,7 @@ impl Reply {
                 biased;
                 _ = shutdown.cancelled() => Ending::Shutdown,
                 _ = frames.closed() => Ending::Gone,
-                ending = self.send_lines(warm_up, &frames, &ledger) => ending,
+                ending = self.write_body(warm_up, &frames, &ledger) => ending,
             };
             if ending != Ending::Gone {
                 guard.finish();
@@ -138,60 +164,70 @@ impl Reply {
         Body::from_stream(body)
     }
 
-    async fn send_lines(
+    async fn write_body(
         &self,
         warm_up: WarmUp,
         frames: &mpsc::Sender<Bytes>,
         ledger: &Ledger,
     ) -> Ending {
-        let lines_per_frame = if self.config.coalesce_lines {
-            COALESCED_LINES
-        } else {
-            1
-        };
+        let mut framer = Framer::new(frames, self.config.coalesce_lines);
+        match self.endpoint {
+            Endpoint::OpenAiChat(options) => {
+                self.send_events(options, warm_up, &mut framer, ledger)
+                    .await
+            }
+            Endpoint::Chat | Endpoint::Generate => {
+                self.send_lines(warm_up, &mut framer, ledger).await
+            }
+        }
+    }
+
+    async fn send_lines(
+        &self,
+        warm_up: WarmUp,
+        framer: &mut Framer<'_>,
+        ledger: &Ledger,
+    ) -> Ending {
         let mut pace = Pace::new(self.config.tokens_per_second, warm_up.eval_start);
-        let mut frame = Vec::new();
         for (sent, step) in self.steps().into_iter().enumerate() {
+            let mut line = Vec::new();
             match step {
                 Step::Thinking(text) => {
                     pace.tick().await;
-                    push_line(&mut frame, &self.chunk(String::new(), Some(text)));
+                    push_line(&mut line, &self.chunk(String::new(), Some(text)));
                 }
                 Step::Content(text) => {
                     pace.tick().await;
-                    let text = if self.config.stamp_tokens {
-                        format!(" t{}", unix_micros())
-                    } else {
-                        text
-                    };
-                    push_line(&mut frame, &self.chunk(text, None));
+                    push_line(&mut line, &self.chunk(self.stamped(text), None));
                 }
                 Step::Done(done_reason) => {
                     let last = self.final_chunk(done_reason, sent as u64, &warm_up);
-                    push_line(&mut frame, &last);
+                    push_line(&mut line, &last);
                     // Recorded before it leaves, so a test that has seen it can also read it here.
                     ledger.completed(serde_json::to_value(&last).unwrap_or(Value::Null));
-                    return send(frames, frame).await;
+                    return framer.finish(line).await;
                 }
                 Step::Error(error) => {
-                    push_line(&mut frame, &ErrorBody { error });
+                    push_line(&mut line, &ErrorBody { error });
                     ledger.stream_error();
-                    return send(frames, frame).await;
+                    return framer.finish(line).await;
                 }
-                Step::Stall => {
-                    if !frame.is_empty() && send(frames, frame).await == Ending::Gone {
-                        return Ending::Gone;
-                    }
-                    // The caller's select ends this when the client leaves or the fake stops.
-                    return std::future::pending().await;
-                }
+                Step::Stall => return framer.stall().await,
             }
-            let frame_is_full = (sent + 1) % lines_per_frame == 0;
-            if frame_is_full && send(frames, std::mem::take(&mut frame)).await == Ending::Gone {
+            if framer.push(line).await == Ending::Gone {
                 return Ending::Gone;
             }
         }
         Ending::Finished
+    }
+
+    /// The token's text, or a departure stamp with `stamp_tokens`.
+    pub(crate) fn stamped(&self, text: String) -> String {
+        if self.config.stamp_tokens {
+            format!(" t{}", unix_micros())
+        } else {
+            text
+        }
     }
 
     /// Generates the whole reply at the configured pace for `"stream": false`: the one JSON
@@ -209,11 +245,7 @@ impl Reply {
                 }
                 Step::Content(text) => {
                     pace.tick().await;
-                    if self.config.stamp_tokens {
-                        content.push_str(&format!(" t{}", unix_micros()));
-                    } else {
-                        content.push_str(&text);
-                    }
+                    content.push_str(&self.stamped(text));
                     sent += 1;
                 }
                 Step::Done(done_reason) => {
@@ -245,7 +277,7 @@ impl Reply {
     fn chunk(&self, content: String, thinking: Option<String>) -> Chunk {
         let (model, created_at) = (self.model.clone(), now_rfc3339());
         match self.endpoint {
-            Endpoint::Chat => Chunk::Chat(ChatChunk {
+            Endpoint::Chat | Endpoint::OpenAiChat(_) => Chunk::Chat(ChatChunk {
                 model,
                 created_at,
                 message: ResponseMessage {
@@ -322,12 +354,61 @@ pub(crate) enum Chunk {
     Generate(GenerateChunk),
 }
 
+/// Groups lines (or SSE events) into body frames: one per frame, or three with
+/// `coalesce_lines`; a frame leaves when its last item is due.
+pub(crate) struct Framer<'a> {
+    frames: &'a mpsc::Sender<Bytes>,
+    frame: Vec<u8>,
+    per_frame: usize,
+    in_frame: usize,
+}
+
+impl<'a> Framer<'a> {
+    pub(crate) fn new(frames: &'a mpsc::Sender<Bytes>, coalesce: bool) -> Self {
+        Framer {
+            frames,
+            frame: Vec::new(),
+            per_frame: if coalesce { COALESCED_LINES } else { 1 },
+            in_frame: 0,
+        }
+    }
+
+    /// Adds one item; sends the frame if it is full. `Gone` if the client left.
+    pub(crate) async fn push(&mut self, item: Vec<u8>) -> Ending {
+        self.frame.extend_from_slice(&item);
+        self.in_frame += 1;
+        if self.in_frame < self.per_frame {
+            return Ending::Finished;
+        }
+        self.in_frame = 0;
+        send(self.frames, std::mem::take(&mut self.frame)).await
+    }
+
+    /// Adds the last item and sends whatever the frame holds.
+    pub(crate) async fn finish(&mut self, item: Vec<u8>) -> Ending {
+        self.frame.extend_from_slice(&item);
+        self.in_frame = 0;
+        send(self.frames, std::mem::take(&mut self.frame)).await
+    }
+
+    /// Sends what the frame holds, then never returns: the connection stays open and silent
+    /// (the caller's select ends this when the client leaves or the fake stops).
+    pub(crate) async fn stall(&mut self) -> Ending {
+        if !self.frame.is_empty()
+            && send(self.frames, std::mem::take(&mut self.frame)).await == Ending::Gone
+        {
+            return Ending::Gone;
+        }
+        std::future::pending().await
+    }
+}
+
 /// Token departures on a fixed schedule: token `i` leaves at `start + (i + 1) / rate`, so a
 /// slow moment is caught up rather than pushing every later token back.
-struct Pace(Option<Interval>);
+pub(crate) struct Pace(Option<Interval>);
 
 impl Pace {
-    fn new(tokens_per_second: f64, start: Instant) -> Self {
+    pub(crate) fn new(tokens_per_second: f64, start: Instant) -> Self {
         let period = (tokens_per_second.is_finite() && tokens_per_second > 0.0)
             .then(|| Duration::from_secs_f64(1.0 / tokens_per_second))
             .filter(|period| !period.is_zero());
@@ -338,7 +419,7 @@ impl Pace {
         }))
     }
 
-    async fn tick(&mut self) {
+    pub(crate) async fn tick(&mut self) {
         match &mut self.0 {
             Some(interval) => {
                 interval.tick().await;
@@ -348,7 +429,7 @@ impl Pace {
     }
 }
 
-async fn sleep_unless_shutdown(ms: u64, shutdown: &CancellationToken) -> Option<()> {
+pub(crate) async fn sleep_unless_shutdown(ms: u64, shutdown: &CancellationToken) -> Option<()> {
     if ms == 0 {
         return Some(());
     }
@@ -372,11 +453,11 @@ async fn send(frames: &mpsc::Sender<Bytes>, frame: Vec<u8>) -> Ending {
     }
 }
 
-fn nanos(duration: Duration) -> u64 {
+pub(crate) fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
-fn unix_micros() -> u128 {
+pub(crate) fn unix_micros() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()

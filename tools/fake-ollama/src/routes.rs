@@ -1,22 +1,25 @@
-//! The fake's HTTP endpoints, answering (and failing) the way Ollama does.
+//! The fake's HTTP router and Ollama's endpoints, answering (and failing) the way Ollama does;
+//! `--api` decides which API's paths answer.
 
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Failure, FakeConfig, BUSY_MESSAGE};
 use crate::directives::apply_directives;
-use crate::ledger::{DisconnectGuard, Ledger};
+use crate::ledger::{DisconnectGuard, Ledger, RequestRecord};
 use crate::models;
+use crate::openai;
 use crate::reply::{Endpoint, Reply};
 use crate::wire::{
     now_rfc3339, rfc3339, ChatRequest, ErrorBody, GenerateRequest, ModelList, ShowRequest,
@@ -32,6 +35,7 @@ pub(crate) struct Fake {
     pub ledger: Arc<Ledger>,
     pub shutdown: CancellationToken,
     pub started_at: String,
+    pub started: SystemTime,
 }
 
 impl Fake {
@@ -41,6 +45,7 @@ impl Fake {
             ledger: Arc::default(),
             shutdown: CancellationToken::new(),
             started_at: now_rfc3339(),
+            started: SystemTime::now(),
         }
     }
 
@@ -70,7 +75,39 @@ pub(crate) fn router(fake: Arc<Fake>) -> Router {
         .route("/api/ps", get(ps))
         .route("/api/version", get(version))
         .route("/api/show", post(show))
+        .route("/health", get(openai::health))
+        .route("/v1/models", get(openai::models))
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .layer(middleware::from_fn_with_state(fake.clone(), gate))
         .with_state(fake)
+}
+
+/// Answers a plain 404, like a server without the route, for the paths of the API this
+/// fake does not speak (`--api`, read per request so `set_config` can change it).
+async fn gate(State(fake): State<Arc<Fake>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let openai_path = path == "/health" || path.starts_with("/v1/");
+    let api = fake.config().api;
+    let served = if openai_path {
+        api.serves_openai()
+    } else {
+        api.serves_ollama()
+    };
+    if served {
+        next.run(request).await
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
+}
+
+/// Adds `Retry-After: seconds` to an injected error answer when configured.
+pub(crate) fn with_retry_after(mut response: Response, seconds: Option<u64>) -> Response {
+    if let Some(seconds) = seconds {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
 }
 
 /// What chat and generate have in common once their bodies are parsed.
@@ -83,6 +120,8 @@ struct Incoming {
     other_words: u64,
     stream: bool,
     num_predict: Option<i64>,
+    /// Ollama's `think`, as sent.
+    think: Option<Value>,
 }
 
 async fn chat(State(fake): State<Arc<Fake>>, body: Bytes) -> Response {
@@ -107,6 +146,7 @@ async fn chat(State(fake): State<Arc<Fake>>, body: Bytes) -> Response {
         other_words,
         stream: request.stream.unwrap_or(true),
         num_predict: request.options.and_then(|o| o.num_predict),
+        think: request.think.filter(|t| !t.is_null()),
     };
     answer(&fake, incoming, request.messages.is_empty()).await
 }
@@ -125,43 +165,86 @@ async fn generate(State(fake): State<Arc<Fake>>, body: Bytes) -> Response {
         other_words: 0,
         stream: request.stream.unwrap_or(true),
         num_predict: request.options.and_then(|o| o.num_predict),
+        think: request.think.filter(|t| !t.is_null()),
     };
     answer(&fake, incoming, load_only).await
 }
 
-fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err("missing request body".to_string());
     }
     serde_json::from_slice(body).map_err(|e| e.to_string())
 }
 
+/// Ollama's `think` as a switch: a boolean, or a level (`"high"`, `"medium"`, `"low"`) that
+/// means on. `Err` for anything else, which Ollama rejects with 400.
+fn think_switch(think: Option<&Value>) -> Result<Option<bool>, String> {
+    match think {
+        None => Ok(None),
+        Some(Value::Bool(on)) => Ok(Some(*on)),
+        Some(Value::String(level)) if ["high", "medium", "low"].contains(&level.as_str()) => {
+            Ok(Some(true))
+        }
+        Some(other) => Err(format!(
+            "invalid think value: {other} (must be \"high\", \"medium\", \"low\", true, or false)"
+        )),
+    }
+}
+
 async fn answer(fake: &Fake, incoming: Incoming, load_only: bool) -> Response {
     let started = Instant::now();
+    let endpoint = match incoming.endpoint {
+        Endpoint::Generate => "/api/generate",
+        _ => "/api/chat",
+    };
+    fake.ledger.request(RequestRecord {
+        endpoint: endpoint.to_string(),
+        model: incoming.model.clone(),
+        stream: incoming.stream,
+        max_tokens: incoming.num_predict,
+        think: incoming.think.clone(),
+        ..RequestRecord::default()
+    });
+    let think = match think_switch(incoming.think.as_ref()) {
+        Ok(think) => think,
+        Err(message) => return fake.error(400, message),
+    };
     if incoming.model.is_empty() {
         return fake.error(400, "model is required");
     }
     fake.ledger.model_requested(&incoming.model);
     let mut config = fake.config();
-    if models::resolve(&config.models, &incoming.model).is_none() {
+    let Some(installed) = models::resolve(&config.models, &incoming.model) else {
         let message = format!(
             "model \"{}\" not found, try pulling it first",
             incoming.model
         );
         return fake.error(404, message);
+    };
+    // Like Ollama: a thinking model thinks unless told `think: false`; asking any other
+    // model to think is a 400.
+    let can_think = models::can_think(&config.thinking_models, &installed);
+    if think == Some(true) && !can_think {
+        let message = format!("{} does not support thinking", go_quote(&incoming.model));
+        return fake.error(400, message);
     }
+    let thinks = can_think && think != Some(false);
     let prompt_text = match apply_directives(&incoming.prompt, &mut config) {
         Ok(text) => text,
         Err(message) => return fake.error(400, format!("fake-ollama: {message}")),
     };
+    if !thinks {
+        config.thinking_tokens = 0;
+    }
     if fake
         .ledger
         .take_planned_failure(&incoming.prompt, config.fail_first)
     {
-        return fake.error(503, BUSY_MESSAGE);
+        return with_retry_after(fake.error(503, BUSY_MESSAGE), config.retry_after);
     }
     if let Failure::HttpStatus { status, message } = &config.failure {
-        return fake.error(*status, message.clone());
+        return with_retry_after(fake.error(*status, message.clone()), config.retry_after);
     }
     let stream = incoming.stream;
     let reply = Reply {
@@ -171,6 +254,7 @@ async fn answer(fake: &Fake, incoming: Incoming, load_only: bool) -> Response {
         num_predict: incoming.num_predict,
         config,
         started,
+        stream,
     };
 
     // Counts a disconnect if the client leaves while the model "loads" (this future is dropped).
@@ -203,8 +287,14 @@ async fn answer(fake: &Fake, incoming: Incoming, load_only: bool) -> Response {
     }
 }
 
-fn word_count(text: &str) -> u64 {
+pub(crate) fn word_count(text: &str) -> u64 {
     text.split_whitespace().count() as u64
+}
+
+/// A name quoted as Go's `%q` quotes it (Ollama's messages use it): a JSON string is the same
+/// for the names models have.
+fn go_quote(text: &str) -> String {
+    Value::String(text.to_string()).to_string()
 }
 
 async fn tags(State(fake): State<Arc<Fake>>) -> Json<ModelList> {
@@ -251,6 +341,11 @@ async fn show(State(fake): State<Arc<Fake>>, body: Bytes) -> Response {
     };
     let entry = models::entry(&name, &fake.started_at);
     let family = entry.details.family.clone();
+    let capabilities = if models::can_think(&fake.config().thinking_models, &name) {
+        vec!["completion", "thinking"]
+    } else {
+        vec!["completion"]
+    };
     Json(json!({
         "license": "",
         "modelfile": format!("# Modelfile generated by fake-ollama\nFROM {name}\n"),
@@ -261,7 +356,7 @@ async fn show(State(fake): State<Arc<Fake>>, body: Bytes) -> Response {
             "general.architecture": family,
             format!("{family}.context_length"): 131072,
         },
-        "capabilities": ["completion"],
+        "capabilities": capabilities,
         "modified_at": fake.started_at,
     }))
     .into_response()

@@ -3,6 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// `POST /api/chat` body (fields the fake does not use are ignored, as Ollama ignores them).
 #[derive(Debug, Deserialize)]
@@ -13,6 +14,8 @@ pub(crate) struct ChatRequest {
     pub messages: Vec<RequestMessage>,
     pub stream: Option<bool>,
     pub options: Option<Options>,
+    /// `true`, `false` or a level (`"high"`, ...); absent means the model's default.
+    pub think: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -32,6 +35,7 @@ pub(crate) struct GenerateRequest {
     pub prompt: String,
     pub stream: Option<bool>,
     pub options: Option<Options>,
+    pub think: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]

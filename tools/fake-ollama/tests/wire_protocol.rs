@@ -154,16 +154,14 @@ async fn stream_false_answers_with_one_object() {
 
 #[tokio::test]
 async fn thinking_comes_before_content() {
-    let fake = start(fast()).await;
-    let lines = lines(
-        post(
-            &fake,
-            "/api/chat",
-            &chat_body("#fake:think=3 #fake:tokens=2"),
-        )
-        .await,
-    )
+    let fake = start(FakeConfig {
+        thinking_models: vec!["llama3.2:1b".into()],
+        ..fast()
+    })
     .await;
+    let mut body = chat_body("#fake:think=3 #fake:tokens=2");
+    body["think"] = json!(true);
+    let lines = lines(post(&fake, "/api/chat", &body).await).await;
     let thinking: Vec<_> = lines
         .iter()
         .map(|l| l["message"].get("thinking").is_some())

@@ -1,0 +1,310 @@
+//! A pool of model servers against the real `aiwall` binary: three fake servers as processes
+//! (two speaking Ollama's API, one OpenAI-compatible, llama.cpp-style), one generation at a
+//! time each, given as one `AIWALL_BACKENDS` TOML string. Jobs spread over the pool, a model
+//! only one server has runs only there, a server killed under a reply hands its job to another
+//! without spending an attempt, and it takes work again once it is back.
+use std::{collections::HashMap, time::Duration};
+
+use app::types::{JobStatus, NewAiPost, Readiness, WallEvent};
+use tokio::time::Instant;
+
+use crate::{
+    deadline::eventually,
+    fake_process::FakeProcess,
+    process::AppProcess,
+    sse::{wall_event, SseStream},
+    test_app::{create_ai_post, job_at},
+};
+
+const MODEL: &str = "llama3.2:1b";
+/// Only the first server has it.
+const ONLY_ON_A: &str = "qwen3:4b";
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+/// Three fakes: `gpu-a` (Ollama, both models), `gpu-b` (Ollama), `llama` (OpenAI-compatible).
+async fn three_fakes(pace: &[&str]) -> [FakeProcess; 3] {
+    let both = format!("{MODEL},{ONLY_ON_A}");
+    let with = |more: [&str; 4]| -> Vec<String> {
+        more.iter().chain(pace).map(ToString::to_string).collect()
+    };
+    [
+        FakeProcess::start(&with(["--api", "ollama", "--models", &both])).await,
+        FakeProcess::start(&with(["--api", "ollama", "--models", MODEL])).await,
+        FakeProcess::start(&with(["--api", "openai", "--models", MODEL])).await,
+    ]
+}
+
+async fn wall_on(fakes: &[FakeProcess; 3], dir: &std::path::Path) -> AppProcess {
+    let backends = format!(
+        r#"[{{name = "gpu-a", kind = "ollama", url = "{}"}}, {{name = "gpu-b", kind = "ollama", url = "{}"}}, {{name = "llama", kind = "openai", url = "{}"}}]"#,
+        fakes[0].url(),
+        fakes[1].url(),
+        fakes[2].url()
+    );
+    let env = [
+        ("AIWALL_BACKENDS", backends),
+        (
+            "AIWALL_GENERATION__ALLOWED_MODELS",
+            format!(r#"["{MODEL}","{ONLY_ON_A}"]"#),
+        ),
+        ("AIWALL_JOBS__RETRY_BASE_MS", "200".into()),
+        ("AIWALL_LIMITS__QUEUED_PER_AUTHOR", "20".into()),
+        ("AIWALL_LIMITS__QUEUED_PER_ADDRESS", "40".into()),
+        ("AIWALL_LIMITS__AI_POSTS_PER_MINUTE", "120".into()),
+    ];
+    AppProcess::start(dir, 0, &env).await
+}
+
+async fn ai_post(client: &reqwest::Client, url: &str, prompt: &str, model: &str) -> i64 {
+    let body = NewAiPost {
+        author_name: "Pool".into(),
+        prompt: prompt.into(),
+        model: Some(model.into()),
+        ..NewAiPost::default()
+    };
+    create_ai_post(client, url, &body).await.1
+}
+
+async fn readiness(url: &str) -> Readiness {
+    reqwest::get(format!("{url}/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Waits until `/readyz` lists every server with the models it has.
+async fn pool_listed(url: &str) {
+    eventually(Duration::from_secs(10), "every server listed", || async {
+        let ready = readiness(url).await;
+        (ready.backends.len() == 3 && ready.backends.iter().all(|b| b.ok && !b.models.is_empty()))
+            .then_some(())
+    })
+    .await;
+}
+
+/// One job's run as the wall saw it: where, and when it started and ended (test clock).
+#[derive(Debug, Clone)]
+struct Run {
+    backend: String,
+    started: Duration,
+    ended: Option<Duration>,
+}
+
+#[tokio::test]
+async fn nine_jobs_run_three_at_a_time_across_the_pool_and_a_model_one_server_has_runs_only_there()
+{
+    let fakes = three_fakes(&["--tokens-per-second", "40", "--length", "24"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = wall_on(&fakes, dir.path()).await;
+    pool_listed(&app.url).await;
+    let c = client();
+    let mut wall = SseStream::open(&c, &format!("{}/api/v1/wall/events", app.url), None).await;
+    let t0 = Instant::now();
+    let mut jobs = Vec::new();
+    for i in 0..9 {
+        jobs.push((
+            ai_post(&c, &app.url, &format!("pool job {i}"), MODEL).await,
+            MODEL,
+        ));
+    }
+    for i in 0..2 {
+        jobs.push((
+            ai_post(&c, &app.url, &format!("only on a {i}"), ONLY_ON_A).await,
+            ONLY_ON_A,
+        ));
+    }
+    let mut runs: HashMap<i64, Run> = HashMap::new();
+    let mut max_running = 0;
+    wall.until(Duration::from_secs(60), "every job's end", |event| {
+        let now = t0.elapsed();
+        match wall_event(event) {
+            WallEvent::Progress(p) if p.status.is_running() => {
+                let backend = p.backend.clone().expect("a running job names its server");
+                let run = runs.entry(p.job_id).or_insert(Run {
+                    backend: backend.clone(),
+                    started: now,
+                    ended: None,
+                });
+                assert_eq!(
+                    run.backend, backend,
+                    "job {} moved without a failure",
+                    p.job_id
+                );
+            }
+            WallEvent::Done(done) => {
+                if let Some(run) = runs.get_mut(&done.job_id) {
+                    run.ended = Some(now);
+                }
+            }
+            WallEvent::Error(e) => {
+                panic!("job {} ended with {:?}: {}", e.job_id, e.status, e.message)
+            }
+            _ => {}
+        }
+        let running = runs.values().filter(|r| r.ended.is_none()).count();
+        max_running = max_running.max(running);
+        (runs.len() == jobs.len() && runs.values().all(|r| r.ended.is_some())).then_some(())
+    })
+    .await;
+    let mut timeline: Vec<(i64, &Run)> = runs.iter().map(|(id, r)| (*id, r)).collect();
+    timeline.sort_by_key(|(_, r)| r.started);
+    for (id, run) in &timeline {
+        println!(
+            "job {id:>2} on {:<6} {:>6} ms → {:>6} ms",
+            run.backend,
+            run.started.as_millis(),
+            run.ended.unwrap_or_default().as_millis()
+        );
+    }
+    // One generation at a time on each server, never more.
+    for backend in ["gpu-a", "gpu-b", "llama"] {
+        let mut on: Vec<&Run> = runs.values().filter(|r| r.backend == backend).collect();
+        on.sort_by_key(|r| r.started);
+        assert!(!on.is_empty(), "{backend} ran no job");
+        for pair in on.windows(2) {
+            assert!(
+                pair[0].ended.unwrap() <= pair[1].started,
+                "{backend} ran two at once: {pair:?}"
+            );
+        }
+    }
+    assert_eq!(max_running, 3, "three at a time across the pool");
+    for (job_id, model) in &jobs {
+        if *model == ONLY_ON_A {
+            assert_eq!(
+                runs[job_id].backend, "gpu-a",
+                "job {job_id} for {ONLY_ON_A}"
+            );
+        }
+        let job = job_at(&c, &app.url, *job_id).await;
+        assert_eq!(job.status, JobStatus::Completed);
+        assert_eq!(job.backend.as_deref(), Some(runs[job_id].backend.as_str()));
+        assert!(
+            job.stats
+                .as_ref()
+                .is_some_and(|s| s.output_tokens == Some(24)),
+            "{:?}",
+            job.stats
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_server_killed_under_a_reply_hands_its_job_to_another_and_takes_work_again_once_back() {
+    let mut fakes = three_fakes(&["--tokens-per-second", "20", "--length", "60"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = wall_on(&fakes, dir.path()).await;
+    pool_listed(&app.url).await;
+    let c = client();
+    let mut wall = SseStream::open(&c, &format!("{}/api/v1/wall/events", app.url), None).await;
+    let first = ai_post(&c, &app.url, "the first", MODEL).await;
+    let second = ai_post(&c, &app.url, "the second", MODEL).await;
+    // The first goes to gpu-a, the second to gpu-b (equal load: the first configured).
+    let on_b = wall
+        .until(
+            Duration::from_secs(10),
+            "a job writing on gpu-b",
+            |event| match wall_event(event) {
+                WallEvent::Progress(p)
+                    if p.backend.as_deref() == Some("gpu-b") && p.progress.current_tokens >= 5 =>
+                {
+                    Some(p.job_id)
+                }
+                _ => None,
+            },
+        )
+        .await;
+    assert!([first, second].contains(&on_b));
+    fakes[1].kill9().await;
+    let killed = Instant::now();
+    let (moved_to, failover) = wall
+        .until(
+            Duration::from_secs(15),
+            "the job writing on another server",
+            |event| match wall_event(event) {
+                WallEvent::Progress(p)
+                    if p.job_id == on_b
+                        && p.progress.current_tokens > 0
+                        && p.backend.as_deref().is_some_and(|b| b != "gpu-b") =>
+                {
+                    Some((p.backend.clone().unwrap(), killed.elapsed()))
+                }
+                _ => None,
+            },
+        )
+        .await;
+    println!(
+        "failover: gpu-b killed → job {on_b} writing on {moved_to} after {} ms",
+        failover.as_millis()
+    );
+    assert_eq!(moved_to, "llama", "the free server takes it");
+    let ready = readiness(&app.url).await;
+    let b = ready.backends.iter().find(|b| b.name == "gpu-b").unwrap();
+    assert!(!b.ok && b.down_since.is_some(), "{b:?}");
+    let body = reqwest::get(format!("{}/readyz", app.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !body.contains(&fakes[1].url()),
+        "/readyz names servers, never their addresses: {body}"
+    );
+    let job = eventually(
+        Duration::from_secs(20),
+        "the moved job completes",
+        || async {
+            let job = job_at(&c, &app.url, on_b).await;
+            (job.status == JobStatus::Completed).then_some(job)
+        },
+    )
+    .await;
+    assert_eq!(job.attempt, 1, "dying with its server spent no attempt");
+    assert_eq!(job.backend.as_deref(), Some("llama"));
+
+    // Back: a probe finds it, and it takes work again.
+    fakes[1].restart().await;
+    eventually(
+        Duration::from_secs(15),
+        "gpu-b answers again on /readyz",
+        || async {
+            let ready = readiness(&app.url).await;
+            ready
+                .backends
+                .iter()
+                .any(|b| b.name == "gpu-b" && b.ok && b.down_since.is_none())
+                .then_some(())
+        },
+    )
+    .await;
+    let mut again = Vec::new();
+    for i in 0..3 {
+        again.push(ai_post(&c, &app.url, &format!("after the return {i}"), MODEL).await);
+    }
+    let mut backends = Vec::new();
+    for job_id in again {
+        let job = eventually(
+            Duration::from_secs(30),
+            "a job after the return completes",
+            || async {
+                let job = job_at(&c, &app.url, job_id).await;
+                (job.status == JobStatus::Completed).then_some(job)
+            },
+        )
+        .await;
+        backends.push(job.backend.unwrap());
+    }
+    assert!(
+        backends.iter().any(|b| b == "gpu-b"),
+        "gpu-b took work again: {backends:?}"
+    );
+}

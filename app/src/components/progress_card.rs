@@ -272,7 +272,7 @@ struct Look {
     bar: Option<(&'static str, Option<f64>, String)>,
     /// The prompt read so far, in percent, while the model server says.
     prompt: Option<f64>,
-    /// The model server running it (or that ran it), shown beside the model.
+    /// The model server running it, shown beside the model.
     backend: Option<String>,
     /// The icon's class and glyph.
     icon: (&'static str, &'static str),
@@ -369,7 +369,9 @@ impl Look {
             classes,
             bar,
             prompt,
-            backend: view.backend.clone().filter(|_| status != JobStatus::Queued),
+            // While it runs (a finished card names it in its details: a wall of finished
+            // posts need not repeat it on each).
+            backend: view.backend.clone().filter(|_| running),
             icon,
             phase: phase(job, now, reconnecting),
             started_again: running && job.started_again(),

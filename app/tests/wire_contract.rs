@@ -9,9 +9,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use app::types::{
-    ApiError, BlocksPatch, Check, DoneEvent, ErrorBody, ErrorCode, ErrorEvent, EventName, Failure,
-    FinalStats, JobEvent, JobStatus, JobView, Post, PostDeletedEvent, PostKind, Progress,
-    ProgressEvent, Readiness, SnapshotEvent, WallEvent,
+    ApiError, BackendHealth, BackendKind, BlocksPatch, Check, DoneEvent, ErrorBody, ErrorCode,
+    ErrorEvent, EventName, Failure, FinalStats, JobEvent, JobStatus, JobView, Post,
+    PostDeletedEvent, PostKind, Progress, ProgressEvent, PromptProgress, Readiness, Reasoning,
+    SnapshotEvent, WaitingFor, WallEvent,
 };
 use serde_json::Value;
 
@@ -21,14 +22,14 @@ const README: &str = include_str!("../../README.md");
 
 fn stats() -> FinalStats {
     FinalStats {
-        input_tokens: 4,
-        output_tokens: 42,
-        total_tokens: 46,
-        time_to_first_token_ms: 180,
-        load_duration_ns: 1_500_000,
-        prompt_eval_duration_ns: 2_500_000,
-        eval_duration_ns: 3_360_000_000,
-        total_duration_ns: 3_400_000_000,
+        input_tokens: Some(4),
+        output_tokens: Some(42),
+        total_tokens: Some(46),
+        time_to_first_token_ms: Some(180),
+        load_duration_ns: Some(1_500_000),
+        prompt_eval_duration_ns: Some(2_500_000),
+        eval_duration_ns: Some(3_360_000_000),
+        total_duration_ns: Some(3_400_000_000),
         done_reason: "stop".into(),
         cut_at_bytes: Some(65_536),
     }
@@ -67,6 +68,20 @@ fn job() -> JobView {
         model_loaded: Some(true),
         seq: 1_764_000_003_360_001,
         folded: true,
+        thinking: "The reader wants the sea.".into(),
+        reasoning: Some(Reasoning {
+            tokens: 6,
+            duration_ms: 900,
+            finished: true,
+        }),
+        prompt_progress: Some(PromptProgress {
+            processed: 3,
+            total: 4,
+        }),
+        backend: Some("gpu-1".into()),
+        waiting_for: Some(WaitingFor::Slot {
+            backends: vec!["gpu-1".into(), "gpu-2".into()],
+        }),
     }
 }
 
@@ -120,11 +135,28 @@ fn progress_event() -> ProgressEvent {
         model_loaded: Some(true),
         run: 3,
         seq: 1_764_000_003_360_001,
+        thinking_offset: 19,
+        thinking_delta: " sea.".into(),
+        reasoning: Some(Reasoning {
+            tokens: 6,
+            duration_ms: 900,
+            finished: false,
+        }),
+        prompt_progress: Some(PromptProgress {
+            processed: 3,
+            total: 4,
+        }),
+        backend: Some("gpu-1".into()),
+        waiting_for: Some(WaitingFor::Server {
+            backends: vec!["gpu-1".into()],
+        }),
     }
 }
 
 /// A progress event with every `Option` empty: each is `null` on the wire, not left out, except
-/// `html`, which is left out when the rendered answer did not change.
+/// `html`, which is left out when the rendered answer did not change, and the reasoning's fields
+/// (`thinking_offset`, `thinking_delta`, `reasoning`), `prompt_progress` and `waiting_for`,
+/// left out when they have nothing to say.
 fn progress_event_nones() -> ProgressEvent {
     ProgressEvent {
         job_id: 8,
@@ -146,6 +178,12 @@ fn progress_event_nones() -> ProgressEvent {
         model_loaded: None,
         run: 0,
         seq: 1_764_000_000_000_001,
+        thinking_offset: 0,
+        thinking_delta: String::new(),
+        reasoning: None,
+        prompt_progress: None,
+        backend: None,
+        waiting_for: None,
     }
 }
 
@@ -514,6 +552,16 @@ fn readiness_leaves_out_what_a_check_did_not_say() {
             version: Some("0.12.0".into()),
             error: None,
         },
+        backends: vec![BackendHealth {
+            name: "gpu-1".into(),
+            kind: BackendKind::Ollama,
+            ok: false,
+            error: Some("connection refused".into()),
+            down_since: Some(1_764_000_002_000),
+            models: vec!["llama3.2:1b".into()],
+            running: 0,
+            concurrency: 2,
+        }],
         queued_jobs: 2,
         wall_watchers: 5,
     };

@@ -73,9 +73,9 @@ function logStream(name) {
  * Copies target/release/aiwall ALONE into a fresh temporary directory and starts it there on a
  * free port with a SQLite database in that directory; resolves once GET /healthz answers.
  *
- * `env` adds or overrides AIWALL_* variables. Without AIWALL_OLLAMA__URL the server is pointed
- * at a port where nothing listens (Ollama "down"). The server's output goes to
- * artifacts/aiwall-<port>.log.
+ * `env` adds or overrides AIWALL_* variables. Without AIWALL_OLLAMA__URL (or AIWALL_BACKENDS,
+ * which the server refuses together with it) the server is pointed at a port where nothing
+ * listens (Ollama "down"). The server's output goes to artifacts/aiwall-<port>.log.
  *
  * Returns { url, port, dir, dbPath, proc, output(), stop(), terminate(), kill9(), restart() }:
  * stop() ends it (SIGTERM) and deletes the directory (kept when AIWALL_E2E_KEEP=1);
@@ -101,7 +101,7 @@ export async function startServer({ env = {}, readyTimeoutMs = 30_000 } = {}) {
   Object.assign(childEnv, {
     RUST_LOG: process.env.RUST_LOG ?? 'info,sqlx=warn',
     AIWALL_SERVER__ADDR: `127.0.0.1:${port}`,
-    AIWALL_OLLAMA__URL: `http://127.0.0.1:${await freePort()}`,
+    ...(env.AIWALL_BACKENDS ? {} : { AIWALL_OLLAMA__URL: `http://127.0.0.1:${await freePort()}` }),
     AIWALL_DATABASE__URL: `sqlite://${dbPath}`,
     ...env,
   });

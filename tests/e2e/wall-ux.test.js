@@ -16,7 +16,8 @@ const open = new Set();
 const unique = (label) => `${label} ${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 
 before(async () => {
-  // Offered: two models the fake has, and one it has not (which the composer leaves out).
+  // Offered: two models the fake has, and one it has not (which the composer offers as not
+  // available now: a post for it waits in the queue).
   ({ ollama, server, browser } = await startWall({
     ...manyPosts,
     AIWALL_OLLAMA__ALLOWED_MODELS: '["llama3.2:1b","qwen2.5:0.5b","mistral:7b"]',
@@ -157,11 +158,23 @@ describe('item 9: the composer remembers, and Delete can be undone', () => {
     await page.locator('#composer-name').fill('Grace Hopper');
     await page.locator('input[name=kind][value=ai]').check();
     await page.locator('#composer-model option[value="qwen2.5:0.5b"]').waitFor({ state: 'attached' });
+    const offered = await page.locator('#composer-model option').evaluateAll((options) => options.map((o) => [o.value, o.textContent]));
     assert.deepEqual(
-      await page.locator('#composer-model option').evaluateAll((options) => options.map((o) => o.value)),
-      ['llama3.2:1b', 'qwen2.5:0.5b'],
-      'the offered models the model server has, and no other',
+      offered.map(([value]) => value).sort(),
+      ['llama3.2:1b', 'mistral:7b', 'qwen2.5:0.5b'],
+      'every allowed model',
     );
+    // One model server: where a model is available goes without saying; whether it is does not.
+    assert.deepEqual(
+      Object.fromEntries(offered),
+      { 'llama3.2:1b': 'llama3.2:1b', 'qwen2.5:0.5b': 'qwen2.5:0.5b', 'mistral:7b': 'mistral:7b · not available now' },
+    );
+    await page.locator('#composer-model').selectOption('mistral:7b');
+    assert.match(
+      await page.locator('[data-testid=model-unavailable]').textContent(),
+      /^No model server has mistral:7b right now: an AI post for it waits in the queue until one does\.$/,
+    );
+    await shots(page, 'ux-composer-model-unavailable', page.locator('[data-testid=composer]'));
     await page.locator('#composer-model').selectOption('qwen2.5:0.5b');
 
     await reload(page);

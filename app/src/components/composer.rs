@@ -1,5 +1,7 @@
 //! The composer: write a text post, or a prompt for an AI post (model, optional max length).
-//! The author's name, the kind of post and the model are remembered by the browser.
+//! The author's name, the kind of post and the model are remembered by the browser. The model
+//! picker says where each model is available ("qwen3:4b · gpu1, gpu2"); a model no server has
+//! now stays selectable (its post waits in the queue), and the composer says so.
 use leptos::{
     ev::{KeyboardEvent, SubmitEvent},
     html,
@@ -12,6 +14,57 @@ use crate::{
     live::WallStore,
     types::{ApiError, InputLimits, ModelList, NewAiPost, NewPost},
 };
+
+/// One model of the picker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Choice {
+    name: String,
+    /// What the picker shows: the name, and where the model is available.
+    label: String,
+    /// Some model server can run it now.
+    available: bool,
+}
+
+/// The picker's models: every allowed one with where it is available (`offered`), or, from a
+/// server that does not say, the installed ones; the default model first when it is missing.
+/// Where a model is available is named only when the wall has several model servers.
+fn choices(list: Option<&ModelList>, default: &str) -> Vec<Choice> {
+    let mut choices: Vec<Choice> = match list {
+        Some(list) if !list.offered.is_empty() => {
+            let mut servers: Vec<&String> = list.offered.iter().flat_map(|m| &m.backends).collect();
+            servers.sort_unstable();
+            servers.dedup();
+            let several = servers.len() > 1;
+            list.offered
+                .iter()
+                .map(|m| Choice {
+                    name: m.name.clone(),
+                    label: match m.backends.as_slice() {
+                        [] => format!("{} · not available now", m.name),
+                        on if several => format!("{} · {}", m.name, on.join(", ")),
+                        _ => m.name.clone(),
+                    },
+                    available: !m.backends.is_empty(),
+                })
+                .collect()
+        }
+        Some(list) => list.models.iter().map(|n| available(n)).collect(),
+        None => Vec::new(),
+    };
+    if !choices.iter().any(|c| c.name == default) {
+        choices.insert(0, available(default));
+    }
+    choices
+}
+
+/// A model offered without more to say of it.
+fn available(name: &str) -> Choice {
+    Choice {
+        name: name.to_owned(),
+        label: name.to_owned(),
+        available: true,
+    }
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -68,7 +121,8 @@ pub fn Composer(limits: InputLimits, default_model: String, models: Models) -> i
         }
         let installed = models.get().and_then(Result::ok);
         if let (Some(installed), Some(stored)) = (installed, remembered::load(remembered::MODEL)) {
-            if installed.models.contains(&stored) {
+            let offered = installed.offered.iter().map(|m| &m.name);
+            if installed.models.iter().chain(offered).any(|m| *m == stored) {
                 model.set(stored);
             }
         }
@@ -131,19 +185,26 @@ pub fn Composer(limits: InputLimits, default_model: String, models: Models) -> i
     // The model choices: the ones the server offers, and the default one even when it is not (yet)
     // listed, with the chosen one selected.
     let default_model = StoredValue::new(default_model);
-    let options = move |mut names: Vec<String>| {
-        default_model.with_value(|default| {
-            if !names.contains(default) {
-                names.insert(0, default.clone());
-            }
-        });
-        names
+    let listed = move || {
+        let list = models.get().and_then(Result::ok);
+        default_model.with_value(|default| choices(list.as_ref(), default))
+    };
+    let options = move || {
+        listed()
             .into_iter()
-            .map(|n| {
-                let (label, chosen) = (n.clone(), n.clone());
-                view! { <option value=n prop:selected=move || model.get() == chosen>{label}</option> }
+            .map(|Choice { name, label, .. }| {
+                let chosen = name.clone();
+                view! { <option value=name prop:selected=move || model.get() == chosen>{label}</option> }
             })
             .collect_view()
+    };
+    // The chosen model, when no model server can run it now.
+    let unavailable = move || {
+        let chosen = model.get();
+        listed()
+            .into_iter()
+            .any(|c| c.name == chosen && !c.available)
+            .then_some(chosen)
     };
 
     let limit = move || {
@@ -220,9 +281,14 @@ pub fn Composer(limits: InputLimits, default_model: String, models: Models) -> i
                             remembered::save(remembered::MODEL, &value);
                             model.set(value);
                         }>
-                            {move || options(models.get().and_then(Result::ok).map(|list| list.models).unwrap_or_default())}
+                            {options}
                         </select>
                     </label>
+                    {move || unavailable().map(|m| view! {
+                        <p class="notice" data-testid="model-unavailable">
+                            {format!("No model server has {m} right now: an AI post for it waits in the queue until one does.")}
+                        </p>
+                    })}
                     <label class="field">
                         <span>"Max length (tokens)"</span>
                         <input id="composer-max-tokens" type="number" min="1" max=limits.max_tokens_limit placeholder="no limit"
@@ -243,6 +309,77 @@ pub fn Composer(limits: InputLimits, default_model: String, models: Models) -> i
             </div>
             {move || error().map(|m| view! { <p class="error" role="alert" data-testid="composer-error">{m}</p> })}
         </form>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{choices, Choice};
+    use crate::types::{ModelList, OfferedModel};
+
+    fn offered(name: &str, backends: &[&str]) -> OfferedModel {
+        OfferedModel {
+            name: name.into(),
+            backends: backends.iter().map(|b| (*b).to_owned()).collect(),
+            loaded_on: Vec::new(),
+        }
+    }
+
+    fn list(models: &[&str], offered: Vec<OfferedModel>) -> ModelList {
+        ModelList {
+            models: models.iter().map(|m| (*m).to_owned()).collect(),
+            default_model: "qwen3:4b".into(),
+            offered,
+        }
+    }
+
+    fn labels(choices: &[Choice]) -> Vec<&str> {
+        choices.iter().map(|c| c.label.as_str()).collect()
+    }
+
+    #[test]
+    fn the_picker_says_where_each_model_is_available_and_keeps_the_others_selectable() {
+        let pool = list(
+            &["qwen3:4b"],
+            vec![
+                offered("qwen3:4b", &["gpu1", "gpu2"]),
+                offered("llama3:8b", &[]),
+                offered("phi4", &["gpu2"]),
+            ],
+        );
+        let picked = choices(Some(&pool), "qwen3:4b");
+        assert_eq!(
+            labels(&picked),
+            [
+                "qwen3:4b · gpu1, gpu2",
+                "llama3:8b · not available now",
+                "phi4 · gpu2"
+            ]
+        );
+        assert_eq!(
+            picked.iter().map(|c| c.available).collect::<Vec<_>>(),
+            [true, false, true]
+        );
+        assert_eq!(picked[1].name, "llama3:8b", "the value is the name alone");
+    }
+
+    #[test]
+    fn one_model_server_is_not_named_and_an_older_server_lists_its_models() {
+        let single = list(
+            &[],
+            vec![offered("qwen3:4b", &["ollama"]), offered("x", &[])],
+        );
+        assert_eq!(
+            labels(&choices(Some(&single), "qwen3:4b")),
+            ["qwen3:4b", "x · not available now"]
+        );
+        let older = list(&["llama3.2:1b", "qwen2.5:0.5b"], Vec::new());
+        assert_eq!(
+            labels(&choices(Some(&older), "qwen3:4b")),
+            ["qwen3:4b", "llama3.2:1b", "qwen2.5:0.5b"],
+            "the default first when the server does not list it"
+        );
+        assert_eq!(labels(&choices(None, "qwen3:4b")), ["qwen3:4b"]);
     }
 }
 

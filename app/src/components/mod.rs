@@ -4,6 +4,7 @@ pub mod composer;
 pub mod post_card;
 pub mod progress_card;
 pub mod reason;
+pub mod reasoning;
 pub mod toast;
 
 use crate::types::ApiError;

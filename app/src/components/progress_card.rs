@@ -1,19 +1,23 @@
-//! `AIGenerationProgress`: the live card of an AI post. A compact line while it waits; then a
-//! head (phase, model, the author's Stop), the answer as it is written ([`Answer`]), and
-//! one line of live numbers (tokens, speed, elapsed ticking on the client, time remaining);
-//! once done a check mark and one muted line of statistics that opens the details; on a
-//! failure a plain sentence with the technical detail behind a toggle.
+//! `AIGenerationProgress`: the live card of an AI post. A compact line while it waits (and
+//! what for: its turn, a free slot on a model server, a server to come back); then a head
+//! (phase, model and the model server running it, the author's Stop), a thinking model's
+//! folded reasoning ([`Reasoning`]), the answer as it is written ([`Answer`]), and one line of
+//! live numbers (tokens, speed, elapsed ticking on the client, time remaining); once done a
+//! check mark and one muted line of statistics that opens the details; on a failure a plain
+//! sentence with the technical detail behind a toggle.
 //!
 //! The bar is determinate only when a max length or the model's history gives an honest
-//! basis; otherwise it is an indeterminate "writing" bar beside the live count. The head
-//! keeps its height and the bar takes no room, so the answer never moves when the job ends.
+//! basis; otherwise it is an indeterminate "writing" bar beside the live count. While a model
+//! server reports how far it has read the prompt, the head says so with a small bar of its
+//! own. The head keeps its height and the bar takes no room, so the answer never moves when
+//! the job ends.
 use leptos::{either::EitherOf4, prelude::*};
 
-use super::{answer::Answer, failure, reason, request};
+use super::{answer::Answer, failure, reason, reasoning::Reasoning, request};
 use crate::{
     api, focus, format,
     live::{LiveJob, WallStore},
-    types::{JobStatus, JobView},
+    types::{JobStatus, JobView, WaitingFor},
 };
 
 /// The phase in words, at `now` (0 on the server, where no clock runs).
@@ -24,11 +28,17 @@ fn phase(job: &LiveJob, now: f64, reconnecting: bool) -> String {
         return "Reconnecting…".into();
     }
     match view.status {
-        JobStatus::Queued => match (view.unreachable_since, view.queue_position) {
-            (Some(since), _) => waiting_for_server(since, now),
-            (None, Some(1)) => "Queued · next".into(),
-            (None, Some(n)) => format!("Queued · {}", format::ordinal(n)),
-            (None, None) => "Queued".into(),
+        JobStatus::Queued => match (&view.waiting_for, view.unreachable_since) {
+            (Some(WaitingFor::Server { backends }), since) => {
+                waiting_for_server(backends, since, now)
+            }
+            (_, Some(since)) => waiting_for_server(&[], Some(since), now),
+            (Some(WaitingFor::Slot { backends }), None) => waiting_for_slot(backends),
+            (Some(WaitingFor::Turn) | None, None) => match view.queue_position {
+                Some(1) => "Queued · next".into(),
+                Some(n) => format!("Queued · {}", format::ordinal(n)),
+                None => "Queued".into(),
+            },
         },
         JobStatus::Loading => match view.retry_at {
             Some(at) => {
@@ -45,9 +55,14 @@ fn phase(job: &LiveJob, now: f64, reconnecting: bool) -> String {
                 let secs = ((at - now) / 1000.0).ceil().max(0.0) as u64;
                 format!("{why} Trying again in {}", format::clock(secs * 1000))
             }
-            // Nothing arrives before the first token: a cold model load, or a long prompt.
-            None if view.model_loaded == Some(true) => "Reading the prompt…".into(),
-            None => "Loading the model…".into(),
+            None => match (view.prompt_progress, view.model_loaded) {
+                // The model server says how far it has read (whole percents, rounded down:
+                // 100 % only once it is all read).
+                (Some(p), _) => format!("Reading the prompt: {:.0} %", p.percent().floor()),
+                // Nothing arrives before the first token: a cold model load, or a long prompt.
+                (None, Some(true)) => "Reading the prompt…".into(),
+                (None, _) => "Loading the model…".into(),
+            },
         },
         JobStatus::Generating => match job.stalled_for(now) {
             Some(ms) => {
@@ -56,7 +71,7 @@ fn phase(job: &LiveJob, now: f64, reconnecting: bool) -> String {
                 let ms = ms as u64;
                 format!("No new tokens for {}…", format::clock(ms))
             }
-            // A thinking model streams its reasoning (not shown) before the answer.
+            // A thinking model streams its reasoning (folded above the answer) first.
             None if view.text.is_empty() => "Thinking…".into(),
             None => "Writing…".into(),
         },
@@ -66,14 +81,22 @@ fn phase(job: &LiveJob, now: f64, reconnecting: bool) -> String {
     }
 }
 
-/// A job waiting out an outage of the model server, with the time since it began counting on
-/// this browser's clock: "Waiting for the model server to come back · 40 s". The server
-/// renders before any clock runs, so its page has the words alone.
-fn waiting_for_server(since: i64, now: f64) -> String {
-    const WORDS: &str = "Waiting for the model server to come back";
-    if now <= 0.0 {
-        return WORDS.into();
-    }
+/// A job waiting out an outage of the model servers that have its model, with the time since
+/// it began counting on this browser's clock: "Waiting for the model server to come back ·
+/// 40 s", or with several, "Waiting for the model servers gpu1 and gpu2 to come back · 40 s".
+/// The server renders before any clock runs, so its page has the words alone.
+fn waiting_for_server(backends: &[String], since: Option<i64>, now: f64) -> String {
+    let words = if backends.len() > 1 {
+        format!(
+            "Waiting for the model servers {} to come back",
+            listed(backends, "and")
+        )
+    } else {
+        "Waiting for the model server to come back".to_string()
+    };
+    let Some(since) = since.filter(|_| now > 0.0) else {
+        return words;
+    };
     // Unix milliseconds stay below 2^53: exact in an f64.
     #[allow(clippy::cast_precision_loss)]
     let since = since as f64;
@@ -81,7 +104,28 @@ fn waiting_for_server(since: i64, now: f64) -> String {
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let ms = (now - since).max(0.0) as u64;
     // Whole seconds, rounded down, so the count never runs ahead of the outage.
-    format!("{WORDS} · {}", format::clock(ms / 1000 * 1000))
+    format!("{words} · {}", format::clock(ms / 1000 * 1000))
+}
+
+/// The next job, while every model server that has its model is busy: "Next · waiting for a
+/// free slot on gpu1 or gpu2".
+fn waiting_for_slot(backends: &[String]) -> String {
+    match backends {
+        [] => "Next · waiting for a free slot".into(),
+        _ => format!(
+            "Next · waiting for a free slot on {}",
+            listed(backends, "or")
+        ),
+    }
+}
+
+/// "gpu1", "gpu1 or gpu2", "gpu1, gpu2 or gpu3".
+fn listed(names: &[String], last: &str) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., end] => format!("{} {last} {end}", init.join(", ")),
+    }
 }
 
 /// Whether the bar can honestly show a percent: while writing, with a max length or a time
@@ -113,7 +157,8 @@ struct Numbers {
 
 fn numbers(job: &LiveJob, elapsed: u64, stalled: bool) -> Numbers {
     let view = &job.view;
-    let writing = view.status == JobStatus::Generating;
+    // The answer's numbers, once it is written (the reasoning has its own line).
+    let writing = view.status == JobStatus::Generating && !job.thinking();
     Numbers {
         tokens: writing.then(|| format::tokens(view.progress.current_tokens)),
         speed: writing.then(|| format::speed(job.speed)),
@@ -127,19 +172,26 @@ fn numbers(job: &LiveJob, elapsed: u64, stalled: bool) -> Numbers {
     }
 }
 
-/// The finished job in one line: "80 tokens · 10 tok/s · 11 s · first token 0.4 s".
+/// The finished job in one line: "80 tokens · 10 tok/s · 11 s · first token 0.4 s". What the
+/// model server did not report is left out of the line (the details show it as "—").
 fn summary(view: &JobView) -> String {
+    let time = format::seconds(view.progress.elapsed_time);
     let Some(stats) = &view.stats else {
-        return format::seconds(view.progress.elapsed_time);
+        return time;
     };
     let thought = reasoning_tokens(view);
-    format!(
-        "{} · {} · {} · first token {}",
-        format::or_dash(stats.output_tokens, format::tokens),
-        format::or_dash(stats.tokens_per_second(thought), format::speed),
-        format::seconds(view.progress.elapsed_time),
-        format::or_dash(stats.time_to_first_token_ms, format::seconds),
-    )
+    [
+        stats.output_tokens.map(format::tokens),
+        stats.tokens_per_second(thought).map(format::speed),
+        Some(time),
+        stats
+            .time_to_first_token_ms
+            .map(|ms| format!("first token {}", format::seconds(ms))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" · ")
 }
 
 /// The reasoning tokens a thinking model wrote before its answer (0 for others).
@@ -162,6 +214,10 @@ struct Details {
     ended: Option<String>,
     /// Shown on the card itself: the answer was cut at the most bytes a post keeps.
     cut: Option<String>,
+    /// A thinking model's reasoning tokens.
+    reasoning: Option<String>,
+    /// The model server that ran it, by its configured name.
+    backend: Option<String>,
 }
 
 fn details(view: &JobView) -> Details {
@@ -188,6 +244,8 @@ fn details(view: &JobView) -> Details {
         cut: s
             .cut_at_bytes
             .map(|cap| format!("Cut at {}, the most a post keeps.", format::kilobytes(cap))),
+        reasoning: view.reasoning.as_ref().map(|r| format::tokens(r.tokens)),
+        backend: view.backend.clone(),
     }
 }
 
@@ -212,6 +270,10 @@ struct Look {
     classes: String,
     /// The bar while running: its class, percent (when honest) and words.
     bar: Option<(&'static str, Option<f64>, String)>,
+    /// The prompt read so far, in percent, while the model server says.
+    prompt: Option<f64>,
+    /// The model server running it, shown beside the model.
+    backend: Option<String>,
     /// The icon's class and glyph.
     icon: (&'static str, &'static str),
     phase: String,
@@ -229,7 +291,7 @@ enum Foot {
     /// The live numbers: tokens and speed (once writing), elapsed, time remaining.
     Numbers(Numbers),
     /// The finished job's one line, and the details it opens.
-    Stats(String, Details),
+    Stats(String, Box<Details>),
     /// Why it ended: the sentence, the author's hint, the technical detail.
     Ended(&'static str, Option<String>, Option<String>),
 }
@@ -255,9 +317,17 @@ impl Look {
                 classes.push_str(class);
             }
         }
-        let bar = running.then(|| {
+        let prompt = view
+            .prompt_progress
+            .filter(|_| status == JobStatus::Loading && view.retry_at.is_none())
+            .map(|p| p.percent().floor());
+        // While the prompt has a bar of its own, the card's bar waits for the first token.
+        let bar = (running && prompt.is_none()).then(|| {
             let count = format::tokens(view.progress.current_tokens);
-            if determinate(view) {
+            if job.thinking() {
+                let thought = format::tokens(reasoning_tokens(view));
+                ("bar indeterminate", None, format!("Thinking, {thought}"))
+            } else if determinate(view) {
                 let p = view.progress.percent;
                 ("bar", Some(p), format!("{p:.0}%, {count}"))
             } else {
@@ -285,7 +355,7 @@ impl Look {
         let foot = if running {
             Foot::Numbers(numbers(job, job.elapsed_at(now), stalled))
         } else if status == JobStatus::Completed {
-            Foot::Stats(summary(view), details(view))
+            Foot::Stats(summary(view), Box::new(details(view)))
         } else if ended {
             Foot::Ended(
                 reason::sentence(status, view.failure),
@@ -298,6 +368,10 @@ impl Look {
         Self {
             classes,
             bar,
+            prompt,
+            // While it runs (a finished card names it in its details: a wall of finished
+            // posts need not repeat it on each).
+            backend: view.backend.clone().filter(|_| running),
             icon,
             phase: phase(job, now, reconnecting),
             started_again: running && job.started_again(),
@@ -369,13 +443,23 @@ pub fn AIGenerationProgress(
                 </div>
             })}
             {move || {
-                let Look { icon: (icon, glyph), phase, started_again, action, .. } = look();
+                let Look { icon: (icon, glyph), phase, prompt, backend, started_again, action, .. } = look();
                 view! {
                     <div class="ai-progress-head">
                         <span class="ai-icon" aria-hidden="true"><span class=icon>{glyph}</span></span>
                         <span class="phase" data-testid="phase">{phase}</span>
+                        {prompt.map(|p| view! {
+                            <span class="prompt-bar" role="progressbar" data-testid="prompt-bar"
+                                aria-label=about.with_value(|a| format!("Reading the prompt of {a}"))
+                                aria-valuemin="0" aria-valuemax="100" aria-valuenow=format!("{p:.0}")
+                                aria-valuetext=format!("{p:.0} % of the prompt read")>
+                                <span class=fill_class(Some(p))></span>
+                            </span>
+                        })}
                         {started_again.then(|| view! { <span class="note" data-testid="started-again">"Started again"</span> })}
-                        <span class="model">{model.clone()}</span>
+                        <span class="model">{model.clone()}{backend.map(|b| view! {
+                            <span class="backend" data-testid="backend" title="Model server">" · "{b}</span>
+                        })}</span>
                         <span class="ai-actions">
                             {action.map(|(order, action, text)| view! {
                                 <button type="button" data-action=action
@@ -386,7 +470,9 @@ pub fn AIGenerationProgress(
                     </div>
                 }
             }}
-            // The answer, in one place from the first token to Done.
+            // A thinking model's reasoning, folded; then the answer, in one place from the
+            // first token to Done.
+            <Reasoning job />
             <Answer job />
             {move || match look().foot {
                 Foot::Numbers(Numbers { tokens, speed, elapsed, eta }) => EitherOf4::A(view! {
@@ -397,7 +483,7 @@ pub fn AIGenerationProgress(
                         {eta.map(|t| view! { <span data-testid="eta">{t}</span> })}
                     </p>
                 }),
-                Foot::Stats(line, d) => EitherOf4::B(view! {
+                Foot::Stats(line, d) => EitherOf4::B({ let d = *d; view! {
                     {d.cut.map(|cut| view! { <p class="ai-cut" data-testid="cut">{cut}</p> })}
                     <details class="ai-stats" data-testid="stats">
                         <summary data-testid="summary">{line}</summary>
@@ -410,10 +496,12 @@ pub fn AIGenerationProgress(
                             {row("Reading the prompt", "prompt-eval", d.prompt_eval)}
                             {row("Writing", "eval", d.eval)}
                             {row("Total time", "time", d.time)}
+                            {d.reasoning.map(|r| row("Reasoning", "reasoning", r))}
+                            {d.backend.map(|b| row("Model server", "backend", b))}
                             {d.ended.map(|e| row("Ended", "done-reason", e))}
                         </dl>
                     </details>
-                }),
+                }}),
                 Foot::Ended(sentence, hint, detail) => EitherOf4::C(view! {
                     <div class="ai-error" data-testid="failure">
                         <p class="sentence">{sentence}</p>
@@ -461,31 +549,202 @@ fn keep_focus(
 
 #[cfg(test)]
 mod tests {
-    use super::{fill_class, waiting_for_server};
+    use super::{details, fill_class, phase, summary, waiting_for_server, Look};
+    use crate::{
+        live::LiveJob,
+        types::{FinalStats, JobStatus, JobView, PromptProgress, Reasoning, WaitingFor},
+    };
+
+    fn live(view: JobView) -> LiveJob {
+        LiveJob {
+            elapsed_base: view.progress.elapsed_time,
+            based_at: 1_000.0,
+            tokens_at: 1_000.0,
+            speed: 0.0,
+            thought_clock: None,
+            view,
+        }
+    }
+
+    fn queued(waiting_for: Option<WaitingFor>, position: u32) -> LiveJob {
+        live(JobView {
+            queue_position: Some(position),
+            waiting_for,
+            ..JobView::fresh(1, 1, "qwen3:4b")
+        })
+    }
+
+    fn names(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
 
     #[test]
     fn a_job_waiting_for_the_model_server_counts_the_outage_on_the_client() {
         let since = 1_764_000_000_000;
         #[allow(clippy::cast_precision_loss)]
         let at = |ms: i64| (since + ms) as f64;
+        let one = |now| waiting_for_server(&names(&["gpu1"]), Some(since), now);
         assert_eq!(
-            waiting_for_server(since, at(40_400)),
+            one(at(40_400)),
             "Waiting for the model server to come back · 40 s"
         );
         assert_eq!(
-            waiting_for_server(since, at(95_000)),
+            one(at(95_000)),
             "Waiting for the model server to come back · 1 min 35 s"
         );
         assert_eq!(
-            waiting_for_server(since, at(-3_000)),
+            one(at(-3_000)),
             "Waiting for the model server to come back · 0 s",
             "a browser clock behind the server's shows no negative time"
         );
         assert_eq!(
-            waiting_for_server(since, 0.0),
+            one(0.0),
             "Waiting for the model server to come back",
             "no count where no clock runs"
         );
+        assert_eq!(
+            waiting_for_server(&names(&["gpu1", "gpu2"]), Some(since), at(40_000)),
+            "Waiting for the model servers gpu1 and gpu2 to come back · 40 s"
+        );
+        assert_eq!(
+            waiting_for_server(&names(&["a", "b", "c"]), None, at(40_000)),
+            "Waiting for the model servers a, b and c to come back"
+        );
+    }
+
+    #[test]
+    fn a_queued_job_says_what_it_waits_for() {
+        let at = |j: &LiveJob| phase(j, 5_000.0, false);
+        assert_eq!(
+            at(&queued(None, 3)),
+            "Queued · 3rd",
+            "an older server says nothing more"
+        );
+        assert_eq!(at(&queued(Some(WaitingFor::Turn), 1)), "Queued · next");
+        assert_eq!(at(&queued(Some(WaitingFor::Turn), 2)), "Queued · 2nd");
+        let slot = |backends: &[&str]| WaitingFor::Slot {
+            backends: names(backends),
+        };
+        assert_eq!(
+            at(&queued(Some(slot(&["gpu1", "gpu2"])), 1)),
+            "Next · waiting for a free slot on gpu1 or gpu2"
+        );
+        assert_eq!(
+            at(&queued(Some(slot(&["gpu1"])), 1)),
+            "Next · waiting for a free slot on gpu1"
+        );
+        let mut down = queued(
+            Some(WaitingFor::Server {
+                backends: names(&["gpu1", "gpu2"]),
+            }),
+            1,
+        );
+        down.view.unreachable_since = Some(1_000);
+        assert_eq!(
+            at(&down),
+            "Waiting for the model servers gpu1 and gpu2 to come back · 4 s"
+        );
+        // An older server: the outage alone, as before.
+        let mut old = queued(None, 1);
+        old.view.unreachable_since = Some(1_000);
+        assert_eq!(at(&old), "Waiting for the model server to come back · 4 s");
+    }
+
+    fn loading(prompt_progress: Option<PromptProgress>) -> LiveJob {
+        live(JobView {
+            status: JobStatus::Loading,
+            prompt_progress,
+            model_loaded: Some(true),
+            backend: Some("llama".into()),
+            ..JobView::fresh(1, 1, "qwen3:4b")
+        })
+    }
+
+    #[test]
+    fn reading_the_prompt_shows_how_far_with_a_bar_of_its_own() {
+        let reading = loading(Some(PromptProgress {
+            processed: 31,
+            total: 50,
+        }));
+        assert_eq!(phase(&reading, 5_000.0, false), "Reading the prompt: 62 %");
+        let look = Look::of(&reading, 5_000.0, false, true);
+        assert_eq!(look.prompt, Some(62.0));
+        assert!(look.bar.is_none(), "one bar at a time");
+        assert_eq!(look.backend.as_deref(), Some("llama"));
+        // Never 100 % before it is all read.
+        let almost = loading(Some(PromptProgress {
+            processed: 999,
+            total: 1000,
+        }));
+        assert_eq!(phase(&almost, 5_000.0, false), "Reading the prompt: 99 %");
+        // A server that does not say: as before.
+        let silent = loading(None);
+        assert_eq!(phase(&silent, 5_000.0, false), "Reading the prompt…");
+        let look = Look::of(&silent, 5_000.0, false, true);
+        assert_eq!((look.prompt, look.bar.is_some()), (None, true));
+    }
+
+    #[test]
+    fn while_it_thinks_the_answers_numbers_wait_and_the_bar_says_thinking() {
+        let mut j = live(JobView {
+            status: JobStatus::Generating,
+            reasoning: Some(Reasoning {
+                tokens: 120,
+                duration_ms: 8_000,
+                finished: false,
+            }),
+            ..JobView::fresh(1, 1, "qwen3:4b")
+        });
+        let look = Look::of(&j, 5_000.0, false, true);
+        assert_eq!(
+            look.bar.map(|b| b.2).as_deref(),
+            Some("Thinking, 120 tokens")
+        );
+        let super::Foot::Numbers(numbers) = look.foot else {
+            panic!("running: the live numbers");
+        };
+        assert_eq!((numbers.tokens, numbers.speed), (None, None));
+        j.view.reasoning = Some(Reasoning {
+            finished: true,
+            ..Reasoning::default()
+        });
+        j.view.text = "Yes".into();
+        let super::Foot::Numbers(numbers) = Look::of(&j, 5_000.0, false, true).foot else {
+            panic!("running: the live numbers");
+        };
+        assert_eq!(numbers.tokens.as_deref(), Some("0 tokens"));
+    }
+
+    #[test]
+    fn missing_statistics_are_left_out_of_the_line_and_shown_as_dashes_in_the_details() {
+        // An OpenAI-compatible server that reports only its usage.
+        let view = JobView {
+            status: JobStatus::Completed,
+            stats: Some(FinalStats {
+                input_tokens: Some(12),
+                output_tokens: Some(80),
+                total_tokens: Some(92),
+                time_to_first_token_ms: Some(400),
+                done_reason: "stop".into(),
+                ..FinalStats::default()
+            }),
+            backend: Some("llama".into()),
+            ..JobView::fresh(1, 1, "qwen3:4b")
+        };
+        let mut view = view;
+        view.progress.elapsed_time = 11_000;
+        assert_eq!(summary(&view), "80 tokens · 11 s · first token 0.4 s");
+        let d = details(&view);
+        assert_eq!(
+            [d.output.as_str(), d.input.as_str(), d.speed.as_str()],
+            ["80 tokens", "12 tokens", "—"]
+        );
+        assert_eq!([d.load, d.prompt_eval, d.eval], ["—", "—", "—"]);
+        assert_eq!(d.backend.as_deref(), Some("llama"));
+        // Nothing reported at all: the time alone.
+        view.stats = Some(FinalStats::default());
+        assert_eq!(summary(&view), "11 s");
+        assert_eq!(details(&view).output, "—");
     }
 
     #[test]
@@ -495,5 +754,71 @@ mod tests {
         assert_eq!(fill_class(Some(130.0)), "bar-fill p100");
         assert_eq!(fill_class(Some(-3.0)), "bar-fill p0");
         assert_eq!(fill_class(None), "bar-fill");
+    }
+}
+
+/// The card as the server draws it (the browser hydrates the same).
+#[cfg(all(test, feature = "ssr"))]
+mod drawn {
+    use leptos::prelude::*;
+
+    use super::AIGenerationProgress;
+    use crate::{
+        live::{LiveJob, WallStore},
+        types::{JobStatus, JobView, PromptProgress},
+    };
+
+    fn drawn(view: JobView) -> String {
+        let owner = Owner::new();
+        owner.set();
+        provide_context(WallStore {
+            entries: RwSignal::new(Vec::new()),
+            next_before: RwSignal::new(None),
+            viewer_tag: RwSignal::new(None),
+            connected: RwSignal::new(true),
+            reconnecting: RwSignal::new(false),
+            announcement: RwSignal::new(String::new()),
+            keep: RwSignal::new(100),
+        });
+        let job = RwSignal::new(Some(LiveJob::new(view)));
+        view! { <AIGenerationProgress job mine=true about="Ada's AI post".to_string() /> }.to_html()
+    }
+
+    #[test]
+    fn reading_the_prompt_has_its_own_named_progressbar_and_the_server_is_named() {
+        let html = drawn(JobView {
+            status: JobStatus::Loading,
+            prompt_progress: Some(PromptProgress {
+                processed: 31,
+                total: 50,
+            }),
+            backend: Some("gpu<1>".into()),
+            ..JobView::fresh(1, 1, "qwen3:4b")
+        });
+        assert!(html.contains("Reading the prompt: 62 %"), "{html}");
+        let bar = html
+            .split("<span ")
+            .find(|tag| tag.contains("data-testid=\"prompt-bar\""))
+            .unwrap_or_else(|| panic!("a prompt bar: {html}"));
+        for attribute in [
+            "role=\"progressbar\"",
+            "aria-valuenow=\"62\"",
+            "aria-label=\"Reading the prompt of Ada&#x27;s AI post\"",
+        ] {
+            assert!(
+                bar.contains(attribute) || bar.contains(&attribute.replace("&#x27;", "'")),
+                "{attribute} in {bar}"
+            );
+        }
+        assert!(html.contains("bar-fill p62"), "{html}");
+        assert_eq!(
+            html.matches("role=\"progressbar\"").count(),
+            1,
+            "one bar at a time: {html}"
+        );
+        assert!(
+            html.contains("gpu&lt;1&gt;</span>"),
+            "the server's name, as text: {html}"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! How a browser folds stream events into the job state it holds: pure functions, so the
-//! rules (drop what is stale, append exactly the unseen text and patch the rendered blocks,
-//! notice a gap) are unit-tested.
+//! rules (drop what is stale, append exactly the unseen text and reasoning and patch the
+//! rendered blocks, notice a gap) are unit-tested.
 use crate::types::{DoneEvent, ErrorEvent, JobStatus, JobView, ProgressEvent};
 
 #[derive(Debug, PartialEq, Eq)]
@@ -19,6 +19,18 @@ pub fn progress(job: &mut JobView, ev: &ProgressEvent) -> Applied {
     if ev.text_offset > job.text.len() || !job.text.is_char_boundary(ev.text_offset) {
         return Applied::Gap;
     }
+    // A new run starts its reasoning afresh (a restart normally comes as a whole `job` event;
+    // this keeps two runs' reasoning apart even when it does not).
+    let new_run = ev.run > job.run;
+    let thinking_len = if new_run { 0 } else { job.thinking.len() };
+    if ev.thinking_offset > thinking_len
+        || !job
+            .thinking
+            .get(..thinking_len)
+            .is_some_and(|t| t.is_char_boundary(ev.thinking_offset))
+    {
+        return Applied::Gap;
+    }
     if let Some(patch) = &ev.html {
         if !patch.apply(&mut job.blocks) {
             return Applied::Gap;
@@ -27,6 +39,25 @@ pub fn progress(job: &mut JobView, ev: &ProgressEvent) -> Applied {
     // Truncating first makes a restart (offset 0) and an overlap both come out right.
     job.text.truncate(ev.text_offset);
     job.text.push_str(&ev.text_delta);
+    if new_run {
+        job.thinking.clear();
+        job.reasoning = None;
+        job.run = ev.run;
+    }
+    // Offset 0 with nothing appended is an event that says nothing of the reasoning (both
+    // fields are left out of the JSON then): it keeps what we have. Otherwise as for the text.
+    if ev.thinking_offset > 0 || !ev.thinking_delta.is_empty() {
+        job.thinking.truncate(ev.thinking_offset);
+        job.thinking.push_str(&ev.thinking_delta);
+    }
+    if ev.reasoning.is_some() {
+        job.reasoning = ev.reasoning.clone();
+    }
+    job.prompt_progress = ev.prompt_progress;
+    if ev.backend.is_some() {
+        job.backend = ev.backend.clone();
+    }
+    job.waiting_for = ev.waiting_for.clone();
     job.status = ev.status;
     job.queue_position = ev.queue_position;
     job.progress = ev.progress.clone();
@@ -52,6 +83,7 @@ pub fn done(job: &mut JobView, ev: &DoneEvent) {
     job.retry_at = None;
     job.error = None;
     job.failure = None;
+    ended(job);
     job.seq = job.seq.max(ev.seq);
 }
 
@@ -64,13 +96,24 @@ pub fn error(job: &mut JobView, ev: &ErrorEvent) {
     job.queue_position = None;
     job.retry_at = None;
     job.progress.estimated_time_remaining = None;
+    ended(job);
     job.seq = job.seq.max(ev.seq);
+}
+
+/// What no longer holds once a job has ended: its reasoning is complete (its clock stops), and
+/// it neither reads a prompt nor waits for anything.
+fn ended(job: &mut JobView) {
+    if let Some(reasoning) = &mut job.reasoning {
+        reasoning.finished = true;
+    }
+    job.prompt_progress = None;
+    job.waiting_for = None;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{BlocksPatch, Progress};
+    use crate::types::{BlocksPatch, Progress, PromptProgress, Reasoning, WaitingFor};
 
     fn job() -> JobView {
         JobView {
@@ -100,7 +143,177 @@ mod tests {
             model_loaded: None,
             run: 1,
             seq,
+            thinking_offset: 0,
+            thinking_delta: String::new(),
+            reasoning: None,
+            prompt_progress: None,
+            backend: None,
+            waiting_for: None,
         }
+    }
+
+    /// An event of the reasoning phase: `delta` appended to the reasoning after `offset` bytes.
+    fn thought(seq: u64, offset: usize, delta: &str, tokens: u32) -> ProgressEvent {
+        ProgressEvent {
+            thinking_offset: offset,
+            thinking_delta: delta.into(),
+            reasoning: Some(Reasoning {
+                tokens,
+                duration_ms: u64::from(tokens) * 100,
+                finished: false,
+            }),
+            ..ev(seq, 0, "")
+        }
+    }
+
+    #[test]
+    fn reasoning_is_appended_exactly_once_and_kept_apart_from_the_answer() {
+        let mut j = job();
+        assert_eq!(
+            progress(&mut j, &thought(2, 0, "Let me", 2)),
+            Applied::Updated
+        );
+        assert_eq!(
+            progress(&mut j, &thought(3, 6, " see.", 4)),
+            Applied::Updated
+        );
+        assert_eq!(progress(&mut j, &thought(3, 6, " see.", 4)), Applied::Stale);
+        assert_eq!((j.thinking.as_str(), j.text.as_str()), ("Let me see.", ""));
+        // An overlap is cut where the event says, as for the answer.
+        assert_eq!(
+            progress(&mut j, &thought(4, 7, "see!", 5)),
+            Applied::Updated
+        );
+        assert_eq!(j.thinking, "Let me see!");
+        // The answer begins: the event says the reasoning's length and that it is finished.
+        let answer = ProgressEvent {
+            thinking_offset: 11,
+            reasoning: Some(Reasoning {
+                tokens: 5,
+                duration_ms: 900,
+                finished: true,
+            }),
+            ..ev(5, 0, "Yes")
+        };
+        assert_eq!(progress(&mut j, &answer), Applied::Updated);
+        assert_eq!(
+            (j.thinking.as_str(), j.text.as_str()),
+            ("Let me see!", "Yes")
+        );
+        assert!(j
+            .reasoning
+            .as_ref()
+            .is_some_and(|r| r.finished && r.tokens == 5));
+        // An event that says nothing of the reasoning (offset 0, no delta, no counts) keeps it.
+        assert_eq!(progress(&mut j, &ev(6, 3, "!")), Applied::Updated);
+        assert_eq!(j.thinking, "Let me see!");
+        assert_eq!(j.reasoning.as_ref().map(|r| r.tokens), Some(5));
+    }
+
+    #[test]
+    fn a_reasoning_gap_is_noticed_and_changes_nothing() {
+        let mut j = job();
+        progress(&mut j, &thought(2, 0, "考え", 1));
+        assert_eq!(progress(&mut j, &thought(3, 20, "x", 2)), Applied::Gap);
+        assert_eq!(
+            progress(&mut j, &thought(3, 1, "x", 2)),
+            Applied::Gap,
+            "inside a character"
+        );
+        assert_eq!((j.thinking.as_str(), j.seq), ("考え", 2));
+    }
+
+    #[test]
+    fn a_new_run_clears_the_last_runs_reasoning() {
+        let mut j = job();
+        progress(&mut j, &thought(2, 0, "First try", 3));
+        let again = ProgressEvent {
+            run: 2,
+            attempt: 2,
+            ..thought(3, 9, "x", 1)
+        };
+        assert_eq!(
+            progress(&mut j, &again),
+            Applied::Gap,
+            "the new run has no 9 bytes yet"
+        );
+        let fresh = ProgressEvent {
+            run: 2,
+            attempt: 2,
+            ..ev(3, 0, "")
+        };
+        assert_eq!(progress(&mut j, &fresh), Applied::Updated);
+        assert_eq!(
+            (j.thinking.as_str(), j.reasoning.is_none(), j.run),
+            ("", true, 2)
+        );
+        assert_eq!(
+            progress(&mut j, &thought(4, 0, "Second", 1)),
+            Applied::Updated
+        );
+        assert_eq!(j.thinking, "Second");
+    }
+
+    #[test]
+    fn phase_details_are_taken_from_each_event() {
+        let mut j = JobView {
+            status: JobStatus::Queued,
+            ..job()
+        };
+        let waiting = ProgressEvent {
+            status: JobStatus::Queued,
+            queue_position: Some(1),
+            waiting_for: Some(WaitingFor::Slot {
+                backends: vec!["gpu1".into(), "gpu2".into()],
+            }),
+            ..ev(2, 0, "")
+        };
+        progress(&mut j, &waiting);
+        assert!(
+            matches!(&j.waiting_for, Some(WaitingFor::Slot { backends }) if backends.len() == 2)
+        );
+        let reading = ProgressEvent {
+            status: JobStatus::Loading,
+            prompt_progress: Some(PromptProgress {
+                processed: 31,
+                total: 50,
+            }),
+            backend: Some("gpu2".into()),
+            ..ev(3, 0, "")
+        };
+        progress(&mut j, &reading);
+        assert_eq!(j.waiting_for, None, "no longer queued");
+        assert_eq!(j.prompt_progress.map(|p| p.percent().round()), Some(62.0));
+        assert_eq!(j.backend.as_deref(), Some("gpu2"));
+        progress(&mut j, &ev(4, 0, "Hi"));
+        assert_eq!(j.prompt_progress, None, "the prompt is read");
+        assert_eq!(
+            j.backend.as_deref(),
+            Some("gpu2"),
+            "kept when an event leaves it out"
+        );
+    }
+
+    #[test]
+    fn the_end_completes_the_reasoning() {
+        let mut j = job();
+        progress(&mut j, &thought(2, 0, "Hmm", 40));
+        let end = DoneEvent {
+            job_id: 1,
+            post_id: 1,
+            text: String::new(),
+            html: String::new(),
+            blocks: Vec::new(),
+            stats: Default::default(),
+            progress: Progress::default(),
+            seq: 3,
+        };
+        done(&mut j, &end);
+        assert!(j
+            .reasoning
+            .as_ref()
+            .is_some_and(|r| r.finished && r.tokens == 40));
+        assert_eq!(j.thinking, "Hmm", "the reasoning stays to be read");
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub struct LiveJob {
     pub tokens_at: f64,
     /// Tokens per second as the card shows it (smoothed).
     pub speed: f64,
+    /// While a thinking model thinks, its reasoning time ticks like the elapsed time: the
+    /// server's count and this browser's time when it was taken. `None` without reasoning.
+    pub thought_clock: Option<(u64, f64)>,
 }
 
 impl LiveJob {
@@ -39,6 +42,7 @@ impl LiveJob {
             based_at: now,
             tokens_at: now,
             speed: view.progress.tokens_per_second,
+            thought_clock: view.reasoning.as_ref().map(|r| (r.duration_ms, now)),
             view,
         }
     }
@@ -47,7 +51,7 @@ impl LiveJob {
     /// measured carries over unless the run or the count changed.
     pub fn replaced(&self, view: JobView) -> Self {
         let mut next = Self::new(view);
-        let same = |j: &JobView| (j.run, j.attempt, j.progress.current_tokens);
+        let same = |j: &JobView| (j.run, j.attempt, j.progress.current_tokens, reasoned(j));
         if same(&self.view) == same(&next.view) {
             next.tokens_at = self.tokens_at;
             next.speed = self.speed;
@@ -55,13 +59,24 @@ impl LiveJob {
         next
     }
 
-    /// Takes note of a progress event just applied to `view`, whose token count and status
-    /// before it were `before`: a new count, or a new phase, restarts the stall clock.
-    fn measured(&mut self, before: (u32, JobStatus)) {
-        let (tokens_before, status_before) = before;
+    /// What [`LiveJob::measured`] compares: the answer's token count, the reasoning's, and the
+    /// status.
+    fn before(&self) -> (u32, u32, JobStatus) {
+        let view = &self.view;
+        (view.progress.current_tokens, reasoned(view), view.status)
+    }
+
+    /// Takes note of a progress event just applied to `view`, whose counts and status before
+    /// it were `before`: a new count (of the answer or of the reasoning: a thinking model is
+    /// not stalled), or a new phase, restarts the stall clock.
+    fn measured(&mut self, before: (u32, u32, JobStatus)) {
+        let (tokens_before, reasoned_before, status_before) = before;
         let now = clock::now();
         let progress = &self.view.progress;
-        if progress.current_tokens != tokens_before || self.view.status != status_before {
+        if progress.current_tokens != tokens_before
+            || reasoned(&self.view) != reasoned_before
+            || self.view.status != status_before
+        {
             self.tokens_at = now;
         }
         let reading = progress.tokens_per_second;
@@ -96,7 +111,29 @@ impl LiveJob {
         self.elapsed_base + ticked
     }
 
-    /// Takes the server's elapsed time again when ours drifted more than a second from it.
+    /// Whether the model is thinking now: it has begun reasoning, and neither the answer nor
+    /// the end has come.
+    pub fn thinking(&self) -> bool {
+        self.view.status.is_running() && self.view.reasoning.as_ref().is_some_and(|r| !r.finished)
+    }
+
+    /// How long the model has thought, at `now`: ticking while it thinks, the server's count
+    /// once it is done; `None` for a job that has not reasoned.
+    pub fn thought_for(&self, now: f64) -> Option<u64> {
+        let reasoning = self.view.reasoning.as_ref()?;
+        match self.thought_clock {
+            Some((base, at)) if self.thinking() => {
+                // Whole milliseconds of this browser's clock, never negative.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let ticked = (now - at).max(0.0) as u64;
+                Some(base + ticked)
+            }
+            _ => Some(reasoning.duration_ms),
+        }
+    }
+
+    /// Takes the server's elapsed time again when ours drifted more than a second from it, and
+    /// the same for the reasoning time.
     fn resync(&mut self) {
         let now = clock::now();
         let server = self.view.progress.elapsed_time;
@@ -104,13 +141,26 @@ impl LiveJob {
             self.elapsed_base = server;
             self.based_at = now;
         }
+        let thought = self.view.reasoning.as_ref().map(|r| r.duration_ms);
+        self.thought_clock = match (thought, self.thought_clock) {
+            (None, _) => None,
+            (Some(server), Some(clock))
+                if self.thinking()
+                    && self
+                        .thought_for(now)
+                        .is_some_and(|t| t.abs_diff(server) <= 1000) =>
+            {
+                Some(clock)
+            }
+            (Some(server), _) => Some((server, now)),
+        };
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::LiveJob;
-    use crate::types::{JobStatus, JobView, Progress};
+    use crate::types::{JobStatus, JobView, Progress, Reasoning};
 
     fn job(status: JobStatus, elapsed: u64) -> LiveJob {
         let view = JobView {
@@ -129,8 +179,68 @@ mod tests {
             based_at: 1_000.0,
             tokens_at: 1_000.0,
             speed: 0.0,
+            thought_clock: None,
             view,
         }
+    }
+
+    #[test]
+    fn the_reasoning_time_ticks_while_it_thinks_and_stands_at_the_servers_count_after() {
+        let mut j = job(JobStatus::Generating, 5_000);
+        assert_eq!(j.thought_for(9_000.0), None, "no reasoning, no time");
+        j.view.reasoning = Some(Reasoning {
+            tokens: 12,
+            duration_ms: 3_000,
+            finished: false,
+        });
+        j.thought_clock = Some((3_000, 1_000.0));
+        assert!(j.thinking());
+        assert_eq!(j.thought_for(1_000.0), Some(3_000));
+        assert_eq!(j.thought_for(3_500.0), Some(5_500));
+        assert_eq!(j.thought_for(500.0), Some(3_000), "never before its base");
+        j.view.reasoning = Some(Reasoning {
+            tokens: 30,
+            duration_ms: 6_200,
+            finished: true,
+        });
+        assert!(!j.thinking());
+        assert_eq!(
+            j.thought_for(60_000.0),
+            Some(6_200),
+            "done thinking: the server's count"
+        );
+        // A job that ended while it thought stops counting too.
+        j.view.reasoning = Some(Reasoning {
+            finished: false,
+            ..Reasoning::default()
+        });
+        j.view.status = JobStatus::Cancelled;
+        assert!(!j.thinking());
+        assert_eq!(j.thought_for(60_000.0), Some(0));
+    }
+
+    #[test]
+    fn the_reasoning_clock_keeps_its_pace_unless_the_server_differs_by_more_than_a_second() {
+        let mut j = job(JobStatus::Generating, 5_000);
+        // First seen: the server's count is taken as it is.
+        j.view.reasoning = Some(Reasoning {
+            tokens: 1,
+            duration_ms: 200,
+            finished: false,
+        });
+        j.resync();
+        let (base, _) = j.thought_clock.unwrap();
+        assert_eq!(base, 200);
+        // Close to ours (the native clock stands at 0): no jump.
+        j.view.reasoning.as_mut().unwrap().duration_ms = 900;
+        j.resync();
+        assert_eq!(j.thought_clock.unwrap().0, 200);
+        j.view.reasoning.as_mut().unwrap().duration_ms = 4_000;
+        j.resync();
+        assert_eq!(j.thought_clock.unwrap().0, 4_000);
+        j.view.reasoning = None;
+        j.resync();
+        assert_eq!(j.thought_clock, None);
     }
 
     #[test]
@@ -170,14 +280,34 @@ mod tests {
     }
 
     #[test]
+    fn reasoning_tokens_count_as_progress_not_as_a_stall() {
+        let mut j = job(JobStatus::Generating, 5_000);
+        j.tokens_at = -10_000.0;
+        let before = j.before();
+        j.view.reasoning = Some(Reasoning {
+            tokens: 3,
+            ..Reasoning::default()
+        });
+        j.measured(before);
+        assert_eq!(
+            j.tokens_at, 0.0,
+            "a new reasoning token restarts the stall clock"
+        );
+        let before = j.before();
+        j.tokens_at = -10_000.0;
+        j.measured(before);
+        assert_eq!(j.tokens_at, -10_000.0, "nothing new, no restart");
+    }
+
+    #[test]
     fn the_speed_is_smoothed_and_a_fresh_state_keeps_what_was_measured() {
         let mut j = job(JobStatus::Generating, 5_000);
         j.view.progress.tokens_per_second = 10.0;
-        j.measured((0, JobStatus::Generating));
+        j.measured((0, 0, JobStatus::Generating));
         assert_eq!(j.speed, 10.0, "the first reading is taken as it is");
         j.view.progress.current_tokens = 5;
         j.view.progress.tokens_per_second = 14.0;
-        j.measured((4, JobStatus::Generating));
+        j.measured((4, 0, JobStatus::Generating));
         assert!((j.speed - 11.0).abs() < 1e-9, "{}", j.speed);
         let again = j.replaced(j.view.clone());
         assert_eq!((again.speed, again.tokens_at), (j.speed, j.tokens_at));
@@ -189,6 +319,11 @@ mod tests {
         second.view.run = 2;
         assert!(second.started_again());
     }
+}
+
+/// Reasoning tokens written so far (0 for a model that does not think).
+fn reasoned(view: &JobView) -> u32 {
+    view.reasoning.as_ref().map_or(0, |r| r.tokens)
 }
 
 /// One post on the page. The post itself does not change; its text and job do. Its signals are
@@ -385,7 +520,7 @@ impl WallStore {
         let mut gap = false;
         entry.job.update(|job| {
             if let Some(job) = job {
-                let before = (job.view.progress.current_tokens, job.view.status);
+                let before = job.before();
                 match apply::progress(&mut job.view, ev) {
                     apply::Applied::Updated => {
                         job.resync();
@@ -509,6 +644,12 @@ mod receive_tests {
             model_loaded: None,
             run: 1,
             seq,
+            thinking_offset: 0,
+            thinking_delta: String::new(),
+            reasoning: None,
+            prompt_progress: None,
+            backend: None,
+            waiting_for: None,
         };
         assert!(store
             .receive(over_the_wire(WallEvent::Progress(progress(2, 0))))

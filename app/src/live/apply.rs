@@ -44,15 +44,11 @@ pub fn progress(job: &mut JobView, ev: &ProgressEvent) -> Applied {
         job.reasoning = None;
         job.run = ev.run;
     }
-    // Offset 0 with nothing appended is an event that says nothing of the reasoning (both
-    // fields are left out of the JSON then): it keeps what we have. Otherwise as for the text.
-    if ev.thinking_offset > 0 || !ev.thinking_delta.is_empty() {
-        job.thinking.truncate(ev.thinking_offset);
-        job.thinking.push_str(&ev.thinking_delta);
-    }
-    if ev.reasoning.is_some() {
-        job.reasoning = ev.reasoning.clone();
-    }
+    // As for the text: the server's offset is where its reasoning stands, so a restart (offset
+    // 0, nothing appended) clears it, and so does an attempt that does not reason.
+    job.thinking.truncate(ev.thinking_offset);
+    job.thinking.push_str(&ev.thinking_delta);
+    job.reasoning = ev.reasoning.clone();
     job.prompt_progress = ev.prompt_progress;
     if ev.backend.is_some() {
         job.backend = ev.backend.clone();
@@ -204,10 +200,11 @@ mod tests {
             .reasoning
             .as_ref()
             .is_some_and(|r| r.finished && r.tokens == 5));
-        // An event that says nothing of the reasoning (offset 0, no delta, no counts) keeps it.
-        assert_eq!(progress(&mut j, &ev(6, 3, "!")), Applied::Updated);
-        assert_eq!(j.thinking, "Let me see!");
-        assert_eq!(j.reasoning.as_ref().map(|r| r.tokens), Some(5));
+        // The server's offset is where its reasoning stands: a restart (offset 0, nothing
+        // appended, no counts) clears it, as it clears the answer.
+        assert_eq!(progress(&mut j, &ev(6, 0, "")), Applied::Updated);
+        assert_eq!((j.thinking.as_str(), j.text.as_str()), ("", ""));
+        assert_eq!(j.reasoning, None);
     }
 
     #[test]

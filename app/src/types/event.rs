@@ -37,7 +37,7 @@ pub struct ProgressEvent {
     pub seq: u64,
     /// Reasoning appended after `thinking_offset` bytes of it, as `text_delta` is for the
     /// answer (a client whose reasoning is not that long takes a snapshot).
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default)]
     pub thinking_offset: usize,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub thinking_delta: String,
@@ -49,10 +49,6 @@ pub struct ProgressEvent {
     pub backend: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_for: Option<WaitingFor>,
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
 }
 
 /// A change to a live answer's rendered blocks: keep the first `from` blocks, then these. It

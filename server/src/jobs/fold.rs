@@ -1,7 +1,8 @@
 //! Folding a long answer for the wall: a page, its JSON and the live stream's snapshot carry
 //! only an answer's beginning, up to [`FOLD_BYTES`], with `folded` set; the card's "Show all"
 //! takes the whole answer from `GET /api/v1/posts/{id}`. A wall of the longest answers stays a
-//! page of a few hundred kilobytes instead of megabytes.
+//! page of a few hundred kilobytes instead of megabytes. A finished job's reasoning is left
+//! out of the wall altogether (its section is folded; opening it fetches the post).
 use app::types::Post;
 
 use crate::markdown;
@@ -16,7 +17,12 @@ pub fn fold(post: &mut Post) {
     let Some(job) = post.job.as_mut() else {
         return;
     };
-    if !job.status.is_terminal() || job.text.len() <= FOLD_BYTES {
+    if !job.status.is_terminal() {
+        return;
+    }
+    // A finished reasoning stays folded on its card: the card fetches it when opened.
+    job.thinking.clear();
+    if job.text.len() <= FOLD_BYTES {
         return;
     }
     let whole = std::mem::take(&mut job.text);

@@ -65,6 +65,8 @@ pub struct Queue {
     /// The model of each waiting job: which servers it can run on.
     models: HashMap<i64, String>,
     running: HashMap<i64, StopHandle>,
+    /// How often each unfinished job's server died under its reply (in memory only).
+    deaths: HashMap<i64, u32>,
 }
 
 impl Queue {
@@ -108,6 +110,18 @@ impl Queue {
         if self.running.get(&job_id).is_some_and(|r| r.run == run) {
             self.running.remove(&job_id);
         }
+    }
+
+    /// Counts that `job_id`'s server died under its reply; how often it had before.
+    pub fn died_with_server(&mut self, job_id: i64) -> u32 {
+        let deaths = self.deaths.entry(job_id).or_default();
+        *deaths += 1;
+        *deaths - 1
+    }
+
+    /// The job ended: its count of servers lost goes.
+    pub fn ended(&mut self, job_id: i64) {
+        self.deaths.remove(&job_id);
     }
 
     pub fn waiting_count(&self) -> usize {

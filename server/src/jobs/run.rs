@@ -79,7 +79,13 @@ impl Jobs {
         self.store_end(&row, &end, &stop).await;
         // Only now: a Stop that comes while the end is being stored finds the job still
         // running (and changes nothing) rather than cancelling a finished answer.
-        self.queue().finish(row.id, row.runs);
+        {
+            let mut queue = self.queue();
+            queue.finish(row.id, row.runs);
+            if !matches!(end.outcome, Outcome::WaitForServer { .. }) {
+                queue.ended(row.id);
+            }
+        }
         drop(slot);
     }
 
@@ -156,8 +162,13 @@ impl Jobs {
             if gone {
                 member.mark_down(&error.to_string());
             }
-            // Refused before any reply, or able to go on elsewhere: free.
-            let spent = !handling.marks_down && !self.pool.another_up_for(&row.model, &member.name);
+            // Refused before any reply: free. Died under its reply: free the first time when
+            // another server can take it up; a job that keeps bringing servers down (an
+            // out-of-memory kill, say) spends its attempts as on one server.
+            let spent = !handling.marks_down
+                && (!gone
+                    || self.queue().died_with_server(row.id) > 0
+                    || !self.pool.another_up_for(&row.model, &member.name));
             if gone && (!spent || live.attempt < self.config.jobs.max_attempts) {
                 tracing::warn!(%error, spent, "the model server is gone; the job goes back to the queue");
                 return RunEnd {
@@ -181,8 +192,12 @@ impl Jobs {
                     None
                 }
             };
-            // A server that said how long to wait is not asked again sooner.
-            let delay = delay.map(|d| error.retry_after().map_or(d, |after| d.max(after)));
+            // A server that said how long to wait is not asked again sooner (within reason).
+            let delay = delay.map(|d| {
+                error
+                    .retry_after()
+                    .map_or(d, |after| d.max(after.min(RETRY_MAX_DELAY)))
+            });
             let Some(delay) = delay else {
                 tracing::warn!(%error, "job failed");
                 return RunEnd {

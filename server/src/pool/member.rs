@@ -6,7 +6,7 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
-use app::types::BackendHealth;
+use app::types::{BackendHealth, BackendKind};
 use tokio::sync::Notify;
 
 use crate::{allowed_models::same_model, backend::Backend, db::now_ms};
@@ -112,7 +112,9 @@ impl Member {
     /// How it ranks for `model` when it is reachable and has a free slot.
     pub(super) fn load(&self, model: &str) -> Option<Load> {
         let state = self.state();
-        (state.down_since.is_none() && state.running < self.concurrency).then(|| {
+        // Not before it has listed its models: a job for a model it lacks would fail there.
+        let listed = state.models.is_some();
+        (listed && state.down_since.is_none() && state.running < self.concurrency).then(|| {
             let loaded = state.loaded.iter().any(|m| same_model(m, model));
             (
                 !loaded,
@@ -124,12 +126,16 @@ impl Member {
     /// Takes one of its slots for `model` if one is free and it is reachable.
     pub(super) fn take_slot(&self, model: &str) -> bool {
         let mut state = self.state();
-        if state.down_since.is_some() || state.running >= self.concurrency {
+        if state.down_since.is_some() || state.models.is_none() || state.running >= self.concurrency
+        {
             return false;
         }
         state.running += 1;
-        // It loads the model now (if it had not), and keeps it for a while.
-        if !state.loaded.iter().any(|m| same_model(m, model)) {
+        // It loads the model now (if it had not), and keeps it for a while; a kind that cannot
+        // say what it has loaded is not guessed at.
+        if self.backend.kind() == BackendKind::Ollama
+            && !state.loaded.iter().any(|m| same_model(m, model))
+        {
             state.loaded.push(model.to_string());
         }
         true

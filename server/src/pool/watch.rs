@@ -18,7 +18,10 @@ const PROBE_MAX_DELAY: Duration = Duration::from_secs(5);
 pub(super) async fn watch(member: Arc<Member>, shutdown: CancellationToken) {
     loop {
         if member.is_up() {
-            let _ = refresh(&member).await;
+            tokio::select! {
+                _ = refresh(&member) => {}
+                _ = shutdown.cancelled() => return,
+            }
             tokio::select! {
                 _ = tokio::time::sleep(REFRESH_EVERY) => {}
                 _ = member.poke.notified() => {}
@@ -41,9 +44,9 @@ pub(super) async fn refresh(member: &Member) -> Option<String> {
         }
     };
     let loaded = member.backend.loaded_models().await.ok().flatten();
-    member.mark_up(member.version());
     member.set_error(None);
     member.set_models(models, loaded);
+    member.mark_up(member.version());
     None
 }
 
@@ -62,10 +65,17 @@ async fn probe_until_back(member: &Member, shutdown: &CancellationToken) -> bool
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.cancelled() => return false,
         }
-        match member.backend.check().await {
+        let checked = tokio::select! {
+            checked = member.backend.check() => checked,
+            _ = shutdown.cancelled() => return false,
+        };
+        match checked {
             Ok(version) => {
-                member.mark_up(version);
-                return true;
+                // Its models first: no job goes to it before they are known again.
+                if refresh(member).await.is_none() {
+                    member.mark_up(version);
+                    return true;
+                }
             }
             Err(e) if e.is_gone() => {
                 tracing::debug!(backend = %member.name, error = %e, "model server still unreachable");

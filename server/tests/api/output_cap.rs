@@ -98,7 +98,8 @@ async fn an_upstream_that_sends_giant_chunks_is_cut_at_the_byte_cap() {
 /// Bytes of the wall: its page, its JSON, and its live stream's first event.
 const PAGE_BOUND: usize = 512 * 1024;
 
-#[tokio::test]
+// Threads of its own for the server and the in-process fake: twenty answers streamed unpaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wall_of_the_longest_answers_is_a_page_of_bounded_size() {
     let fake = FakeConfig {
         ignore_num_predict: true,

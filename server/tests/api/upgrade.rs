@@ -25,23 +25,34 @@ const FIXTURE: &str = concat!(
     "/tests/api/fixtures/wall-2a26a00.db"
 );
 
-/// Every earlier release's database, oldest first.
-const FIXTURES: [&str; 2] = [
-    FIXTURE,
-    concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/api/fixtures/wall-5a45c4d.db"
+/// Every earlier release's database, oldest first, and whether that release stored the client
+/// address of a job.
+const FIXTURES: [(&str, bool); 3] = [
+    (FIXTURE, false),
+    (
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/api/fixtures/wall-5a45c4d.db"
+        ),
+        false,
+    ),
+    (
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/api/fixtures/wall-cc7c26a.db"
+        ),
+        true,
     ),
 ];
 
 #[tokio::test]
 async fn a_database_from_every_earlier_release_opens_migrates_and_serves() {
-    for fixture in FIXTURES {
-        opens_migrates_and_serves(fixture).await;
+    for (fixture, stored_addresses) in FIXTURES {
+        opens_migrates_and_serves(fixture, stored_addresses).await;
     }
 }
 
-async fn opens_migrates_and_serves(fixture: &str) {
+async fn opens_migrates_and_serves(fixture: &str, stored_addresses: bool) {
     let app = spawn_app_with(Some(fast_fake()), |config| {
         let path = config.database.url.trim_start_matches("sqlite://");
         std::fs::copy(fixture, Path::new(path)).expect("copy the fixture database");
@@ -77,6 +88,22 @@ async fn opens_migrates_and_serves(fixture: &str) {
         (stats.output_tokens, stats.done_reason.as_str()),
         (Some(12), "stop")
     );
+    // Every number an earlier release stored reads as reported; no server, no reasoning.
+    assert!(
+        stats.input_tokens.is_some()
+            && stats.eval_duration_ns.is_some()
+            && stats.total_duration_ns.is_some()
+            && stats.time_to_first_token_ms.is_some(),
+        "{stats:?}"
+    );
+    assert_eq!(
+        (
+            completed.backend.as_deref(),
+            &completed.reasoning,
+            completed.thinking.as_str()
+        ),
+        (None, &None, "")
+    );
     assert!(oldest_first[1]
         .html
         .as_deref()
@@ -109,7 +136,8 @@ async fn opens_migrates_and_serves(fixture: &str) {
             .fetch_all(&db)
             .await
             .unwrap();
-    assert_eq!(keys, vec![None; 5]);
+    let stored = stored_addresses.then(|| "127.0.0.1".to_string());
+    assert_eq!(keys, vec![stored; 5], "{fixture}");
     app.ai_post("after the upgrade").await;
     let newest: Option<String> =
         sqlx::query_scalar("SELECT client_key FROM ai_generation_jobs ORDER BY id DESC LIMIT 1")

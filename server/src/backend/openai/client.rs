@@ -234,6 +234,12 @@ impl OpenAiClient {
             .ok()
             .and_then(|body| ErrorInfo::from_body(&body));
         let message = match (status, model, info) {
+            // A hosted server's words may quote part of the key ("Incorrect API key provided:
+            // sk-…abcd"); the message is public.
+            (401 | 403, _, _) => {
+                tracing::warn!(url = %self.shown_url, status, "the model server refused the API key");
+                "the model server refused the API key".into()
+            }
             (404 | 400, Some(model), Some(info)) if info.says_model_is_unknown(model) => {
                 return BackendError::ModelNotInstalled {
                     model: model.to_string(),

@@ -153,6 +153,13 @@ impl Reply {
             return Ok(Vec::new());
         }
         if data == "[DONE]" {
+            // Every reply that ends well says why; llama.cpp reports an error in the middle of
+            // a reply as an `error:` field (which SSE readers skip) and then `[DONE]`.
+            if self.finish_reason.is_none() {
+                return Err(BackendError::Stream(
+                    "the reply ended without a finish reason (the model server may have reported an error in a form it cannot read)".into(),
+                ));
+            }
             return Ok(vec![ChatEvent::Done(self.stats())]);
         }
         let chunk: ChatChunk = serde_json::from_str(data).map_err(|error| {

@@ -36,6 +36,9 @@ struct State {
     version: Option<String>,
     /// The models it listed last; `None` until it has.
     models: Option<Vec<String>>,
+    /// It has answered a listing, with its models or with an error status: jobs may go to it
+    /// (one that answers, but not well, fails them with its own words).
+    answered: bool,
     loaded: Vec<String>,
     /// Whether a model can reason (asked once per model).
     thinks: HashMap<String, bool>,
@@ -112,22 +115,22 @@ impl Member {
     /// How it ranks for `model` when it is reachable and has a free slot.
     pub(super) fn load(&self, model: &str) -> Option<Load> {
         let state = self.state();
-        // Not before it has listed its models: a job for a model it lacks would fail there.
-        let listed = state.models.is_some();
-        (listed && state.down_since.is_none() && state.running < self.concurrency).then(|| {
-            let loaded = state.loaded.iter().any(|m| same_model(m, model));
-            (
-                !loaded,
-                u64::from(state.running) * 1000 / u64::from(self.concurrency),
-            )
-        })
+        // Not before it has answered a listing: a job for a model it lacks would fail there.
+        (state.answered && state.down_since.is_none() && state.running < self.concurrency).then(
+            || {
+                let loaded = state.loaded.iter().any(|m| same_model(m, model));
+                (
+                    !loaded,
+                    u64::from(state.running) * 1000 / u64::from(self.concurrency),
+                )
+            },
+        )
     }
 
     /// Takes one of its slots for `model` if one is free and it is reachable.
     pub(super) fn take_slot(&self, model: &str) -> bool {
         let mut state = self.state();
-        if state.down_since.is_some() || state.models.is_none() || state.running >= self.concurrency
-        {
+        if state.down_since.is_some() || !state.answered || state.running >= self.concurrency {
             return false;
         }
         state.running += 1;
@@ -188,8 +191,9 @@ impl Member {
     pub(super) fn set_models(&self, models: Vec<String>, loaded: Option<Vec<String>>) {
         let changed = {
             let mut state = self.state();
-            let changed = state.models.as_ref() != Some(&models);
+            let changed = state.models.as_ref() != Some(&models) || !state.answered;
             state.models = Some(models);
+            state.answered = true;
             if let Some(loaded) = loaded {
                 state.loaded = loaded;
             }
@@ -240,5 +244,17 @@ impl Member {
     /// Records why its last check failed when it still answers (an error status).
     pub(super) fn set_error(&self, why: Option<String>) {
         self.state().error = why;
+    }
+
+    /// It answered a listing with an error status: it is there, if not well.
+    pub(super) fn answered_badly(&self, why: String) {
+        let first = {
+            let mut state = self.state();
+            state.error = Some(why);
+            !std::mem::replace(&mut state.answered, true)
+        };
+        if first {
+            self.changed.notify_one();
+        }
     }
 }

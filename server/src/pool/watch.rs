@@ -96,6 +96,6 @@ fn failed_check(member: &Member, error: &BackendError) {
         member.mark_down(&error.to_string());
     } else {
         tracing::warn!(backend = %member.name, error = %error, "cannot list the model server's models");
-        member.set_error(Some(error.to_string()));
+        member.answered_badly(error.to_string());
     }
 }

@@ -1,5 +1,6 @@
-//! What every kind's HTTP client shares: its timeouts ([`ClientOptions`]), how a base URL is
-//! read, and the reqwest client that carries an optional API key.
+//! What every kind's HTTP client shares: its timeouts ([`ClientOptions`]) and the wait for a
+//! reply's head under them, how a base URL is read, and the reqwest client that carries an
+//! optional API key.
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
@@ -181,5 +182,26 @@ mod tests {
         let bad =
             http_client("http://gpu", &ClientOptions::default(), Some("line\nbreak")).unwrap_err();
         assert!(!bad.to_string().contains("line"), "{bad}");
+    }
+}
+
+/// Awaits the head of a reply sent at `started`: a model server sends nothing, not even the
+/// head, until its first token, so the stall timeout (and the deadline) bound this wait. The
+/// outer error is the timeout; the inner result is the request's own.
+pub(super) async fn head_within(
+    sent: impl std::future::Future<Output = reqwest::Result<reqwest::Response>>,
+    started: tokio::time::Instant,
+    options: &ClientOptions,
+) -> Result<reqwest::Result<reqwest::Response>, BackendError> {
+    let deadline = started + options.deadline;
+    let head_by = (started + options.stall_timeout).min(deadline);
+    match tokio::time::timeout_at(head_by, sent).await {
+        Ok(result) => Ok(result),
+        Err(_) if head_by == deadline => Err(BackendError::DeadlineExceeded {
+            after: options.deadline,
+        }),
+        Err(_) => Err(BackendError::Stalled {
+            after: options.stall_timeout,
+        }),
     }
 }

@@ -10,8 +10,8 @@ use url::Url;
 
 use super::super::error::describe;
 use super::super::http::{
-    endpoint, http_client, parse_base, retry_after, shown_url, ClientOptions, ERROR_BODY_TIMEOUT,
-    METADATA_TIMEOUT,
+    endpoint, head_within, http_client, parse_base, retry_after, shown_url, ClientOptions,
+    ERROR_BODY_TIMEOUT, METADATA_TIMEOUT,
 };
 use super::super::{BackendError, ChatRequest, ChatStream};
 use super::stream;
@@ -126,21 +126,9 @@ impl OpenAiClient {
             .post(self.endpoint("chat/completions"))
             .json(&body)
             .send();
-        let head_by = (started + self.options.stall_timeout).min(deadline);
-        let response = match tokio::time::timeout_at(head_by, sent).await {
-            Ok(Ok(response)) => response,
-            Ok(Err(error)) => return Err(self.request_error(&error)),
-            Err(_) if head_by == deadline => {
-                return Err(BackendError::DeadlineExceeded {
-                    after: self.options.deadline,
-                })
-            }
-            Err(_) => {
-                return Err(BackendError::Stalled {
-                    after: self.options.stall_timeout,
-                })
-            }
-        };
+        let response = head_within(sent, started, &self.options)
+            .await?
+            .map_err(|error| self.request_error(&error))?;
         if !response.status().is_success() {
             return Err(self.status_error(response, Some(&request.model)).await);
         }

@@ -446,10 +446,24 @@ mod tests {
 
     #[tokio::test]
     async fn comments_crlf_and_other_events_are_not_chunks() {
-        let sse = ": keep-alive\r\n\r\nevent: ping\r\ndata: {}\r\n\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\r\n\r\ndata: [DONE]\r\n\r\n";
+        let sse = ": keep-alive\r\n\r\nevent: ping\r\ndata: {}\r\n\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"x\"},\"finish_reason\":\"stop\"}]}\r\n\r\ndata: [DONE]\r\n\r\n";
         let events = decode(sse, 2).await;
         assert_eq!(events[0], Ok(ChatEvent::Token("x".into())));
         assert!(matches!(events[1], Ok(ChatEvent::Done(_))));
+        assert_eq!(events.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn llama_cpps_error_field_then_done_is_an_error_not_a_finished_answer() {
+        // llama-server reports a failure in the middle of a reply as an `error:` field (which
+        // SSE readers skip) and then `[DONE]`, with no finish reason.
+        let sse = "data: {\"choices\":[{\"delta\":{\"content\":\"Half\"}}]}\n\nerror: {\"code\":500,\"message\":\"the request exceeds the available context size\"}\n\ndata: [DONE]\n\n";
+        let events = decode(sse, 3).await;
+        assert_eq!(events[0], Ok(ChatEvent::Token("Half".into())));
+        assert!(
+            matches!(&events[1], Err(BackendError::Stream(message)) if message.contains("without a finish reason")),
+            "{events:?}"
+        );
         assert_eq!(events.len(), 2);
     }
 

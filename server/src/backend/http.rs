@@ -141,6 +141,27 @@ pub(super) fn endpoint(base: &Url, path: &str) -> Url {
     base.join(path).unwrap_or_else(|_| base.clone())
 }
 
+/// Awaits the head of a reply sent at `started`: a model server sends nothing, not even the
+/// head, until its first token, so the stall timeout (and the deadline) bound this wait. The
+/// outer error is the timeout; the inner result is the request's own.
+pub(super) async fn head_within(
+    sent: impl std::future::Future<Output = reqwest::Result<reqwest::Response>>,
+    started: tokio::time::Instant,
+    options: &ClientOptions,
+) -> Result<reqwest::Result<reqwest::Response>, BackendError> {
+    let deadline = started + options.deadline;
+    let head_by = (started + options.stall_timeout).min(deadline);
+    match tokio::time::timeout_at(head_by, sent).await {
+        Ok(result) => Ok(result),
+        Err(_) if head_by == deadline => Err(BackendError::DeadlineExceeded {
+            after: options.deadline,
+        }),
+        Err(_) => Err(BackendError::Stalled {
+            after: options.stall_timeout,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,26 +203,5 @@ mod tests {
         let bad =
             http_client("http://gpu", &ClientOptions::default(), Some("line\nbreak")).unwrap_err();
         assert!(!bad.to_string().contains("line"), "{bad}");
-    }
-}
-
-/// Awaits the head of a reply sent at `started`: a model server sends nothing, not even the
-/// head, until its first token, so the stall timeout (and the deadline) bound this wait. The
-/// outer error is the timeout; the inner result is the request's own.
-pub(super) async fn head_within(
-    sent: impl std::future::Future<Output = reqwest::Result<reqwest::Response>>,
-    started: tokio::time::Instant,
-    options: &ClientOptions,
-) -> Result<reqwest::Result<reqwest::Response>, BackendError> {
-    let deadline = started + options.deadline;
-    let head_by = (started + options.stall_timeout).min(deadline);
-    match tokio::time::timeout_at(head_by, sent).await {
-        Ok(result) => Ok(result),
-        Err(_) if head_by == deadline => Err(BackendError::DeadlineExceeded {
-            after: options.deadline,
-        }),
-        Err(_) => Err(BackendError::Stalled {
-            after: options.stall_timeout,
-        }),
     }
 }

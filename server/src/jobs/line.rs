@@ -35,7 +35,11 @@ pub fn places(pool: &Pool, queue: &Queue) -> Vec<(i64, Place)> {
         let (waiting_for, unreachable_since) = match assessment {
             Assessment::Down { backends, since } => (WaitingFor::Server { backends }, since),
             _ if position > 1 => (WaitingFor::Turn, None),
-            Assessment::Busy { backends } => (WaitingFor::Slot { backends }, None),
+            // With one server there is nothing to say beyond the place in line.
+            Assessment::Busy { backends } if pool.members().len() > 1 => {
+                (WaitingFor::Slot { backends }, None)
+            }
+            Assessment::Busy { .. } => (WaitingFor::Turn, None),
             // A free server, or none at all: dispatch takes it up at once.
             Assessment::Free | Assessment::Nowhere => (WaitingFor::Turn, None),
         };

@@ -8,6 +8,9 @@ use url::Url;
 
 use super::{error::describe, BackendError};
 
+/// How many characters of a body without a readable error the message quotes.
+const QUOTED_CHARS: usize = 200;
+
 /// Timeouts of a model server's client.
 ///
 /// A model server may send nothing, not even the response head, until the first token (Ollama
@@ -40,7 +43,7 @@ impl Default for ClientOptions {
 /// check must not hang.
 pub(super) const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long reading an error body may take.
-pub(super) const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(5);
+const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The reqwest client of one model server. `api_key`, when given, goes in every request as
 /// `Authorization: Bearer …`, marked sensitive so that no `Debug` of the client shows it; it
@@ -56,7 +59,7 @@ pub(super) fn http_client(
     if let Some(key) = api_key {
         let mut value = HeaderValue::from_str(&format!("Bearer {}", key.trim())).map_err(|_| {
             BackendError::InvalidUrl {
-                url: base_url.to_string(),
+                url: without_credentials(base_url),
                 reason: "its API key has characters an HTTP header cannot carry".into(),
             }
         })?;
@@ -77,7 +80,7 @@ pub(super) fn http_client(
 /// ends with '/' so that joining an endpoint keeps a reverse proxy's prefix.
 pub(super) fn parse_base(base_url: &str) -> Result<Url, BackendError> {
     let invalid = |reason: String| BackendError::InvalidUrl {
-        url: base_url.to_string(),
+        url: without_credentials(base_url),
         reason,
     };
     let trimmed = base_url.trim();
@@ -107,6 +110,25 @@ pub(super) fn parse_base(base_url: &str) -> Result<Url, BackendError> {
     Ok(url)
 }
 
+/// A configured URL as an error may quote it, even one that cannot be parsed: a user and
+/// password written into it become `***`.
+fn without_credentials(base_url: &str) -> String {
+    let trimmed = base_url.trim();
+    let (scheme, rest) = match trimmed.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, trimmed),
+    };
+    let (authority, path) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    let host = match authority.rfind('@') {
+        Some(at) => format!("***@{}", &authority[at + 1..]),
+        None => authority.to_string(),
+    };
+    match scheme {
+        Some(scheme) => format!("{scheme}://{host}{path}"),
+        None => format!("{host}{path}"),
+    }
+}
+
 /// The base URL as the log shows it: without a trailing '/' and without any user or password
 /// written into it.
 pub(super) fn shown_url(base: &Url) -> String {
@@ -120,7 +142,7 @@ pub(super) fn shown_url(base: &Url) -> String {
 /// How long a 429 or 503 answer asks us to wait: its `Retry-After` header, in seconds or as
 /// an HTTP date (RFC 9110 §10.2.3). `None` for other statuses, without the header, or when it
 /// cannot be read; a date in the past is no wait at all.
-pub(super) fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     if !matches!(response.status().as_u16(), 429 | 503) {
         return None;
     }
@@ -133,6 +155,66 @@ pub(super) fn retry_after(response: &reqwest::Response) -> Option<Duration> {
         when.duration_since(std::time::SystemTime::now())
             .unwrap_or(Duration::ZERO),
     )
+}
+
+/// What a failure to send a request or to read its reply means: the server is unreachable
+/// (its address goes to the log only: the error's message is public), a metadata call timed
+/// out, or the transport failed.
+pub(super) fn request_error(shown_url: &str, error: &reqwest::Error) -> BackendError {
+    if error.is_connect() {
+        tracing::warn!(url = %shown_url, error = %describe(error), "cannot connect to the model server");
+        BackendError::Unreachable {
+            url: shown_url.to_string(),
+        }
+    } else if error.is_timeout() {
+        BackendError::Stalled {
+            after: METADATA_TIMEOUT,
+        }
+    } else {
+        BackendError::Transport(describe(error))
+    }
+}
+
+/// A non-success reply, read for what it says: its status, how long it asks us to wait, and
+/// its body (read within [`ERROR_BODY_TIMEOUT`]; empty when it cannot be read).
+pub(super) struct ErrorReply {
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    pub body: Vec<u8>,
+}
+
+impl ErrorReply {
+    pub async fn read(response: reqwest::Response) -> ErrorReply {
+        let status = response.status().as_u16();
+        let retry_after = retry_after(&response);
+        let body = tokio::time::timeout(ERROR_BODY_TIMEOUT, response.bytes())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .map(|body| body.to_vec())
+            .unwrap_or_default();
+        ErrorReply {
+            status,
+            retry_after,
+            body,
+        }
+    }
+
+    /// The message when the body has no error the kind can read: the body's start, or the
+    /// status's reason when the body is empty.
+    pub fn plain_message(&self) -> String {
+        let text = String::from_utf8_lossy(&self.body);
+        let text: String = text.trim().chars().take(QUOTED_CHARS).collect();
+        if text.is_empty() {
+            reqwest::StatusCode::from_u16(self.status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("no details")
+                .to_string()
+        } else {
+            text
+        }
+    }
 }
 
 /// `base` joined with a relative `path`. `base` always ends with '/', so the join keeps any
@@ -165,6 +247,27 @@ pub(super) async fn head_within(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unusable_url_is_quoted_without_its_credentials() {
+        for (configured, quoted) in [
+            ("ftp://me:s3cret@gpu:11434/x", "ftp://***@gpu:11434/x"),
+            ("http://me:s3cret@gpu:bad-port", "http://***@gpu:bad-port"),
+            ("me:s3cret@gpu:bad-port/v1?q", "***@gpu:bad-port/v1?q"),
+            ("http://gpu:bad-port", "http://gpu:bad-port"),
+        ] {
+            let Err(BackendError::InvalidUrl { url, .. }) = parse_base(configured) else {
+                panic!("{configured} is refused");
+            };
+            assert_eq!(url, quoted);
+            let message = BackendError::InvalidUrl {
+                url,
+                reason: String::new(),
+            }
+            .to_string();
+            assert!(!message.contains("s3cret"), "{message}");
+        }
+    }
 
     #[test]
     fn base_urls_are_normalised() {

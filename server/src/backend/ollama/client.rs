@@ -4,10 +4,9 @@ use serde::Serialize;
 use tokio::time::Instant;
 use url::Url;
 
-use super::super::error::describe;
 use super::super::http::{
-    endpoint, head_within, http_client, parse_base, retry_after, shown_url, ClientOptions,
-    ERROR_BODY_TIMEOUT, METADATA_TIMEOUT,
+    endpoint, head_within, http_client, parse_base, request_error, shown_url, ClientOptions,
+    ErrorReply, METADATA_TIMEOUT,
 };
 use super::super::{BackendError, ChatRequest, ChatStream};
 use super::{stream, wire};
@@ -89,7 +88,7 @@ impl OllamaClient {
         let sent = self.http.post(self.endpoint("api/chat")).json(&body).send();
         let response = head_within(sent, started, &self.options)
             .await?
-            .map_err(|error| self.request_error(&error))?;
+            .map_err(|error| request_error(&self.shown_url, &error))?;
         if !response.status().is_success() {
             return Err(self.status_error(response, Some(&request.model)).await);
         }
@@ -143,14 +142,14 @@ impl OllamaClient {
             .json(&wire::ShowBody { model })
             .send()
             .await
-            .map_err(|error| self.request_error(&error))?;
+            .map_err(|error| request_error(&self.shown_url, &error))?;
         if !response.status().is_success() {
             return Err(self.status_error(response, Some(model)).await);
         }
         let body = response
             .bytes()
             .await
-            .map_err(|error| self.request_error(&error))?;
+            .map_err(|error| request_error(&self.shown_url, &error))?;
         let show: wire::Show = serde_json::from_slice(&body).map_err(|error| {
             BackendError::Protocol(format!(
                 "POST /api/show did not answer in Ollama's JSON: {error}"
@@ -175,14 +174,14 @@ impl OllamaClient {
             .timeout(METADATA_TIMEOUT)
             .send()
             .await
-            .map_err(|error| self.request_error(&error))?;
+            .map_err(|error| request_error(&self.shown_url, &error))?;
         if !response.status().is_success() {
             return Err(self.status_error(response, None).await);
         }
         let body = response
             .bytes()
             .await
-            .map_err(|error| self.request_error(&error))?;
+            .map_err(|error| request_error(&self.shown_url, &error))?;
         serde_json::from_slice(&body).map_err(|error| {
             BackendError::Protocol(format!(
                 "GET /{path} did not answer in Ollama's JSON: {error}"
@@ -194,70 +193,30 @@ impl OllamaClient {
         endpoint(&self.base, path)
     }
 
-    fn request_error(&self, error: &reqwest::Error) -> BackendError {
-        if error.is_connect() {
-            // The address goes to the log only: the error's message is public.
-            tracing::warn!(url = %self.shown_url, error = %describe(error), "cannot connect to the model server");
-            BackendError::Unreachable {
-                url: self.shown_url.clone(),
-            }
-        } else if error.is_timeout() {
-            BackendError::Stalled {
-                after: METADATA_TIMEOUT,
-            }
-        } else {
-            BackendError::Transport(describe(error))
-        }
-    }
-
     /// The error for a non-success status, using Ollama's `{"error": ...}` text when present.
     async fn status_error(&self, response: reqwest::Response, model: Option<&str>) -> BackendError {
-        let status = response.status();
-        let retry_after = retry_after(&response);
-        let body = tokio::time::timeout(ERROR_BODY_TIMEOUT, response.bytes())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        let ollama_error = serde_json::from_slice::<wire::ErrorBody>(&body)
+        let reply = ErrorReply::read(response).await;
+        let ollama_error = serde_json::from_slice::<wire::ErrorBody>(&reply.body)
             .ok()
             .map(|body| body.error);
-        match (status.as_u16(), model, ollama_error) {
+        let message = match (reply.status, model, ollama_error) {
             // Only Ollama's own 404 means "no such model"; a bare 404 means a wrong URL.
-            (404, Some(model), Some(_)) => BackendError::ModelNotInstalled {
-                model: model.to_string(),
-            },
+            (404, Some(model), Some(_)) => {
+                return BackendError::ModelNotInstalled {
+                    model: model.to_string(),
+                }
+            }
             (404, _, None) => {
                 tracing::warn!(url = %self.shown_url, "the model server's URL answers 404 without Ollama's error body: is it an Ollama server?");
-                BackendError::Http {
-                    status: 404,
-                    message: "not found: is the configured URL an Ollama server?".into(),
-                    retry_after,
-                }
+                "not found: is the configured URL an Ollama server?".into()
             }
-            (status, _, Some(message)) => BackendError::Http {
-                status,
-                message,
-                retry_after,
-            },
-            (status, _, None) => {
-                let text = String::from_utf8_lossy(&body);
-                let text: String = text.trim().chars().take(200).collect();
-                let message = if text.is_empty() {
-                    reqwest::StatusCode::from_u16(status)
-                        .ok()
-                        .and_then(|s| s.canonical_reason())
-                        .unwrap_or("no details")
-                        .to_string()
-                } else {
-                    text
-                };
-                BackendError::Http {
-                    status,
-                    message,
-                    retry_after,
-                }
-            }
+            (_, _, Some(message)) => message,
+            (_, _, None) => reply.plain_message(),
+        };
+        BackendError::Http {
+            status: reply.status,
+            message,
+            retry_after: reply.retry_after,
         }
     }
 }

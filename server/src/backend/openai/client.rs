@@ -8,10 +8,9 @@ use std::sync::Arc;
 use tokio::time::Instant;
 use url::Url;
 
-use super::super::error::describe;
 use super::super::http::{
-    endpoint, head_within, http_client, parse_base, retry_after, shown_url, ClientOptions,
-    ERROR_BODY_TIMEOUT, METADATA_TIMEOUT,
+    endpoint, head_within, http_client, parse_base, request_error, shown_url, ClientOptions,
+    ErrorReply, METADATA_TIMEOUT,
 };
 use super::super::{BackendError, ChatRequest, ChatStream};
 use super::stream;
@@ -128,7 +127,7 @@ impl OpenAiClient {
             .send();
         let response = head_within(sent, started, &self.options)
             .await?
-            .map_err(|error| self.request_error(&error))?;
+            .map_err(|error| request_error(&self.shown_url, &error))?;
         if !response.status().is_success() {
             return Err(self.status_error(response, Some(&request.model)).await);
         }
@@ -149,14 +148,14 @@ impl OpenAiClient {
             .timeout(METADATA_TIMEOUT)
             .send()
             .await
-            .map_err(|error| self.request_error(&error))?;
+            .map_err(|error| request_error(&self.shown_url, &error))?;
         if !response.status().is_success() {
             return Err(self.status_error(response, None).await);
         }
         let body = response
             .bytes()
             .await
-            .map_err(|error| self.request_error(&error))?;
+            .map_err(|error| request_error(&self.shown_url, &error))?;
         let models: wire::Models = serde_json::from_slice(&body).map_err(|error| {
             BackendError::Protocol(format!(
                 "GET /v1/models did not answer with an OpenAI models list: {error}"
@@ -192,33 +191,12 @@ impl OpenAiClient {
         endpoint(&self.base, path)
     }
 
-    fn request_error(&self, error: &reqwest::Error) -> BackendError {
-        if error.is_connect() {
-            // The address goes to the log only: the error's message is public.
-            tracing::warn!(url = %self.shown_url, error = %describe(error), "cannot connect to the model server");
-            BackendError::Unreachable {
-                url: self.shown_url.clone(),
-            }
-        } else if error.is_timeout() {
-            BackendError::Stalled {
-                after: METADATA_TIMEOUT,
-            }
-        } else {
-            BackendError::Transport(describe(error))
-        }
-    }
-
     /// The error for a non-success status, with the server's own message when its body has
     /// one (see [`ErrorInfo`] for the shapes read).
     async fn status_error(&self, response: reqwest::Response, model: Option<&str>) -> BackendError {
-        let status = response.status().as_u16();
-        let retry_after = retry_after(&response);
-        let body = tokio::time::timeout(ERROR_BODY_TIMEOUT, response.bytes())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        let info = serde_json::from_slice::<serde_json::Value>(&body)
+        let reply = ErrorReply::read(response).await;
+        let status = reply.status;
+        let info = serde_json::from_slice::<serde_json::Value>(&reply.body)
             .ok()
             .and_then(|body| ErrorInfo::from_body(&body));
         let message = match (status, model, info) {
@@ -238,24 +216,12 @@ impl OpenAiClient {
                 tracing::warn!(url = %self.shown_url, "the model server's URL answers 404 without an error body: is it an OpenAI-compatible server, and is its /v1 where the URL says?");
                 "not found: is the configured URL an OpenAI-compatible server?".into()
             }
-            (_, _, None) => {
-                let text = String::from_utf8_lossy(&body);
-                let text: String = text.trim().chars().take(200).collect();
-                if text.is_empty() {
-                    reqwest::StatusCode::from_u16(status)
-                        .ok()
-                        .and_then(|s| s.canonical_reason())
-                        .unwrap_or("no details")
-                        .to_string()
-                } else {
-                    text
-                }
-            }
+            (_, _, None) => reply.plain_message(),
         };
         BackendError::Http {
             status,
             message,
-            retry_after,
+            retry_after: reply.retry_after,
         }
     }
 }

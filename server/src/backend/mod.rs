@@ -2,7 +2,8 @@
 //!
 //! `reply` is what every kind's streamed reply becomes (tokens, reasoning, prompt progress,
 //! the final statistics); `body` reads a response body with a bound on silence; `error` says
-//! what went wrong and `fault` what the job runner does about it; `http` is what every kind's
+//! what went wrong and `fault` what the job runner does about it; `frames` is the loop that
+//! turns any kind's decoded frames into a reply, under its deadline; `http` is what every kind's
 //! HTTP client shares (timeouts, base URL, API key). `kind` is one model server's client,
 //! whichever API it speaks; `ollama` speaks Ollama's, `openai` the OpenAI-compatible one
 //! (llama.cpp's `llama-server`, vLLM, LM Studio).
@@ -10,6 +11,7 @@
 mod body;
 mod error;
 mod fault;
+mod frames;
 mod http;
 mod kind;
 pub mod ollama;

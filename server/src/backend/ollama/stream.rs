@@ -1,14 +1,14 @@
 //! Ollama's streamed chat reply: NDJSON lines decoded into [`ChatEvent`]s.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
-use futures::stream::{Stream, StreamExt};
+use futures::stream::StreamExt;
 use tokio::time::Instant;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 use tokio_util::io::StreamReader;
 
 use super::super::body::{body_bytes, body_error};
+use super::super::frames::{self, closed_early, Framing};
 use super::super::{BackendError, ChatEvent, ChatStream, ReplyStats};
 use super::wire::ChatChunk;
 
@@ -26,79 +26,35 @@ pub(super) fn chat_stream(
     let lines = FramedRead::new(
         StreamReader::new(body_bytes(response, stall)),
         LinesCodec::new_with_max_length(MAX_LINE_BYTES),
-    );
-    let decoder = Decoder {
-        lines,
-        pending: VecDeque::new(),
-        finished: false,
-        stall,
-        deadline,
-        budget,
-    };
-    let events = futures::stream::unfold(decoder, |mut decoder| async move {
-        let event = decoder.next_event().await?;
-        Some((event, decoder))
-    });
-    ChatStream::new(events)
+    )
+    .map(move |line| line.map_err(|error| codec_error(error, stall)));
+    frames::chat_stream(lines, Lines, deadline, budget)
 }
 
-struct Decoder<L> {
-    lines: L,
-    pending: VecDeque<ChatEvent>,
-    finished: bool,
-    stall: Duration,
-    deadline: Instant,
-    budget: Duration,
+/// Ollama's framing: one chat chunk a line; the body ends only after the chunk that is done.
+struct Lines;
+
+impl Framing for Lines {
+    type Frame = String;
+
+    fn decode(&mut self, line: String) -> Result<Vec<ChatEvent>, BackendError> {
+        if line.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        decode_line(&line)
+    }
+
+    fn end(&mut self) -> Result<ChatEvent, BackendError> {
+        Err(closed_early())
+    }
 }
 
-impl<L> Decoder<L>
-where
-    L: Stream<Item = Result<String, LinesCodecError>> + Unpin,
-{
-    /// The next event, error, or `None` once the stream is over.
-    async fn next_event(&mut self) -> Option<Result<ChatEvent, BackendError>> {
-        loop {
-            if let Some(event) = self.pending.pop_front() {
-                return Some(Ok(event));
-            }
-            if self.finished {
-                return None;
-            }
-            let line = match tokio::time::timeout_at(self.deadline, self.lines.next()).await {
-                Ok(Some(Ok(line))) => line,
-                Ok(Some(Err(error))) => return self.fail(self.codec_error(error)),
-                Ok(None) => {
-                    return self.fail(BackendError::Transport(
-                        "it closed the connection before the reply was complete".into(),
-                    ))
-                }
-                Err(_) => return self.fail(BackendError::DeadlineExceeded { after: self.budget }),
-            };
-            if line.trim().is_empty() {
-                continue;
-            }
-            match decode_line(&line) {
-                Ok(events) => {
-                    self.finished = matches!(events.last(), Some(ChatEvent::Done(_)));
-                    self.pending.extend(events);
-                }
-                Err(error) => return self.fail(error),
-            }
+fn codec_error(error: LinesCodecError, stall: Duration) -> BackendError {
+    match error {
+        LinesCodecError::MaxLineLengthExceeded => {
+            BackendError::Protocol(format!("a line was longer than {MAX_LINE_BYTES} bytes"))
         }
-    }
-
-    fn fail(&mut self, error: BackendError) -> Option<Result<ChatEvent, BackendError>> {
-        self.finished = true;
-        Some(Err(error))
-    }
-
-    fn codec_error(&self, error: LinesCodecError) -> BackendError {
-        match error {
-            LinesCodecError::MaxLineLengthExceeded => {
-                BackendError::Protocol(format!("a line was longer than {MAX_LINE_BYTES} bytes"))
-            }
-            LinesCodecError::Io(error) => body_error(&error, self.stall),
-        }
+        LinesCodecError::Io(error) => body_error(&error, stall),
     }
 }
 

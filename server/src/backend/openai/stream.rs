@@ -1,17 +1,18 @@
 //! An OpenAI-compatible streamed chat reply: SSE `data:` events decoded into [`ChatEvent`]s,
 //! ending at `data: [DONE]` with the statistics the server reported on the way.
 
-use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use eventsource_stream::{Event, EventStreamError, Eventsource};
-use futures::stream::{BoxStream, StreamExt};
+use futures::stream::{BoxStream, Stream, StreamExt};
 use tokio::time::Instant;
+use tokio_util::bytes::Bytes;
 
 use super::super::body::{body_bytes, body_error};
+use super::super::frames::{self, closed_early, Framing};
 use super::super::{BackendError, ChatEvent, ChatStream, ReplyStats};
 use super::wire::{ChatChunk, ErrorInfo, Timings};
 
@@ -24,8 +25,6 @@ const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
 #[error("an event was longer than {MAX_EVENT_BYTES} bytes")]
 struct EventTooLong;
 
-type Events = BoxStream<'static, Result<Event, EventStreamError<io::Error>>>;
-
 /// Decodes `response` (status already checked). `stall` bounds the silence between two
 /// reads of the body, `deadline` the whole reply (`budget` is its length, for messages).
 pub(super) fn chat_stream(
@@ -34,9 +33,24 @@ pub(super) fn chat_stream(
     deadline: Instant,
     budget: Duration,
 ) -> ChatStream {
+    frames::chat_stream(
+        sse_events(body_bytes(response, stall), stall),
+        Reply::default(),
+        deadline,
+        budget,
+    )
+}
+
+/// The SSE events of a body, each no longer than [`MAX_EVENT_BYTES`], its errors read as
+/// [`BackendError`]s.
+fn sse_events(
+    bytes: impl Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
+    stall: Duration,
+) -> BoxStream<'static, Result<Event, BackendError>> {
+    // Bytes received since the last event: counted as they come, reset at each event.
     let since_event = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&since_event);
-    let bytes = body_bytes(response, stall).map(move |chunk| {
+    let bytes = bytes.map(move |chunk| {
         let chunk = chunk?;
         let seen = counter.fetch_add(chunk.len(), Ordering::Relaxed) + chunk.len();
         if seen > MAX_EVENT_BYTES {
@@ -44,91 +58,43 @@ pub(super) fn chat_stream(
         }
         Ok(chunk)
     });
-    let decoder = Decoder {
-        events: bytes.eventsource().boxed(),
-        since_event,
-        reply: Reply::default(),
-        pending: VecDeque::new(),
-        finished: false,
-        stall,
-        deadline,
-        budget,
-    };
-    let events = futures::stream::unfold(decoder, |mut decoder| async move {
-        let event = decoder.next_event().await?;
-        Some((event, decoder))
-    });
-    ChatStream::new(events)
+    bytes
+        .eventsource()
+        .map(move |event| {
+            since_event.store(0, Ordering::Relaxed);
+            event.map_err(|error| decode_error(error, stall))
+        })
+        .boxed()
 }
 
-struct Decoder {
-    events: Events,
-    /// Bytes received since the last event, reset at each one.
-    since_event: Arc<AtomicUsize>,
-    reply: Reply,
-    pending: VecDeque<ChatEvent>,
-    finished: bool,
-    stall: Duration,
-    deadline: Instant,
-    budget: Duration,
+fn decode_error(error: EventStreamError<io::Error>, stall: Duration) -> BackendError {
+    match error {
+        EventStreamError::Transport(error) => {
+            match error
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<EventTooLong>())
+            {
+                Some(too_long) => BackendError::Protocol(too_long.to_string()),
+                None => body_error(&error, stall),
+            }
+        }
+        EventStreamError::Utf8(_) => BackendError::Protocol("the reply was not valid UTF-8".into()),
+        EventStreamError::Parser(error) => BackendError::Protocol(format!(
+            "the reply is not a server-sent event stream: {error}"
+        )),
+    }
 }
 
-impl Decoder {
-    /// The next event, error, or `None` once the stream is over.
-    async fn next_event(&mut self) -> Option<Result<ChatEvent, BackendError>> {
-        loop {
-            if let Some(event) = self.pending.pop_front() {
-                return Some(Ok(event));
-            }
-            if self.finished {
-                return None;
-            }
-            let event = match tokio::time::timeout_at(self.deadline, self.events.next()).await {
-                Ok(Some(Ok(event))) => event,
-                Ok(Some(Err(error))) => return self.fail(self.decode_error(error)),
-                Ok(None) => match self.reply.end_without_done() {
-                    Ok(done) => {
-                        self.finished = true;
-                        return Some(Ok(done));
-                    }
-                    Err(error) => return self.fail(error),
-                },
-                Err(_) => return self.fail(BackendError::DeadlineExceeded { after: self.budget }),
-            };
-            self.since_event.store(0, Ordering::Relaxed);
-            match self.reply.take(&event) {
-                Ok(events) => {
-                    self.finished = matches!(events.last(), Some(ChatEvent::Done(_)));
-                    self.pending.extend(events);
-                }
-                Err(error) => return self.fail(error),
-            }
-        }
+/// The OpenAI-compatible framing: one SSE event a chunk, `[DONE]` at the end.
+impl Framing for Reply {
+    type Frame = Event;
+
+    fn decode(&mut self, event: Event) -> Result<Vec<ChatEvent>, BackendError> {
+        self.take(&event)
     }
 
-    fn fail(&mut self, error: BackendError) -> Option<Result<ChatEvent, BackendError>> {
-        self.finished = true;
-        Some(Err(error))
-    }
-
-    fn decode_error(&self, error: EventStreamError<io::Error>) -> BackendError {
-        match error {
-            EventStreamError::Transport(error) => {
-                match error
-                    .get_ref()
-                    .and_then(|e| e.downcast_ref::<EventTooLong>())
-                {
-                    Some(too_long) => BackendError::Protocol(too_long.to_string()),
-                    None => body_error(&error, self.stall),
-                }
-            }
-            EventStreamError::Utf8(_) => {
-                BackendError::Protocol("the reply was not valid UTF-8".into())
-            }
-            EventStreamError::Parser(error) => BackendError::Protocol(format!(
-                "the reply is not a server-sent event stream: {error}"
-            )),
-        }
+    fn end(&mut self) -> Result<ChatEvent, BackendError> {
+        self.end_without_done()
     }
 }
 
@@ -219,9 +185,7 @@ impl Reply {
         if self.finish_reason.is_some() {
             Ok(ChatEvent::Done(self.stats()))
         } else {
-            Err(BackendError::Transport(
-                "it closed the connection before the reply was complete".into(),
-            ))
+            Err(closed_early())
         }
     }
 
@@ -270,26 +234,21 @@ mod tests {
 
     /// Decodes `sse` cut into pieces of `piece` bytes, as a byte stream would bring it.
     async fn decode(sse: &str, piece: usize) -> Vec<Result<ChatEvent, BackendError>> {
-        let pieces: Vec<io::Result<Vec<u8>>> = sse
+        let pieces: Vec<io::Result<Bytes>> = sse
             .as_bytes()
             .chunks(piece)
-            .map(|bytes| Ok(bytes.to_vec()))
+            .map(|bytes| Ok(Bytes::copy_from_slice(bytes)))
             .collect();
-        let mut decoder = Decoder {
-            events: stream::iter(pieces).eventsource().boxed(),
-            since_event: Arc::new(AtomicUsize::new(0)),
-            reply: Reply::default(),
-            pending: VecDeque::new(),
-            finished: false,
-            stall: Duration::from_secs(1),
-            deadline: Instant::now() + Duration::from_secs(10),
-            budget: Duration::from_secs(10),
-        };
-        let mut events = Vec::new();
-        while let Some(event) = decoder.next_event().await {
-            events.push(event);
-        }
-        events
+        let stall = Duration::from_secs(1);
+        let budget = Duration::from_secs(10);
+        frames::events(
+            sse_events(stream::iter(pieces), stall),
+            Reply::default(),
+            Instant::now() + budget,
+            budget,
+        )
+        .collect()
+        .await
     }
 
     fn data(lines: &[&str]) -> String {

@@ -2,7 +2,8 @@
 //! (two speaking Ollama's API, one OpenAI-compatible, llama.cpp-style), one generation at a
 //! time each, given as one `AIWALL_BACKENDS` TOML string. Jobs spread over the pool, a model
 //! only one server has runs only there, a server killed under a reply hands its job to another
-//! without spending an attempt, and it takes work again once it is back.
+//! without spending an attempt, and it takes work again once it is back; a job stopped as its
+//! server dies stays stopped until Retry.
 use std::{collections::HashMap, time::Duration};
 
 use app::types::{JobStatus, NewAiPost, Readiness, WallEvent};
@@ -307,4 +308,86 @@ async fn a_server_killed_under_a_reply_hands_its_job_to_another_and_takes_work_a
         backends.iter().any(|b| b == "gpu-b"),
         "gpu-b took work again: {backends:?}"
     );
+}
+
+/// Stop pressed the moment a job's server dies, while the runner hands the job back to the
+/// queue: whichever comes first, the job ends stopped, no free server picks it up afterwards,
+/// and Retry runs it to the end on a server that is up.
+#[tokio::test]
+async fn a_job_stopped_as_its_server_dies_stays_stopped_and_runs_again_on_retry() {
+    // Long replies (20 s): the other two servers stay busy while the killed one's job waits.
+    let mut fakes = three_fakes(&["--tokens-per-second", "20", "--length", "400"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = wall_on(&fakes, dir.path()).await;
+    pool_listed(&app.url).await;
+    let c = client();
+    let mut wall = SseStream::open(&c, &format!("{}/api/v1/wall/events", app.url), None).await;
+    let mut jobs = Vec::new();
+    for i in 0..3 {
+        jobs.push(ai_post(&c, &app.url, &format!("busy {i}"), MODEL).await);
+    }
+    let on_b = wall
+        .until(
+            Duration::from_secs(10),
+            "a job writing on gpu-b",
+            |event| match wall_event(event) {
+                WallEvent::Progress(p)
+                    if p.backend.as_deref() == Some("gpu-b") && p.progress.current_tokens >= 3 =>
+                {
+                    Some(p.job_id)
+                }
+                _ => None,
+            },
+        )
+        .await;
+    let action = |job: i64, what: &str| {
+        c.post(format!("{}/api/v1/ai/generation/{job}/{what}", app.url))
+            .send()
+    };
+    fakes[1].kill9().await;
+    let stop = action(on_b, "cancel").await.unwrap();
+    assert_eq!(
+        stop.status(),
+        202,
+        "Stop is taken whatever the runner is doing"
+    );
+    let stopped = eventually(Duration::from_secs(10), "the job is stopped", || async {
+        let job = job_at(&c, &app.url, on_b).await;
+        (job.status == JobStatus::Cancelled).then_some(job)
+    })
+    .await;
+
+    // Free the other two servers. A job posted after them runs at once: had the stopped job
+    // gone back to the queue, it would have run first.
+    for &job in jobs.iter().filter(|&&job| job != on_b) {
+        assert_eq!(action(job, "cancel").await.unwrap().status(), 202);
+    }
+    let later = ai_post(&c, &app.url, "after the stop #fake:tokens=5", MODEL).await;
+    eventually(
+        Duration::from_secs(20),
+        "the later job completes",
+        || async {
+            (job_at(&c, &app.url, later).await.status == JobStatus::Completed).then_some(())
+        },
+    )
+    .await;
+    let still = job_at(&c, &app.url, on_b).await;
+    assert_eq!(still.status, JobStatus::Cancelled, "{still:?}");
+    assert_eq!(
+        still.attempt, stopped.attempt,
+        "it never ran again by itself"
+    );
+
+    let retry = action(on_b, "retry").await.unwrap();
+    assert_eq!(retry.status(), 200);
+    let done = eventually(
+        Duration::from_secs(40),
+        "the retried job completes",
+        || async {
+            let job = job_at(&c, &app.url, on_b).await;
+            (job.status == JobStatus::Completed).then_some(job)
+        },
+    )
+    .await;
+    assert_ne!(done.backend.as_deref(), Some("gpu-b"), "gpu-b is down");
 }

@@ -270,6 +270,10 @@ async fn a_server_killed_under_a_reply_hands_its_job_to_another_and_takes_work_a
     )
     .await;
     assert_eq!(job.attempt, 1, "dying with its server spent no attempt");
+    assert_eq!(
+        job.run, 2,
+        "the move is a new run: watchers start its text afresh, never splice two replies"
+    );
     assert_eq!(job.backend.as_deref(), Some("llama"));
 
     // Back: a probe finds it, and it takes work again.

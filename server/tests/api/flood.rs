@@ -1,6 +1,7 @@
 //! Floods from one author and from one address: text posts are rate-limited per author and per
 //! address, and AI posts without a cookie (a new author each time) stop at the address's cap
-//! on waiting posts, counted from the key stored on each job row.
+//! on waiting posts, counted from the key stored on each job row; a flood of model-list and
+//! readiness calls is not passed on to the model servers.
 use std::net::IpAddr;
 
 use app::types::{ErrorBody, ErrorCode, NewAiPost, NewPost};
@@ -203,4 +204,39 @@ async fn cookieless_ai_posts_from_one_address_stop_at_the_addresss_queue_cap() {
     assert_eq!(own.status, 429);
     let (_, message) = own.error.unwrap();
     assert!(message.starts_with("You already have 3"), "{message}");
+}
+
+/// The model list and `/readyz` ask the model servers, and anyone may call them: 300 calls at
+/// once (150 of each, on the real binary) are all answered, while the model server is asked for
+/// its models a few times, not once a call.
+#[tokio::test]
+async fn a_flood_of_model_list_and_readiness_calls_is_not_passed_on_to_the_model_server() {
+    let fake = crate::test_app::fake_ollama(200.0, 5).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app =
+        crate::process::AppProcess::start(dir.path(), 0, &[("AIWALL_OLLAMA__URL", fake.url())])
+            .await;
+    let c = reqwest::Client::new();
+    let before = fake.stats().model_listings;
+    let started = std::time::Instant::now();
+    let calls = (0..300).map(|i| {
+        let path = if i % 2 == 0 {
+            "/api/v1/ai/models"
+        } else {
+            "/readyz"
+        };
+        c.get(format!("{}{path}", app.url)).send()
+    });
+    let answers = futures::future::join_all(calls).await;
+    let seconds = started.elapsed().as_secs();
+    for answer in answers {
+        assert_eq!(answer.unwrap().status(), 200);
+    }
+    let asked = fake.stats().model_listings - before;
+    println!("300 calls in {seconds} s: the model server listed its models {asked} times");
+    // One shared refresh a second at most, and the watcher's own (every 30 s).
+    assert!(
+        asked <= seconds + 3,
+        "{asked} listings for 300 calls in {seconds} s"
+    );
 }

@@ -29,6 +29,8 @@ pub struct Stats {
     pub http_errors: u64,
     /// Chat and generate requests per model name, as requested.
     pub per_model: BTreeMap<String, u64>,
+    /// Model lists served: `GET /api/tags` and `GET /v1/models`.
+    pub model_listings: u64,
 }
 
 /// What one generation request asked for, as the fake read it (recorded once its body parsed,
@@ -94,6 +96,10 @@ impl Ledger {
 
     pub(crate) fn request(&self, record: RequestRecord) {
         self.update(|inner| inner.requests.push(record));
+    }
+
+    pub(crate) fn model_list_served(&self) {
+        self.update(|inner| inner.stats.model_listings += 1);
     }
 
     pub(crate) fn model_requested(&self, model: &str) {

@@ -298,6 +298,7 @@ fn go_quote(text: &str) -> String {
 }
 
 async fn tags(State(fake): State<Arc<Fake>>) -> Json<ModelList> {
+    fake.ledger.model_list_served();
     let models = fake
         .config()
         .models

@@ -67,6 +67,7 @@ pub(crate) async fn health() -> Json<Value> {
 
 /// `GET /v1/models`: the fake's models in OpenAI's list shape.
 pub(crate) async fn models(State(fake): State<Arc<Fake>>) -> Json<Value> {
+    fake.ledger.model_list_served();
     let config = fake.config();
     let created = fake
         .started

@@ -1,7 +1,7 @@
 // The card and the model picker with the backends of issue 12: a thinking model's folded
 // reasoning with its timer ticking, then the answer, then "Thought for N s · M tokens"; a
 // llama.cpp-style server's "Reading the prompt: N %" with its own bar, then tokens; a job
-// waiting for a free slot on a named server; the statistics an OpenAI-compatible server did not
+// waiting for a free slot on a named server in a pool of two while a job for the other runs; the statistics an OpenAI-compatible server did not
 // report shown as "—". Each new state is photographed (tests/e2e/screenshots).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -245,21 +245,6 @@ describe('an OpenAI-compatible server (llama.cpp)', () => {
     await context.close();
   });
 
-  test('a queued job says it waits for a free slot on the named server', async () => {
-    const context = await browser.newContext();
-    const page = await openWall(context, server);
-    // The backend takes one generation at a time (its default concurrency).
-    const busy = await ask(page, server, 'Long one #fake:rate=5 #fake:tokens=200');
-    await cardWhen(page, busy.post, (c) => c.dataset.status === 'generating');
-    const next = await ask(page, server, 'Next one #fake:rate=40 #fake:tokens=5');
-    await cardWhen(page, next.post, (c) => c.querySelector('[data-testid=phase]')?.textContent === 'Next · waiting for a free slot on llama');
-    await shots(page, 'card-waiting-for-slot', next.card);
-    await page.request.post(`${server.url}/api/v1/ai/generation/${busy.post.job.id}/cancel`, { headers: { Origin: server.url } });
-    await next.card.locator('.check').waitFor({ timeout: 30_000 });
-    assert.deepEqual(page.problems, []);
-    await context.close();
-  });
-
   test('the model picker keeps a model no server has selectable and says its post will wait', async () => {
     const context = await browser.newContext();
     const page = await openWall(context, server);
@@ -270,6 +255,53 @@ describe('an OpenAI-compatible server (llama.cpp)', () => {
     await page.locator('#composer-model').selectOption('mistral:7b');
     await page.locator('[data-testid=model-unavailable]').waitFor();
     await shots(page, 'composer-model-not-available', page.locator('[data-testid=composer]'));
+    assert.deepEqual(page.problems, []);
+    await context.close();
+  });
+});
+
+describe('a pool of two servers', () => {
+  let llama;
+  let gpu;
+  let server;
+  let browser;
+
+  before(async () => {
+    // llama3.2:1b lives only on "llama" (llama.cpp-style); qwen2.5:0.5b only on "gpu" (Ollama).
+    llama = await startFakeOllama(['--api', 'openai', '--openai-flavor', 'llamacpp', '--models', 'llama3.2:1b']);
+    gpu = await startFakeOllama(['--api', 'ollama', '--models', 'qwen2.5:0.5b']);
+    server = await startServer({
+      env: {
+        AIWALL_BACKENDS: `[{name="llama", kind="openai", url="${llama.url}"}, {name="gpu", kind="ollama", url="${gpu.url}"}]`,
+        AIWALL_GENERATION__ALLOWED_MODELS: '["llama3.2:1b","qwen2.5:0.5b"]',
+        ...manyPosts,
+      },
+    });
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+    await gpu?.stop();
+    await llama?.stop();
+  });
+
+  test('a queued job says it waits for a free slot on the named server, and a later job for the free one runs at once', async () => {
+    const context = await browser.newContext();
+    const page = await openWall(context, server);
+    // Each server takes one generation at a time (the default concurrency).
+    const busy = await ask(page, server, 'Long one #fake:rate=5 #fake:tokens=200', { model: 'llama3.2:1b' });
+    await cardWhen(page, busy.post, (c) => c.dataset.status === 'generating');
+    const next = await ask(page, server, 'Next one #fake:rate=40 #fake:tokens=5', { model: 'llama3.2:1b' });
+    await cardWhen(page, next.post, (c) => c.querySelector('[data-testid=phase]')?.textContent === 'Next · waiting for a free slot on llama');
+    await shots(page, 'card-waiting-for-slot', next.card);
+    // No head-of-line blocking: a job for the idle server goes past the waiting one.
+    const other = await ask(page, server, 'Other one #fake:rate=40 #fake:tokens=5', { model: 'qwen2.5:0.5b' });
+    await other.card.locator('.check').waitFor({ timeout: 30_000 });
+    assert.equal(await next.card.getAttribute('data-status'), 'queued');
+    await page.request.post(`${server.url}/api/v1/ai/generation/${busy.post.job.id}/cancel`, { headers: { Origin: server.url } });
+    await next.card.locator('.check').waitFor({ timeout: 30_000 });
     assert.deepEqual(page.problems, []);
     await context.close();
   });

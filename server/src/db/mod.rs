@@ -16,7 +16,7 @@ use sqlx::{
 pub use file::{database_file, private_file, DbLock};
 pub use jobs::JobRow;
 pub use posts::{NewAiPostRow, PostRow, PostWithJob};
-pub use transitions::{JobCompletion, ProgressWrite, Recovered};
+pub use transitions::{JobCompletion, ProgressWrite, Recovered, Written};
 
 /// Errors of the data layer. The HTTP edge turns them into a 500 or 503 with a plain message.
 #[derive(Debug, thiserror::Error)]

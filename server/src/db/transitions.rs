@@ -30,6 +30,25 @@ pub struct ProgressWrite<'a> {
     pub reasoning: Option<&'a Reasoning>,
 }
 
+/// What an unfinished job had written when it ended (failed or stopped): it keeps all of it,
+/// up to the last token, not only what the last throttled write stored.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Written<'a> {
+    pub text: &'a str,
+    pub thinking: &'a str,
+    pub reasoning: Option<&'a Reasoning>,
+}
+
+impl<'a> Written<'a> {
+    /// An answer without reasoning.
+    pub fn text(text: &'a str) -> Self {
+        Written {
+            text,
+            ..Written::default()
+        }
+    }
+}
+
 /// What a completed job stores.
 #[derive(Clone, Debug)]
 pub struct JobCompletion<'a> {
@@ -185,29 +204,34 @@ impl Db {
         .await?)
     }
 
-    /// Ends an unfinished job as `failed`, keeping the text it wrote. `None` when it had
-    /// already ended.
+    /// Ends an unfinished job as `failed`, keeping what it wrote. `None` when it had already
+    /// ended.
     pub async fn fail_job(
         &self,
         id: i64,
         reason: &str,
         class: Failure,
-        text: &str,
+        written: Written<'_>,
     ) -> DbResult<Option<JobRow>> {
-        self.end_unfinished(id, JobStatus::Failed, (reason, class), text)
+        self.end_unfinished(id, JobStatus::Failed, (reason, class), written)
             .await
     }
 
-    /// Ends a running job as `cancelled` (its author stopped it), keeping the text it wrote.
+    /// Ends a running job as `cancelled` (its author stopped it), keeping what it wrote.
     /// `None` when it had already ended.
     pub async fn cancel_running_job(
         &self,
         id: i64,
         reason: &str,
-        text: &str,
+        written: Written<'_>,
     ) -> DbResult<Option<JobRow>> {
-        self.end_unfinished(id, JobStatus::Cancelled, (reason, Failure::Stopped), text)
-            .await
+        self.end_unfinished(
+            id,
+            JobStatus::Cancelled,
+            (reason, Failure::Stopped),
+            written,
+        )
+        .await
     }
 
     async fn end_unfinished(
@@ -215,26 +239,30 @@ impl Db {
         id: i64,
         status: JobStatus,
         (reason, class): (&str, Failure),
-        text: &str,
+        written: Written<'_>,
     ) -> DbResult<Option<JobRow>> {
         let now = now_ms();
+        let reasoning = written.reasoning;
         Ok(sqlx::query_as::<_, JobRow>(
             "UPDATE ai_generation_jobs
                 SET status = $2, error = $3, failure = $9, partial_text = $4,
                     last_update_at = $5, finished_at = $5, estimated_time_remaining = NULL,
-                    retry_at = NULL
+                    retry_at = NULL, thinking = $10, thinking_tokens = $11, thinking_ms = $12
               WHERE id = $1 AND status IN ($6, $7, $8)
              RETURNING *",
         )
         .bind(id)
         .bind(status)
         .bind(reason)
-        .bind(text)
+        .bind(written.text)
         .bind(now)
         .bind(JobStatus::Queued)
         .bind(JobStatus::Loading)
         .bind(JobStatus::Generating)
         .bind(class)
+        .bind(written.thinking)
+        .bind(reasoning.map(|r| r.tokens))
+        .bind(reasoning.map(|r| to_db_int(r.duration_ms)).transpose()?)
         .fetch_optional(&self.pool)
         .await?)
     }
@@ -329,11 +357,11 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
-    use app::types::{Failure, FinalStats, JobStatus, Progress};
+    use app::types::{Failure, FinalStats, JobStatus, Progress, Reasoning};
 
     use crate::db::{
         testing::{queued_job, temp_db},
-        JobCompletion, ProgressWrite,
+        JobCompletion, ProgressWrite, Written,
     };
 
     #[tokio::test]
@@ -397,7 +425,7 @@ mod tests {
         );
         // A finished job takes no more progress and cannot be failed afterwards.
         assert!(db
-            .fail_job(id, "late", Failure::BrokeOff, "")
+            .fail_job(id, "late", Failure::BrokeOff, Written::default())
             .await
             .unwrap()
             .is_none());
@@ -512,6 +540,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_stopped_or_failed_job_keeps_all_it_wrote_not_only_the_last_throttled_write() {
+        let (db, _dir) = temp_db().await;
+        let progress = Progress::default();
+        let thought = |tokens| Reasoning {
+            tokens,
+            duration_ms: 700,
+            finished: false,
+        };
+        let (early, last) = (thought(2), thought(5));
+        for end in ["stopped", "failed"] {
+            let id = queued_job(&db, end).await;
+            db.claim_job(id, "ollama").await.unwrap();
+            let write = ProgressWrite {
+                status: JobStatus::Generating,
+                progress: &progress,
+                text: "An",
+                retry_at: None,
+                error: None,
+                failure: None,
+                attempt: 1,
+                thinking: "Hmm",
+                reasoning: Some(&early),
+            };
+            db.write_progress(id, write).await.unwrap();
+            let written = Written {
+                text: "An answer",
+                thinking: "Hmm, let me see",
+                reasoning: Some(&last),
+            };
+            let row = match end {
+                "stopped" => db.cancel_running_job(id, "Stopped", written).await,
+                _ => db.fail_job(id, "boom", Failure::BrokeOff, written).await,
+            };
+            let row = row.unwrap().unwrap();
+            assert_eq!(
+                (
+                    row.partial_text.as_str(),
+                    row.thinking.as_str(),
+                    row.thinking_tokens,
+                    row.thinking_ms
+                ),
+                ("An answer", "Hmm, let me see", Some(5), Some(700)),
+                "{end}"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn recovery_requeues_interrupted_jobs_until_the_attempt_limit() {
         let (db, _dir) = temp_db().await;
         let a = queued_job(&db, "a").await;
@@ -576,7 +652,7 @@ mod tests {
         );
         db.claim_job(id, "ollama").await.unwrap();
         let failed = db
-            .fail_job(id, "boom", Failure::BrokeOff, "partial")
+            .fail_job(id, "boom", Failure::BrokeOff, Written::text("partial"))
             .await
             .unwrap()
             .unwrap();

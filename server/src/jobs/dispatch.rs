@@ -9,7 +9,7 @@ use app::types::Failure;
 use tracing::Instrument;
 
 use super::{queue::StopHandle, view::job_view, Jobs};
-use crate::{backend::BackendError, pool::Slot};
+use crate::{backend::BackendError, db::Written, pool::Slot};
 
 /// After the database refused a claim: wait a moment rather than spin on it.
 const CLAIM_RETRY_DELAY: Duration = Duration::from_secs(1);
@@ -107,7 +107,12 @@ impl Jobs {
         };
         match self
             .db
-            .fail_job(job_id, &error.to_string(), Failure::ModelMissing, "")
+            .fail_job(
+                job_id,
+                &error.to_string(),
+                Failure::ModelMissing,
+                Written::default(),
+            )
             .await
         {
             Ok(Some(row)) => {

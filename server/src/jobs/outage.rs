@@ -10,7 +10,7 @@ use std::time::Duration;
 use app::types::{Failure, JobStatus, WaitingFor};
 
 use super::{view::job_view, Jobs};
-use crate::db::now_ms;
+use crate::db::{now_ms, Written};
 
 impl Jobs {
     /// Fails every waiting job that has waited `jobs.outage_wait_secs` for an unreachable
@@ -39,7 +39,7 @@ impl Jobs {
             }
             match self
                 .db
-                .fail_job(id, &message, Failure::Unreachable, "")
+                .fail_job(id, &message, Failure::Unreachable, Written::default())
                 .await
             {
                 Ok(Some(row)) => {

@@ -22,7 +22,7 @@ use super::{
 use crate::{
     allowed_models::same_model,
     backend::{BackendError, ChatEvent, ChatRequest, ReplyStats},
-    db::{now_ms, DbResult, JobCompletion, JobRow},
+    db::{now_ms, DbResult, JobCompletion, JobRow, Written},
     pool::{Member, Slot},
 };
 
@@ -339,6 +339,11 @@ impl Jobs {
             thinking,
             reasoning,
         } = end;
+        let written = Written {
+            text,
+            thinking,
+            reasoning: reasoning.as_ref(),
+        };
         let ended = match outcome {
             Outcome::Completed(stats) => {
                 tracing::info!(output_tokens = stats.output_tokens, "job completed");
@@ -353,12 +358,12 @@ impl Jobs {
                 self.db.complete_job(row.id, completion).await?
             }
             Outcome::Failed(message, class) => {
-                self.db.fail_job(row.id, message, *class, text).await?
+                self.db.fail_job(row.id, message, *class, written).await?
             }
             Outcome::Stopped(StopReason::Cancelled) => {
                 tracing::info!("job stopped by its author");
                 self.db
-                    .cancel_running_job(row.id, STOPPED_BY_AUTHOR, text)
+                    .cancel_running_job(row.id, STOPPED_BY_AUTHOR, written)
                     .await?
             }
             Outcome::Stopped(StopReason::Shutdown) => {

@@ -5,15 +5,16 @@
 //! ones that are down.
 //!
 //! `member` is one server's state, `slot` a generation's hold on one of its places, `watch`
-//! the background refresh and probe.
+//! the background refresh and probe, `refresh` the refreshes public calls ask for, shared.
 mod member;
+mod refresh;
 mod slot;
 mod watch;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use app::types::{BackendHealth, OfferedModel};
-use tokio::{sync::Notify, time::Instant};
+use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use member::Member;
@@ -42,13 +43,9 @@ pub struct Pool {
     members: Vec<Arc<Member>>,
     /// Wakes the dispatcher: a slot was freed, a server came back or listed new models.
     changed: Arc<Notify>,
-    /// The last refresh asked for by a request, and when it ended (see [`Pool::refresh`]).
-    last_refresh: tokio::sync::Mutex<Option<(Instant, Vec<Option<String>>)>>,
+    /// The refreshes asked for by requests, shared (see [`Pool::refresh`]).
+    refreshes: refresh::Refreshes,
 }
-
-/// How long a refresh asked for by a request serves the requests after it: public endpoints
-/// ask, and a flood of them must not become a flood of requests to the model servers.
-const REFRESH_REUSED_FOR: Duration = Duration::from_secs(1);
 
 impl Pool {
     /// A pool of `(name, client, concurrency, models it may serve: empty for any)`.
@@ -69,7 +66,7 @@ impl Pool {
         Self {
             members,
             changed,
-            last_refresh: tokio::sync::Mutex::default(),
+            refreshes: refresh::Refreshes::default(),
         }
     }
 
@@ -182,19 +179,10 @@ impl Pool {
     }
 
     /// Lists every server's models now (as the watcher does every 30 s), all at once; the
-    /// error of each that did not answer (a server found gone is marked down). Requests that
-    /// come while a refresh runs, or within [`REFRESH_REUSED_FOR`] of its end, share it.
+    /// error of each that did not answer (a server found gone is marked down). Calls share a
+    /// refresh under way or just ended (see [`refresh`]).
     pub async fn refresh(&self) -> Vec<Option<String>> {
-        let mut last = self.last_refresh.lock().await;
-        if let Some((ended, errors)) = last.as_ref() {
-            if ended.elapsed() < REFRESH_REUSED_FOR {
-                return errors.clone();
-            }
-        }
-        let errors =
-            futures::future::join_all(self.members.iter().map(|m| watch::refresh(m))).await;
-        *last = Some((Instant::now(), errors.clone()));
-        errors
+        self.refreshes.refresh(&self.members).await
     }
 
     /// Starts the background refresh and probing of every server (see [`watch`]).

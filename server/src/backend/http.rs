@@ -101,6 +101,13 @@ pub(super) fn parse_base(base_url: &str) -> Result<Url, BackendError> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err(invalid("no host".into()));
     }
+    // "http://me:12/ab@gpu" parses as host "me", port 12: a password with '/' in it.
+    if url.path().contains('@') {
+        return Err(invalid(
+            "'@' in its path: write a user's or password's special characters percent-encoded"
+                .into(),
+        ));
+    }
     url.set_query(None);
     url.set_fragment(None);
     if !url.path().ends_with('/') {
@@ -111,21 +118,17 @@ pub(super) fn parse_base(base_url: &str) -> Result<Url, BackendError> {
 }
 
 /// A configured URL as an error may quote it, even one that cannot be parsed: a user and
-/// password written into it become `***`.
+/// password written into it become `***`. Everything up to the last '@' goes, since a password
+/// may hold '/', '?' or '#' too.
 fn without_credentials(base_url: &str) -> String {
     let trimmed = base_url.trim();
     let (scheme, rest) = match trimmed.split_once("://") {
-        Some((scheme, rest)) => (Some(scheme), rest),
-        None => (None, trimmed),
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), trimmed),
     };
-    let (authority, path) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
-    let host = match authority.rfind('@') {
-        Some(at) => format!("***@{}", &authority[at + 1..]),
-        None => authority.to_string(),
-    };
-    match scheme {
-        Some(scheme) => format!("{scheme}://{host}{path}"),
-        None => format!("{host}{path}"),
+    match rest.rfind('@') {
+        Some(at) => format!("{scheme}***@{}", &rest[at + 1..]),
+        None => trimmed.to_string(),
     }
 }
 
@@ -255,6 +258,9 @@ mod tests {
             ("http://me:s3cret@gpu:bad-port", "http://***@gpu:bad-port"),
             ("me:s3cret@gpu:bad-port/v1?q", "***@gpu:bad-port/v1?q"),
             ("http://gpu:bad-port", "http://gpu:bad-port"),
+            ("http://me:pa/ss@gpu:bad", "http://***@gpu:bad"),
+            ("http://me:12/ss@gpu", "http://***@gpu"),
+            ("http://me:pa?s#s@gpu:11434", "http://***@gpu:11434"),
         ] {
             let Err(BackendError::InvalidUrl { url, .. }) = parse_base(configured) else {
                 panic!("{configured} is refused");

@@ -106,7 +106,8 @@ impl Fault {
     /// Busy and rate-limited do not pause claiming: the server is up and answering, only full.
     /// A job that meets them keeps its slot while it waits, so at most `jobs.concurrency`
     /// requests knock at once, and the jobs behind it would be refused all the same; pausing
-    /// would add nothing but a second way to wait. A dropped connection or a protocol error
+    /// would add nothing but a second way to wait. In a pool the job first moves to another
+    /// server with a free slot for its model, if there is one (the runner does that). A dropped connection or a protocol error
     /// can mean the server just went away: the runner then asks it for its version, and if
     /// that finds nobody the job is handled as [`Fault::Unreachable`] instead.
     pub const fn handling(self) -> Handling {

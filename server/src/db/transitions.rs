@@ -90,6 +90,23 @@ impl Db {
         .await?)
     }
 
+    /// A running job of run `run` goes on on the server named `backend` (its own was busy).
+    /// Whether it did: `false` when the job is no longer that run, running.
+    pub async fn move_job(&self, id: i64, run: u32, backend: &str) -> DbResult<bool> {
+        let moved = sqlx::query(
+            "UPDATE ai_generation_jobs SET backend = $3
+              WHERE id = $1 AND runs = $2 AND status IN ($4, $5)",
+        )
+        .bind(id)
+        .bind(run)
+        .bind(backend)
+        .bind(JobStatus::Loading)
+        .bind(JobStatus::Generating)
+        .execute(&self.pool)
+        .await?;
+        Ok(moved.rows_affected() == 1)
+    }
+
     /// Writes the live state of a running job (throttled by the caller).
     pub async fn write_progress(&self, id: i64, w: ProgressWrite<'_>) -> DbResult<()> {
         let p = w.progress;

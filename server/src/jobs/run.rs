@@ -2,8 +2,12 @@
 //! one after another, with backoff after a transient failure, each streamed into the job's
 //! live state; then its end, stored until the database takes it. What each failure costs is
 //! the table in [`crate::backend::Fault`]; a server found gone is marked down and the job goes
-//! back to the queue, to run on another server or to wait for one.
-use std::time::{Duration, Instant};
+//! back to the queue, to run on another server or to wait for one; a server that answers busy
+//! hands the run to another with a free slot, when there is one.
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use app::types::{Failure, FinalStats, JobStatus, Progress, PromptProgress, Reasoning};
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -73,9 +77,9 @@ impl Jobs {
     /// Runs a claimed job to its end on `slot`'s server and stores that end; only then is
     /// the slot given back, so that a server's next job starts after its last one ended for
     /// everyone who watches.
-    pub(super) async fn run(&self, row: JobRow, stop: StopHandle, slot: Slot) {
+    pub(super) async fn run(&self, row: JobRow, stop: StopHandle, mut slot: Slot) {
         tracing::info!(attempt = row.attempt, run = row.runs, "job started");
-        let end = self.run_attempts(&row, &stop, slot.member()).await;
+        let end = self.run_attempts(&row, &stop, &mut slot).await;
         self.store_end(&row, &end, &stop).await;
         // Only now: a Stop that comes while the end is being stored finds the job still
         // running (and changes nothing) rather than cancelling a finished answer.
@@ -89,7 +93,9 @@ impl Jobs {
         drop(slot);
     }
 
-    async fn run_attempts(&self, row: &JobRow, stop: &StopHandle, member: &Member) -> RunEnd {
+    /// The job's attempts on `slot`'s server, or on another one when its own is busy and
+    /// another has a free place (`slot` then holds that one).
+    async fn run_attempts(&self, row: &JobRow, stop: &StopHandle, slot: &mut Slot) -> RunEnd {
         let recent = self
             .db
             .recent_output_lengths(&row.model, HISTORY)
@@ -112,9 +118,11 @@ impl Jobs {
             .without_max_times()
             .build();
         let mut busy_since = None::<Instant>;
+        // The servers that answered busy since the last wait: the job does not move back to one.
+        let mut busy_on: Vec<String> = Vec::new();
         let started = Instant::now();
         let mut live = Live::new(row.id, row.attempt, Estimator::new(started, expected));
-        live.backend = Some(member.name.clone());
+        live.backend = Some(slot.member().name.clone());
         let mut publisher = Publisher::new(
             self.hub.clone(),
             self.db.clone(),
@@ -124,8 +132,9 @@ impl Jobs {
         publisher.phase_changed(&mut live).await;
 
         loop {
+            let member = Arc::clone(slot.member());
             let error = match self
-                .attempt(row, &mut live, &mut publisher, stop, member)
+                .attempt(row, &mut live, &mut publisher, stop, &member)
                 .await
             {
                 AttemptEnd::Done(stats) => {
@@ -156,7 +165,7 @@ impl Jobs {
             let gone = handling.marks_down
                 || (error.fault().may_mean_gone()
                     && tokio::select! {
-                        gone = server_gone(member) => gone,
+                        gone = server_gone(&member) => gone,
                         _ = stop.stopped() => return stopped(&mut live, stop),
                     });
             if gone {
@@ -178,6 +187,15 @@ impl Jobs {
                     thinking: String::new(),
                     reasoning: None,
                 };
+            }
+            // Busy: on at once on another server with a free place, if one has the model.
+            if handling.retried && !handling.spends_attempt {
+                busy_on.push(member.name.clone());
+                if let Some(other) = self.pool.place_except(&row.model, &busy_on) {
+                    self.move_to(row, other, slot, &mut live, &mut publisher, &error)
+                        .await;
+                    continue;
+                }
             }
             let delay = if !handling.retried {
                 None
@@ -222,12 +240,37 @@ impl Jobs {
                     return stopped(&mut live, stop);
                 }
             }
+            busy_on.clear();
             if handling.spends_attempt {
                 live.attempt += 1;
             }
             live.restart(None, None);
             publisher.phase_changed(&mut live).await;
         }
+    }
+
+    /// Goes on with the job on `other`'s server: its own answered busy (`error`). The busy
+    /// server's place is given back, the row and the watchers name the new server, and the
+    /// answer starts over (a busy answer comes before any text).
+    async fn move_to(
+        &self,
+        row: &JobRow,
+        other: Slot,
+        slot: &mut Slot,
+        live: &mut Live,
+        publisher: &mut Publisher,
+        error: &BackendError,
+    ) {
+        let to = other.member().name.clone();
+        tracing::info!(%error, from = %slot.member().name, %to, "the model server is busy; the job goes on on another");
+        *slot = other;
+        if let Err(e) = self.db.move_job(row.id, row.runs, &to).await {
+            tracing::warn!(error = %e, "cannot store the job's new model server");
+        }
+        live.backend = Some(to);
+        live.restart(None, None);
+        publisher.text_restarted();
+        publisher.phase_changed(live).await;
     }
 
     /// One attempt: a request to the model server, streamed into `live` until it ends, fails

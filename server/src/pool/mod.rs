@@ -99,9 +99,16 @@ impl Pool {
     /// one that has the model loaded first, then the least busy (so that models are not
     /// swapped needlessly). The slot is taken at once and held until dropped.
     pub fn place(&self, model: &str) -> Option<Slot> {
+        self.place_except(model, &[])
+    }
+
+    /// As [`Pool::place`], on none of the servers named in `except` (for a job whose server
+    /// answered that it is busy).
+    pub fn place_except(&self, model: &str, except: &[String]) -> Option<Slot> {
         let mut free: Vec<_> = self
             .candidates(model)
             .into_iter()
+            .filter(|m| !except.contains(&m.name))
             .filter_map(|m| m.load(model).map(|load| (load, m)))
             .collect();
         // Stable: among equals, the first configured.

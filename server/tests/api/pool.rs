@@ -3,7 +3,8 @@
 //! time each, given as one `AIWALL_BACKENDS` TOML string. Jobs spread over the pool, a model
 //! only one server has runs only there, a server killed under a reply hands its job to another
 //! without spending an attempt, and it takes work again once it is back; a job stopped as its
-//! server dies stays stopped until Retry.
+//! server dies stays stopped until Retry; a job whose server answers busy goes on at once on a
+//! free one, and never bounces between servers that are all busy.
 use std::{collections::HashMap, time::Duration};
 
 use app::types::{JobStatus, NewAiPost, Readiness, WallEvent};
@@ -391,4 +392,92 @@ async fn a_job_stopped_as_its_server_dies_stays_stopped_and_runs_again_on_retry(
     )
     .await;
     assert_ne!(done.backend.as_deref(), Some("gpu-b"), "gpu-b is down");
+}
+
+/// A server that answers busy (503 with Retry-After: 30) while others have a free place: the
+/// job goes on at once on one of them, spending no attempt, rather than waiting out the 30 s.
+#[tokio::test]
+async fn a_job_whose_server_answers_busy_goes_on_at_once_on_a_free_one() {
+    let args = |more: &[&str]| -> Vec<String> {
+        let pace = ["--tokens-per-second", "40", "--length", "10"];
+        more.iter().chain(&pace).map(ToString::to_string).collect()
+    };
+    // gpu-a, the first configured, takes the first job; it answers every chat request busy.
+    let busy = ["--failure", "status=503:server busy", "--retry-after", "30"];
+    let fakes = [
+        FakeProcess::start(&args(
+            &[&["--api", "ollama", "--models", MODEL], &busy[..]].concat(),
+        ))
+        .await,
+        FakeProcess::start(&args(&["--api", "ollama", "--models", MODEL])).await,
+        FakeProcess::start(&args(&["--api", "openai", "--models", MODEL])).await,
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let app = wall_on(&fakes, dir.path()).await;
+    pool_listed(&app.url).await;
+    let c = client();
+    let job_id = ai_post(&c, &app.url, "to a busy server", MODEL).await;
+    app.wait_for_log(
+        "the model server is busy; the job goes on on another",
+        Duration::from_secs(10),
+    )
+    .await;
+    // Well before the 30 s the busy server asked for.
+    let job = eventually(Duration::from_secs(15), "the job completes", || async {
+        let job = job_at(&c, &app.url, job_id).await;
+        (job.status == JobStatus::Completed).then_some(job)
+    })
+    .await;
+    assert_ne!(job.backend.as_deref(), Some("gpu-a"), "{job:?}");
+    assert_eq!(job.attempt, 1, "a busy answer spends no attempt");
+    assert_eq!(job.run, 1, "the same run, on another server");
+}
+
+/// Every server busy: the job moves to each once, then waits as the last asked (its
+/// Retry-After), and only after a wait moves on again; it never bounces between them.
+#[tokio::test]
+async fn a_job_that_finds_every_server_busy_waits_rather_than_bouncing_between_them() {
+    let busy = [
+        "--failure",
+        "status=503:server busy",
+        "--retry-after",
+        "1",
+        "--models",
+        MODEL,
+    ];
+    let with = |api: &str| -> Vec<String> {
+        ["--api", api]
+            .iter()
+            .chain(&busy)
+            .map(ToString::to_string)
+            .collect()
+    };
+    let fakes = [
+        FakeProcess::start(&with("ollama")).await,
+        FakeProcess::start(&with("ollama")).await,
+        FakeProcess::start(&with("openai")).await,
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let app = wall_on(&fakes, dir.path()).await;
+    pool_listed(&app.url).await;
+    let c = client();
+    let job_id = ai_post(&c, &app.url, "to busy servers", MODEL).await;
+    let count = |line: &str| app.log().matches(line).count();
+    eventually(Duration::from_secs(20), "three waits", || async {
+        (count("transient model server failure; retrying") >= 3).then_some(())
+    })
+    .await;
+    let waits = count("transient model server failure; retrying");
+    let moves = count("the model server is busy; the job goes on on another");
+    println!("every server busy: {moves} moves and {waits} waits");
+    // Two moves before the first wait (to the other two), at most two after each wait.
+    assert!(
+        moves >= 2 && moves <= 2 * (waits + 1),
+        "{moves} moves, {waits} waits"
+    );
+    let job = job_at(&c, &app.url, job_id).await;
+    assert!(
+        job.status.is_running() && job.attempt == 1,
+        "it waits, spending nothing: {job:?}"
+    );
 }

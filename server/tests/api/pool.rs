@@ -100,6 +100,23 @@ struct Run {
     ended: Option<Duration>,
 }
 
+/// The id of the first job the wall stream shows writing on `backend`, `tokens` in.
+async fn writing_on(wall: &mut SseStream, backend: &str, tokens: u32) -> i64 {
+    wall.until(
+        Duration::from_secs(10),
+        &format!("a job writing on {backend}"),
+        |event| match wall_event(event) {
+            WallEvent::Progress(p)
+                if p.backend.as_deref() == Some(backend) && p.progress.current_tokens >= tokens =>
+            {
+                Some(p.job_id)
+            }
+            _ => None,
+        },
+    )
+    .await
+}
+
 #[tokio::test]
 async fn nine_jobs_run_three_at_a_time_across_the_pool_and_a_model_one_server_has_runs_only_there()
 {
@@ -210,20 +227,7 @@ async fn a_server_killed_under_a_reply_hands_its_job_to_another_and_takes_work_a
     let first = ai_post(&c, &app.url, "the first", MODEL).await;
     let second = ai_post(&c, &app.url, "the second", MODEL).await;
     // The first goes to gpu-a, the second to gpu-b (equal load: the first configured).
-    let on_b = wall
-        .until(
-            Duration::from_secs(10),
-            "a job writing on gpu-b",
-            |event| match wall_event(event) {
-                WallEvent::Progress(p)
-                    if p.backend.as_deref() == Some("gpu-b") && p.progress.current_tokens >= 5 =>
-                {
-                    Some(p.job_id)
-                }
-                _ => None,
-            },
-        )
-        .await;
+    let on_b = writing_on(&mut wall, "gpu-b", 5).await;
     assert!([first, second].contains(&on_b));
     fakes[1].kill9().await;
     let killed = Instant::now();
@@ -331,20 +335,7 @@ async fn a_job_stopped_as_its_server_dies_stays_stopped_and_runs_again_on_retry(
     for i in 0..3 {
         jobs.push(ai_post(&c, &app.url, &format!("busy {i}"), MODEL).await);
     }
-    let on_b = wall
-        .until(
-            Duration::from_secs(10),
-            "a job writing on gpu-b",
-            |event| match wall_event(event) {
-                WallEvent::Progress(p)
-                    if p.backend.as_deref() == Some("gpu-b") && p.progress.current_tokens >= 3 =>
-                {
-                    Some(p.job_id)
-                }
-                _ => None,
-            },
-        )
-        .await;
+    let on_b = writing_on(&mut wall, "gpu-b", 3).await;
     let action = |job: i64, what: &str| {
         c.post(format!("{}/api/v1/ai/generation/{job}/{what}", app.url))
             .send()

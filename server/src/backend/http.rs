@@ -1,7 +1,7 @@
 //! What every kind's HTTP client shares: its timeouts ([`ClientOptions`]) and the wait for a
 //! reply's head under them, how a base URL is read, and the reqwest client that carries an
 //! optional API key.
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use url::Url;
@@ -44,6 +44,12 @@ impl Default for ClientOptions {
 pub(super) const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long reading an error body may take.
 const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most of an error body read: more than any server's error needs; the rest is left
+/// unread, so an endless body costs nothing.
+const ERROR_BODY_MAX: usize = 64 * 1024;
+/// The most of a metadata reply (a model list, a version, a model's details) accepted: a list
+/// of a hundred thousand models fits.
+const METADATA_BODY_MAX: usize = 16 * 1024 * 1024;
 
 /// The reqwest client of one model server. `api_key`, when given, goes in every request as
 /// `Authorization: Bearer …`, marked sensitive so that no `Debug` of the client shows it; it
@@ -56,6 +62,14 @@ pub(super) fn http_client(
     api_key: Option<&str>,
 ) -> Result<reqwest::Client, BackendError> {
     let mut headers = HeaderMap::new();
+    let has_credentials = parse_base(base_url).is_ok_and(|url| !url.username().is_empty());
+    if api_key.is_some() && has_credentials {
+        // reqwest would send the URL's user and password instead of the key.
+        return Err(BackendError::InvalidUrl {
+            url: without_credentials(base_url),
+            reason: "it has both a user and password in its URL and an API key: give one".into(),
+        });
+    }
     if let Some(key) = api_key {
         let mut value = HeaderValue::from_str(&format!("Bearer {}", key.trim())).map_err(|_| {
             BackendError::InvalidUrl {
@@ -67,12 +81,52 @@ pub(super) fn http_client(
         headers.insert(AUTHORIZATION, value);
     }
     reqwest::Client::builder()
+        // A model server answers where it is asked: a redirect is its error, never a request
+        // (with the prompt) sent on to wherever it points.
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(options.connect_timeout)
         .tcp_nodelay(true)
         .no_proxy()
         .default_headers(headers)
         .build()
         .map_err(|error| BackendError::Transport(describe(&error)))
+}
+
+/// What a server's own words must never show: its API key and a password written into its
+/// URL. A server may quote them back ("Incorrect API key provided: sk-…"), so every message
+/// made of its words passes through [`Secrets::hide`].
+#[derive(Clone, Default)]
+pub(super) struct Secrets(Arc<[String]>);
+
+impl Secrets {
+    /// Shorter than this, a "secret" would only mangle messages (and guards nothing).
+    const SHORTEST: usize = 4;
+
+    pub fn of(base: &Url, api_key: Option<&str>) -> Self {
+        let password = base.password().unwrap_or_default();
+        let decoded = percent_encoding::percent_decode_str(password)
+            .decode_utf8_lossy()
+            .into_owned();
+        let secrets: Vec<String> = [api_key.unwrap_or_default().trim(), password, &decoded]
+            .into_iter()
+            .filter(|s| s.len() >= Self::SHORTEST)
+            .map(str::to_string)
+            .collect();
+        Secrets(secrets.into())
+    }
+
+    /// `message` with every secret replaced by `***`.
+    pub fn hide(&self, message: String) -> String {
+        self.0.iter().fold(message, |message, secret| {
+            message.replace(secret.as_str(), "***")
+        })
+    }
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secrets(..)")
+    }
 }
 
 /// Parses a base URL: `http://host:port/prefix` or `https://…`; a bare `host:port` means http
@@ -120,7 +174,7 @@ pub(super) fn parse_base(base_url: &str) -> Result<Url, BackendError> {
 /// A configured URL as an error may quote it, even one that cannot be parsed: a user and
 /// password written into it become `***`. Everything up to the last '@' goes, since a password
 /// may hold '/', '?' or '#' too.
-fn without_credentials(base_url: &str) -> String {
+pub fn without_credentials(base_url: &str) -> String {
     let trimmed = base_url.trim();
     let (scheme, rest) = match trimmed.split_once("://") {
         Some((scheme, rest)) => (format!("{scheme}://"), rest),
@@ -178,6 +232,45 @@ pub(super) fn request_error(shown_url: &str, error: &reqwest::Error) -> BackendE
     }
 }
 
+/// The body of a metadata reply (status already checked), refused when it is longer than
+/// [`METADATA_BODY_MAX`]: a server cannot make the wall hold an endless list. `what` names the
+/// request for the message ("GET /v1/models").
+pub(super) async fn metadata_body(
+    mut response: reqwest::Response,
+    shown_url: &str,
+    what: &str,
+) -> Result<Vec<u8>, BackendError> {
+    let mut body = Vec::new();
+    let complete = read_up_to(&mut response, METADATA_BODY_MAX, &mut body)
+        .await
+        .map_err(|error| request_error(shown_url, &error))?;
+    if !complete {
+        return Err(BackendError::Protocol(format!(
+            "its answer to {what} is longer than {} MB",
+            METADATA_BODY_MAX / (1024 * 1024)
+        )));
+    }
+    Ok(body)
+}
+
+/// Reads `response`'s body into `body` until its end (`true`) or until `body` holds `limit`
+/// bytes (`false`: the rest is left unread).
+async fn read_up_to(
+    response: &mut reqwest::Response,
+    limit: usize,
+    body: &mut Vec<u8>,
+) -> reqwest::Result<bool> {
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok(false);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(true)
+}
+
 /// A non-success reply, read for what it says: its status, how long it asks us to wait, and
 /// its body (read within [`ERROR_BODY_TIMEOUT`]; empty when it cannot be read).
 pub(super) struct ErrorReply {
@@ -187,15 +280,15 @@ pub(super) struct ErrorReply {
 }
 
 impl ErrorReply {
-    pub async fn read(response: reqwest::Response) -> ErrorReply {
+    pub async fn read(mut response: reqwest::Response) -> ErrorReply {
         let status = response.status().as_u16();
         let retry_after = retry_after(&response);
-        let body = tokio::time::timeout(ERROR_BODY_TIMEOUT, response.bytes())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .map(|body| body.to_vec())
-            .unwrap_or_default();
+        let mut body = Vec::new();
+        let _ = tokio::time::timeout(
+            ERROR_BODY_TIMEOUT,
+            read_up_to(&mut response, ERROR_BODY_MAX, &mut body),
+        )
+        .await;
         ErrorReply {
             status,
             retry_after,
@@ -250,6 +343,27 @@ pub(super) async fn head_within(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn reply(body: Vec<u8>) -> reqwest::Response {
+        reqwest::Response::from(axum::http::Response::new(body))
+    }
+
+    #[tokio::test]
+    async fn a_metadata_reply_longer_than_its_bound_is_refused_and_one_within_it_read_whole() {
+        let at_bound = metadata_body(reply(vec![b'a'; METADATA_BODY_MAX]), "gpu", "GET /x").await;
+        assert_eq!(at_bound.unwrap().len(), METADATA_BODY_MAX);
+        let over = metadata_body(reply(vec![b'a'; METADATA_BODY_MAX + 1]), "gpu", "GET /x").await;
+        let Err(BackendError::Protocol(message)) = over else {
+            panic!("{over:?}")
+        };
+        assert_eq!(message, "its answer to GET /x is longer than 16 MB");
+    }
+
+    #[tokio::test]
+    async fn an_error_body_is_read_up_to_its_bound() {
+        let error = ErrorReply::read(reply(vec![b'e'; 10 * ERROR_BODY_MAX])).await;
+        assert_eq!(error.body.len(), ERROR_BODY_MAX);
+    }
 
     #[test]
     fn an_unusable_url_is_quoted_without_its_credentials() {

@@ -20,7 +20,7 @@ mod reply;
 
 pub use error::BackendError;
 pub use fault::{Fault, Handling};
-pub use http::ClientOptions;
+pub use http::{without_credentials, ClientOptions};
 pub use kind::Backend;
 pub use ollama::{ModelInfo, OllamaClient};
 pub use openai::OpenAiClient;

@@ -34,6 +34,8 @@ enum Answer {
     },
     /// Reads the request and never answers.
     Silence,
+    /// A 500 whose body never ends (a chunk of 64 KB after another, as fast as it goes).
+    EndlessError,
 }
 
 /// One request as the server received it.
@@ -136,6 +138,15 @@ async fn serve(
         Answer::Silence => {
             tokio::time::sleep(Duration::from_secs(60)).await;
             Ok(())
+        }
+        Answer::EndlessError => {
+            socket
+                .write_all(b"HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .await?;
+            let piece = "x".repeat(64 * 1024);
+            loop {
+                write_chunk(&mut socket, &piece).await?;
+            }
         }
     }
 }
@@ -868,4 +879,78 @@ mod against_the_fake {
         );
         fake.stop().await;
     }
+}
+
+#[tokio::test]
+async fn a_redirect_is_the_servers_error_and_nothing_is_sent_where_it_points() {
+    let elsewhere = Scripted::start("llamacpp", Answer::Sse(LLAMA_CPP_REPLY.into())).await;
+    let target = format!("{}/v1/chat/completions", elsewhere.url);
+    let server = Scripted::start(
+        "llamacpp",
+        answer_status(307, vec![("Location", target)], ""),
+    )
+    .await;
+    let error = chat_error(&client(&server)).await;
+    assert!(
+        matches!(error, BackendError::Http { status: 307, .. }),
+        "{error:?}"
+    );
+    assert!(elsewhere.chats().is_empty(), "the prompt went nowhere else");
+}
+
+#[tokio::test]
+async fn a_server_that_quotes_the_api_key_back_has_it_hidden_from_the_message() {
+    let body =
+        format!(r#"{{"error":{{"message":"Upstream refused Bearer {KEY} for this model"}}}}"#);
+    for status in [400, 500, 502] {
+        let server = Scripted::start("llamacpp", answer_status(status, vec![], &body)).await;
+        let error = chat_error(&client(&server)).await;
+        let message = error.to_string();
+        assert!(!message.contains(KEY), "{message}");
+        assert!(
+            message.contains("Upstream refused Bearer *** for this model"),
+            "{message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_endless_error_body_is_read_only_as_far_as_a_message_needs() {
+    let server = Scripted::start("llamacpp", Answer::EndlessError).await;
+    let started = std::time::Instant::now();
+    let error = chat_error(&client(&server)).await;
+    // Not the 5 s the body may take: it stops reading at its bound.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let BackendError::Http {
+        status: 500,
+        message,
+        ..
+    } = error
+    else {
+        panic!("{error:?}")
+    };
+    assert!(
+        message.len() <= 200 && message.starts_with("xxx"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_url_with_a_user_and_password_and_an_api_key_is_refused_at_start() {
+    let error = OpenAiClient::new(
+        "http://me:s3cret@127.0.0.1:8080",
+        options(),
+        Some(KEY.into()),
+    )
+    .expect_err("refused");
+    let message = error.to_string();
+    assert!(
+        message.contains("both a user and password in its URL and an API key"),
+        "{message}"
+    );
+    assert!(!message.contains("s3cret"), "{message}");
 }

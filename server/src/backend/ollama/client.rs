@@ -5,8 +5,8 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::super::http::{
-    endpoint, head_within, http_client, parse_base, request_error, shown_url, ClientOptions,
-    ErrorReply, METADATA_TIMEOUT,
+    endpoint, head_within, http_client, metadata_body, parse_base, request_error, shown_url,
+    ClientOptions, ErrorReply, Secrets, METADATA_TIMEOUT,
 };
 use super::super::{BackendError, ChatRequest, ChatStream};
 use super::{stream, wire};
@@ -33,6 +33,8 @@ pub struct OllamaClient {
     /// The base URL as people read it, for the log (never for public messages).
     shown_url: String,
     options: ClientOptions,
+    /// What the server's own words must not show when they become a message.
+    secrets: Secrets,
 }
 
 impl OllamaClient {
@@ -53,11 +55,13 @@ impl OllamaClient {
         let base = parse_base(base_url)?;
         let http = http_client(base_url, &options, api_key.as_deref())?;
         let shown_url = shown_url(&base);
+        let secrets = Secrets::of(&base, api_key.as_deref());
         Ok(OllamaClient {
             http,
             base,
             shown_url,
             options,
+            secrets,
         })
     }
 
@@ -146,10 +150,7 @@ impl OllamaClient {
         if !response.status().is_success() {
             return Err(self.status_error(response, Some(model)).await);
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|error| request_error(&self.shown_url, &error))?;
+        let body = metadata_body(response, &self.shown_url, "POST /api/show").await?;
         let show: wire::Show = serde_json::from_slice(&body).map_err(|error| {
             BackendError::Protocol(format!(
                 "POST /api/show did not answer in Ollama's JSON: {error}"
@@ -178,10 +179,7 @@ impl OllamaClient {
         if !response.status().is_success() {
             return Err(self.status_error(response, None).await);
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|error| request_error(&self.shown_url, &error))?;
+        let body = metadata_body(response, &self.shown_url, &format!("GET /{path}")).await?;
         serde_json::from_slice(&body).map_err(|error| {
             BackendError::Protocol(format!(
                 "GET /{path} did not answer in Ollama's JSON: {error}"
@@ -215,7 +213,7 @@ impl OllamaClient {
         };
         BackendError::Http {
             status: reply.status,
-            message,
+            message: self.secrets.hide(message),
             retry_after: reply.retry_after,
         }
     }

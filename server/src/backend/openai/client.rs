@@ -9,8 +9,8 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::super::http::{
-    endpoint, head_within, http_client, parse_base, request_error, shown_url, ClientOptions,
-    ErrorReply, METADATA_TIMEOUT,
+    endpoint, head_within, http_client, metadata_body, parse_base, request_error, shown_url,
+    ClientOptions, ErrorReply, Secrets, METADATA_TIMEOUT,
 };
 use super::super::{BackendError, ChatRequest, ChatStream};
 use super::stream;
@@ -39,6 +39,8 @@ pub struct OpenAiClient {
     /// The base URL as people read it, for the log (never for public messages).
     shown_url: String,
     options: ClientOptions,
+    /// What the server's own words must not show when they become a message.
+    secrets: Secrets,
     dialect: Arc<AtomicU8>,
 }
 
@@ -72,11 +74,13 @@ impl OpenAiClient {
         }
         let http = http_client(base_url, &options, api_key.as_deref())?;
         let shown_url = shown_url(&base);
+        let secrets = Secrets::of(&base, api_key.as_deref());
         Ok(OpenAiClient {
             http,
             base,
             shown_url,
             options,
+            secrets,
             dialect: Arc::new(AtomicU8::new(Dialect::Unknown as u8)),
         })
     }
@@ -152,10 +156,7 @@ impl OpenAiClient {
         if !response.status().is_success() {
             return Err(self.status_error(response, None).await);
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|error| request_error(&self.shown_url, &error))?;
+        let body = metadata_body(response, &self.shown_url, "GET /v1/models").await?;
         let models: wire::Models = serde_json::from_slice(&body).map_err(|error| {
             BackendError::Protocol(format!(
                 "GET /v1/models did not answer with an OpenAI models list: {error}"
@@ -220,7 +221,7 @@ impl OpenAiClient {
         };
         BackendError::Http {
             status,
-            message,
+            message: self.secrets.hide(message),
             retry_after: reply.retry_after,
         }
     }

@@ -117,7 +117,7 @@ pub(super) fn check(backends: &[BackendConfig]) -> Result<(), String> {
         if !matches!(scheme.as_deref(), Ok("http" | "https")) {
             return Err(format!(
                 "backend {name:?}: url {:?} is not an http:// or https:// address",
-                backend.url
+                crate::backend::without_credentials(&backend.url)
             ));
         }
         if backend.concurrency == 0 {
@@ -365,6 +365,10 @@ models = ["qwen3:4b"]
                 (
                     r#"[{name = "a", kind = "ollama", url = "http://a", concurrency = 0}]"#,
                     "backend \"a\": concurrency is 0",
+                ),
+                (
+                    r#"[{name = "a", kind = "ollama", url = "ftp://me:s3cret@gpu:1/"}]"#,
+                    "backend \"a\": url \"ftp://***@gpu:1/\" is not an http",
                 ),
             ] {
                 jail.set_env("AIWALL_BACKENDS", list);

@@ -25,7 +25,7 @@ use super::{
 };
 use crate::{
     allowed_models::same_model,
-    backend::{BackendError, ChatEvent, ChatRequest, ReplyStats},
+    backend::{BackendError, ChatEvent, ChatRequest, Fault, ReplyStats},
     db::{now_ms, DbResult, JobCompletion, JobRow, Written},
     pool::{Member, Slot},
 };
@@ -120,6 +120,8 @@ impl Jobs {
         let mut busy_since = None::<Instant>;
         // The servers that answered busy since the last wait: the job does not move back to one.
         let mut busy_on: Vec<String> = Vec::new();
+        // The servers that answered they lack the model although they listed it.
+        let mut lacking_on: Vec<String> = Vec::new();
         let started = Instant::now();
         let mut live = Live::new(row.id, row.attempt, Estimator::new(started, expected));
         live.backend = Some(slot.member().name.clone());
@@ -188,6 +190,17 @@ impl Jobs {
                     reasoning: None,
                 };
             }
+            // Its list was out of date: on at once on another server with the model, if one is
+            // free; the failure (and its attempt) stands only where no other can take it.
+            if error.fault() == Fault::ModelMissing {
+                member.forget_model(&row.model);
+                lacking_on.push(member.name.clone());
+                if let Some(other) = self.pool.place_except(&row.model, &lacking_on) {
+                    self.move_to(row, other, slot, &mut live, &mut publisher, &error)
+                        .await;
+                    continue;
+                }
+            }
             // Busy: on at once on another server with a free place, if one has the model.
             if handling.retried && !handling.spends_attempt {
                 busy_on.push(member.name.clone());
@@ -249,9 +262,9 @@ impl Jobs {
         }
     }
 
-    /// Goes on with the job on `other`'s server: its own answered busy (`error`). The busy
-    /// server's place is given back, the row and the watchers name the new server, and the
-    /// answer starts over (a busy answer comes before any text).
+    /// Goes on with the job on `other`'s server: its own answered busy or without the model
+    /// (`error`). Its place there is given back, the row and the watchers name the new server,
+    /// and the answer starts over (such an answer comes before any text).
     async fn move_to(
         &self,
         row: &JobRow,
@@ -262,7 +275,7 @@ impl Jobs {
         error: &BackendError,
     ) {
         let to = other.member().name.clone();
-        tracing::info!(%error, from = %slot.member().name, %to, "the model server is busy; the job goes on on another");
+        tracing::info!(%error, from = %slot.member().name, %to, "the model server cannot take the job now; it goes on on another");
         *slot = other;
         if let Err(e) = self.db.move_job(row.id, row.runs, &to).await {
             tracing::warn!(error = %e, "cannot store the job's new model server");

@@ -187,6 +187,16 @@ impl Member {
         }
     }
 
+    /// It answered that it does not have `model` after all (its list said it had): no job for
+    /// it goes there until its next listing says so again.
+    pub fn forget_model(&self, model: &str) {
+        let mut state = self.state();
+        if let Some(models) = state.models.as_mut() {
+            models.retain(|m| !same_model(m, model));
+        }
+        state.loaded.retain(|m| !same_model(m, model));
+    }
+
     /// What it listed: the models it has and, when it can say, those loaded.
     pub(super) fn set_models(&self, models: Vec<String>, loaded: Option<Vec<String>>) {
         let changed = {

@@ -4,7 +4,8 @@
 //! only one server has runs only there, a server killed under a reply hands its job to another
 //! without spending an attempt, and it takes work again once it is back; a job stopped as its
 //! server dies stays stopped until Retry; a job whose server answers busy goes on at once on a
-//! free one, and never bounces between servers that are all busy.
+//! free one, and never bounces between servers that are all busy; a server that lacks a model
+//! it listed hands the job to one that has it.
 use std::{collections::HashMap, time::Duration};
 
 use app::types::{JobStatus, NewAiPost, Readiness, WallEvent};
@@ -409,7 +410,7 @@ async fn a_job_whose_server_answers_busy_goes_on_at_once_on_a_free_one() {
     let c = client();
     let job_id = ai_post(&c, &app.url, "to a busy server", MODEL).await;
     app.wait_for_log(
-        "the model server is busy; the job goes on on another",
+        "the model server cannot take the job now; it goes on on another",
         Duration::from_secs(10),
     )
     .await;
@@ -459,7 +460,7 @@ async fn a_job_that_finds_every_server_busy_waits_rather_than_bouncing_between_t
     })
     .await;
     let waits = count("transient model server failure; retrying");
-    let moves = count("the model server is busy; the job goes on on another");
+    let moves = count("the model server cannot take the job now; it goes on on another");
     println!("every server busy: {moves} moves and {waits} waits");
     // Two moves before the first wait (to the other two), at most two after each wait.
     assert!(
@@ -471,4 +472,45 @@ async fn a_job_that_finds_every_server_busy_waits_rather_than_bouncing_between_t
         job.status.is_running() && job.attempt == 1,
         "it waits, spending nothing: {job:?}"
     );
+}
+
+/// A server whose list names a model it then answers 404 for (its list out of date): the job
+/// goes on at once on a server that has it, spending no attempt, and the wall stops sending
+/// that model there until the server lists it again.
+#[tokio::test]
+async fn a_server_that_lacks_a_model_it_listed_hands_the_job_to_one_that_has_it() {
+    let args = |more: &[&str]| -> Vec<String> {
+        let pace = ["--tokens-per-second", "40", "--length", "10"];
+        more.iter().chain(&pace).map(ToString::to_string).collect()
+    };
+    let lacking = ["--failure", "status=404:model not found"];
+    let fakes = [
+        FakeProcess::start(&args(
+            &[&["--api", "ollama", "--models", MODEL], &lacking[..]].concat(),
+        ))
+        .await,
+        FakeProcess::start(&args(&["--api", "ollama", "--models", MODEL])).await,
+        FakeProcess::start(&args(&["--api", "openai", "--models", MODEL])).await,
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let app = wall_on(&fakes, dir.path()).await;
+    pool_listed(&app.url).await;
+    let c = client();
+    for prompt in ["the first", "the second"] {
+        let job_id = ai_post(&c, &app.url, prompt, MODEL).await;
+        let job = eventually(Duration::from_secs(15), "the job completes", || async {
+            let job = job_at(&c, &app.url, job_id).await;
+            (job.status.is_terminal()).then_some(job)
+        })
+        .await;
+        assert_eq!(job.status, JobStatus::Completed, "{job:?}");
+        assert_ne!(job.backend.as_deref(), Some("gpu-a"), "{job:?}");
+        assert_eq!(job.attempt, 1, "{job:?}");
+    }
+    // Only the first moved: the second went straight to a server that has the model.
+    let moves = app
+        .log()
+        .matches("the model server cannot take the job now; it goes on on another")
+        .count();
+    assert_eq!(moves, 1);
 }

@@ -166,6 +166,16 @@ impl Provider for BackendsEnv {
                 .into());
             }
         }
+        let listed = tables.values().any(|dict| {
+            matches!(dict.get("backends"), Some(figment::value::Value::Array(_, list)) if !list.is_empty())
+        });
+        if !listed {
+            return Err(format!(
+                "{} lists no backend: leave it unset to use ollama.url, or list at least one",
+                Self::VAR
+            )
+            .into());
+        }
         Ok(tables)
     }
 }
@@ -293,6 +303,9 @@ models = ["qwen3:4b"]
                 "[[backends]]\nname = \"a\" kind = \"ollama\"\n",
                 "[{name = \"a\", kind = \"ollama\", url = }]",
                 "[server]\naddr = \"0.0.0.0:80\"\n",
+                // An empty list is a mistake, not a request for the single Ollama of
+                // ollama.url (a blank variable counts as unset).
+                "[]",
             ] {
                 jail.set_env("AIWALL_BACKENDS", bad);
                 let error = load().unwrap_err();

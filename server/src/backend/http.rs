@@ -6,7 +6,9 @@ use std::{sync::Arc, time::Duration};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use url::Url;
 
-use super::{error::describe, BackendError};
+use futures::StreamExt;
+
+use super::{error::describe, BackendError, ChatStream};
 
 /// How many characters of a body without a readable error the message quotes.
 const QUOTED_CHARS: usize = 200;
@@ -120,6 +122,22 @@ impl Secrets {
         self.0.iter().fold(message, |message, secret| {
             message.replace(secret.as_str(), "***")
         })
+    }
+
+    /// `error` with every secret hidden from the server's words it carries.
+    pub fn hide_in(&self, error: BackendError) -> BackendError {
+        match error {
+            BackendError::Stream(message) => BackendError::Stream(self.hide(message)),
+            BackendError::Protocol(message) => BackendError::Protocol(self.hide(message)),
+            other => other,
+        }
+    }
+
+    /// `stream` with every secret hidden from its errors (a server may quote the key in an
+    /// error event or line).
+    pub fn hide_in_stream(&self, stream: ChatStream) -> ChatStream {
+        let secrets = self.clone();
+        ChatStream::new(stream.map(move |event| event.map_err(|error| secrets.hide_in(error))))
     }
 }
 

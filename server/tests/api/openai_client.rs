@@ -954,3 +954,17 @@ fn a_url_with_a_user_and_password_and_an_api_key_is_refused_at_start() {
     );
     assert!(!message.contains("s3cret"), "{message}");
 }
+
+#[tokio::test]
+async fn an_error_event_that_quotes_the_api_key_has_it_hidden() {
+    let sse = format!(
+        "event: error\ndata: {{\"error\":{{\"message\":\"token {KEY} is over its quota\"}}}}\n\n"
+    );
+    let server = Scripted::start("llamacpp", Answer::Sse(sse)).await;
+    let stream = client(&server).chat_stream(&ask(None)).await.unwrap();
+    let events = drain(stream).await;
+    let Some(Err(BackendError::Stream(message))) = events.last() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(message, "token *** is over its quota");
+}

@@ -96,12 +96,13 @@ impl OllamaClient {
         if !response.status().is_success() {
             return Err(self.status_error(response, Some(&request.model)).await);
         }
-        Ok(stream::chat_stream(
+        let stream = stream::chat_stream(
             response,
             self.options.stall_timeout,
             deadline,
             self.options.deadline,
-        ))
+        );
+        Ok(self.secrets.hide_in_stream(stream))
     }
 
     /// The installed models (`GET /api/tags`).

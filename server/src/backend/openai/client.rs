@@ -135,12 +135,13 @@ impl OpenAiClient {
         if !response.status().is_success() {
             return Err(self.status_error(response, Some(&request.model)).await);
         }
-        Ok(stream::chat_stream(
+        let stream = stream::chat_stream(
             response,
             self.options.stall_timeout,
             deadline,
             self.options.deadline,
-        ))
+        );
+        Ok(self.secrets.hide_in_stream(stream))
     }
 
     /// The models it serves (`GET /v1/models`, `data[].id`). Also learns whether the server is

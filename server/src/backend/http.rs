@@ -250,6 +250,30 @@ pub(super) fn request_error(shown_url: &str, error: &reqwest::Error) -> BackendE
     }
 }
 
+/// A chat reply whose status says success but whose body is a web page: the URL points at a
+/// web server or a proxy's page, not at a model server. Said so, rather than read as a reply
+/// that ends early.
+pub(super) fn refuse_a_page(response: &reqwest::Response) -> Result<(), BackendError> {
+    let html = response
+        .headers()
+        .get_all(reqwest::header::CONTENT_TYPE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| {
+            value
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("text/html")
+        });
+    if html {
+        return Err(BackendError::Protocol(
+            "it answered with a web page, not a reply: is the configured URL a model server's?"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// The body of a metadata reply (status already checked), refused when it is longer than
 /// [`METADATA_BODY_MAX`]: a server cannot make the wall hold an endless list. `what` names the
 /// request for the message ("GET /v1/models").

@@ -968,3 +968,19 @@ async fn an_error_event_that_quotes_the_api_key_has_it_hidden() {
     };
     assert_eq!(message, "token *** is over its quota");
 }
+
+#[tokio::test]
+async fn a_web_page_in_place_of_a_reply_says_the_url_is_not_a_model_servers() {
+    let page = "<!doctype html><html><body>Welcome to nginx!</body></html>";
+    let headers = vec![("Content-Type", "text/html; charset=utf-8".to_string())];
+    let server = Scripted::start("llamacpp", answer_status(200, headers, page)).await;
+    let error = chat_error(&client(&server)).await;
+    assert_eq!(
+        error.to_string(),
+        BackendError::Protocol(
+            "it answered with a web page, not a reply: is the configured URL a model server's?"
+                .into()
+        )
+        .to_string()
+    );
+}

@@ -9,8 +9,8 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::super::http::{
-    endpoint, head_within, http_client, metadata_body, parse_base, request_error, shown_url,
-    ClientOptions, ErrorReply, Secrets, METADATA_TIMEOUT,
+    endpoint, head_within, http_client, metadata_body, parse_base, refuse_a_page, request_error,
+    shown_url, ClientOptions, ErrorReply, Secrets, METADATA_TIMEOUT,
 };
 use super::super::{BackendError, ChatRequest, ChatStream};
 use super::stream;
@@ -135,6 +135,7 @@ impl OpenAiClient {
         if !response.status().is_success() {
             return Err(self.status_error(response, Some(&request.model)).await);
         }
+        refuse_a_page(&response)?;
         let stream = stream::chat_stream(
             response,
             self.options.stall_timeout,

@@ -101,6 +101,34 @@ struct Run {
     ended: Option<Duration>,
 }
 
+/// The pool of [`three_fakes`], serving 10 tokens at 40 tok/s, where gpu-a answers every chat
+/// request with the failure `failure` gives (`--failure` and what follows it), and a wall on it
+/// that has listed them all.
+async fn pool_where_gpu_a_answers(
+    failure: &[&str],
+) -> ([FakeProcess; 3], tempfile::TempDir, AppProcess) {
+    let args = |more: &[&str]| -> Vec<String> {
+        let pace = ["--tokens-per-second", "40", "--length", "10"];
+        more.iter().chain(&pace).map(ToString::to_string).collect()
+    };
+    let fakes = [
+        FakeProcess::start(&args(
+            &[
+                &["--api", "ollama", "--models", MODEL, "--failure"],
+                failure,
+            ]
+            .concat(),
+        ))
+        .await,
+        FakeProcess::start(&args(&["--api", "ollama", "--models", MODEL])).await,
+        FakeProcess::start(&args(&["--api", "openai", "--models", MODEL])).await,
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let app = wall_on(&fakes, dir.path()).await;
+    pool_listed(&app.url).await;
+    (fakes, dir, app)
+}
+
 /// The id of the first job the wall stream shows writing on `backend`, `tokens` in.
 async fn writing_on(wall: &mut SseStream, backend: &str, tokens: u32) -> i64 {
     wall.until(
@@ -390,23 +418,9 @@ async fn a_job_stopped_as_its_server_dies_stays_stopped_and_runs_again_on_retry(
 /// job goes on at once on one of them, spending no attempt, rather than waiting out the 30 s.
 #[tokio::test]
 async fn a_job_whose_server_answers_busy_goes_on_at_once_on_a_free_one() {
-    let args = |more: &[&str]| -> Vec<String> {
-        let pace = ["--tokens-per-second", "40", "--length", "10"];
-        more.iter().chain(&pace).map(ToString::to_string).collect()
-    };
     // gpu-a, the first configured, takes the first job; it answers every chat request busy.
-    let busy = ["--failure", "status=503:server busy", "--retry-after", "30"];
-    let fakes = [
-        FakeProcess::start(&args(
-            &[&["--api", "ollama", "--models", MODEL], &busy[..]].concat(),
-        ))
-        .await,
-        FakeProcess::start(&args(&["--api", "ollama", "--models", MODEL])).await,
-        FakeProcess::start(&args(&["--api", "openai", "--models", MODEL])).await,
-    ];
-    let dir = tempfile::tempdir().unwrap();
-    let app = wall_on(&fakes, dir.path()).await;
-    pool_listed(&app.url).await;
+    let (_fakes, _dir, app) =
+        pool_where_gpu_a_answers(&["status=503:server busy", "--retry-after", "30"]).await;
     let c = client();
     let job_id = ai_post(&c, &app.url, "to a busy server", MODEL).await;
     app.wait_for_log(
@@ -479,22 +493,7 @@ async fn a_job_that_finds_every_server_busy_waits_rather_than_bouncing_between_t
 /// that model there until the server lists it again.
 #[tokio::test]
 async fn a_server_that_lacks_a_model_it_listed_hands_the_job_to_one_that_has_it() {
-    let args = |more: &[&str]| -> Vec<String> {
-        let pace = ["--tokens-per-second", "40", "--length", "10"];
-        more.iter().chain(&pace).map(ToString::to_string).collect()
-    };
-    let lacking = ["--failure", "status=404:model not found"];
-    let fakes = [
-        FakeProcess::start(&args(
-            &[&["--api", "ollama", "--models", MODEL], &lacking[..]].concat(),
-        ))
-        .await,
-        FakeProcess::start(&args(&["--api", "ollama", "--models", MODEL])).await,
-        FakeProcess::start(&args(&["--api", "openai", "--models", MODEL])).await,
-    ];
-    let dir = tempfile::tempdir().unwrap();
-    let app = wall_on(&fakes, dir.path()).await;
-    pool_listed(&app.url).await;
+    let (_fakes, _dir, app) = pool_where_gpu_a_answers(&["status=404:model not found"]).await;
     let c = client();
     for prompt in ["the first", "the second"] {
         let job_id = ai_post(&c, &app.url, prompt, MODEL).await;

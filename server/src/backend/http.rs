@@ -64,7 +64,8 @@ pub(super) fn http_client(
     api_key: Option<&str>,
 ) -> Result<reqwest::Client, BackendError> {
     let mut headers = HeaderMap::new();
-    let has_credentials = parse_base(base_url).is_ok_and(|url| !url.username().is_empty());
+    let has_credentials = parse_base(base_url)
+        .is_ok_and(|url| !url.username().is_empty() || url.password().is_some());
     if api_key.is_some() && has_credentials {
         // reqwest would send the URL's user and password instead of the key.
         return Err(BackendError::InvalidUrl {

@@ -195,7 +195,8 @@ impl Jobs {
             if error.fault() == Fault::ModelMissing {
                 member.forget_model(&row.model);
                 lacking_on.push(member.name.clone());
-                if let Some(other) = self.pool.place_except(&row.model, &lacking_on) {
+                let skip = [lacking_on.as_slice(), busy_on.as_slice()].concat();
+                if let Some(other) = self.pool.place_listed_except(&row.model, &skip) {
                     self.move_to(row, other, slot, &mut live, &mut publisher, &error)
                         .await;
                     continue;
@@ -204,7 +205,9 @@ impl Jobs {
             // Busy: on at once on another server with a free place, if one has the model.
             if handling.retried && !handling.spends_attempt {
                 busy_on.push(member.name.clone());
-                if let Some(other) = self.pool.place_except(&row.model, &busy_on) {
+                // Never back to one that lacks the model: the two moves would bounce for ever.
+                let skip = [lacking_on.as_slice(), busy_on.as_slice()].concat();
+                if let Some(other) = self.pool.place_except(&row.model, &skip) {
                     self.move_to(row, other, slot, &mut live, &mut publisher, &error)
                         .await;
                     continue;

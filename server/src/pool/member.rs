@@ -40,6 +40,8 @@ struct State {
     /// (one that answers, but not well, fails them with its own words).
     answered: bool,
     loaded: Vec<String>,
+    /// Models it answered it lacks since its last listing, whatever the listing said.
+    lacking: Vec<String>,
     /// Whether a model can reason (asked once per model).
     thinks: HashMap<String, bool>,
 }
@@ -78,9 +80,10 @@ impl Member {
 
     /// Whether it listed `model` last time it was asked.
     pub fn lists(&self, model: &str) -> bool {
+        let state = self.state();
         self.allows(model)
-            && self
-                .state()
+            && !state.lacking.iter().any(|m| same_model(m, model))
+            && state
                 .models
                 .as_ref()
                 .is_some_and(|models| models.iter().any(|m| same_model(m, model)))
@@ -88,9 +91,10 @@ impl Member {
 
     /// Whether it may run `model`: allowed, and listed (or not listed yet).
     pub fn has(&self, model: &str) -> bool {
+        let state = self.state();
         self.allows(model)
-            && self
-                .state()
+            && !state.lacking.iter().any(|m| same_model(m, model))
+            && state
                 .models
                 .as_ref()
                 .is_none_or(|models| models.iter().any(|m| same_model(m, model)))
@@ -191,8 +195,8 @@ impl Member {
     /// it goes there until its next listing says so again.
     pub fn forget_model(&self, model: &str) {
         let mut state = self.state();
-        if let Some(models) = state.models.as_mut() {
-            models.retain(|m| !same_model(m, model));
+        if !state.lacking.iter().any(|m| same_model(m, model)) {
+            state.lacking.push(model.to_string());
         }
         state.loaded.retain(|m| !same_model(m, model));
     }
@@ -203,6 +207,7 @@ impl Member {
             let mut state = self.state();
             let changed = state.models.as_ref() != Some(&models) || !state.answered;
             state.models = Some(models);
+            state.lacking.clear();
             state.answered = true;
             if let Some(loaded) = loaded {
                 state.loaded = loaded;

@@ -105,10 +105,23 @@ impl Pool {
     /// As [`Pool::place`], on none of the servers named in `except` (for a job whose server
     /// answered that it is busy).
     pub fn place_except(&self, model: &str, except: &[String]) -> Option<Slot> {
-        let mut free: Vec<_> = self
-            .candidates(model)
-            .into_iter()
-            .filter(|m| !except.contains(&m.name))
+        let candidates = self.candidates(model).into_iter();
+        Self::place_among(model, candidates.filter(|m| !except.contains(&m.name)))
+    }
+
+    /// As [`Pool::place_except`], only on a server whose last list names `model` (for a job
+    /// whose server answered it lacks the model: never on a guess).
+    pub fn place_listed_except(&self, model: &str, except: &[String]) -> Option<Slot> {
+        let listing = self.members.iter().filter(|m| m.lists(model));
+        Self::place_among(model, listing.filter(|m| !except.contains(&m.name)))
+    }
+
+    /// A free slot on one of `members`: loaded first, then the least busy.
+    fn place_among<'a>(
+        model: &str,
+        members: impl Iterator<Item = &'a Arc<Member>>,
+    ) -> Option<Slot> {
+        let mut free: Vec<_> = members
             .filter_map(|m| m.load(model).map(|load| (load, m)))
             .collect();
         // Stable: among equals, the first configured.

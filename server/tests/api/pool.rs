@@ -5,7 +5,7 @@
 //! without spending an attempt, and it takes work again once it is back; a job stopped as its
 //! server dies stays stopped until Retry; a job whose server answers busy goes on at once on a
 //! free one, and never bounces between servers that are all busy; a server that lacks a model
-//! it listed hands the job to one that has it.
+//! it listed hands the job to one that has it, and the two moves never bounce between servers.
 use std::{collections::HashMap, time::Duration};
 
 use app::types::{JobStatus, NewAiPost, Readiness, WallEvent};
@@ -512,4 +512,50 @@ async fn a_server_that_lacks_a_model_it_listed_hands_the_job_to_one_that_has_it(
         .matches("the model server cannot take the job now; it goes on on another")
         .count();
     assert_eq!(moves, 1);
+}
+
+/// A server that lacks the model hands the job to one that answers busy: the job waits on the
+/// busy one and never goes back to the one that lacks it (the two moves cannot bounce).
+#[tokio::test]
+async fn a_job_moved_off_a_server_lacking_its_model_never_goes_back_there_when_the_next_is_busy() {
+    let args = |more: &[&str]| -> Vec<String> { more.iter().map(ToString::to_string).collect() };
+    let fakes = [
+        FakeProcess::start(&args(&[
+            "--api",
+            "ollama",
+            "--models",
+            MODEL,
+            "--failure",
+            "status=404:model not found",
+        ]))
+        .await,
+        FakeProcess::start(&args(&[
+            "--api",
+            "ollama",
+            "--models",
+            MODEL,
+            "--failure",
+            "status=503:server busy",
+            "--retry-after",
+            "1",
+        ]))
+        .await,
+        // Another model only: the job cannot go there.
+        FakeProcess::start(&args(&["--api", "openai", "--models", ONLY_ON_A])).await,
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let app = wall_on(&fakes, dir.path()).await;
+    pool_listed(&app.url).await;
+    let c = client();
+    let job_id = ai_post(&c, &app.url, "lacking, then busy", MODEL).await;
+    let count = |line: &str| app.log().matches(line).count();
+    eventually(Duration::from_secs(20), "three waits on gpu-b", || async {
+        (count("transient model server failure; retrying") >= 3).then_some(())
+    })
+    .await;
+    let moves = count("the model server cannot take the job now; it goes on on another");
+    assert_eq!(moves, 1, "gpu-a → gpu-b, and no more");
+    let job = job_at(&c, &app.url, job_id).await;
+    assert!(job.status.is_running() && job.attempt == 1, "{job:?}");
+    assert_eq!(job.backend.as_deref(), Some("gpu-b"));
 }

@@ -80,24 +80,25 @@ impl Member {
 
     /// Whether it listed `model` last time it was asked.
     pub fn lists(&self, model: &str) -> bool {
-        let state = self.state();
-        self.allows(model)
-            && !state.lacking.iter().any(|m| same_model(m, model))
-            && state
-                .models
-                .as_ref()
-                .is_some_and(|models| models.iter().any(|m| same_model(m, model)))
+        self.allows(model) && self.listing(model) == Some(true)
     }
 
     /// Whether it may run `model`: allowed, and listed (or not listed yet).
     pub fn has(&self, model: &str) -> bool {
+        self.allows(model) && self.listing(model) != Some(false)
+    }
+
+    /// Whether its last listing names `model`, `None` before it has listed anything; a model
+    /// it has since answered it lacks is not named.
+    fn listing(&self, model: &str) -> Option<bool> {
         let state = self.state();
-        self.allows(model)
-            && !state.lacking.iter().any(|m| same_model(m, model))
-            && state
-                .models
-                .as_ref()
-                .is_none_or(|models| models.iter().any(|m| same_model(m, model)))
+        if state.lacking.iter().any(|m| same_model(m, model)) {
+            return Some(false);
+        }
+        state
+            .models
+            .as_ref()
+            .map(|models| models.iter().any(|m| same_model(m, model)))
     }
 
     pub fn has_loaded(&self, model: &str) -> bool {

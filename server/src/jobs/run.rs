@@ -190,28 +190,26 @@ impl Jobs {
                     reasoning: None,
                 };
             }
-            // Its list was out of date: on at once on another server with the model, if one is
-            // free; the failure (and its attempt) stands only where no other can take it.
-            if error.fault() == Fault::ModelMissing {
+            // On at once on another server with a free place, if one can take it: when this one
+            // lacks the model its list named (only to a server whose list names it; its failure
+            // and attempt stand where none can), or when it is busy. Never back to one that
+            // lacks the model or answered busy since the last wait: the job cannot bounce.
+            let other = if error.fault() == Fault::ModelMissing {
                 member.forget_model(&row.model);
                 lacking_on.push(member.name.clone());
                 let skip = [lacking_on.as_slice(), busy_on.as_slice()].concat();
-                if let Some(other) = self.pool.place_listed_except(&row.model, &skip) {
-                    self.move_to(row, other, slot, &mut live, &mut publisher, &error)
-                        .await;
-                    continue;
-                }
-            }
-            // Busy: on at once on another server with a free place, if one has the model.
-            if handling.retried && !handling.spends_attempt {
+                self.pool.place_listed_except(&row.model, &skip)
+            } else if handling.retried && !handling.spends_attempt {
                 busy_on.push(member.name.clone());
-                // Never back to one that lacks the model: the two moves would bounce for ever.
                 let skip = [lacking_on.as_slice(), busy_on.as_slice()].concat();
-                if let Some(other) = self.pool.place_except(&row.model, &skip) {
-                    self.move_to(row, other, slot, &mut live, &mut publisher, &error)
-                        .await;
-                    continue;
-                }
+                self.pool.place_except(&row.model, &skip)
+            } else {
+                None
+            };
+            if let Some(other) = other {
+                self.move_to(row, other, slot, &mut live, &mut publisher, &error)
+                    .await;
+                continue;
             }
             let delay = if !handling.retried {
                 None

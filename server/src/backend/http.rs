@@ -56,27 +56,25 @@ const METADATA_BODY_MAX: usize = 16 * 1024 * 1024;
 /// The reqwest client of one model server. `api_key`, when given, goes in every request as
 /// `Authorization: Bearer …`, marked sensitive so that no `Debug` of the client shows it; it
 /// is never logged nor put in an error. System proxy settings are ignored: model servers are
-/// reached directly.
-/// `base_url` is only for the error.
+/// reached directly. `base` (from [`parse_base`]) is only for its credentials and the error.
 pub(super) fn http_client(
-    base_url: &str,
+    base: &Url,
     options: &ClientOptions,
     api_key: Option<&str>,
 ) -> Result<reqwest::Client, BackendError> {
     let mut headers = HeaderMap::new();
-    let has_credentials = parse_base(base_url)
-        .is_ok_and(|url| !url.username().is_empty() || url.password().is_some());
+    let has_credentials = !base.username().is_empty() || base.password().is_some();
     if api_key.is_some() && has_credentials {
         // reqwest would send the URL's user and password instead of the key.
         return Err(BackendError::InvalidUrl {
-            url: without_credentials(base_url),
+            url: shown_url(base),
             reason: "it has both a user and password in its URL and an API key: give one".into(),
         });
     }
     if let Some(key) = api_key {
         let mut value = HeaderValue::from_str(&format!("Bearer {}", key.trim())).map_err(|_| {
             BackendError::InvalidUrl {
-                url: without_credentials(base_url),
+                url: shown_url(base),
                 reason: "its API key has characters an HTTP header cannot carry".into(),
             }
         })?;
@@ -458,16 +456,11 @@ mod tests {
 
     #[test]
     fn the_api_key_does_not_show_in_debug() {
-        let client = http_client(
-            "http://gpu",
-            &ClientOptions::default(),
-            Some("sk-very-secret"),
-        )
-        .unwrap();
+        let base = parse_base("http://gpu").unwrap();
+        let client = http_client(&base, &ClientOptions::default(), Some("sk-very-secret")).unwrap();
         let shown = format!("{client:?}");
         assert!(!shown.contains("sk-very-secret"), "{shown}");
-        let bad =
-            http_client("http://gpu", &ClientOptions::default(), Some("line\nbreak")).unwrap_err();
+        let bad = http_client(&base, &ClientOptions::default(), Some("line\nbreak")).unwrap_err();
         assert!(!bad.to_string().contains("line"), "{bad}");
     }
 }

@@ -53,7 +53,7 @@ impl OllamaClient {
         api_key: Option<String>,
     ) -> Result<Self, BackendError> {
         let base = parse_base(base_url)?;
-        let http = http_client(base_url, &options, api_key.as_deref())?;
+        let http = http_client(&base, &options, api_key.as_deref())?;
         let shown_url = shown_url(&base);
         let secrets = Secrets::of(&base, api_key.as_deref());
         Ok(OllamaClient {

@@ -72,7 +72,7 @@ impl OpenAiClient {
             let path = format!("{}v1/", base.path());
             base.set_path(&path);
         }
-        let http = http_client(base_url, &options, api_key.as_deref())?;
+        let http = http_client(&base, &options, api_key.as_deref())?;
         let shown_url = shown_url(&base);
         let secrets = Secrets::of(&base, api_key.as_deref());
         Ok(OpenAiClient {

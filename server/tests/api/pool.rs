@@ -43,7 +43,10 @@ async fn three_fakes(pace: &[&str]) -> [FakeProcess; 3] {
     ]
 }
 
-async fn wall_on(fakes: &[FakeProcess; 3], dir: &std::path::Path) -> AppProcess {
+/// The wall on the three fakes (gpu-a, gpu-b, llama), in a directory of its own (kept alive
+/// by the caller), once `/readyz` lists every server with its models.
+async fn wall_on(fakes: &[FakeProcess; 3]) -> (tempfile::TempDir, AppProcess) {
+    let dir = tempfile::tempdir().unwrap();
     let backends = format!(
         r#"[{{name = "gpu-a", kind = "ollama", url = "{}"}}, {{name = "gpu-b", kind = "ollama", url = "{}"}}, {{name = "llama", kind = "openai", url = "{}"}}]"#,
         fakes[0].url(),
@@ -61,7 +64,9 @@ async fn wall_on(fakes: &[FakeProcess; 3], dir: &std::path::Path) -> AppProcess 
         ("AIWALL_LIMITS__QUEUED_PER_ADDRESS", "40".into()),
         ("AIWALL_LIMITS__AI_POSTS_PER_MINUTE", "120".into()),
     ];
-    AppProcess::start(dir, 0, &env).await
+    let app = AppProcess::start(dir.path(), 0, &env).await;
+    pool_listed(&app.url).await;
+    (dir, app)
 }
 
 async fn ai_post(client: &reqwest::Client, url: &str, prompt: &str, model: &str) -> i64 {
@@ -123,10 +128,26 @@ async fn pool_where_gpu_a_answers(
         FakeProcess::start(&args(&["--api", "ollama", "--models", MODEL])).await,
         FakeProcess::start(&args(&["--api", "openai", "--models", MODEL])).await,
     ];
-    let dir = tempfile::tempdir().unwrap();
-    let app = wall_on(&fakes, dir.path()).await;
-    pool_listed(&app.url).await;
+    let (dir, app) = wall_on(&fakes).await;
     (fakes, dir, app)
+}
+
+/// The server's log line for a job moved to another server.
+const MOVED: &str = "the model server cannot take the job now; it goes on on another";
+/// The server's log line for a wait before the next try on the same server.
+const WAITED: &str = "transient model server failure; retrying";
+
+/// How many times the server's log says it moved a job and waited to try again, once it has
+/// waited `waits` times.
+async fn moves_and_waits(app: &AppProcess, waits: usize) -> (usize, usize) {
+    let count = |line: &str| app.log().matches(line).count();
+    eventually(
+        Duration::from_secs(20),
+        &format!("{waits} waits"),
+        || async { (count(WAITED) >= waits).then_some(()) },
+    )
+    .await;
+    (count(MOVED), count(WAITED))
 }
 
 /// The id of the first job the wall stream shows writing on `backend`, `tokens` in.
@@ -150,9 +171,7 @@ async fn writing_on(wall: &mut SseStream, backend: &str, tokens: u32) -> i64 {
 async fn nine_jobs_run_three_at_a_time_across_the_pool_and_a_model_one_server_has_runs_only_there()
 {
     let fakes = three_fakes(&["--tokens-per-second", "40", "--length", "24"]).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = wall_on(&fakes, dir.path()).await;
-    pool_listed(&app.url).await;
+    let (_dir, app) = wall_on(&fakes).await;
     let c = client();
     let mut wall = SseStream::open(&c, &format!("{}/api/v1/wall/events", app.url), None).await;
     let t0 = Instant::now();
@@ -248,9 +267,7 @@ async fn nine_jobs_run_three_at_a_time_across_the_pool_and_a_model_one_server_ha
 #[tokio::test]
 async fn a_server_killed_under_a_reply_hands_its_job_to_another_and_takes_work_again_once_back() {
     let mut fakes = three_fakes(&["--tokens-per-second", "20", "--length", "60"]).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = wall_on(&fakes, dir.path()).await;
-    pool_listed(&app.url).await;
+    let (_dir, app) = wall_on(&fakes).await;
     let c = client();
     let mut wall = SseStream::open(&c, &format!("{}/api/v1/wall/events", app.url), None).await;
     let first = ai_post(&c, &app.url, "the first", MODEL).await;
@@ -355,9 +372,7 @@ async fn a_server_killed_under_a_reply_hands_its_job_to_another_and_takes_work_a
 async fn a_job_stopped_as_its_server_dies_stays_stopped_and_runs_again_on_retry() {
     // Long replies (20 s): the other two servers stay busy while the killed one's job waits.
     let mut fakes = three_fakes(&["--tokens-per-second", "20", "--length", "400"]).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = wall_on(&fakes, dir.path()).await;
-    pool_listed(&app.url).await;
+    let (_dir, app) = wall_on(&fakes).await;
     let c = client();
     let mut wall = SseStream::open(&c, &format!("{}/api/v1/wall/events", app.url), None).await;
     let mut jobs = Vec::new();
@@ -423,11 +438,7 @@ async fn a_job_whose_server_answers_busy_goes_on_at_once_on_a_free_one() {
         pool_where_gpu_a_answers(&["status=503:server busy", "--retry-after", "30"]).await;
     let c = client();
     let job_id = ai_post(&c, &app.url, "to a busy server", MODEL).await;
-    app.wait_for_log(
-        "the model server cannot take the job now; it goes on on another",
-        Duration::from_secs(10),
-    )
-    .await;
+    app.wait_for_log(MOVED, Duration::from_secs(10)).await;
     // Well before the 30 s the busy server asked for.
     let job = eventually(Duration::from_secs(15), "the job completes", || async {
         let job = job_at(&c, &app.url, job_id).await;
@@ -463,18 +474,10 @@ async fn a_job_that_finds_every_server_busy_waits_rather_than_bouncing_between_t
         FakeProcess::start(&with("ollama")).await,
         FakeProcess::start(&with("openai")).await,
     ];
-    let dir = tempfile::tempdir().unwrap();
-    let app = wall_on(&fakes, dir.path()).await;
-    pool_listed(&app.url).await;
+    let (_dir, app) = wall_on(&fakes).await;
     let c = client();
     let job_id = ai_post(&c, &app.url, "to busy servers", MODEL).await;
-    let count = |line: &str| app.log().matches(line).count();
-    eventually(Duration::from_secs(20), "three waits", || async {
-        (count("transient model server failure; retrying") >= 3).then_some(())
-    })
-    .await;
-    let waits = count("transient model server failure; retrying");
-    let moves = count("the model server cannot take the job now; it goes on on another");
+    let (moves, waits) = moves_and_waits(&app, 3).await;
     println!("every server busy: {moves} moves and {waits} waits");
     // Two moves before the first wait (to the other two), at most two after each wait.
     assert!(
@@ -507,11 +510,7 @@ async fn a_server_that_lacks_a_model_it_listed_hands_the_job_to_one_that_has_it(
         assert_eq!(job.attempt, 1, "{job:?}");
     }
     // Only the first moved: the second went straight to a server that has the model.
-    let moves = app
-        .log()
-        .matches("the model server cannot take the job now; it goes on on another")
-        .count();
-    assert_eq!(moves, 1);
+    assert_eq!(app.log().matches(MOVED).count(), 1);
 }
 
 /// A server that lacks the model hands the job to one that answers busy: the job waits on the
@@ -543,17 +542,10 @@ async fn a_job_moved_off_a_server_lacking_its_model_never_goes_back_there_when_t
         // Another model only: the job cannot go there.
         FakeProcess::start(&args(&["--api", "openai", "--models", ONLY_ON_A])).await,
     ];
-    let dir = tempfile::tempdir().unwrap();
-    let app = wall_on(&fakes, dir.path()).await;
-    pool_listed(&app.url).await;
+    let (_dir, app) = wall_on(&fakes).await;
     let c = client();
     let job_id = ai_post(&c, &app.url, "lacking, then busy", MODEL).await;
-    let count = |line: &str| app.log().matches(line).count();
-    eventually(Duration::from_secs(20), "three waits on gpu-b", || async {
-        (count("transient model server failure; retrying") >= 3).then_some(())
-    })
-    .await;
-    let moves = count("the model server cannot take the job now; it goes on on another");
+    let (moves, _) = moves_and_waits(&app, 3).await;
     assert_eq!(moves, 1, "gpu-a → gpu-b, and no more");
     let job = job_at(&c, &app.url, job_id).await;
     assert!(job.status.is_running() && job.attempt == 1, "{job:?}");

@@ -8,7 +8,7 @@
 //! it listed hands the job to one that has it, and the two moves never bounce between servers.
 use std::{collections::HashMap, time::Duration};
 
-use app::types::{JobStatus, NewAiPost, Readiness, WallEvent};
+use app::types::{JobStatus, JobView, NewAiPost, Readiness, WallEvent};
 use tokio::time::Instant;
 
 use crate::{
@@ -130,6 +130,21 @@ async fn pool_where_gpu_a_answers(
     ];
     let (dir, app) = wall_on(&fakes).await;
     (fakes, dir, app)
+}
+
+/// The job once the wall shows it with `status`, asked until `within` is over.
+async fn job_in(
+    c: &reqwest::Client,
+    url: &str,
+    job_id: i64,
+    status: JobStatus,
+    within: Duration,
+) -> JobView {
+    eventually(within, &format!("job {job_id} {status:?}"), || async {
+        let job = job_at(c, url, job_id).await;
+        (job.status == status).then_some(job)
+    })
+    .await
 }
 
 /// The server's log line for a job moved to another server.
@@ -311,13 +326,12 @@ async fn a_server_killed_under_a_reply_hands_its_job_to_another_and_takes_work_a
         !body.contains(&fakes[1].url()),
         "/readyz names servers, never their addresses: {body}"
     );
-    let job = eventually(
+    let job = job_in(
+        &c,
+        &app.url,
+        on_b,
+        JobStatus::Completed,
         Duration::from_secs(20),
-        "the moved job completes",
-        || async {
-            let job = job_at(&c, &app.url, on_b).await;
-            (job.status == JobStatus::Completed).then_some(job)
-        },
     )
     .await;
     assert_eq!(job.attempt, 1, "dying with its server spent no attempt");
@@ -348,13 +362,12 @@ async fn a_server_killed_under_a_reply_hands_its_job_to_another_and_takes_work_a
     }
     let mut backends = Vec::new();
     for job_id in again {
-        let job = eventually(
+        let job = job_in(
+            &c,
+            &app.url,
+            job_id,
+            JobStatus::Completed,
             Duration::from_secs(30),
-            "a job after the return completes",
-            || async {
-                let job = job_at(&c, &app.url, job_id).await;
-                (job.status == JobStatus::Completed).then_some(job)
-            },
         )
         .await;
         backends.push(job.backend.unwrap());
@@ -391,10 +404,13 @@ async fn a_job_stopped_as_its_server_dies_stays_stopped_and_runs_again_on_retry(
         202,
         "Stop is taken whatever the runner is doing"
     );
-    let stopped = eventually(Duration::from_secs(10), "the job is stopped", || async {
-        let job = job_at(&c, &app.url, on_b).await;
-        (job.status == JobStatus::Cancelled).then_some(job)
-    })
+    let stopped = job_in(
+        &c,
+        &app.url,
+        on_b,
+        JobStatus::Cancelled,
+        Duration::from_secs(10),
+    )
     .await;
 
     // Free the other two servers. A job posted after them runs at once: had the stopped job
@@ -403,12 +419,12 @@ async fn a_job_stopped_as_its_server_dies_stays_stopped_and_runs_again_on_retry(
         assert_eq!(action(job, "cancel").await.unwrap().status(), 202);
     }
     let later = ai_post(&c, &app.url, "after the stop #fake:tokens=5", MODEL).await;
-    eventually(
+    job_in(
+        &c,
+        &app.url,
+        later,
+        JobStatus::Completed,
         Duration::from_secs(20),
-        "the later job completes",
-        || async {
-            (job_at(&c, &app.url, later).await.status == JobStatus::Completed).then_some(())
-        },
     )
     .await;
     let still = job_at(&c, &app.url, on_b).await;
@@ -417,13 +433,12 @@ async fn a_job_stopped_as_its_server_dies_stays_stopped_and_runs_again_on_retry(
 
     let retry = action(on_b, "retry").await.unwrap();
     assert_eq!(retry.status(), 200);
-    let done = eventually(
+    let done = job_in(
+        &c,
+        &app.url,
+        on_b,
+        JobStatus::Completed,
         Duration::from_secs(40),
-        "the retried job completes",
-        || async {
-            let job = job_at(&c, &app.url, on_b).await;
-            (job.status == JobStatus::Completed).then_some(job)
-        },
     )
     .await;
     assert_ne!(done.backend.as_deref(), Some("gpu-b"), "gpu-b is down");
@@ -440,10 +455,13 @@ async fn a_job_whose_server_answers_busy_goes_on_at_once_on_a_free_one() {
     let job_id = ai_post(&c, &app.url, "to a busy server", MODEL).await;
     app.wait_for_log(MOVED, Duration::from_secs(10)).await;
     // Well before the 30 s the busy server asked for.
-    let job = eventually(Duration::from_secs(15), "the job completes", || async {
-        let job = job_at(&c, &app.url, job_id).await;
-        (job.status == JobStatus::Completed).then_some(job)
-    })
+    let job = job_in(
+        &c,
+        &app.url,
+        job_id,
+        JobStatus::Completed,
+        Duration::from_secs(15),
+    )
     .await;
     assert_ne!(job.backend.as_deref(), Some("gpu-a"), "{job:?}");
     assert_eq!(job.attempt, 1, "a busy answer spends no attempt");

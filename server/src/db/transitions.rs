@@ -39,16 +39,6 @@ pub struct Written<'a> {
     pub reasoning: Option<&'a Reasoning>,
 }
 
-impl<'a> Written<'a> {
-    /// An answer without reasoning.
-    pub fn text(text: &'a str) -> Self {
-        Written {
-            text,
-            ..Written::default()
-        }
-    }
-}
-
 /// What a completed job stores.
 #[derive(Clone, Debug)]
 pub struct JobCompletion<'a> {
@@ -669,7 +659,15 @@ mod tests {
         );
         db.claim_job(id, "ollama").await.unwrap();
         let failed = db
-            .fail_job(id, "boom", Failure::BrokeOff, Written::text("partial"))
+            .fail_job(
+                id,
+                "boom",
+                Failure::BrokeOff,
+                Written {
+                    text: "partial",
+                    ..Written::default()
+                },
+            )
             .await
             .unwrap()
             .unwrap();

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     config::ServerConfig,
-    db::{database_file, private_file, Db},
+    db::{database_file, private_file, Db, Engine},
 };
 
 const COOKIE: &str = "aiwall_author";
@@ -93,6 +93,20 @@ pub enum KeyError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "on PostgreSQL every instance must sign author cookies with the same key, so none is \
+         made up: set AIWALL_SERVER__COOKIE_KEY (from `openssl rand -hex 64`), or \
+         server.cookie_key_file to a file holding it, the same on every instance"
+    )]
+    SharedKeyRequired,
+    #[error(
+        "the cookie key file {} does not exist: on PostgreSQL every instance must use the same \
+         key, so none is made up; write one (`openssl rand -hex 64 > {}`, readable by this \
+         server only) and copy it to every instance",
+        .0.display(),
+        .0.display()
+    )]
+    SharedKeyMissing(PathBuf),
     #[error("{0}")]
     Database(#[from] crate::db::DbError),
 }
@@ -108,13 +122,18 @@ pub async fn cookie_key(
     let old = db.setting(OLD_KEY_SETTING).await?;
     let old_key = old.as_deref().and_then(parse_key);
     let file = key_file(server, database_url)?;
+    let shared = db.engine() == Engine::Postgres;
     let key = if !server.cookie_key.is_empty() {
         let key = parse_key(server.cookie_key.expose()).ok_or(KeyError::BadConfigured)?;
         warn_if_replaced(old_key.as_ref(), &key, "server.cookie_key");
         key
     } else {
         match &file {
+            Some(path) if shared => {
+                read_key_file(path)?.ok_or_else(|| KeyError::SharedKeyMissing(path.to_owned()))?
+            }
             Some(path) => key_from_file(path, old_key.clone())?,
+            None if shared => return Err(KeyError::SharedKeyRequired),
             None => {
                 tracing::info!(
                     "in-memory database and no server.cookie_key_file: author cookies last \

@@ -52,7 +52,7 @@ impl Server {
         // file, a taken port) stops before it changes the database: the database's lock first,
         // then the port; only then migrations, the cookie key, and the recovery of the jobs a
         // crash left running.
-        let db_lock = DbLock::take(&config.database.url)?;
+        let db_lock = DbLock::take(&config.database.url).await?;
         let addr = config.server.addr;
         let listener = TcpListener::bind(addr)
             .await

@@ -18,8 +18,12 @@ use sqlx::sqlite::SqliteConnectOptions;
 
 use super::{DbError, DbResult};
 
-/// The database file a `sqlite:` URL names; `None` for an in-memory database.
+/// The database file a `sqlite:` URL names; `None` for an in-memory database and for a
+/// database that is not a file (PostgreSQL).
 pub fn database_file(url: &str) -> DbResult<Option<PathBuf>> {
+    if super::Engine::of(url)? != super::Engine::Sqlite {
+        return Ok(None);
+    }
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|e| DbError::Unavailable(format!("bad database URL {url:?}: {e}")))?;
     let file = options.get_filename();
@@ -52,11 +56,11 @@ pub fn create_private(database: &Path) -> DbResult<()> {
 /// The exclusive hold on a database file (nothing for an in-memory database), kept for as long
 /// as the server runs.
 #[derive(Debug)]
-pub struct DbLock {
+pub struct FileLock {
     _held: Option<File>,
 }
 
-impl DbLock {
+impl FileLock {
     /// Takes the lock of the database `url` names, or says which process holds it.
     pub fn take(url: &str) -> DbResult<Self> {
         let Some(database) = database_file(url)? else {
@@ -126,14 +130,14 @@ mod tests {
     fn a_second_hold_on_the_same_file_is_refused_naming_the_holder() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("wall.db").display());
-        let first = DbLock::take(&url).unwrap();
-        let refused = DbLock::take(&url).unwrap_err().to_string();
+        let first = FileLock::take(&url).unwrap();
+        let refused = FileLock::take(&url).unwrap_err().to_string();
         assert!(
             refused.contains(&format!("process {}", std::process::id())),
             "{refused}"
         );
         assert!(refused.contains("wall.db.lock"), "{refused}");
         drop(first);
-        DbLock::take(&url).expect("free again once the holder is gone");
+        FileLock::take(&url).expect("free again once the holder is gone");
     }
 }

@@ -2,12 +2,13 @@
 //! author's count, the recent lengths behind the estimate). Rows in, rows out: what a card
 //! shows is built above this layer; status changes are in `transitions`.
 use app::types::{Failure, JobStatus};
+use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::{Db, DbResult};
 
-/// A row of `ai_generation_jobs`. Counts and durations are decoded checked: a negative or
-/// oversized value in the file is an error, never a silent zero.
-#[derive(Clone, Debug, sqlx::FromRow)]
+/// A row of `ai_generation_jobs`. Counts and durations are stored as 64-bit integers on both
+/// engines and decoded checked: a negative or oversized value is an error, never a silent zero.
+#[derive(Clone, Debug)]
 pub struct JobRow {
     pub id: i64,
     pub post_id: i64,
@@ -57,35 +58,123 @@ pub struct JobRow {
     pub thinking_ms: Option<u64>,
 }
 
+/// Reads a row on either engine: what the derive would write, with each count read as the
+/// 64-bit integer both engines store and checked into its Rust type.
+impl<'r, R: Row> sqlx::FromRow<'r, R> for JobRow
+where
+    &'r str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    f64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    JobStatus: Decode<'r, R::Database> + Type<R::Database>,
+    Failure: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> sqlx::Result<Self> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            post_id: row.try_get("post_id")?,
+            author_id: row.try_get("author_id")?,
+            client_key: row.try_get("client_key")?,
+            status: row.try_get("status")?,
+            prompt: row.try_get("prompt")?,
+            model: row.try_get("model")?,
+            max_tokens: maybe_count(row, "max_tokens")?,
+            current_tokens: count(row, "current_tokens")?,
+            tokens_per_second: row.try_get("tokens_per_second")?,
+            elapsed_time: count(row, "elapsed_time")?,
+            estimated_time_remaining: maybe_count(row, "estimated_time_remaining")?,
+            percent: row.try_get("percent")?,
+            last_update_at: row.try_get("last_update_at")?,
+            partial_text: row.try_get("partial_text")?,
+            input_tokens: maybe_count(row, "input_tokens")?,
+            output_tokens: maybe_count(row, "output_tokens")?,
+            total_tokens: maybe_count(row, "total_tokens")?,
+            time_to_first_token_ms: maybe_count(row, "time_to_first_token_ms")?,
+            load_duration_ns: maybe_count(row, "load_duration_ns")?,
+            prompt_eval_duration_ns: maybe_count(row, "prompt_eval_duration_ns")?,
+            eval_duration_ns: maybe_count(row, "eval_duration_ns")?,
+            total_duration_ns: maybe_count(row, "total_duration_ns")?,
+            done_reason: row.try_get("done_reason")?,
+            cut_at_bytes: maybe_count(row, "cut_at_bytes")?,
+            error: row.try_get("error")?,
+            failure: row.try_get("failure")?,
+            attempt: count(row, "attempt")?,
+            runs: count(row, "runs")?,
+            queued_at: row.try_get("queued_at")?,
+            retry_at: row.try_get("retry_at")?,
+            created_at: row.try_get("created_at")?,
+            started_at: row.try_get("started_at")?,
+            finished_at: row.try_get("finished_at")?,
+            backend: row.try_get("backend")?,
+            thinking: row.try_get("thinking")?,
+            thinking_tokens: maybe_count(row, "thinking_tokens")?,
+            thinking_ms: maybe_count(row, "thinking_ms")?,
+        })
+    }
+}
+
+/// The column `name`, a stored integer, as the unsigned type it counts in.
+fn count<'r, R: Row, T: TryFrom<i64>>(row: &'r R, name: &'r str) -> sqlx::Result<T>
+where
+    &'r str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let stored: i64 = row.try_get(name)?;
+    checked(name, stored)
+}
+
+/// [`count`] of a column that may be NULL.
+fn maybe_count<'r, R: Row, T: TryFrom<i64>>(row: &'r R, name: &'r str) -> sqlx::Result<Option<T>>
+where
+    &'r str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let stored: Option<i64> = row.try_get(name)?;
+    stored.map(|v| checked(name, v)).transpose()
+}
+
+/// A stored count in its Rust type, or the column's decode error.
+pub(super) fn checked<T: TryFrom<i64>>(column: &str, stored: i64) -> sqlx::Result<T> {
+    T::try_from(stored).map_err(|_| sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source: format!("{stored} is out of range for a count").into(),
+    })
+}
+
 impl Db {
     pub async fn job(&self, id: i64) -> DbResult<Option<JobRow>> {
-        Ok(
+        Ok(on_pool!(self, |pool| {
             sqlx::query_as::<_, JobRow>("SELECT * FROM ai_generation_jobs WHERE id = $1")
                 .bind(id)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+                .fetch_optional(pool)
+                .await
+        })?)
     }
 
     pub async fn job_of_post(&self, post_id: i64) -> DbResult<Option<JobRow>> {
-        Ok(sqlx::query_as::<_, JobRow>(
-            "SELECT * FROM ai_generation_jobs WHERE post_id = $1 ORDER BY id DESC LIMIT 1",
-        )
-        .bind(post_id)
-        .fetch_optional(&self.pool)
-        .await?)
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as::<_, JobRow>(
+                "SELECT * FROM ai_generation_jobs WHERE post_id = $1 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(post_id)
+            .fetch_optional(pool)
+            .await
+        })?)
     }
 
     /// Every job that is queued or running, in the order of the queue.
     pub async fn unfinished_jobs(&self) -> DbResult<Vec<JobRow>> {
-        Ok(sqlx::query_as::<_, JobRow>(
-            "SELECT * FROM ai_generation_jobs WHERE status IN ($1, $2, $3) ORDER BY queued_at, id",
-        )
-        .bind(JobStatus::Queued)
-        .bind(JobStatus::Loading)
-        .bind(JobStatus::Generating)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as::<_, JobRow>(
+                "SELECT * FROM ai_generation_jobs WHERE status IN ($1, $2, $3)
+                  ORDER BY queued_at, id",
+            )
+            .bind(JobStatus::Queued)
+            .bind(JobStatus::Loading)
+            .bind(JobStatus::Generating)
+            .fetch_all(pool)
+            .await
+        })?)
     }
 
     /// How many queued or running jobs are this author's, and how many were asked from this
@@ -95,34 +184,45 @@ impl Db {
         author_id: &str,
         client_key: &str,
     ) -> DbResult<(u32, u32)> {
-        Ok(sqlx::query_as(
-            "SELECT COUNT(*) FILTER (WHERE author_id = $1), COUNT(*) FILTER (WHERE client_key = $2)
-               FROM ai_generation_jobs
-              WHERE (author_id = $1 OR client_key = $2) AND status IN ($3, $4, $5)",
-        )
-        .bind(author_id)
-        .bind(client_key)
-        .bind(JobStatus::Queued)
-        .bind(JobStatus::Loading)
-        .bind(JobStatus::Generating)
-        .fetch_one(&self.pool)
-        .await?)
+        let (author, address): (i64, i64) = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT COUNT(*) FILTER (WHERE author_id = $1),
+                        COUNT(*) FILTER (WHERE client_key = $2)
+                   FROM ai_generation_jobs
+                  WHERE (author_id = $1 OR client_key = $2) AND status IN ($3, $4, $5)",
+            )
+            .bind(author_id)
+            .bind(client_key)
+            .bind(JobStatus::Queued)
+            .bind(JobStatus::Loading)
+            .bind(JobStatus::Generating)
+            .fetch_one(pool)
+            .await
+        })?;
+        Ok((checked("count", author)?, checked("count", address)?))
     }
 
     /// Output lengths of the model's most recent completed jobs, newest first: the basis of the
     /// progress estimate when a post sets no max length.
     pub async fn recent_output_lengths(&self, model: &str, limit: u32) -> DbResult<Vec<u32>> {
-        Ok(sqlx::query_scalar(
-            // Everything it wrote: a thinking model's reasoning takes its time as the answer does.
-            "SELECT output_tokens + COALESCE(thinking_tokens, 0) FROM ai_generation_jobs
-              WHERE model = $1 AND status = $3 AND output_tokens IS NOT NULL
-              ORDER BY finished_at DESC LIMIT $2",
-        )
-        .bind(model)
-        .bind(limit)
-        .bind(JobStatus::Completed)
-        .fetch_all(&self.pool)
-        .await?)
+        let lengths: Vec<i64> = on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                // Everything it wrote: a thinking model's reasoning takes its time as the answer
+                // does.
+                "SELECT output_tokens + COALESCE(thinking_tokens, 0) FROM ai_generation_jobs
+                  WHERE model = $1 AND status = $3 AND output_tokens IS NOT NULL
+                  ORDER BY finished_at DESC LIMIT $2",
+            )
+            .bind(model)
+            .bind(i64::from(limit))
+            .bind(JobStatus::Completed)
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(lengths
+            .into_iter()
+            .map(|n| checked("output_tokens", n))
+            .collect::<sqlx::Result<_>>()?)
     }
 }
 
@@ -130,54 +230,66 @@ impl Db {
 mod tests {
     use app::types::{Failure, JobStatus, PostKind};
 
-    use crate::db::testing::{queued_job, temp_db};
+    use crate::db::{
+        testing::{each_engine, queued_job, sqlite, temp_db},
+        Db,
+    };
 
     #[tokio::test]
     async fn a_failure_class_written_by_a_newer_release_reads_as_other() {
-        let (db, _dir) = temp_db().await;
-        let id = queued_job(&db, "a").await;
-        sqlx::query(
-            "UPDATE ai_generation_jobs SET status = 'failed', failure = 'quota' WHERE id = $1",
-        )
-        .bind(id)
-        .execute(&db.pool)
-        .await
+        for (db, _keep) in each_engine().await {
+            let id = queued_job(&db, "a").await;
+            edit(&db, "SET status = 'failed', failure = 'quota'", id).await;
+            let row = db.job(id).await.unwrap().unwrap();
+            assert_eq!(row.failure, Some(Failure::Other), "the row still reads");
+        }
+    }
+
+    /// Changes job `id` by hand: `UPDATE ai_generation_jobs {set} WHERE id = $1`.
+    async fn edit(db: &Db, set: &str, id: i64) {
+        let sql = format!("UPDATE ai_generation_jobs {set} WHERE id = $1");
+        on_pool!(db, |pool| sqlx::query(&sql)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|_| ()))
         .unwrap();
-        let row = db.job(id).await.unwrap().unwrap();
-        assert_eq!(row.failure, Some(Failure::Other), "the row still reads");
     }
 
     /// `value` as the database spells it when it is bound to a query.
-    async fn spelled<T>(db: &crate::db::Db, value: T) -> String
+    async fn spelled<T>(db: &Db, value: T) -> String
     where
-        T: for<'q> sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send,
+        T: for<'q> sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+        T: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+        T: Send,
     {
-        sqlx::query_scalar("SELECT $1")
+        on_pool!(db, |pool| sqlx::query_scalar("SELECT $1")
             .bind(value)
-            .fetch_one(&db.pool)
-            .await
-            .unwrap()
+            .fetch_one(pool)
+            .await)
+        .unwrap()
     }
 
     #[tokio::test]
     async fn the_database_spells_statuses_and_kinds_as_the_wire_and_the_schema_do() {
-        let (db, _dir) = temp_db().await;
-        for status in JobStatus::ALL {
-            let stored = spelled(&db, status).await;
-            assert_eq!(stored, status.as_str());
-            assert_eq!(
-                serde_json::to_value(status).unwrap(),
-                serde_json::Value::from(stored)
-            );
-        }
-        for (kind, expected) in [(PostKind::Text, "text"), (PostKind::Ai, "ai")] {
-            assert_eq!(spelled(&db, kind).await, expected);
-        }
-        for class in Failure::ALL {
-            assert_eq!(
-                serde_json::to_value(class).unwrap(),
-                serde_json::Value::from(spelled(&db, class).await)
-            );
+        for (db, _keep) in each_engine().await {
+            for status in JobStatus::ALL {
+                let stored = spelled(&db, status).await;
+                assert_eq!(stored, status.as_str());
+                assert_eq!(
+                    serde_json::to_value(status).unwrap(),
+                    serde_json::Value::from(stored)
+                );
+            }
+            for (kind, expected) in [(PostKind::Text, "text"), (PostKind::Ai, "ai")] {
+                assert_eq!(spelled(&db, kind).await, expected);
+            }
+            for class in Failure::ALL {
+                assert_eq!(
+                    serde_json::to_value(class).unwrap(),
+                    serde_json::Value::from(spelled(&db, class).await)
+                );
+            }
         }
     }
 
@@ -186,7 +298,7 @@ mod tests {
         let (db, _dir) = temp_db().await;
         let id = queued_job(&db, "a").await;
         // What an older or newer release, or a hand edit, could leave behind.
-        let mut conn = db.pool.acquire().await.unwrap();
+        let mut conn = sqlite(&db).acquire().await.unwrap();
         sqlx::query("PRAGMA ignore_check_constraints = ON")
             .execute(&mut *conn)
             .await
@@ -207,5 +319,16 @@ mod tests {
         .await
         .unwrap();
         assert!(db.job(id).await.unwrap_err().is_corrupt());
+    }
+
+    #[tokio::test]
+    async fn a_negative_count_is_an_error_on_either_engine() {
+        for (db, _keep) in each_engine().await {
+            let id = queued_job(&db, "a").await;
+            edit(&db, "SET runs = -3", id).await;
+            let error = db.job(id).await.unwrap_err();
+            assert!(error.is_corrupt(), "not worth retrying: {error}");
+            assert!(error.to_string().contains("runs"), "{error}");
+        }
     }
 }

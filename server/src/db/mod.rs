@@ -1,20 +1,35 @@
-//! The data layer: the only module that speaks SQL. SQLite (a file in WAL mode) today; the
-//! interface is narrow so that a PostgreSQL backend can stand behind it later.
+//! The data layer: the only module that speaks SQL. SQLite (a file in WAL mode) by default, or
+//! PostgreSQL when `database.url` says `postgres://`; the interface is the same narrow one on
+//! both, and each query runs on the engine's own typed driver (see `engine`).
+
+/// Runs `$body` with `$pool` bound to the database's own pool (`SqlitePool` or `PgPool`): the
+/// body is compiled once per engine, so every bind and every row is checked against that
+/// engine's types. Where the two dialects differ, the body matches on `Pool` itself.
+macro_rules! on_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match &$db.pool {
+            $crate::db::Pool::Sqlite($pool) => $body,
+            $crate::db::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+mod engine;
 mod file;
 mod jobs;
+mod lock;
 mod posts;
+pub mod scratch;
 mod settings;
 mod transitions;
 
-use std::{path::PathBuf, str::FromStr, sync::Arc, time::Duration};
+use std::{path::PathBuf, sync::Arc};
 
-use sqlx::{
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
-    SqlitePool,
-};
-
-pub use file::{database_file, private_file, DbLock};
+pub use engine::Engine;
+pub(crate) use engine::{Begin, Pool};
+pub use file::{database_file, private_file};
 pub use jobs::JobRow;
+pub use lock::DbLock;
 pub use posts::{NewAiPostRow, PostRow, PostWithJob};
 pub use transitions::{JobCompletion, ProgressWrite, Recovered, Written};
 
@@ -34,6 +49,12 @@ pub enum DbError {
         holder: String,
         lock: PathBuf,
     },
+    #[error(
+        "another aiwall is running on the database {database} ({holder} holds its lock); \
+         several servers on one database are not supported yet: stop it first, or give this \
+         server its own database.url"
+    )]
+    InUseShared { database: String, holder: String },
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
@@ -62,55 +83,40 @@ fn to_db_int(value: u64) -> DbResult<i64> {
 
 pub type DbResult<T> = Result<T, DbError>;
 
-/// How long a write waits for another connection's write to commit before it fails: WAL
-/// allows one writer at a time, and our writes are short.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// A handle to the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Db {
-    pool: SqlitePool,
-    /// Held while any handle lives, so no other process uses the file meanwhile.
+    pool: Pool,
+    /// Held while any handle lives, so no other server uses the database meanwhile.
     _lock: Arc<DbLock>,
 }
 
 impl Db {
     /// Takes the database's lock, then opens and migrates it (see [`Db::open`]).
     pub async fn connect(url: &str, max_connections: u32) -> DbResult<Self> {
-        let lock = DbLock::take(url)?;
+        let lock = DbLock::take(url).await?;
         Self::open(url, max_connections, lock).await
     }
 
-    /// Opens (creating the file, private to its owner, if needed) and migrates the database at
-    /// `url`, whose lock the caller has taken.
+    /// Opens and migrates the database at `url`, whose lock the caller has taken.
     pub async fn open(url: &str, max_connections: u32, lock: DbLock) -> DbResult<Self> {
-        if let Some(file) = database_file(url)? {
-            file::create_private(&file)?;
-        }
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| DbError::Unavailable(format!("bad database URL {url:?}: {e}")))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // WAL + NORMAL is durable across process crashes; only a power loss can roll back
-            // the last commits.
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .connect_with(options)
-            .await
-            .map_err(|e| DbError::Unavailable(format!("cannot open {url}: {e}")))?;
-        sqlx::migrate!("../migrations").run(&pool).await?;
         Ok(Self {
-            pool,
+            pool: Pool::open(url, max_connections).await?,
             _lock: Arc::new(lock),
         })
     }
 
+    /// The engine the database runs on.
+    pub fn engine(&self) -> Engine {
+        self.pool.engine()
+    }
+
     /// Answers when the database can run a query (for `/readyz`).
     pub async fn ping(&self) -> DbResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        on_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 
@@ -129,18 +135,49 @@ pub fn now_ms() -> i64 {
 
 #[cfg(test)]
 pub(crate) mod testing {
-    /// A fresh database in a temporary file (kept alive by the returned guard).
-    pub async fn temp_db() -> (super::Db, tempfile::TempDir) {
+    use super::{scratch::ScratchDb, Db};
+
+    /// What keeps a test database alive: its SQLite file's directory or its PostgreSQL database.
+    pub type Keep = Box<dyn std::any::Any + Send>;
+
+    /// A fresh SQLite database in a temporary file (kept alive by the returned guard).
+    pub async fn temp_db() -> (Db, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("test.db").display());
-        let db = super::Db::connect(&url, 4)
-            .await
-            .expect("open test database");
+        let db = Db::connect(&url, 4).await.expect("open test database");
         (db, dir)
     }
 
+    /// A fresh PostgreSQL database on the test server (see `scratch`).
+    pub async fn temp_pg() -> (Db, ScratchDb) {
+        let scratch = ScratchDb::create().await;
+        let db = Db::connect(&scratch.url, 4)
+            .await
+            .expect("open test database");
+        (db, scratch)
+    }
+
+    /// A fresh database on each engine, for a test that must hold on both: run its body for
+    /// each, in turn.
+    pub async fn each_engine() -> Vec<(Db, Keep)> {
+        let (sqlite, dir) = temp_db().await;
+        let (postgres, scratch) = temp_pg().await;
+        vec![
+            (sqlite, Box::new(dir) as Keep),
+            (postgres, Box::new(scratch) as Keep),
+        ]
+    }
+
+    /// The pool of a test database that is SQLite, for a test of SQLite's own behaviour.
+    pub fn sqlite(db: &Db) -> &sqlx::SqlitePool {
+        match &db.pool {
+            super::Pool::Sqlite(pool) => pool,
+            super::Pool::Postgres(_) => panic!("a test of SQLite's own behaviour"),
+        }
+    }
+
     /// A new AI post's queued job; returns its id.
-    pub async fn queued_job(db: &super::Db, prompt: &str) -> i64 {
+    pub async fn queued_job(db: &Db, prompt: &str) -> i64 {
         let new = super::NewAiPostRow {
             author_id: "a1",
             author_name: "Ann",

@@ -3,7 +3,7 @@
 //! after a crash. Each changes only a job in the status it expects, and says whether it did.
 use app::types::{Failure, FinalStats, JobStatus, Progress, Reasoning};
 
-use super::{jobs::JobRow, now_ms, to_db_int, Db, DbResult};
+use super::{jobs::JobRow, now_ms, to_db_int, Begin as _, Db, DbResult};
 
 /// The assignments that start a job's progress over: no text, no counts, no estimate, no
 /// retry due. Every transition back to the start (claim, Retry, hand back, recovery) uses them,
@@ -63,44 +63,47 @@ impl Db {
     /// and counts the attempt and the run. `None` when it is not queued any more (cancelled or
     /// deleted meanwhile). The order of the queue is the job service's to keep.
     pub async fn claim_job(&self, id: i64, backend: &str) -> DbResult<Option<JobRow>> {
-        Ok(sqlx::query_as::<_, JobRow>(concat!(
-            "UPDATE ai_generation_jobs
+        Ok(on_pool!(self, |pool| sqlx::query_as::<_, JobRow>(
+            concat!(
+                "UPDATE ai_generation_jobs
                     SET status = $3, attempt = attempt + 1, runs = runs + 1, started_at = $1,
                         last_update_at = $1, error = NULL, failure = NULL, backend = $5, ",
-            fresh_progress!(),
-            " WHERE id = $2 AND status = $4
+                fresh_progress!(),
+                " WHERE id = $2 AND status = $4
                  RETURNING *"
-        ))
+            )
+        )
         .bind(now_ms())
         .bind(id)
         .bind(JobStatus::Loading)
         .bind(JobStatus::Queued)
         .bind(backend)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(pool)
+        .await)?)
     }
 
     /// A running job of run `run` goes on on the server named `backend` (its own was busy).
     /// Whether it did: `false` when the job is no longer that run, running.
     pub async fn move_job(&self, id: i64, run: u32, backend: &str) -> DbResult<bool> {
-        let moved = sqlx::query(
+        let moved = on_pool!(self, |pool| sqlx::query(
             "UPDATE ai_generation_jobs SET backend = $3
               WHERE id = $1 AND runs = $2 AND status IN ($4, $5)",
         )
         .bind(id)
-        .bind(run)
+        .bind(i64::from(run))
         .bind(backend)
         .bind(JobStatus::Loading)
         .bind(JobStatus::Generating)
-        .execute(&self.pool)
-        .await?;
-        Ok(moved.rows_affected() == 1)
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected()))?;
+        Ok(moved == 1)
     }
 
     /// Writes the live state of a running job (throttled by the caller).
     pub async fn write_progress(&self, id: i64, w: ProgressWrite<'_>) -> DbResult<()> {
         let p = w.progress;
-        sqlx::query(
+        on_pool!(self, |pool| sqlx::query(
             "UPDATE ai_generation_jobs
                 SET status = $2, current_tokens = $3, tokens_per_second = $4, elapsed_time = $5,
                     estimated_time_remaining = $6, percent = $7, last_update_at = $8,
@@ -110,7 +113,7 @@ impl Db {
         )
         .bind(id)
         .bind(w.status)
-        .bind(p.current_tokens)
+        .bind(i64::from(p.current_tokens))
         .bind(p.tokens_per_second)
         .bind(to_db_int(p.elapsed_time)?)
         .bind(p.estimated_time_remaining.map(to_db_int).transpose()?)
@@ -119,15 +122,16 @@ impl Db {
         .bind(w.text)
         .bind(w.retry_at)
         .bind(w.error)
-        .bind(w.attempt)
+        .bind(i64::from(w.attempt))
         .bind(JobStatus::Loading)
         .bind(JobStatus::Generating)
         .bind(w.failure)
         .bind(w.thinking)
-        .bind(w.reasoning.map(|r| r.tokens))
+        .bind(w.reasoning.map(|r| i64::from(r.tokens)))
         .bind(w.reasoning.map(|r| to_db_int(r.duration_ms)).transpose()?)
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
         Ok(())
     }
 
@@ -139,9 +143,23 @@ impl Db {
         let now = now_ms();
         let s = c.stats;
         let p = c.progress;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let row = sqlx::query_as::<_, JobRow>(
-            "UPDATE ai_generation_jobs
+        let elapsed = to_db_int(p.elapsed_time)?;
+        let durations = [
+            s.time_to_first_token_ms,
+            s.load_duration_ns,
+            s.prompt_eval_duration_ns,
+            s.eval_duration_ns,
+            s.total_duration_ns,
+        ]
+        .map(|d| d.map(to_db_int).transpose());
+        let [first_token, load, prompt_eval, eval, total] = durations;
+        let (first_token, load, prompt_eval, eval, total) =
+            (first_token?, load?, prompt_eval?, eval?, total?);
+        let thinking_ms = c.reasoning.map(|r| to_db_int(r.duration_ms)).transpose()?;
+        let row = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let row = sqlx::query_as::<_, JobRow>(
+                "UPDATE ai_generation_jobs
                 SET status = $16, partial_text = $2, current_tokens = $3,
                     tokens_per_second = $4, elapsed_time = $5, estimated_time_remaining = 0,
                     percent = 100, last_update_at = $6, finished_at = $6,
@@ -153,41 +171,43 @@ impl Db {
                     thinking = $22, thinking_tokens = $23, thinking_ms = $24
               WHERE id = $1 AND runs = $19 AND status IN ($17, $18, $20)
              RETURNING *",
-        )
-        .bind(id)
-        .bind(c.text)
-        .bind(p.current_tokens)
-        .bind(p.tokens_per_second)
-        .bind(to_db_int(p.elapsed_time)?)
-        .bind(now)
-        .bind(s.input_tokens)
-        .bind(s.output_tokens)
-        .bind(s.total_tokens)
-        .bind(s.time_to_first_token_ms.map(to_db_int).transpose()?)
-        .bind(s.load_duration_ns.map(to_db_int).transpose()?)
-        .bind(s.prompt_eval_duration_ns.map(to_db_int).transpose()?)
-        .bind(s.eval_duration_ns.map(to_db_int).transpose()?)
-        .bind(s.total_duration_ns.map(to_db_int).transpose()?)
-        .bind(&s.done_reason)
-        .bind(JobStatus::Completed)
-        .bind(JobStatus::Loading)
-        .bind(JobStatus::Generating)
-        .bind(c.run)
-        .bind(JobStatus::Queued)
-        .bind(s.cut_at_bytes)
-        .bind(c.thinking)
-        .bind(c.reasoning.map(|r| r.tokens))
-        .bind(c.reasoning.map(|r| to_db_int(r.duration_ms)).transpose()?)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = &row {
-            sqlx::query("UPDATE posts SET text = $2 WHERE id = $1")
-                .bind(row.post_id)
-                .bind(c.text)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
+            )
+            .bind(id)
+            .bind(c.text)
+            .bind(i64::from(p.current_tokens))
+            .bind(p.tokens_per_second)
+            .bind(elapsed)
+            .bind(now)
+            .bind(s.input_tokens.map(i64::from))
+            .bind(s.output_tokens.map(i64::from))
+            .bind(s.total_tokens.map(i64::from))
+            .bind(first_token)
+            .bind(load)
+            .bind(prompt_eval)
+            .bind(eval)
+            .bind(total)
+            .bind(&s.done_reason)
+            .bind(JobStatus::Completed)
+            .bind(JobStatus::Loading)
+            .bind(JobStatus::Generating)
+            .bind(i64::from(c.run))
+            .bind(JobStatus::Queued)
+            .bind(s.cut_at_bytes.map(i64::from))
+            .bind(c.thinking)
+            .bind(c.reasoning.map(|r| i64::from(r.tokens)))
+            .bind(thinking_ms)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = &row {
+                sqlx::query("UPDATE posts SET text = $2 WHERE id = $1")
+                    .bind(row.post_id)
+                    .bind(c.text)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            row
+        });
         Ok(row)
     }
 
@@ -195,7 +215,7 @@ impl Db {
     /// is not queued (any more).
     pub async fn cancel_queued_job(&self, id: i64, reason: &str) -> DbResult<Option<JobRow>> {
         let now = now_ms();
-        Ok(sqlx::query_as::<_, JobRow>(
+        Ok(on_pool!(self, |pool| sqlx::query_as::<_, JobRow>(
             "UPDATE ai_generation_jobs
                 SET status = $4, error = $2, failure = $6, last_update_at = $3, finished_at = $3
               WHERE id = $1 AND status = $5
@@ -207,8 +227,8 @@ impl Db {
         .bind(JobStatus::Cancelled)
         .bind(JobStatus::Queued)
         .bind(Failure::Stopped)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(pool)
+        .await)?)
     }
 
     /// Ends an unfinished job as `failed`, keeping what it wrote. `None` when it had already
@@ -250,7 +270,7 @@ impl Db {
     ) -> DbResult<Option<JobRow>> {
         let now = now_ms();
         let reasoning = written.reasoning;
-        Ok(sqlx::query_as::<_, JobRow>(
+        Ok(on_pool!(self, |pool| sqlx::query_as::<_, JobRow>(
             "UPDATE ai_generation_jobs
                 SET status = $2, error = $3, failure = $9, partial_text = $4,
                     last_update_at = $5, finished_at = $5, estimated_time_remaining = NULL,
@@ -268,10 +288,10 @@ impl Db {
         .bind(JobStatus::Generating)
         .bind(class)
         .bind(written.thinking)
-        .bind(reasoning.map(|r| r.tokens))
+        .bind(reasoning.map(|r| i64::from(r.tokens)))
         .bind(reasoning.map(|r| to_db_int(r.duration_ms)).transpose()?)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(pool)
+        .await)?)
     }
 
     /// A Retry: a failed or cancelled job goes to the end of the queue, its attempts starting
@@ -279,23 +299,25 @@ impl Db {
     /// job is not failed or cancelled.
     pub async fn retry_job(&self, id: i64, client_key: &str) -> DbResult<Option<JobRow>> {
         let now = now_ms();
-        Ok(sqlx::query_as::<_, JobRow>(concat!(
-            "UPDATE ai_generation_jobs
+        Ok(on_pool!(self, |pool| sqlx::query_as::<_, JobRow>(
+            concat!(
+                "UPDATE ai_generation_jobs
                     SET status = $3, attempt = 0, queued_at = $2, error = NULL, failure = NULL,
                         last_update_at = $2, started_at = NULL, finished_at = NULL,
                         client_key = $6, ",
-            fresh_progress!(),
-            " WHERE id = $1 AND status IN ($4, $5)
+                fresh_progress!(),
+                " WHERE id = $1 AND status IN ($4, $5)
                  RETURNING *"
-        ))
+            )
+        )
         .bind(id)
         .bind(now)
         .bind(JobStatus::Queued)
         .bind(JobStatus::Failed)
         .bind(JobStatus::Cancelled)
         .bind(client_key)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(pool)
+        .await)?)
     }
 
     /// At shutdown, or while the model server is away: a running job goes back to the queue at
@@ -303,61 +325,66 @@ impl Db {
     /// it was not running.
     pub async fn hand_back_job(&self, id: i64, refund: bool) -> DbResult<Option<JobRow>> {
         let now = now_ms();
-        Ok(sqlx::query_as::<_, JobRow>(concat!(
-            "UPDATE ai_generation_jobs
+        Ok(on_pool!(self, |pool| sqlx::query_as::<_, JobRow>(
+            concat!(
+                "UPDATE ai_generation_jobs
                     SET status = $3,
                         attempt = CASE WHEN $6 AND attempt > 0 THEN attempt - 1 ELSE attempt END,
                         error = NULL, failure = NULL, last_update_at = $2, started_at = NULL,
                         finished_at = NULL, ",
-            fresh_progress!(),
-            " WHERE id = $1 AND status IN ($4, $5)
+                fresh_progress!(),
+                " WHERE id = $1 AND status IN ($4, $5)
                  RETURNING *"
-        ))
+            )
+        )
         .bind(id)
         .bind(now)
         .bind(JobStatus::Queued)
         .bind(JobStatus::Loading)
         .bind(JobStatus::Generating)
         .bind(refund)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(pool)
+        .await)?)
     }
 
     /// At start-up: every job left `loading` or `generating` by a crash goes back to the queue
     /// (its text starts over), or fails with the reason once it has had `max_attempts` tries.
     pub async fn recover_interrupted(&self, max_attempts: u32) -> DbResult<Recovered> {
         let now = now_ms();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let failed: Vec<i64> = sqlx::query_scalar(
-            "UPDATE ai_generation_jobs
+        let (requeued, failed) = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let failed: Vec<i64> = sqlx::query_scalar(
+                "UPDATE ai_generation_jobs
                 SET status = $3, finished_at = $2, last_update_at = $2,
                     estimated_time_remaining = NULL, retry_at = NULL, failure = $6,
                     error = 'The server stopped during this generation ' || attempt ||
                             ' times; giving up. Press Retry to try again.'
               WHERE status IN ($4, $5) AND attempt >= $1
              RETURNING id",
-        )
-        .bind(max_attempts)
-        .bind(now)
-        .bind(JobStatus::Failed)
-        .bind(JobStatus::Loading)
-        .bind(JobStatus::Generating)
-        .bind(Failure::Interrupted)
-        .fetch_all(&mut *tx)
-        .await?;
-        let requeued: Vec<i64> = sqlx::query_scalar(concat!(
-            "UPDATE ai_generation_jobs SET status = $2, last_update_at = $1, error = NULL,
+            )
+            .bind(i64::from(max_attempts))
+            .bind(now)
+            .bind(JobStatus::Failed)
+            .bind(JobStatus::Loading)
+            .bind(JobStatus::Generating)
+            .bind(Failure::Interrupted)
+            .fetch_all(&mut *tx)
+            .await?;
+            let requeued: Vec<i64> = sqlx::query_scalar(concat!(
+                "UPDATE ai_generation_jobs SET status = $2, last_update_at = $1, error = NULL,
                     failure = NULL, ",
-            fresh_progress!(),
-            " WHERE status IN ($3, $4) RETURNING id"
-        ))
-        .bind(now)
-        .bind(JobStatus::Queued)
-        .bind(JobStatus::Loading)
-        .bind(JobStatus::Generating)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
+                fresh_progress!(),
+                " WHERE status IN ($3, $4) RETURNING id"
+            ))
+            .bind(now)
+            .bind(JobStatus::Queued)
+            .bind(JobStatus::Loading)
+            .bind(JobStatus::Generating)
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            (requeued, failed)
+        });
         Ok(Recovered { requeued, failed })
     }
 }
@@ -367,75 +394,77 @@ mod tests {
     use app::types::{Failure, FinalStats, JobStatus, Progress, Reasoning};
 
     use crate::db::{
-        testing::{queued_job, temp_db},
+        testing::{each_engine, queued_job},
         JobCompletion, ProgressWrite, Written,
     };
 
     #[tokio::test]
     async fn a_job_is_claimed_once() {
-        let (db, _dir) = temp_db().await;
-        let a = queued_job(&db, "a").await;
-        let b = queued_job(&db, "b").await;
-        let first = db.claim_job(a, "ollama").await.unwrap().unwrap();
-        assert_eq!(
-            (first.id, first.status, first.attempt),
-            (a, JobStatus::Loading, 1)
-        );
-        assert!(
-            db.claim_job(a, "ollama").await.unwrap().is_none(),
-            "not twice"
-        );
-        assert_eq!(db.claim_job(b, "ollama").await.unwrap().unwrap().id, b);
+        for (db, _keep) in each_engine().await {
+            let a = queued_job(&db, "a").await;
+            let b = queued_job(&db, "b").await;
+            let first = db.claim_job(a, "ollama").await.unwrap().unwrap();
+            assert_eq!(
+                (first.id, first.status, first.attempt),
+                (a, JobStatus::Loading, 1)
+            );
+            assert!(
+                db.claim_job(a, "ollama").await.unwrap().is_none(),
+                "not twice"
+            );
+            assert_eq!(db.claim_job(b, "ollama").await.unwrap().unwrap().id, b);
+        }
     }
 
     #[tokio::test]
     async fn completing_a_job_stores_stats_and_the_posts_text() {
-        let (db, _dir) = temp_db().await;
-        let id = queued_job(&db, "a").await;
-        db.claim_job(id, "ollama").await.unwrap();
-        let stats = FinalStats {
-            input_tokens: Some(7),
-            output_tokens: Some(3),
-            total_tokens: Some(10),
-            eval_duration_ns: Some(123_456_789),
-            done_reason: "stop".into(),
-            ..Default::default()
-        };
-        let row = db
-            .complete_job(
-                id,
-                JobCompletion {
-                    run: 1,
-                    text: "Hi there",
-                    stats: &stats,
-                    progress: &Progress::default(),
-                    thinking: "",
-                    reasoning: None,
-                },
-            )
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(row.status, JobStatus::Completed);
-        assert_eq!(
-            (row.input_tokens, row.output_tokens, row.total_tokens),
-            (Some(7), Some(3), Some(10))
-        );
-        assert_eq!(
-            (row.eval_duration_ns, row.done_reason.as_deref()),
-            (Some(123_456_789), Some("stop"))
-        );
-        assert_eq!(row.percent, 100.0);
-        assert_eq!(
-            db.post(row.post_id).await.unwrap().unwrap().post.text,
-            "Hi there"
-        );
-        // A finished job takes no more progress and cannot be failed afterwards.
-        assert!(db
-            .fail_job(id, "late", Failure::BrokeOff, Written::default())
-            .await
-            .unwrap()
-            .is_none());
+        for (db, _keep) in each_engine().await {
+            let id = queued_job(&db, "a").await;
+            db.claim_job(id, "ollama").await.unwrap();
+            let stats = FinalStats {
+                input_tokens: Some(7),
+                output_tokens: Some(3),
+                total_tokens: Some(10),
+                eval_duration_ns: Some(123_456_789),
+                done_reason: "stop".into(),
+                ..Default::default()
+            };
+            let row = db
+                .complete_job(
+                    id,
+                    JobCompletion {
+                        run: 1,
+                        text: "Hi there",
+                        stats: &stats,
+                        progress: &Progress::default(),
+                        thinking: "",
+                        reasoning: None,
+                    },
+                )
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(row.status, JobStatus::Completed);
+            assert_eq!(
+                (row.input_tokens, row.output_tokens, row.total_tokens),
+                (Some(7), Some(3), Some(10))
+            );
+            assert_eq!(
+                (row.eval_duration_ns, row.done_reason.as_deref()),
+                (Some(123_456_789), Some("stop"))
+            );
+            assert_eq!(row.percent, 100.0);
+            assert_eq!(
+                db.post(row.post_id).await.unwrap().unwrap().post.text,
+                "Hi there"
+            );
+            // A finished job takes no more progress and cannot be failed afterwards.
+            assert!(db
+                .fail_job(id, "late", Failure::BrokeOff, Written::default())
+                .await
+                .unwrap()
+                .is_none());
+        }
     }
 
     /// A finished answer of the run that claimed the job, as `complete_job` takes it.
@@ -450,271 +479,278 @@ mod tests {
 
     #[tokio::test]
     async fn an_answer_completes_its_job_even_after_the_job_was_requeued() {
-        let (db, _dir) = temp_db().await;
-        let id = queued_job(&db, "a").await;
-        let run = db.claim_job(id, "ollama").await.unwrap().unwrap().runs;
-        // What a second process's crash recovery did to a job this one was running.
-        assert_eq!(db.recover_interrupted(3).await.unwrap().requeued, [id]);
-        let (stats, progress, run) = answer(run);
-        let done = db
-            .complete_job(
-                id,
-                JobCompletion {
-                    run,
-                    text: "kept",
-                    stats: &stats,
-                    progress: &progress,
-                    thinking: "",
-                    reasoning: None,
-                },
-            )
-            .await
-            .unwrap()
-            .expect("the requeued job takes the finished answer");
-        assert_eq!(done.status, JobStatus::Completed);
-        assert_eq!(
-            db.post(done.post_id).await.unwrap().unwrap().post.text,
-            "kept"
-        );
-        assert!(
-            db.claim_job(id, "ollama").await.unwrap().is_none(),
-            "and it does not run again"
-        );
-    }
-
-    #[tokio::test]
-    async fn an_answer_does_not_overwrite_a_newer_run_of_its_job() {
-        let (db, _dir) = temp_db().await;
-        let id = queued_job(&db, "a").await;
-        let old_run = db.claim_job(id, "ollama").await.unwrap().unwrap().runs;
-        db.recover_interrupted(3).await.unwrap();
-        let new_run = db.claim_job(id, "ollama").await.unwrap().unwrap().runs;
-        assert_ne!(old_run, new_run);
-        let (stats, progress, _) = answer(old_run);
-        let late = db
-            .complete_job(
-                id,
-                JobCompletion {
-                    run: old_run,
-                    text: "late",
-                    stats: &stats,
-                    progress: &progress,
-                    thinking: "",
-                    reasoning: None,
-                },
-            )
-            .await
-            .unwrap();
-        assert!(late.is_none(), "the newer run owns the job");
-        assert_eq!(
-            db.job(id).await.unwrap().unwrap().status,
-            JobStatus::Loading
-        );
-    }
-
-    #[tokio::test]
-    async fn progress_writes_only_touch_running_jobs() {
-        let (db, _dir) = temp_db().await;
-        let id = queued_job(&db, "a").await;
-        let progress = Progress {
-            current_tokens: 5,
-            ..Default::default()
-        };
-        let write = ProgressWrite {
-            status: JobStatus::Generating,
-            progress: &progress,
-            text: "abc",
-            retry_at: None,
-            error: None,
-            failure: None,
-            attempt: 1,
-            thinking: "",
-            reasoning: None,
-        };
-        db.write_progress(id, write.clone()).await.unwrap();
-        assert_eq!(
-            db.job(id).await.unwrap().unwrap().current_tokens,
-            0,
-            "still queued"
-        );
-        db.claim_job(id, "ollama").await.unwrap();
-        db.write_progress(id, write).await.unwrap();
-        let row = db.job(id).await.unwrap().unwrap();
-        assert_eq!(
-            (row.current_tokens, row.partial_text.as_str(), row.status),
-            (5, "abc", JobStatus::Generating)
-        );
-    }
-
-    #[tokio::test]
-    async fn a_stopped_or_failed_job_keeps_all_it_wrote_not_only_the_last_throttled_write() {
-        let (db, _dir) = temp_db().await;
-        let progress = Progress::default();
-        let thought = |tokens| Reasoning {
-            tokens,
-            duration_ms: 700,
-            finished: false,
-        };
-        let (early, last) = (thought(2), thought(5));
-        for end in ["stopped", "failed"] {
-            let id = queued_job(&db, end).await;
-            db.claim_job(id, "ollama").await.unwrap();
-            let write = ProgressWrite {
-                status: JobStatus::Generating,
-                progress: &progress,
-                text: "An",
-                retry_at: None,
-                error: None,
-                failure: None,
-                attempt: 1,
-                thinking: "Hmm",
-                reasoning: Some(&early),
-            };
-            db.write_progress(id, write).await.unwrap();
-            let written = Written {
-                text: "An answer",
-                thinking: "Hmm, let me see",
-                reasoning: Some(&last),
-            };
-            let row = match end {
-                "stopped" => db.cancel_running_job(id, "Stopped", written).await,
-                _ => db.fail_job(id, "boom", Failure::BrokeOff, written).await,
-            };
-            let row = row.unwrap().unwrap();
+        for (db, _keep) in each_engine().await {
+            let id = queued_job(&db, "a").await;
+            let run = db.claim_job(id, "ollama").await.unwrap().unwrap().runs;
+            // What a second process's crash recovery did to a job this one was running.
+            assert_eq!(db.recover_interrupted(3).await.unwrap().requeued, [id]);
+            let (stats, progress, run) = answer(run);
+            let done = db
+                .complete_job(
+                    id,
+                    JobCompletion {
+                        run,
+                        text: "kept",
+                        stats: &stats,
+                        progress: &progress,
+                        thinking: "",
+                        reasoning: None,
+                    },
+                )
+                .await
+                .unwrap()
+                .expect("the requeued job takes the finished answer");
+            assert_eq!(done.status, JobStatus::Completed);
             assert_eq!(
-                (
-                    row.partial_text.as_str(),
-                    row.thinking.as_str(),
-                    row.thinking_tokens,
-                    row.thinking_ms
-                ),
-                ("An answer", "Hmm, let me see", Some(5), Some(700)),
-                "{end}"
+                db.post(done.post_id).await.unwrap().unwrap().post.text,
+                "kept"
+            );
+            assert!(
+                db.claim_job(id, "ollama").await.unwrap().is_none(),
+                "and it does not run again"
             );
         }
     }
 
     #[tokio::test]
+    async fn an_answer_does_not_overwrite_a_newer_run_of_its_job() {
+        for (db, _keep) in each_engine().await {
+            let id = queued_job(&db, "a").await;
+            let old_run = db.claim_job(id, "ollama").await.unwrap().unwrap().runs;
+            db.recover_interrupted(3).await.unwrap();
+            let new_run = db.claim_job(id, "ollama").await.unwrap().unwrap().runs;
+            assert_ne!(old_run, new_run);
+            let (stats, progress, _) = answer(old_run);
+            let late = db
+                .complete_job(
+                    id,
+                    JobCompletion {
+                        run: old_run,
+                        text: "late",
+                        stats: &stats,
+                        progress: &progress,
+                        thinking: "",
+                        reasoning: None,
+                    },
+                )
+                .await
+                .unwrap();
+            assert!(late.is_none(), "the newer run owns the job");
+            assert_eq!(
+                db.job(id).await.unwrap().unwrap().status,
+                JobStatus::Loading
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn progress_writes_only_touch_running_jobs() {
+        for (db, _keep) in each_engine().await {
+            let id = queued_job(&db, "a").await;
+            let progress = Progress {
+                current_tokens: 5,
+                ..Default::default()
+            };
+            let write = ProgressWrite {
+                status: JobStatus::Generating,
+                progress: &progress,
+                text: "abc",
+                retry_at: None,
+                error: None,
+                failure: None,
+                attempt: 1,
+                thinking: "",
+                reasoning: None,
+            };
+            db.write_progress(id, write.clone()).await.unwrap();
+            assert_eq!(
+                db.job(id).await.unwrap().unwrap().current_tokens,
+                0,
+                "still queued"
+            );
+            db.claim_job(id, "ollama").await.unwrap();
+            db.write_progress(id, write).await.unwrap();
+            let row = db.job(id).await.unwrap().unwrap();
+            assert_eq!(
+                (row.current_tokens, row.partial_text.as_str(), row.status),
+                (5, "abc", JobStatus::Generating)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stopped_or_failed_job_keeps_all_it_wrote_not_only_the_last_throttled_write() {
+        for (db, _keep) in each_engine().await {
+            let progress = Progress::default();
+            let thought = |tokens| Reasoning {
+                tokens,
+                duration_ms: 700,
+                finished: false,
+            };
+            let (early, last) = (thought(2), thought(5));
+            for end in ["stopped", "failed"] {
+                let id = queued_job(&db, end).await;
+                db.claim_job(id, "ollama").await.unwrap();
+                let write = ProgressWrite {
+                    status: JobStatus::Generating,
+                    progress: &progress,
+                    text: "An",
+                    retry_at: None,
+                    error: None,
+                    failure: None,
+                    attempt: 1,
+                    thinking: "Hmm",
+                    reasoning: Some(&early),
+                };
+                db.write_progress(id, write).await.unwrap();
+                let written = Written {
+                    text: "An answer",
+                    thinking: "Hmm, let me see",
+                    reasoning: Some(&last),
+                };
+                let row = match end {
+                    "stopped" => db.cancel_running_job(id, "Stopped", written).await,
+                    _ => db.fail_job(id, "boom", Failure::BrokeOff, written).await,
+                };
+                let row = row.unwrap().unwrap();
+                assert_eq!(
+                    (
+                        row.partial_text.as_str(),
+                        row.thinking.as_str(),
+                        row.thinking_tokens,
+                        row.thinking_ms
+                    ),
+                    ("An answer", "Hmm, let me see", Some(5), Some(700)),
+                    "{end}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
     async fn recovery_requeues_interrupted_jobs_until_the_attempt_limit() {
-        let (db, _dir) = temp_db().await;
-        let a = queued_job(&db, "a").await;
-        let b = queued_job(&db, "b").await;
-        let c = queued_job(&db, "c").await;
-        db.claim_job(a, "ollama").await.unwrap(); // attempt 1
-        db.claim_job(b, "ollama").await.unwrap(); // attempt 1
-        let recovered = db.recover_interrupted(1).await.unwrap();
-        assert_eq!(recovered.failed, vec![a, b]);
-        assert!(db
-            .job(a)
-            .await
-            .unwrap()
-            .unwrap()
-            .error
-            .unwrap()
-            .contains("stopped"));
-        assert_eq!(db.job(c).await.unwrap().unwrap().status, JobStatus::Queued);
+        for (db, _keep) in each_engine().await {
+            let a = queued_job(&db, "a").await;
+            let b = queued_job(&db, "b").await;
+            let c = queued_job(&db, "c").await;
+            db.claim_job(a, "ollama").await.unwrap(); // attempt 1
+            db.claim_job(b, "ollama").await.unwrap(); // attempt 1
+            let recovered = db.recover_interrupted(1).await.unwrap();
+            assert_eq!(recovered.failed, vec![a, b]);
+            assert!(db
+                .job(a)
+                .await
+                .unwrap()
+                .unwrap()
+                .error
+                .unwrap()
+                .contains("stopped"));
+            assert_eq!(db.job(c).await.unwrap().unwrap().status, JobStatus::Queued);
 
-        assert_eq!(
-            db.job(a).await.unwrap().unwrap().failure,
-            Some(Failure::Interrupted)
-        );
+            assert_eq!(
+                db.job(a).await.unwrap().unwrap().failure,
+                Some(Failure::Interrupted)
+            );
 
-        db.claim_job(c, "ollama").await.unwrap(); // attempt 1
-                                                  // It was waiting to retry after a busy server when the process died.
-        let waiting = ProgressWrite {
-            status: JobStatus::Loading,
-            progress: &Progress::default(),
-            text: "",
-            retry_at: Some(1),
-            error: Some("Ollama answered HTTP 503: busy"),
-            failure: Some(Failure::Busy),
-            attempt: 1,
-            thinking: "",
-            reasoning: None,
-        };
-        db.write_progress(c, waiting).await.unwrap();
-        let recovered = db.recover_interrupted(3).await.unwrap();
-        assert_eq!(recovered.requeued, vec![c]);
-        let row = db.job(c).await.unwrap().unwrap();
-        assert_eq!(
-            (
-                row.status,
-                row.attempt,
-                row.error,
-                row.failure,
-                row.retry_at
-            ),
-            (JobStatus::Queued, 1, None, None, None),
-            "back in the queue with nothing of the interrupted run"
-        );
+            db.claim_job(c, "ollama").await.unwrap(); // attempt 1
+                                                      // It was waiting to retry after a busy server when the process died.
+            let waiting = ProgressWrite {
+                status: JobStatus::Loading,
+                progress: &Progress::default(),
+                text: "",
+                retry_at: Some(1),
+                error: Some("Ollama answered HTTP 503: busy"),
+                failure: Some(Failure::Busy),
+                attempt: 1,
+                thinking: "",
+                reasoning: None,
+            };
+            db.write_progress(c, waiting).await.unwrap();
+            let recovered = db.recover_interrupted(3).await.unwrap();
+            assert_eq!(recovered.requeued, vec![c]);
+            let row = db.job(c).await.unwrap().unwrap();
+            assert_eq!(
+                (
+                    row.status,
+                    row.attempt,
+                    row.error,
+                    row.failure,
+                    row.retry_at
+                ),
+                (JobStatus::Queued, 1, None, None, None),
+                "back in the queue with nothing of the interrupted run"
+            );
+        }
     }
 
     #[tokio::test]
     async fn retry_resets_a_failed_job() {
-        let (db, _dir) = temp_db().await;
-        let id = queued_job(&db, "a").await;
-        assert!(
-            db.retry_job(id, "10.0.0.7").await.unwrap().is_none(),
-            "a queued job is not retried"
-        );
-        db.claim_job(id, "ollama").await.unwrap();
-        let failed = db
-            .fail_job(
-                id,
-                "boom",
-                Failure::BrokeOff,
-                Written {
-                    text: "partial",
-                    ..Written::default()
-                },
-            )
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            failed.failure,
-            Some(Failure::BrokeOff),
-            "the class is stored"
-        );
-        let row = db.retry_job(id, "10.0.0.7").await.unwrap().unwrap();
-        assert_eq!(
-            (
-                row.status,
-                row.attempt,
-                row.error,
-                row.failure,
-                row.partial_text.as_str()
-            ),
-            (JobStatus::Queued, 0, None, None, "")
-        );
-        assert_eq!(
-            row.client_key.as_deref(),
-            Some("10.0.0.7"),
-            "the retrier's address"
-        );
+        for (db, _keep) in each_engine().await {
+            let id = queued_job(&db, "a").await;
+            assert!(
+                db.retry_job(id, "10.0.0.7").await.unwrap().is_none(),
+                "a queued job is not retried"
+            );
+            db.claim_job(id, "ollama").await.unwrap();
+            let failed = db
+                .fail_job(
+                    id,
+                    "boom",
+                    Failure::BrokeOff,
+                    Written {
+                        text: "partial",
+                        ..Written::default()
+                    },
+                )
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                failed.failure,
+                Some(Failure::BrokeOff),
+                "the class is stored"
+            );
+            let row = db.retry_job(id, "10.0.0.7").await.unwrap().unwrap();
+            assert_eq!(
+                (
+                    row.status,
+                    row.attempt,
+                    row.error,
+                    row.failure,
+                    row.partial_text.as_str()
+                ),
+                (JobStatus::Queued, 0, None, None, "")
+            );
+            assert_eq!(
+                row.client_key.as_deref(),
+                Some("10.0.0.7"),
+                "the retrier's address"
+            );
+        }
     }
 
     #[tokio::test]
     async fn a_job_handed_back_at_shutdown_keeps_its_place_and_its_attempts() {
-        let (db, _dir) = temp_db().await;
-        let id = queued_job(&db, "a").await;
-        let queued_at = db.job(id).await.unwrap().unwrap().queued_at;
-        assert!(
-            db.hand_back_job(id, true).await.unwrap().is_none(),
-            "not running"
-        );
-        db.claim_job(id, "ollama").await.unwrap();
-        let row = db.hand_back_job(id, true).await.unwrap().unwrap();
-        assert_eq!(
-            (row.status, row.attempt, row.runs, row.queued_at),
-            (JobStatus::Queued, 0, 1, queued_at)
-        );
-        // A try that broke off partway (the model server died under it) counts.
-        db.claim_job(id, "ollama").await.unwrap();
-        let row = db.hand_back_job(id, false).await.unwrap().unwrap();
-        assert_eq!(
-            (row.status, row.attempt, row.runs, row.queued_at),
-            (JobStatus::Queued, 1, 2, queued_at)
-        );
+        for (db, _keep) in each_engine().await {
+            let id = queued_job(&db, "a").await;
+            let queued_at = db.job(id).await.unwrap().unwrap().queued_at;
+            assert!(
+                db.hand_back_job(id, true).await.unwrap().is_none(),
+                "not running"
+            );
+            db.claim_job(id, "ollama").await.unwrap();
+            let row = db.hand_back_job(id, true).await.unwrap().unwrap();
+            assert_eq!(
+                (row.status, row.attempt, row.runs, row.queued_at),
+                (JobStatus::Queued, 0, 1, queued_at)
+            );
+            // A try that broke off partway (the model server died under it) counts.
+            db.claim_job(id, "ollama").await.unwrap();
+            let row = db.hand_back_job(id, false).await.unwrap().unwrap();
+            assert_eq!(
+                (row.status, row.attempt, row.runs, row.queued_at),
+                (JobStatus::Queued, 1, 2, queued_at)
+            );
+        }
     }
 }

@@ -85,74 +85,75 @@ mod tests {
     use app::types::{FinalStats, JobStatus, Progress};
 
     use super::job_view;
-    use crate::db::{testing::temp_db, JobCompletion, NewAiPostRow};
+    use crate::db::{testing::each_engine, JobCompletion, NewAiPostRow};
 
     #[tokio::test]
     async fn a_completed_row_shows_its_statistics_and_a_queued_one_its_place() {
-        let (db, _dir) = temp_db().await;
-        let new = NewAiPostRow {
-            author_id: "a1",
-            author_name: "Ann",
-            prompt: "p",
-            model: "m",
-            max_tokens: Some(50),
-            client_key: None,
-        };
-        let queued = db.insert_ai_post(new).await.unwrap().job.unwrap();
-        let view = job_view(&queued, Some(3));
-        assert_eq!(
-            (
-                view.status,
-                view.queue_position,
-                view.max_tokens,
-                view.stats
-            ),
-            (JobStatus::Queued, Some(3), Some(50), None)
-        );
+        for (db, _keep) in each_engine().await {
+            let new = NewAiPostRow {
+                author_id: "a1",
+                author_name: "Ann",
+                prompt: "p",
+                model: "m",
+                max_tokens: Some(50),
+                client_key: None,
+            };
+            let queued = db.insert_ai_post(new).await.unwrap().job.unwrap();
+            let view = job_view(&queued, Some(3));
+            assert_eq!(
+                (
+                    view.status,
+                    view.queue_position,
+                    view.max_tokens,
+                    view.stats
+                ),
+                (JobStatus::Queued, Some(3), Some(50), None)
+            );
 
-        db.claim_job(queued.id, "ollama").await.unwrap();
-        let stats = FinalStats {
-            input_tokens: Some(7),
-            output_tokens: Some(3),
-            total_tokens: Some(10),
-            time_to_first_token_ms: Some(12),
-            eval_duration_ns: Some(123_456_789),
-            done_reason: "stop".into(),
-            ..Default::default()
-        };
-        let progress = Progress {
-            current_tokens: 3,
-            elapsed_time: 1_500,
-            ..Default::default()
-        };
-        let completion = JobCompletion {
-            run: 1,
-            text: "Hi there",
-            stats: &stats,
-            progress: &progress,
-            thinking: "",
-            reasoning: None,
-        };
-        let done = db
-            .complete_job(queued.id, completion)
-            .await
-            .unwrap()
-            .unwrap();
-        let view = job_view(&done, Some(1));
-        assert_eq!(view.queue_position, None, "only while queued");
-        assert_eq!(view.stats.as_ref(), Some(&stats));
-        assert_eq!(
-            (view.text.as_str(), view.run, view.attempt),
-            ("Hi there", 1, 1)
-        );
-        assert_eq!(
-            (
-                view.progress.percent,
-                view.progress.elapsed_time,
-                view.progress.current_tokens
-            ),
-            (100.0, 1_500, 3)
-        );
-        assert!(view.seq >= 1_000 * u64::try_from(done.last_update_at).unwrap());
+            db.claim_job(queued.id, "ollama").await.unwrap();
+            let stats = FinalStats {
+                input_tokens: Some(7),
+                output_tokens: Some(3),
+                total_tokens: Some(10),
+                time_to_first_token_ms: Some(12),
+                eval_duration_ns: Some(123_456_789),
+                done_reason: "stop".into(),
+                ..Default::default()
+            };
+            let progress = Progress {
+                current_tokens: 3,
+                elapsed_time: 1_500,
+                ..Default::default()
+            };
+            let completion = JobCompletion {
+                run: 1,
+                text: "Hi there",
+                stats: &stats,
+                progress: &progress,
+                thinking: "",
+                reasoning: None,
+            };
+            let done = db
+                .complete_job(queued.id, completion)
+                .await
+                .unwrap()
+                .unwrap();
+            let view = job_view(&done, Some(1));
+            assert_eq!(view.queue_position, None, "only while queued");
+            assert_eq!(view.stats.as_ref(), Some(&stats));
+            assert_eq!(
+                (view.text.as_str(), view.run, view.attempt),
+                ("Hi there", 1, 1)
+            );
+            assert_eq!(
+                (
+                    view.progress.percent,
+                    view.progress.elapsed_time,
+                    view.progress.current_tokens
+                ),
+                (100.0, 1_500, 3)
+            );
+            assert!(view.seq >= 1_000 * u64::try_from(done.last_update_at).unwrap());
+        }
     }
 }

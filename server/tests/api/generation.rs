@@ -9,10 +9,11 @@ use app::types::{
 };
 use fake_ollama::FakeConfig;
 use serde::Deserialize;
+use server::db::Engine;
 
 use crate::{
     sse::{job_event, wall_event},
-    test_app::{browser, fast_fake, spawn_app, spawn_app_with, TestApp},
+    test_app::{browser, fast_fake, on_each_engine, spawn_app_on, TestApp},
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -51,130 +52,133 @@ struct OllamaFinalChunk {
     total_duration: u64,
 }
 
-#[tokio::test]
-async fn a_generation_streams_monotonic_progress_then_done_with_ollamas_statistics() {
-    let app = spawn_app_with(
-        Some(FakeConfig {
-            tokens_per_second: 100.0,
+on_each_engine! {
+    async fn a_generation_streams_monotonic_progress_then_done_with_ollamas_statistics(engine) {
+        let app = spawn_app_on(
+            engine,
+            Some(FakeConfig {
+                tokens_per_second: 100.0,
+                length: 60,
+                ..FakeConfig::default()
+            }),
+            |_| {},
+        )
+        .await;
+        let (post_id, job_id) = app
+            .ai_post_with(NewAiPost {
+                author_name: "Ann".into(),
+                prompt: "Tell me about the sea".into(),
+                max_tokens: Some(200),
+                ..NewAiPost::default()
+            })
+            .await;
+        let (progress, (done, done_id)) = follow(&app, job_id).await;
+
+        let JobEvent::Done(done) = done else {
+            panic!("done, not {done:?}")
+        };
+        assert_eq!(done_id, "end");
+        let expected_text = FakeConfig {
             length: 60,
             ..FakeConfig::default()
-        }),
-        |_| {},
-    )
-    .await;
-    let (post_id, job_id) = app
-        .ai_post_with(NewAiPost {
-            author_name: "Ann".into(),
-            prompt: "Tell me about the sea".into(),
-            max_tokens: Some(200),
-            ..NewAiPost::default()
-        })
-        .await;
-    let (progress, (done, done_id)) = follow(&app, job_id).await;
+        }
+        .text();
 
-    let JobEvent::Done(done) = done else {
-        panic!("done, not {done:?}")
-    };
-    assert_eq!(done_id, "end");
-    let expected_text = FakeConfig {
-        length: 60,
-        ..FakeConfig::default()
-    }
-    .text();
-
-    // Monotonic progress, and the deltas add up to the text exactly.
-    assert!(progress.len() >= 5, "several updates: {}", progress.len());
-    let mut text = String::new();
-    let (mut tokens, mut percent) = (0, 0.0);
-    // Every progress event carries the seed's fields (`tokens_per_second`, `elapsed_time`,
-    // `last_update_at`...): reading it into `ProgressEvent` fails without them.
-    for p in &progress {
-        assert_eq!(
-            p.text_offset,
-            text.len(),
-            "each event continues where the last ended"
-        );
-        text.push_str(&p.text_delta);
-        let (t, pc) = (p.progress.current_tokens, p.progress.percent);
+        // Monotonic progress, and the deltas add up to the text exactly.
+        assert!(progress.len() >= 5, "several updates: {}", progress.len());
+        let mut text = String::new();
+        let (mut tokens, mut percent) = (0, 0.0);
+        // Every progress event carries the seed's fields (`tokens_per_second`, `elapsed_time`,
+        // `last_update_at`...): reading it into `ProgressEvent` fails without them.
+        for p in &progress {
+            assert_eq!(
+                p.text_offset,
+                text.len(),
+                "each event continues where the last ended"
+            );
+            text.push_str(&p.text_delta);
+            let (t, pc) = (p.progress.current_tokens, p.progress.percent);
+            assert!(
+                t >= tokens && pc >= percent,
+                "monotonic: {t} after {tokens}, {pc} after {percent}"
+            );
+            assert!(pc < 100.0, "never 100 before done");
+            (tokens, percent) = (t, pc);
+        }
+        assert_eq!(text, expected_text);
         assert!(
-            t >= tokens && pc >= percent,
-            "monotonic: {t} after {tokens}, {pc} after {percent}"
+            progress
+                .iter()
+                .any(|p| p.status == JobStatus::Generating
+                    && p.progress.estimated_time_remaining.is_some()),
+            "an ETA while writing"
         );
-        assert!(pc < 100.0, "never 100 before done");
-        (tokens, percent) = (t, pc);
+
+        // The statistics are the fake's final chunk.
+        let finals = app.fake.as_ref().unwrap().final_chunks();
+        let last: OllamaFinalChunk = serde_json::from_value(finals.last().unwrap().clone()).unwrap();
+        let stats = &done.stats;
+        assert_eq!(stats.input_tokens, Some(last.prompt_eval_count));
+        assert_eq!(stats.output_tokens, Some(last.eval_count));
+        assert_eq!(
+            stats.total_tokens,
+            Some(last.prompt_eval_count + last.eval_count)
+        );
+        for (what, ours, theirs) in [
+            ("load_duration", stats.load_duration_ns, last.load_duration),
+            (
+                "prompt_eval_duration",
+                stats.prompt_eval_duration_ns,
+                last.prompt_eval_duration,
+            ),
+            ("eval_duration", stats.eval_duration_ns, last.eval_duration),
+            (
+                "total_duration",
+                stats.total_duration_ns,
+                last.total_duration,
+            ),
+        ] {
+            assert_eq!(ours, Some(theirs), "{what}");
+        }
+        assert_eq!(stats.done_reason, "stop");
+
+        // The post shows the content; the job row keeps everything.
+        let post: Post = app.get(&format!("/posts/{post_id}")).await;
+        assert_eq!(post.text, expected_text);
+        let job = post.job.expect("an AI post has its job");
+        assert_eq!(job.status, JobStatus::Completed);
+        assert_eq!(job.progress.percent, 100.0);
+
+        // A finished job gives its terminal event at once; a reconnect after it gets 204.
+        let (progress, (done, _)) = follow(&app, job_id).await;
+        assert!(progress.is_empty());
+        assert!(matches!(done, JobEvent::Done(_)), "{done:?}");
+        let again = app
+            .client
+            .get(app.api(&format!("/ai/generation/{job_id}/progress")))
+            .header("Last-Event-ID", "end")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 204);
     }
-    assert_eq!(text, expected_text);
-    assert!(
-        progress
-            .iter()
-            .any(|p| p.status == JobStatus::Generating
-                && p.progress.estimated_time_remaining.is_some()),
-        "an ETA while writing"
-    );
-
-    // The statistics are the fake's final chunk.
-    let finals = app.fake.as_ref().unwrap().final_chunks();
-    let last: OllamaFinalChunk = serde_json::from_value(finals.last().unwrap().clone()).unwrap();
-    let stats = &done.stats;
-    assert_eq!(stats.input_tokens, Some(last.prompt_eval_count));
-    assert_eq!(stats.output_tokens, Some(last.eval_count));
-    assert_eq!(
-        stats.total_tokens,
-        Some(last.prompt_eval_count + last.eval_count)
-    );
-    for (what, ours, theirs) in [
-        ("load_duration", stats.load_duration_ns, last.load_duration),
-        (
-            "prompt_eval_duration",
-            stats.prompt_eval_duration_ns,
-            last.prompt_eval_duration,
-        ),
-        ("eval_duration", stats.eval_duration_ns, last.eval_duration),
-        (
-            "total_duration",
-            stats.total_duration_ns,
-            last.total_duration,
-        ),
-    ] {
-        assert_eq!(ours, Some(theirs), "{what}");
-    }
-    assert_eq!(stats.done_reason, "stop");
-
-    // The post shows the content; the job row keeps everything.
-    let post: Post = app.get(&format!("/posts/{post_id}")).await;
-    assert_eq!(post.text, expected_text);
-    let job = post.job.expect("an AI post has its job");
-    assert_eq!(job.status, JobStatus::Completed);
-    assert_eq!(job.progress.percent, 100.0);
-
-    // A finished job gives its terminal event at once; a reconnect after it gets 204.
-    let (progress, (done, _)) = follow(&app, job_id).await;
-    assert!(progress.is_empty());
-    assert!(matches!(done, JobEvent::Done(_)), "{done:?}");
-    let again = app
-        .client
-        .get(app.api(&format!("/ai/generation/{job_id}/progress")))
-        .header("Last-Event-ID", "end")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 204);
 }
 
-#[tokio::test]
-async fn sse_responses_carry_headers_against_buffering() {
-    let app = spawn_app().await;
-    let (_, job_id) = app.ai_post("hi").await;
-    let response = app
-        .client
-        .get(app.api(&format!("/ai/generation/{job_id}/progress")))
-        .send()
-        .await
-        .unwrap();
-    let headers = response.headers();
-    assert_eq!(headers["content-type"], "text/event-stream");
-    assert_eq!(headers["x-accel-buffering"], "no");
-    assert_eq!(headers["cache-control"], "no-cache");
+on_each_engine! {
+    async fn sse_responses_carry_headers_against_buffering(engine) {
+        let app = spawn_app_on(engine, Some(fast_fake()), |_| {}).await;
+        let (_, job_id) = app.ai_post("hi").await;
+        let response = app
+            .client
+            .get(app.api(&format!("/ai/generation/{job_id}/progress")))
+            .send()
+            .await
+            .unwrap();
+        let headers = response.headers();
+        assert_eq!(headers["content-type"], "text/event-stream");
+        assert_eq!(headers["x-accel-buffering"], "no");
+        assert_eq!(headers["cache-control"], "no-cache");
+    }
 }
 
 /// The job fails with the detail saying `says` and the class `class`, on the stream and stored.
@@ -200,201 +204,210 @@ async fn failed_with(app: &TestApp, prompt: &str, model: &str, says: &str, class
     assert_eq!(job.failure, Some(class));
 }
 
-#[tokio::test]
-async fn every_ollama_failure_ends_as_a_clear_error() {
-    let app = spawn_app_with(Some(fast_fake()), |c| {
-        c.jobs.max_attempts = 1;
-        c.generation.allowed_models = vec!["llama3.2:1b".into(), "nonexistent:7b".into()];
-    })
-    .await;
-    failed_with(
-        &app,
-        "hi",
-        "nonexistent:7b",
-        "model nonexistent:7b is not installed on the model server",
-        Failure::ModelMissing,
-    )
-    .await;
-    failed_with(
-        &app,
-        "hi #fake:error-after=5",
-        "llama3.2:1b",
-        "an error was encountered while running the model",
-        Failure::BrokeOff,
-    )
-    .await;
-    failed_with(
-        &app,
-        "hi #fake:stall-after=3",
-        "llama3.2:1b",
-        "stopped sending data",
-        Failure::Stalled,
-    )
-    .await;
-    failed_with(
-        &app,
-        "hi #fake:status=500 #fake:message=GPU%20on%20fire",
-        "llama3.2:1b",
-        "GPU on fire",
-        Failure::Busy,
-    )
-    .await;
-    failed_with(
-        &app,
-        "hi #fake:status=400 #fake:message=think%20value%20not%20supported",
-        "llama3.2:1b",
-        "think value not supported",
-        Failure::Refused,
-    )
-    .await;
-
-    // An unreachable server is waited for, `jobs.outage_wait_secs` long.
-    let unreachable = spawn_app_with(None, |c| c.jobs.outage_wait_secs = 1).await;
-    let wait = unreachable.config.jobs.outage_wait_secs;
-    failed_with(
-        &unreachable,
-        "hi",
-        "llama3.2:1b",
-        &format!("The model server was unreachable for {wait} s while this post waited"),
-        Failure::Unreachable,
-    )
-    .await;
-    let wall: PostPage = unreachable.get("/posts").await;
-    let address = unreachable.config.ollama.url.trim_start_matches("http://");
-    assert!(
-        !serde_json::to_string(&wall).unwrap().contains(address),
-        "the model server's address is for the log only"
-    );
-}
-
-#[tokio::test]
-async fn a_generation_past_its_deadline_fails() {
-    let app = spawn_app_with(
-        Some(FakeConfig {
-            tokens_per_second: 10.0,
-            length: 100,
-            ..FakeConfig::default()
-        }),
-        |c| {
-            c.generation.deadline_secs = 1;
+on_each_engine! {
+    async fn every_ollama_failure_ends_as_a_clear_error(engine) {
+        let app = spawn_app_on(engine, Some(fast_fake()), |c| {
             c.jobs.max_attempts = 1;
-        },
-    )
-    .await;
-    failed_with(
-        &app,
-        "a long one",
-        "llama3.2:1b",
-        "the reply took longer than the 1 s deadline",
-        Failure::TooSlow,
-    )
-    .await;
-    let job_id = app.ai_post("again").await.1;
-    let job = app.wait_terminal(job_id).await;
-    assert_eq!(job.status, JobStatus::Failed);
-    assert!(
-        job.error
-            .as_deref()
-            .unwrap()
-            .to_lowercase()
-            .contains("longer than"),
-        "{job:?}"
-    );
-}
-
-#[tokio::test]
-async fn reconnecting_with_last_event_id_misses_nothing_and_doubles_nothing() {
-    let app = spawn_app_with(
-        Some(FakeConfig {
-            tokens_per_second: 60.0,
-            length: 90,
-            ..FakeConfig::default()
-        }),
-        |_| {},
-    )
-    .await;
-    let (_, job_id) = app.ai_post("resume me").await;
-    let path = format!("/ai/generation/{job_id}/progress");
-    let mut text = String::new();
-    let mut last_id = None;
-    let mut stream = app.sse(&path, None).await;
-    // Read a few events, then drop the connection mid-generation.
-    let mut seen = 0;
-    while seen < 4 {
-        let e = stream.next_within(WAIT).await.unwrap();
-        if let JobEvent::Progress(p) = job_event(&e) {
-            assert_eq!(p.text_offset, text.len());
-            text.push_str(&p.text_delta);
-            last_id = Some(e.id.clone());
-            seen += 1;
-        }
-    }
-    // A second watcher shows when the job has written past what the first one read: the first
-    // misses that text while it is away.
-    let mut witness = app.sse(&path, None).await;
-    drop(stream);
-    witness
-        .until(WAIT, "text past the first watcher's", |e| {
-            match job_event(e) {
-                JobEvent::Progress(p) => {
-                    (p.text_offset + p.text_delta.len() > text.len()).then_some(())
-                }
-                end => panic!("the job ended before the first watcher missed anything: {end:?}"),
-            }
+            c.generation.allowed_models = vec!["llama3.2:1b".into(), "nonexistent:7b".into()];
         })
         .await;
-    drop(witness);
-    let resumed = app.sse(&path, last_id.as_deref()).await.collect(WAIT).await;
-    for e in &resumed {
-        if let JobEvent::Progress(p) = job_event(e) {
-            assert_eq!(
-                p.text_offset,
-                text.len(),
-                "resumes exactly where it stopped"
-            );
-            text.push_str(&p.text_delta);
+        failed_with(
+            &app,
+            "hi",
+            "nonexistent:7b",
+            "model nonexistent:7b is not installed on the model server",
+            Failure::ModelMissing,
+        )
+        .await;
+        failed_with(
+            &app,
+            "hi #fake:error-after=5",
+            "llama3.2:1b",
+            "an error was encountered while running the model",
+            Failure::BrokeOff,
+        )
+        .await;
+        failed_with(
+            &app,
+            "hi #fake:stall-after=3",
+            "llama3.2:1b",
+            "stopped sending data",
+            Failure::Stalled,
+        )
+        .await;
+        failed_with(
+            &app,
+            "hi #fake:status=500 #fake:message=GPU%20on%20fire",
+            "llama3.2:1b",
+            "GPU on fire",
+            Failure::Busy,
+        )
+        .await;
+        failed_with(
+            &app,
+            "hi #fake:status=400 #fake:message=think%20value%20not%20supported",
+            "llama3.2:1b",
+            "think value not supported",
+            Failure::Refused,
+        )
+        .await;
+
+        // An unreachable server is waited for, `jobs.outage_wait_secs` long.
+        let unreachable = spawn_app_on(engine, None, |c| c.jobs.outage_wait_secs = 1).await;
+        let wait = unreachable.config.jobs.outage_wait_secs;
+        failed_with(
+            &unreachable,
+            "hi",
+            "llama3.2:1b",
+            &format!("The model server was unreachable for {wait} s while this post waited"),
+            Failure::Unreachable,
+        )
+        .await;
+        let wall: PostPage = unreachable.get("/posts").await;
+        let address = unreachable.config.ollama.url.trim_start_matches("http://");
+        assert!(
+            !serde_json::to_string(&wall).unwrap().contains(address),
+            "the model server's address is for the log only"
+        );
+    }
+}
+
+on_each_engine! {
+    async fn a_generation_past_its_deadline_fails(engine) {
+        let app = spawn_app_on(
+            engine,
+            Some(FakeConfig {
+                tokens_per_second: 10.0,
+                length: 100,
+                ..FakeConfig::default()
+            }),
+            |c| {
+                c.generation.deadline_secs = 1;
+                c.jobs.max_attempts = 1;
+            },
+        )
+        .await;
+        failed_with(
+            &app,
+            "a long one",
+            "llama3.2:1b",
+            "the reply took longer than the 1 s deadline",
+            Failure::TooSlow,
+        )
+        .await;
+        let job_id = app.ai_post("again").await.1;
+        let job = app.wait_terminal(job_id).await;
+        assert_eq!(job.status, JobStatus::Failed);
+        assert!(
+            job.error
+                .as_deref()
+                .unwrap()
+                .to_lowercase()
+                .contains("longer than"),
+            "{job:?}"
+        );
+    }
+}
+
+on_each_engine! {
+    async fn reconnecting_with_last_event_id_misses_nothing_and_doubles_nothing(engine) {
+        let app = spawn_app_on(
+            engine,
+            Some(FakeConfig {
+                tokens_per_second: 60.0,
+                length: 90,
+                ..FakeConfig::default()
+            }),
+            |_| {},
+        )
+        .await;
+        let (_, job_id) = app.ai_post("resume me").await;
+        let path = format!("/ai/generation/{job_id}/progress");
+        let mut text = String::new();
+        let mut last_id = None;
+        let mut stream = app.sse(&path, None).await;
+        // Read a few events, then drop the connection mid-generation.
+        let mut seen = 0;
+        while seen < 4 {
+            let e = stream.next_within(WAIT).await.unwrap();
+            if let JobEvent::Progress(p) = job_event(&e) {
+                assert_eq!(p.text_offset, text.len());
+                text.push_str(&p.text_delta);
+                last_id = Some(e.id.clone());
+                seen += 1;
+            }
+        }
+        // A second watcher shows when the job has written past what the first one read: the first
+        // misses that text while it is away.
+        let mut witness = app.sse(&path, None).await;
+        drop(stream);
+        witness
+            .until(WAIT, "text past the first watcher's", |e| {
+                match job_event(e) {
+                    JobEvent::Progress(p) => {
+                        (p.text_offset + p.text_delta.len() > text.len()).then_some(())
+                    }
+                    end => panic!("the job ended before the first watcher missed anything: {end:?}"),
+                }
+            })
+            .await;
+        drop(witness);
+        let resumed = app.sse(&path, last_id.as_deref()).await.collect(WAIT).await;
+        for e in &resumed {
+            if let JobEvent::Progress(p) = job_event(e) {
+                assert_eq!(
+                    p.text_offset,
+                    text.len(),
+                    "resumes exactly where it stopped"
+                );
+                text.push_str(&p.text_delta);
+            }
+        }
+        let JobEvent::Done(done) = job_event(resumed.last().unwrap()) else {
+            panic!("the resumed stream ends with done: {resumed:?}")
+        };
+        assert_eq!(text, done.text);
+    }
+}
+
+on_each_engine! {
+    async fn a_hundred_watchers_all_get_the_same_terminal_event(engine) {
+        let app = spawn_app_on(
+            engine,
+            Some(FakeConfig {
+                tokens_per_second: 50.0,
+                length: 40,
+                ..FakeConfig::default()
+            }),
+            |_| {},
+        )
+        .await;
+        let (_, job_id) = app.ai_post("popular").await;
+        let path = format!("/ai/generation/{job_id}/progress");
+        let mut watchers = Vec::new();
+        for _ in 0..100 {
+            watchers.push(app.sse(&path, None).await);
+        }
+        let ends = futures::future::join_all(
+            watchers
+                .into_iter()
+                .map(|w| async move { w.collect(WAIT).await.pop().unwrap() }),
+        )
+        .await;
+        let first = &ends[0];
+        assert!(matches!(job_event(first), JobEvent::Done(_)), "{first:?}");
+        for end in &ends {
+            assert_eq!((&end.event, &end.data), (&first.event, &first.data));
         }
     }
-    let JobEvent::Done(done) = job_event(resumed.last().unwrap()) else {
-        panic!("the resumed stream ends with done: {resumed:?}")
-    };
-    assert_eq!(text, done.text);
 }
 
-#[tokio::test]
-async fn a_hundred_watchers_all_get_the_same_terminal_event() {
-    let app = spawn_app_with(
-        Some(FakeConfig {
-            tokens_per_second: 50.0,
-            length: 40,
-            ..FakeConfig::default()
-        }),
-        |_| {},
-    )
-    .await;
-    let (_, job_id) = app.ai_post("popular").await;
-    let path = format!("/ai/generation/{job_id}/progress");
-    let mut watchers = Vec::new();
-    for _ in 0..100 {
-        watchers.push(app.sse(&path, None).await);
-    }
-    let ends = futures::future::join_all(
-        watchers
-            .into_iter()
-            .map(|w| async move { w.collect(WAIT).await.pop().unwrap() }),
-    )
-    .await;
-    let first = &ends[0];
-    assert!(matches!(job_event(first), JobEvent::Done(_)), "{first:?}");
-    for end in &ends {
-        assert_eq!((&end.event, &end.data), (&first.event, &first.data));
-    }
-}
-
+/// SQLite only: the writes are counted by a trigger.
 #[tokio::test]
 async fn progress_is_written_at_most_once_per_interval_plus_status_changes() {
     // 3 s of generation at 100 tokens/s, with a 500 ms write interval and many watchers.
-    let app = spawn_app_with(
+    let app = spawn_app_on(
+        Engine::Sqlite,
         Some(FakeConfig {
             tokens_per_second: 100.0,
             length: 300,
@@ -441,166 +454,172 @@ async fn progress_is_written_at_most_once_per_interval_plus_status_changes() {
     );
 }
 
-#[tokio::test]
-async fn the_wall_stream_starts_with_a_snapshot_then_carries_posts_and_progress() {
-    let app = spawn_app().await;
-    let mut wall = app.sse("/wall/events", None).await;
-    let first = wall_event(&wall.next_within(WAIT).await.unwrap());
-    assert!(matches!(first, WallEvent::Snapshot(_)), "{first:?}");
-    let (post_id, job_id) = app.ai_post("on the wall").await;
-    let mut names = Vec::new();
-    loop {
-        let event = wall_event(&wall.next_within(WAIT).await.unwrap());
-        names.push(event.name());
-        match event {
-            WallEvent::Post(post) => assert_eq!(post.id, post_id),
-            WallEvent::Done(done) => {
-                assert_eq!(done.job_id, job_id);
-                break;
+on_each_engine! {
+    async fn the_wall_stream_starts_with_a_snapshot_then_carries_posts_and_progress(engine) {
+        let app = spawn_app_on(engine, Some(fast_fake()), |_| {}).await;
+        let mut wall = app.sse("/wall/events", None).await;
+        let first = wall_event(&wall.next_within(WAIT).await.unwrap());
+        assert!(matches!(first, WallEvent::Snapshot(_)), "{first:?}");
+        let (post_id, job_id) = app.ai_post("on the wall").await;
+        let mut names = Vec::new();
+        loop {
+            let event = wall_event(&wall.next_within(WAIT).await.unwrap());
+            names.push(event.name());
+            match event {
+                WallEvent::Post(post) => assert_eq!(post.id, post_id),
+                WallEvent::Done(done) => {
+                    assert_eq!(done.job_id, job_id);
+                    break;
+                }
+                _ => {}
             }
-            _ => {}
         }
+        assert_eq!(names[0], EventName::Job, "the new job is announced");
+        assert!(
+            names.contains(&EventName::Post) && names.contains(&EventName::Progress),
+            "{names:?}"
+        );
     }
-    assert_eq!(names[0], EventName::Job, "the new job is announced");
-    assert!(
-        names.contains(&EventName::Post) && names.contains(&EventName::Progress),
-        "{names:?}"
-    );
 }
 
-#[tokio::test]
-async fn the_wall_gets_each_settled_block_of_the_answer_once_and_ends_with_the_servers_rendering() {
-    let app = spawn_app().await;
-    let mut wall = app.sse("/wall/events", None).await;
-    wall.next_within(WAIT).await.unwrap();
-    let (_, job_id) = app
-        .ai_post(
-            "md #fake:rate=100 #fake:tokens=11 \
-             #fake:output=%23 Title%0A%0AFirst paragraph here.%0A%0A- a%0A- b%0A%0ALast words",
+on_each_engine! {
+    async fn the_wall_gets_each_settled_block_of_the_answer_once_and_ends_with_the_servers_rendering(engine) {
+        let app = spawn_app_on(engine, Some(fast_fake()), |_| {}).await;
+        let mut wall = app.sse("/wall/events", None).await;
+        wall.next_within(WAIT).await.unwrap();
+        let (_, job_id) = app
+            .ai_post(
+                "md #fake:rate=100 #fake:tokens=11 \
+                 #fake:output=%23 Title%0A%0AFirst paragraph here.%0A%0A- a%0A- b%0A%0ALast words",
+            )
+            .await;
+        let mut blocks: Vec<String> = Vec::new();
+        let mut sent = Vec::new();
+        let done = loop {
+            match wall_event(&wall.next_within(WAIT).await.unwrap()) {
+                WallEvent::Job(view) if view.id == job_id => blocks = view.blocks,
+                WallEvent::Progress(p) if p.job_id == job_id => {
+                    if let Some(patch) = p.html {
+                        assert!(patch.apply(&mut blocks), "every patch fits: {patch:?}");
+                        sent.extend(patch.blocks);
+                    }
+                }
+                WallEvent::Done(done) if done.job_id == job_id => break done,
+                _ => {}
+            }
+        };
+        assert_eq!(
+            done.blocks,
+            [
+                "<h1>Title</h1>\n",
+                "<p>First paragraph here.</p>\n",
+                "<ul>\n<li>a</li>\n<li>b</li>\n</ul>\n",
+                "<p>Last words</p>\n"
+            ]
+        );
+        assert_eq!(
+            blocks, done.blocks,
+            "the patches add up to the final rendering"
+        );
+        assert_eq!(done.html, done.blocks.concat());
+        let title_sent = sent
+            .iter()
+            .filter(|b| b.as_str() == "<h1>Title</h1>\n")
+            .count();
+        assert_eq!(
+            title_sent, 1,
+            "a settled block crosses the wire once: {sent:#?}"
+        );
+        assert_eq!(
+            app.job(job_id).await.blocks,
+            done.blocks,
+            "GET renders the same"
+        );
+    }
+}
+
+on_each_engine! {
+    async fn queued_jobs_know_their_position_and_run_in_order(engine) {
+        let app = spawn_app_on(
+            engine,
+            Some(FakeConfig {
+                tokens_per_second: 100.0,
+                length: 30,
+                ..FakeConfig::default()
+            }),
+            |c| c.jobs.concurrency = 1,
         )
         .await;
-    let mut blocks: Vec<String> = Vec::new();
-    let mut sent = Vec::new();
-    let done = loop {
-        match wall_event(&wall.next_within(WAIT).await.unwrap()) {
-            WallEvent::Job(view) if view.id == job_id => blocks = view.blocks,
-            WallEvent::Progress(p) if p.job_id == job_id => {
-                if let Some(patch) = p.html {
-                    assert!(patch.apply(&mut blocks), "every patch fits: {patch:?}");
-                    sent.extend(patch.blocks);
-                }
-            }
-            WallEvent::Done(done) if done.job_id == job_id => break done,
-            _ => {}
+        let mut ids = Vec::new();
+        for i in 0..3 {
+            ids.push(app.ai_post(&format!("job {i}")).await.1);
         }
-    };
-    assert_eq!(
-        done.blocks,
-        [
-            "<h1>Title</h1>\n",
-            "<p>First paragraph here.</p>\n",
-            "<ul>\n<li>a</li>\n<li>b</li>\n</ul>\n",
-            "<p>Last words</p>\n"
-        ]
-    );
-    assert_eq!(
-        blocks, done.blocks,
-        "the patches add up to the final rendering"
-    );
-    assert_eq!(done.html, done.blocks.concat());
-    let title_sent = sent
-        .iter()
-        .filter(|b| b.as_str() == "<h1>Title</h1>\n")
-        .count();
-    assert_eq!(
-        title_sent, 1,
-        "a settled block crosses the wire once: {sent:#?}"
-    );
-    assert_eq!(
-        app.job(job_id).await.blocks,
-        done.blocks,
-        "GET renders the same"
-    );
+        let third = app.job(ids[2]).await;
+        assert_eq!(third.status, JobStatus::Queued);
+        assert_eq!(third.queue_position, Some(2));
+        let mut finished = Vec::new();
+        for id in &ids {
+            let job = app.wait_terminal(*id).await;
+            finished.push(job.progress.last_update_at);
+        }
+        assert!(
+            finished.windows(2).all(|w| w[0] <= w[1]),
+            "FIFO: {finished:?}"
+        );
+    }
 }
 
-#[tokio::test]
-async fn queued_jobs_know_their_position_and_run_in_order() {
-    let app = spawn_app_with(
-        Some(FakeConfig {
-            tokens_per_second: 100.0,
-            length: 30,
-            ..FakeConfig::default()
-        }),
-        |c| c.jobs.concurrency = 1,
-    )
-    .await;
-    let mut ids = Vec::new();
-    for i in 0..3 {
-        ids.push(app.ai_post(&format!("job {i}")).await.1);
-    }
-    let third = app.job(ids[2]).await;
-    assert_eq!(third.status, JobStatus::Queued);
-    assert_eq!(third.queue_position, Some(2));
-    let mut finished = Vec::new();
-    for id in &ids {
-        let job = app.wait_terminal(*id).await;
-        finished.push(job.progress.last_update_at);
-    }
-    assert!(
-        finished.windows(2).all(|w| w[0] <= w[1]),
-        "FIFO: {finished:?}"
-    );
-}
-
-#[tokio::test]
-async fn the_author_can_stop_and_retry_and_others_get_403() {
-    let app = spawn_app_with(
-        Some(FakeConfig {
-            tokens_per_second: 20.0,
-            length: 200,
-            ..FakeConfig::default()
-        }),
-        |_| {},
-    )
-    .await;
-    let (_, job_id) = app.ai_post("stop me").await;
-    let path = format!("/ai/generation/{job_id}/progress");
-    let mut stream = app.sse(&path, None).await;
-    while !matches!(
-        job_event(&stream.next_within(WAIT).await.unwrap()),
-        JobEvent::Progress(ProgressEvent {
-            status: JobStatus::Generating,
-            ..
-        })
-    ) {}
-
-    let stranger = browser();
-    let cancel = app.api(&format!("/ai/generation/{job_id}/cancel"));
-    assert_eq!(stranger.post(&cancel).send().await.unwrap().status(), 403);
-    assert_eq!(app.client.post(&cancel).send().await.unwrap().status(), 202);
-    let end = job_event(&stream.collect(WAIT).await.pop().unwrap());
-    let JobEvent::Error(end) = end else {
-        panic!("error, not {end:?}")
-    };
-    assert_eq!(end.status, JobStatus::Cancelled);
-    assert_eq!(app.job(job_id).await.status, JobStatus::Cancelled);
-    let dropped = app
-        .fake
-        .as_ref()
-        .unwrap()
-        .wait_for_stats(WAIT, |s| s.disconnected >= 1)
+on_each_engine! {
+    async fn the_author_can_stop_and_retry_and_others_get_403(engine) {
+        let app = spawn_app_on(
+            engine,
+            Some(FakeConfig {
+                tokens_per_second: 20.0,
+                length: 200,
+                ..FakeConfig::default()
+            }),
+            |_| {},
+        )
         .await;
-    assert!(
-        dropped.is_ok(),
-        "the Ollama request was dropped: {dropped:?}"
-    );
+        let (_, job_id) = app.ai_post("stop me").await;
+        let path = format!("/ai/generation/{job_id}/progress");
+        let mut stream = app.sse(&path, None).await;
+        while !matches!(
+            job_event(&stream.next_within(WAIT).await.unwrap()),
+            JobEvent::Progress(ProgressEvent {
+                status: JobStatus::Generating,
+                ..
+            })
+        ) {}
 
-    let retry = app.api(&format!("/ai/generation/{job_id}/retry"));
-    assert_eq!(stranger.post(&retry).send().await.unwrap().status(), 403);
-    let response = app.client.post(&retry).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    let queued: JobView = crate::test_app::read(response).await;
-    assert_eq!(queued.id, job_id);
-    let job = app.wait_terminal(job_id).await;
-    assert_eq!(job.status, JobStatus::Completed);
+        let stranger = browser();
+        let cancel = app.api(&format!("/ai/generation/{job_id}/cancel"));
+        assert_eq!(stranger.post(&cancel).send().await.unwrap().status(), 403);
+        assert_eq!(app.client.post(&cancel).send().await.unwrap().status(), 202);
+        let end = job_event(&stream.collect(WAIT).await.pop().unwrap());
+        let JobEvent::Error(end) = end else {
+            panic!("error, not {end:?}")
+        };
+        assert_eq!(end.status, JobStatus::Cancelled);
+        assert_eq!(app.job(job_id).await.status, JobStatus::Cancelled);
+        let dropped = app
+            .fake
+            .as_ref()
+            .unwrap()
+            .wait_for_stats(WAIT, |s| s.disconnected >= 1)
+            .await;
+        assert!(
+            dropped.is_ok(),
+            "the Ollama request was dropped: {dropped:?}"
+        );
+
+        let retry = app.api(&format!("/ai/generation/{job_id}/retry"));
+        assert_eq!(stranger.post(&retry).send().await.unwrap().status(), 403);
+        let response = app.client.post(&retry).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let queued: JobView = crate::test_app::read(response).await;
+        assert_eq!(queued.id, job_id);
+        let job = app.wait_terminal(job_id).await;
+        assert_eq!(job.status, JobStatus::Completed);
+    }
 }

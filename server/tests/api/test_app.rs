@@ -1,12 +1,17 @@
-//! `spawn_app`: the real server on a random port, against a fresh SQLite file and a fake Ollama
-//! over real HTTP; and the API as a browser calls it, answers read into `app::types`.
+//! `spawn_app`: the real server on a random port, against a fresh SQLite file (or, with
+//! `spawn_app_on`, a fresh PostgreSQL database) and a fake Ollama over real HTTP; and the API as
+//! a browser calls it, answers read into `app::types`.
 use std::path::PathBuf;
 use std::time::Duration;
 
 use app::types::{JobView, NewAiPost, Post};
 use fake_ollama::{FakeConfig, FakeOllama};
 use serde::{de::DeserializeOwned, Serialize};
-use server::{config::Config, startup::Server};
+use server::{
+    config::Config,
+    db::{scratch::ScratchDb, Engine},
+    startup::Server,
+};
 use tokio::sync::oneshot;
 
 use crate::sse::{wait_terminal_at, SseStream};
@@ -21,6 +26,62 @@ pub struct TestApp {
     /// Dropped with the app, which stops the server the way SIGTERM does.
     _stop: oneshot::Sender<()>,
     _dir: tempfile::TempDir,
+    /// The PostgreSQL database of an app on PostgreSQL, dropped after it.
+    _scratch: Option<ScratchDb>,
+}
+
+/// A test on each engine: `async fn name(engine) { … }` becomes `name::sqlite` and
+/// `name::postgres`, each running the body with its `Engine`.
+macro_rules! on_each_engine {
+    ($(#[$meta:meta])* async fn $name:ident($engine:ident) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            use super::*;
+
+            async fn run($engine: server::db::Engine) $body
+
+            #[tokio::test]
+            async fn sqlite() {
+                run(server::db::Engine::Sqlite).await
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                run(server::db::Engine::Postgres).await
+            }
+        }
+    };
+}
+pub(crate) use on_each_engine;
+
+/// A cookie key for apps on PostgreSQL, where one is required.
+pub const TEST_COOKIE_KEY: &str = concat!(
+    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+);
+
+/// [`spawn_app_with`] on `engine`: a fresh PostgreSQL database (and the cookie key PostgreSQL
+/// requires) or a fresh SQLite file.
+pub async fn spawn_app_on(
+    engine: Engine,
+    fake: Option<FakeConfig>,
+    tweak: impl FnOnce(&mut Config),
+) -> TestApp {
+    match engine {
+        Engine::Sqlite => spawn_app_with(fake, tweak).await,
+        Engine::Postgres => {
+            let scratch = ScratchDb::create().await;
+            let url = scratch.url.clone();
+            let mut app = spawn_app_with(fake, |c| {
+                c.database.url = url;
+                c.server.cookie_key = server::config::Secret::new(TEST_COOKIE_KEY);
+                tweak(c);
+            })
+            .await;
+            app._scratch = Some(scratch);
+            app
+        }
+    }
 }
 
 /// Fast settings for tests; `tweak` adjusts them before the server starts.
@@ -63,6 +124,7 @@ pub async fn spawn_app_with(fake: Option<FakeConfig>, tweak: impl FnOnce(&mut Co
         config,
         _stop: stop,
         _dir: dir,
+        _scratch: None,
     }
 }
 

@@ -1,0 +1,68 @@
+//! One server per database, until the queue lives in the database: the SQLite file's OS lock,
+//! or on PostgreSQL a session advisory lock held on a connection of its own.
+//!
+//! Two servers on one database would each take the other's running jobs for a crash's leftovers
+//! and run every queued job twice. Both locks go away with the process (or its connection)
+//! however it ends, so a stale lock never blocks a start.
+use sqlx::{Connection, PgConnection};
+
+use super::{engine::shown, file::FileLock, DbError, DbResult, Engine};
+
+/// The advisory lock's key: "aiwall" in ASCII, so that a person reading `pg_locks` can tell it.
+const ADVISORY_KEY: i64 = 0x6169_7761_6c6c;
+
+/// The hold on the database, kept for as long as the server runs.
+#[derive(Debug)]
+pub struct DbLock {
+    _file: Option<FileLock>,
+    /// The PostgreSQL session that holds the advisory lock; closing it releases the lock.
+    _session: Option<PgConnection>,
+}
+
+impl DbLock {
+    /// Takes the lock of the database `url` names, or says who holds it.
+    pub async fn take(url: &str) -> DbResult<Self> {
+        Ok(match Engine::of(url)? {
+            Engine::Sqlite => Self {
+                _file: Some(FileLock::take(url)?),
+                _session: None,
+            },
+            Engine::Postgres => Self {
+                _file: None,
+                _session: Some(advisory_lock(url).await?),
+            },
+        })
+    }
+}
+
+async fn advisory_lock(url: &str) -> DbResult<PgConnection> {
+    let mut session = PgConnection::connect(url)
+        .await
+        .map_err(|e| DbError::Unavailable(format!("cannot open {}: {e}", shown(url))))?;
+    let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(ADVISORY_KEY)
+        .fetch_one(&mut session)
+        .await?;
+    if taken {
+        return Ok(session);
+    }
+    // A bigint key is kept as two 32-bit halves in pg_locks.
+    let holder: Option<(i32, Option<String>)> = sqlx::query_as(
+        "SELECT l.pid, host(a.client_addr) FROM pg_locks l
+           LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+          WHERE l.locktype = 'advisory' AND l.granted
+            AND l.classid::bigint = $1 AND l.objid::bigint = $2",
+    )
+    .bind(ADVISORY_KEY >> 32)
+    .bind(ADVISORY_KEY & 0xffff_ffff)
+    .fetch_optional(&mut session)
+    .await?;
+    Err(DbError::InUseShared {
+        database: shown(url),
+        holder: match holder {
+            Some((pid, Some(addr))) => format!("its connection {pid}, from {addr}"),
+            Some((pid, None)) => format!("its connection {pid}"),
+            None => "a connection that has just closed".into(),
+        },
+    })
+}

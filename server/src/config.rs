@@ -61,6 +61,10 @@ pub struct ServerConfig {
     /// The address browsers reach the wall at (`https://wall.example`); empty: unknown. An
     /// `https://` address makes the author cookie `Secure`.
     pub public_url: String,
+    /// This instance's name in logs, `/readyz` and `/metrics`; empty: `<host name>:<port>`.
+    pub instance_id: String,
+    /// Where Prometheus scrapes `/metrics` (`127.0.0.1:9100`); empty: no metrics endpoint.
+    pub metrics_addr: String,
 }
 
 /// A configuration value that must never reach a log: its `Debug` is redacted. (The `secrecy`
@@ -256,6 +260,22 @@ impl LimitsConfig {
     }
 }
 
+impl ServerConfig {
+    /// `metrics_addr` as an address; `None` when the endpoint is off.
+    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>, String> {
+        let addr = self.metrics_addr.trim();
+        if addr.is_empty() {
+            return Ok(None);
+        }
+        addr.parse().map(Some).map_err(|_| {
+            format!(
+                "server.metrics_addr {addr:?} is not an address to listen on, such as \
+                 \"127.0.0.1:9100\"; leave it empty for no metrics endpoint"
+            )
+        })
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -268,6 +288,8 @@ impl Default for ServerConfig {
             cookie_key_file: String::new(),
             cookie_key: Secret::default(),
             public_url: String::new(),
+            instance_id: String::new(),
+            metrics_addr: String::new(),
         }
     }
 }
@@ -435,6 +457,10 @@ impl Config {
                     "{key} is 0, which would cut off every request; it must be at least 1"
                 ));
             }
+        }
+        s.metrics_addr()?;
+        if s.instance_id.chars().any(|c| c.is_control()) || s.instance_id.len() > 200 {
+            return Err("server.instance_id must be one line of at most 200 bytes".into());
         }
         let g = &self.generation;
         if !g.allowed_models.is_empty() && !AllowedModels::of(g).allows(&g.default_model) {

@@ -14,6 +14,7 @@ pub mod identity;
 pub mod jobs;
 pub mod limits;
 pub mod markdown;
+pub mod metrics;
 pub mod pool;
 pub mod routes;
 pub mod startup;

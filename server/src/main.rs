@@ -26,7 +26,13 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!("AI Wall listening on http://{}", server.local_addr());
+    tracing::info!(
+        instance = server.instance(),
+        database = server.engine().name(),
+        metrics = ?server.metrics_addr(),
+        "AI Wall listening on http://{}",
+        server.local_addr()
+    );
     match server.run(startup::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -2,19 +2,21 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use leptos::config::LeptosOptions;
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     backend::{Backend, ClientOptions, OllamaClient, OpenAiClient},
     config::BackendKind,
-    config::Config,
-    db::{Db, DbLock},
+    config::{Config, ServerConfig},
+    db::{Db, DbLock, Engine},
     edge::{self, EdgeOptions, Timeouts},
     hub::Hub,
     identity,
     jobs::Jobs,
     limits::Limits,
+    metrics,
     pool::Pool,
     routes,
     state::AppState,
@@ -34,12 +36,16 @@ pub enum StartError {
     Backend(String),
     #[error("{0}")]
     CookieKey(#[from] identity::KeyError),
+    #[error("cannot serve /metrics: {0}")]
+    Metrics(String),
 }
 
 /// A server that is bound to its port and ready to run.
 pub struct Server {
     listener: TcpListener,
     state: AppState,
+    /// `/metrics`'s own listener and the exporter, when `server.metrics_addr` is set.
+    metrics: Option<(TcpListener, PrometheusHandle)>,
 }
 
 impl Server {
@@ -57,6 +63,17 @@ impl Server {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Listen { addr, source })?;
+        let metrics = match config.server.metrics_addr().map_err(StartError::Metrics)? {
+            Some(addr) => {
+                let handle = metrics::exporter().map_err(StartError::Metrics)?;
+                let listener = metrics::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Listen { addr, source })?;
+                Some((listener, handle))
+            }
+            None => None,
+        };
+        let instance = instance_id(&config.server, listener.local_addr().unwrap_or(addr));
         let db = Db::open(
             &config.database.url,
             config.database.max_connections,
@@ -83,9 +100,29 @@ impl Server {
             jobs,
             pool,
             cookie_key,
+            instance: instance.into(),
             shutdown: CancellationToken::new(),
         };
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            state,
+            metrics,
+        })
+    }
+
+    /// This instance's name (`server.instance_id`, or host name and port).
+    pub fn instance(&self) -> &str {
+        &self.state.instance
+    }
+
+    /// Where `/metrics` is served, when it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
+    /// The database engine the wall runs on.
+    pub fn engine(&self) -> Engine {
+        self.state.db.engine()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -100,7 +137,20 @@ impl Server {
         self,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let Server { listener, state } = self;
+        let Server {
+            listener,
+            state,
+            metrics,
+        } = self;
+        if let Some((listener, handle)) = metrics {
+            tokio::spawn(metrics::serve(
+                listener,
+                handle,
+                state.db.clone(),
+                state.instance.to_string(),
+                state.shutdown.clone(),
+            ));
+        }
         let server = &state.config.server;
         let options = EdgeOptions {
             max_connections: edge::connection_cap(server.max_connections),
@@ -145,6 +195,21 @@ fn leptos_options(addr: SocketAddr) -> LeptosOptions {
     .unwrap_or_else(|| LeptosOptions::builder().output_name("aiwall").build());
     options.site_addr = addr;
     options
+}
+
+/// `server.instance_id`, or this host's name and the port the wall listens on: unique on a
+/// machine, and the same after a restart.
+fn instance_id(server: &ServerConfig, addr: SocketAddr) -> String {
+    let configured = server.instance_id.trim();
+    if !configured.is_empty() {
+        return configured.to_string();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "aiwall".into());
+    format!("{host}:{}", addr.port())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -20,6 +20,8 @@ pub struct AppState {
     /// Signs the anonymous author cookie.
     pub cookie_key: Key,
     pub limits: Arc<Limits>,
+    /// This instance's name (`server.instance_id`, or host name and port).
+    pub instance: Arc<str>,
     /// Ends every open SSE stream when the server shuts down.
     pub shutdown: tokio_util::sync::CancellationToken,
 }

@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 pub struct Readiness {
     /// Ready when the database answers (the status is 503 otherwise).
     pub ready: bool,
+    /// Which instance answered (`server.instance_id`, or its host name and port).
+    #[serde(default)]
+    pub instance: String,
     pub database: Check,
     /// Reported, not required: the wall works, and AI posts wait, while the model servers are
     /// away. Ok when at least one answers (kept from the single-Ollama releases).

@@ -202,6 +202,15 @@ impl Db {
         Ok((checked("count", author)?, checked("count", address)?))
     }
 
+    /// How many jobs are in each status (for `/metrics`).
+    pub async fn job_counts(&self) -> DbResult<Vec<(JobStatus, i64)>> {
+        Ok(on_pool!(self, |pool| sqlx::query_as(
+            "SELECT status, COUNT(*) FROM ai_generation_jobs GROUP BY status"
+        )
+        .fetch_all(pool)
+        .await)?)
+    }
+
     /// Output lengths of the model's most recent completed jobs, newest first: the basis of the
     /// progress estimate when a post sets no max length.
     pub async fn recent_output_lengths(&self, model: &str, limit: u32) -> DbResult<Vec<u32>> {

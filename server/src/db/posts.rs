@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use app::types::{JobStatus, PostKind};
 use sqlx::QueryBuilder;
 
+use crate::metrics;
+
 use super::{jobs::JobRow, now_ms, Begin as _, Db, DbResult};
 
 /// A row of `posts`.
@@ -46,6 +48,7 @@ impl Db {
         author_name: &str,
         text: &str,
     ) -> DbResult<PostRow> {
+        metrics::db_write("text_post");
         Ok(on_pool!(self, |pool| {
             sqlx::query_as::<_, PostRow>(
                 "INSERT INTO posts (author_id, author_name, kind, text, created_at)
@@ -63,6 +66,7 @@ impl Db {
 
     /// Stores the post and its queued job in one transaction: both or neither.
     pub async fn insert_ai_post(&self, new: NewAiPostRow<'_>) -> DbResult<PostWithJob> {
+        metrics::db_write("ai_post");
         let now = now_ms();
         let (post, job) = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
@@ -160,6 +164,7 @@ impl Db {
 
     /// Deletes a post and (by cascade) its job. Returns whether there was one.
     pub async fn delete_post(&self, id: i64) -> DbResult<bool> {
+        metrics::db_write("delete");
         let deleted = on_pool!(self, |pool| {
             sqlx::query("DELETE FROM posts WHERE id = $1")
                 .bind(id)

@@ -3,6 +3,8 @@
 //! after a crash. Each changes only a job in the status it expects, and says whether it did.
 use app::types::{Failure, FinalStats, JobStatus, Progress, Reasoning};
 
+use crate::metrics;
+
 use super::{jobs::JobRow, now_ms, to_db_int, Begin as _, Db, DbResult};
 
 /// The assignments that start a job's progress over: no text, no counts, no estimate, no
@@ -63,6 +65,7 @@ impl Db {
     /// and counts the attempt and the run. `None` when it is not queued any more (cancelled or
     /// deleted meanwhile). The order of the queue is the job service's to keep.
     pub async fn claim_job(&self, id: i64, backend: &str) -> DbResult<Option<JobRow>> {
+        metrics::db_write("claim");
         Ok(on_pool!(self, |pool| sqlx::query_as::<_, JobRow>(
             concat!(
                 "UPDATE ai_generation_jobs
@@ -85,6 +88,7 @@ impl Db {
     /// A running job of run `run` goes on on the server named `backend` (its own was busy).
     /// Whether it did: `false` when the job is no longer that run, running.
     pub async fn move_job(&self, id: i64, run: u32, backend: &str) -> DbResult<bool> {
+        metrics::db_write("move");
         let moved = on_pool!(self, |pool| sqlx::query(
             "UPDATE ai_generation_jobs SET backend = $3
               WHERE id = $1 AND runs = $2 AND status IN ($4, $5)",
@@ -102,6 +106,7 @@ impl Db {
 
     /// Writes the live state of a running job (throttled by the caller).
     pub async fn write_progress(&self, id: i64, w: ProgressWrite<'_>) -> DbResult<()> {
+        metrics::db_write("progress");
         let p = w.progress;
         on_pool!(self, |pool| sqlx::query(
             "UPDATE ai_generation_jobs
@@ -140,6 +145,7 @@ impl Db {
     /// queue meanwhile (a finished answer beats running it again); `None` when the job ended
     /// otherwise, was claimed by a newer run, or is gone.
     pub async fn complete_job(&self, id: i64, c: JobCompletion<'_>) -> DbResult<Option<JobRow>> {
+        metrics::db_write("complete");
         let now = now_ms();
         let s = c.stats;
         let p = c.progress;
@@ -214,6 +220,7 @@ impl Db {
     /// Cancels a job that is still waiting in the queue (its author stopped it). `None` when it
     /// is not queued (any more).
     pub async fn cancel_queued_job(&self, id: i64, reason: &str) -> DbResult<Option<JobRow>> {
+        metrics::db_write("cancel");
         let now = now_ms();
         Ok(on_pool!(self, |pool| sqlx::query_as::<_, JobRow>(
             "UPDATE ai_generation_jobs
@@ -268,6 +275,7 @@ impl Db {
         (reason, class): (&str, Failure),
         written: Written<'_>,
     ) -> DbResult<Option<JobRow>> {
+        metrics::db_write("end");
         let now = now_ms();
         let reasoning = written.reasoning;
         Ok(on_pool!(self, |pool| sqlx::query_as::<_, JobRow>(
@@ -298,6 +306,7 @@ impl Db {
     /// over, asked now from `client_key` (whose waiting posts it counts among). `None` when the
     /// job is not failed or cancelled.
     pub async fn retry_job(&self, id: i64, client_key: &str) -> DbResult<Option<JobRow>> {
+        metrics::db_write("retry");
         let now = now_ms();
         Ok(on_pool!(self, |pool| sqlx::query_as::<_, JobRow>(
             concat!(
@@ -324,6 +333,7 @@ impl Db {
     /// its old place; with `refund`, the interrupted try does not count against it. `None` when
     /// it was not running.
     pub async fn hand_back_job(&self, id: i64, refund: bool) -> DbResult<Option<JobRow>> {
+        metrics::db_write("hand_back");
         let now = now_ms();
         Ok(on_pool!(self, |pool| sqlx::query_as::<_, JobRow>(
             concat!(
@@ -350,6 +360,7 @@ impl Db {
     /// At start-up: every job left `loading` or `generating` by a crash goes back to the queue
     /// (its text starts over), or fails with the reason once it has had `max_attempts` tries.
     pub async fn recover_interrupted(&self, max_attempts: u32) -> DbResult<Recovered> {
+        metrics::db_write("recover");
         let now = now_ms();
         let (requeued, failed) = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;

@@ -9,7 +9,7 @@ use app::types::Failure;
 use tracing::Instrument;
 
 use super::{queue::StopHandle, view::job_view, Jobs};
-use crate::{backend::BackendError, db::Written, pool::Slot};
+use crate::{backend::BackendError, db::Written, metrics, pool::Slot};
 
 /// After the database refused a claim: wait a moment rather than spin on it.
 const CLAIM_RETRY_DELAY: Duration = Duration::from_secs(1);
@@ -74,6 +74,7 @@ impl Jobs {
         let backend = slot.member().name.clone();
         match self.db.claim_job(job_id, &backend).await {
             Ok(Some(row)) => {
+                metrics::job_claimed(row.started_at.unwrap_or(row.queued_at) - row.queued_at);
                 let stop = StopHandle::new(row.runs);
                 {
                     let mut queue = self.queue();

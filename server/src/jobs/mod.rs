@@ -73,6 +73,7 @@ impl Jobs {
         limits: Arc<Limits>,
     ) -> DbResult<Arc<Self>> {
         let recovered = db.recover_interrupted(config.jobs.max_attempts).await?;
+        crate::metrics::jobs_rescued(recovered.requeued.len());
         if !recovered.requeued.is_empty() || !recovered.failed.is_empty() {
             tracing::warn!(requeued = ?recovered.requeued, failed = ?recovered.failed, "recovered jobs interrupted by a restart");
         }

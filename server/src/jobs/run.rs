@@ -27,6 +27,7 @@ use crate::{
     allowed_models::same_model,
     backend::{BackendError, ChatEvent, ChatRequest, Fault, ReplyStats},
     db::{now_ms, DbResult, JobCompletion, JobRow, Written},
+    metrics,
     pool::{Member, Slot},
 };
 
@@ -450,6 +451,13 @@ impl Jobs {
                 return Ok(());
             }
         };
+        if let Some(ended) = &ended {
+            let completed = match outcome {
+                Outcome::Completed(stats) => Some((stats, progress)),
+                _ => None,
+            };
+            metrics::job_ended(ended.status, completed);
+        }
         match ended {
             Some(row) => self.hub.finish(job_view(&row, None)),
             None => {

@@ -19,6 +19,7 @@ use futures::{stream, Stream, StreamExt};
 use tokio::sync::watch;
 
 use super::{address::ApiPath, sse::sse_response};
+use crate::metrics::StreamKind;
 use crate::{
     allowed_models::AllowedModels,
     client_addr::ClientAddr,
@@ -150,6 +151,7 @@ pub async fn progress(
         event
     });
     Ok(sse_response(
+        StreamKind::Job,
         events.take_until(state.shutdown.clone().cancelled_owned()),
     ))
 }

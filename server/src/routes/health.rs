@@ -40,6 +40,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
     };
     let body = Readiness {
         ready: database.is_ok(),
+        instance: state.instance.to_string(),
         database: Check::of(&database, |()| None),
         ollama,
         backends,

@@ -12,13 +12,21 @@ use axum::{
 };
 use futures::{stream, Stream, StreamExt};
 
+use crate::metrics::{OpenStream, StreamKind};
+
 /// How soon a client should reconnect after the server closed the stream.
 pub const RECONNECT_AFTER: Duration = Duration::from_millis(1000);
 
-pub fn sse_response<S>(events: S) -> Response
+/// The stream of `events`, counted in `/metrics` as a stream of `kind` while it is open.
+pub fn sse_response<S>(kind: StreamKind, events: S) -> Response
 where
     S: Stream<Item = Result<Event, Infallible>> + Send + 'static,
 {
+    let open = OpenStream::new(kind);
+    let events = events.map(move |event| {
+        open.sent();
+        event
+    });
     let hint =
         stream::once(async { Ok(Event::default().retry(RECONNECT_AFTER).comment("connected")) });
     let mut response = Sse::new(hint.chain(events))

@@ -13,6 +13,7 @@ use futures::{stream, Stream, StreamExt};
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::{posts::load_page, sse::sse_response};
+use crate::metrics::StreamKind;
 use crate::{
     client_addr::ClientAddr,
     error::{HttpError, HttpResult},
@@ -31,7 +32,7 @@ pub async fn events(State(state): State<AppState>, client: ClientAddr) -> HttpRe
             let _held_while_streaming = &slot;
             event
         });
-    Ok(sse_response(events.take_until(shutdown)))
+    Ok(sse_response(StreamKind::Wall, events.take_until(shutdown)))
 }
 
 async fn snapshot(state: &AppState) -> HttpResult<Event> {

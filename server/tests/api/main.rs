@@ -22,6 +22,7 @@ mod openai_client;
 mod outage;
 mod output_cap;
 mod pool;
+mod postgres;
 mod posts;
 mod process;
 mod proxy;

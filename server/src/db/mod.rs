@@ -14,6 +14,7 @@ macro_rules! on_pool {
     };
 }
 
+mod copy;
 mod engine;
 mod file;
 mod jobs;
@@ -25,7 +26,8 @@ mod transitions;
 
 use std::{path::PathBuf, sync::Arc};
 
-pub use engine::Engine;
+pub use copy::{migrate_to, Copied};
+pub use engine::{shown, Engine};
 pub(crate) use engine::{Begin, Pool};
 pub use file::{database_file, private_file};
 pub use jobs::JobRow;

@@ -159,6 +159,31 @@ pub async fn start_refused(dir: &Path, port: u16, env: &[(&str, String)]) -> (Ex
     (output.status, said)
 }
 
+/// Runs the binary in `dir` with `args` (a command such as `migrate-to`) to its end: its exit
+/// status, and what it printed (standard output, then standard error).
+pub async fn run_command(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, String)],
+) -> (ExitStatus, String) {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    let mut command = command(dir, 0, &env, None);
+    command
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let output = tokio::time::timeout(START, command.output())
+        .await
+        .expect("aiwall finishes the command")
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status, said)
+}
+
 fn spawn(dir: &Path, port: u16, env: &[(String, String)], file_limit: Option<(u64, u64)>) -> Child {
     let mut command = command(dir, port, env, file_limit);
     command.stdout(log_file(dir)).stderr(log_file(dir));

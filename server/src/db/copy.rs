@@ -1,0 +1,196 @@
+//! `aiwall migrate-to`: copies a SQLite wall (posts, jobs with their history and statistics,
+//! settings) into an empty PostgreSQL database, ids kept, in one transaction.
+use sqlx::{PgPool, Postgres, QueryBuilder, SqlitePool};
+
+use super::{
+    engine::shown, jobs::JobRow, posts::PostRow, to_db_int, Db, DbError, DbResult, Engine, Pool,
+};
+
+/// Rows per INSERT: PostgreSQL takes at most 65,535 parameters in one statement, and a job has
+/// 38 columns.
+const BATCH: usize = 500;
+
+/// What a copy moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Copied {
+    pub posts: usize,
+    pub jobs: usize,
+    pub settings: usize,
+}
+
+/// The key the cookie key had in `settings` before it moved to its own file (issue 10).
+const OLD_KEY_SETTING: &str = "cookie_key";
+
+/// Copies the SQLite wall at `from` into the empty PostgreSQL database at `to`. Both are
+/// locked meanwhile, so no server runs on either; both are migrated first.
+pub async fn migrate_to(from: &str, to: &str) -> DbResult<Copied> {
+    if Engine::of(from)? != Engine::Sqlite {
+        return Err(DbError::Unavailable(format!(
+            "database.url is {}: migrate-to copies a SQLite wall (sqlite://FILE) into PostgreSQL",
+            shown(from)
+        )));
+    }
+    if Engine::of(to)? != Engine::Postgres {
+        return Err(DbError::Unavailable(format!(
+            "{} is not a PostgreSQL database: give postgres://USER@HOST/DATABASE",
+            shown(to)
+        )));
+    }
+    let source = Db::connect(from, 2).await?;
+    let target = Db::connect(to, 2).await?;
+    let (Pool::Sqlite(source), Pool::Postgres(target)) = (&source.pool, &target.pool) else {
+        unreachable!("the engines were checked above");
+    };
+    let old_key: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+        .bind(OLD_KEY_SETTING)
+        .fetch_optional(source)
+        .await?;
+    if old_key.is_some() {
+        return Err(DbError::Unavailable(
+            "this wall still keeps its cookie key in the database, as releases before issue 10 \
+             did: start this release on it once (which moves the key to its file), stop it, \
+             and run migrate-to again"
+                .into(),
+        ));
+    }
+    let used: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM posts) OR EXISTS (SELECT 1 FROM ai_generation_jobs)
+             OR EXISTS (SELECT 1 FROM settings)",
+    )
+    .fetch_one(target)
+    .await?;
+    if used {
+        return Err(DbError::Unavailable(format!(
+            "{} is not empty: migrate-to copies into a new, empty database only, so that \
+             nothing there is overwritten or mixed",
+            shown(to)
+        )));
+    }
+    copy(source, target).await
+}
+
+async fn copy(source: &SqlitePool, target: &PgPool) -> DbResult<Copied> {
+    let posts: Vec<PostRow> = sqlx::query_as("SELECT * FROM posts ORDER BY id")
+        .fetch_all(source)
+        .await?;
+    let jobs: Vec<JobRow> = sqlx::query_as("SELECT * FROM ai_generation_jobs ORDER BY id")
+        .fetch_all(source)
+        .await?;
+    let settings: Vec<(String, String)> = sqlx::query_as("SELECT key, value FROM settings")
+        .fetch_all(source)
+        .await?;
+    let mut tx = target.begin().await?;
+    for batch in posts.chunks(BATCH) {
+        let mut insert = QueryBuilder::<Postgres>::new(
+            "INSERT INTO posts (id, author_id, author_name, kind, text, prompt, created_at) ",
+        );
+        insert.push_values(batch, |mut row, p| {
+            row.push_bind(p.id)
+                .push_bind(&p.author_id)
+                .push_bind(&p.author_name)
+                .push_bind(p.kind)
+                .push_bind(&p.text)
+                .push_bind(&p.prompt)
+                .push_bind(p.created_at);
+        });
+        insert.build().execute(&mut *tx).await?;
+    }
+    for batch in jobs.chunks(BATCH) {
+        insert_jobs(batch)?.build().execute(&mut *tx).await?;
+    }
+    for (key, value) in &settings {
+        sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2)")
+            .bind(key)
+            .bind(value)
+            .execute(&mut *tx)
+            .await?;
+    }
+    // The identities continue after the copied ids.
+    for table in ["posts", "ai_generation_jobs"] {
+        sqlx::query(&format!(
+            "SELECT setval(pg_get_serial_sequence('{table}', 'id'),
+                           COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+        ))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Copied {
+        posts: posts.len(),
+        jobs: jobs.len(),
+        settings: settings.len(),
+    })
+}
+
+/// One INSERT of `batch`, every column of the job table.
+fn insert_jobs(batch: &[JobRow]) -> DbResult<QueryBuilder<'_, Postgres>> {
+    let wide = |v: Option<u64>| v.map(to_db_int).transpose();
+    let mut rows = Vec::with_capacity(batch.len());
+    for j in batch {
+        rows.push((
+            j,
+            to_db_int(j.elapsed_time)?,
+            wide(j.estimated_time_remaining)?,
+            [
+                wide(j.time_to_first_token_ms)?,
+                wide(j.load_duration_ns)?,
+                wide(j.prompt_eval_duration_ns)?,
+                wide(j.eval_duration_ns)?,
+                wide(j.total_duration_ns)?,
+                wide(j.thinking_ms)?,
+            ],
+        ));
+    }
+    let mut insert = QueryBuilder::<Postgres>::new(
+        "INSERT INTO ai_generation_jobs (id, post_id, author_id, client_key, status, prompt, \
+         model, max_tokens, current_tokens, tokens_per_second, elapsed_time, \
+         estimated_time_remaining, percent, last_update_at, partial_text, input_tokens, \
+         output_tokens, total_tokens, time_to_first_token_ms, load_duration_ns, \
+         prompt_eval_duration_ns, eval_duration_ns, total_duration_ns, done_reason, \
+         cut_at_bytes, error, failure, attempt, runs, queued_at, retry_at, created_at, \
+         started_at, finished_at, backend, thinking, thinking_tokens, thinking_ms) ",
+    );
+    let count = |n: Option<u32>| n.map(i64::from);
+    insert.push_values(rows, |mut row, (j, elapsed, remaining, durations)| {
+        let [first_token, load, prompt_eval, eval, total, thinking_ms] = durations;
+        row.push_bind(j.id)
+            .push_bind(j.post_id)
+            .push_bind(&j.author_id)
+            .push_bind(&j.client_key)
+            .push_bind(j.status)
+            .push_bind(&j.prompt)
+            .push_bind(&j.model)
+            .push_bind(count(j.max_tokens))
+            .push_bind(i64::from(j.current_tokens))
+            .push_bind(j.tokens_per_second)
+            .push_bind(elapsed)
+            .push_bind(remaining)
+            .push_bind(j.percent)
+            .push_bind(j.last_update_at)
+            .push_bind(&j.partial_text)
+            .push_bind(count(j.input_tokens))
+            .push_bind(count(j.output_tokens))
+            .push_bind(count(j.total_tokens))
+            .push_bind(first_token)
+            .push_bind(load)
+            .push_bind(prompt_eval)
+            .push_bind(eval)
+            .push_bind(total)
+            .push_bind(&j.done_reason)
+            .push_bind(count(j.cut_at_bytes))
+            .push_bind(&j.error)
+            .push_bind(j.failure)
+            .push_bind(i64::from(j.attempt))
+            .push_bind(i64::from(j.runs))
+            .push_bind(j.queued_at)
+            .push_bind(j.retry_at)
+            .push_bind(j.created_at)
+            .push_bind(j.started_at)
+            .push_bind(j.finished_at)
+            .push_bind(&j.backend)
+            .push_bind(&j.thinking)
+            .push_bind(count(j.thinking_tokens))
+            .push_bind(thinking_ms);
+    });
+    Ok(insert)
+}

@@ -49,14 +49,42 @@ impl Engine {
     }
 }
 
-/// `url` fit for a message or a log: a PostgreSQL password is left out.
+/// `url` fit for a message or a log: a password is left out, whether it is in the user part or
+/// a `password=` parameter. The user part is cut at the last `@` by hand, not by a URL parser,
+/// so that a password with a bare `/`, `?` or `#` in it (which a parser would read as the start
+/// of the path) is left out too.
 pub fn shown(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(None);
+    if Engine::of(url).ok() == Some(Engine::Sqlite) {
+        return url.to_string();
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "(a database URL that does not parse)".into();
+    };
+    let rest = match rest.rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or_default();
+            format!("{user}@{}", &rest[at + 1..])
+        }
+        None => rest.to_string(),
+    };
+    let cleaned = format!("{scheme}://{rest}");
+    match url::Url::parse(&cleaned) {
+        Ok(mut parsed) => {
+            if parsed
+                .query_pairs()
+                .any(|(k, _)| k.eq_ignore_ascii_case("password"))
+            {
+                let kept: Vec<(String, String)> = parsed
+                    .query_pairs()
+                    .filter(|(k, _)| !k.eq_ignore_ascii_case("password"))
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect();
+                parsed.query_pairs_mut().clear().extend_pairs(kept);
+            }
             parsed.to_string()
         }
-        _ => url.to_string(),
+        // No parameters shown from a URL that does not parse.
+        Err(_) => cleaned.split('?').next().unwrap_or_default().to_string(),
     }
 }
 
@@ -186,5 +214,12 @@ mod tests {
             "postgres://wall@db.internal:5432/wall"
         );
         assert_eq!(shown("sqlite://aiwall.db"), "sqlite://aiwall.db");
+        let query = shown("postgres://wall@db/wall?sslmode=verify-full&password=s3cret");
+        assert_eq!(query, "postgres://wall@db/wall?sslmode=verify-full");
+        // A bare '/' or '#' in the password, which a URL parser reads as the path or fragment.
+        for secret in ["12/cd", "a/b#c", "x?y"] {
+            let url = format!("postgres://wall:{secret}@db:5432/wall");
+            assert_eq!(shown(&url), "postgres://wall@db:5432/wall", "{url}");
+        }
     }
 }

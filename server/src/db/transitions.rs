@@ -18,9 +18,22 @@ macro_rules! fresh_progress {
     };
 }
 
+/// `text` as both engines can store it: PostgreSQL's text cannot hold U+0000, which a model
+/// server's error message could carry, so it becomes U+FFFD (the answer's own text is made so
+/// as it streams, in `jobs::cap`).
+fn storable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}").into()
+    } else {
+        text.into()
+    }
+}
+
 /// A throttled progress write: the live fields and the text so far.
 #[derive(Clone, Debug)]
 pub struct ProgressWrite<'a> {
+    /// The run writing it: a run that is no longer the job's current one writes nothing.
+    pub run: u32,
     pub status: JobStatus,
     pub progress: &'a Progress,
     pub text: &'a str,
@@ -36,6 +49,9 @@ pub struct ProgressWrite<'a> {
 /// up to the last token, not only what the last throttled write stored.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Written<'a> {
+    /// The run that wrote it, which must still be the job's current one; `None` for a job
+    /// ended while it waited in the queue.
+    pub run: Option<u32>,
     pub text: &'a str,
     pub thinking: &'a str,
     pub reasoning: Option<&'a Reasoning>,
@@ -114,7 +130,7 @@ impl Db {
                     estimated_time_remaining = $6, percent = $7, last_update_at = $8,
                     partial_text = $9, retry_at = $10, error = $11, attempt = $12, failure = $15,
                     thinking = $16, thinking_tokens = $17, thinking_ms = $18
-              WHERE id = $1 AND status IN ($13, $14)",
+              WHERE id = $1 AND runs = $19 AND status IN ($13, $14)",
         )
         .bind(id)
         .bind(w.status)
@@ -126,7 +142,7 @@ impl Db {
         .bind(p.last_update_at)
         .bind(w.text)
         .bind(w.retry_at)
-        .bind(w.error)
+        .bind(w.error.map(storable))
         .bind(i64::from(w.attempt))
         .bind(JobStatus::Loading)
         .bind(JobStatus::Generating)
@@ -134,6 +150,7 @@ impl Db {
         .bind(w.thinking)
         .bind(w.reasoning.map(|r| i64::from(r.tokens)))
         .bind(w.reasoning.map(|r| to_db_int(r.duration_ms)).transpose()?)
+        .bind(i64::from(w.run))
         .execute(pool)
         .await
         .map(|_| ()))?;
@@ -192,7 +209,7 @@ impl Db {
             .bind(prompt_eval)
             .bind(eval)
             .bind(total)
-            .bind(&s.done_reason)
+            .bind(storable(&s.done_reason))
             .bind(JobStatus::Completed)
             .bind(JobStatus::Loading)
             .bind(JobStatus::Generating)
@@ -229,7 +246,7 @@ impl Db {
              RETURNING *",
         )
         .bind(id)
-        .bind(reason)
+        .bind(storable(reason))
         .bind(now)
         .bind(JobStatus::Cancelled)
         .bind(JobStatus::Queued)
@@ -283,12 +300,12 @@ impl Db {
                 SET status = $2, error = $3, failure = $9, partial_text = $4,
                     last_update_at = $5, finished_at = $5, estimated_time_remaining = NULL,
                     retry_at = NULL, thinking = $10, thinking_tokens = $11, thinking_ms = $12
-              WHERE id = $1 AND status IN ($6, $7, $8)
+              WHERE id = $1 AND status IN ($6, $7, $8) AND ($13 IS NULL OR runs = $13)
              RETURNING *",
         )
         .bind(id)
         .bind(status)
-        .bind(reason)
+        .bind(storable(reason))
         .bind(written.text)
         .bind(now)
         .bind(JobStatus::Queued)
@@ -298,6 +315,7 @@ impl Db {
         .bind(written.thinking)
         .bind(reasoning.map(|r| i64::from(r.tokens)))
         .bind(reasoning.map(|r| to_db_int(r.duration_ms)).transpose()?)
+        .bind(written.run.map(i64::from))
         .fetch_optional(pool)
         .await)?)
     }
@@ -331,8 +349,8 @@ impl Db {
 
     /// At shutdown, or while the model server is away: a running job goes back to the queue at
     /// its old place; with `refund`, the interrupted try does not count against it. `None` when
-    /// it was not running.
-    pub async fn hand_back_job(&self, id: i64, refund: bool) -> DbResult<Option<JobRow>> {
+    /// it was not running, or not as run `run`.
+    pub async fn hand_back_job(&self, id: i64, run: u32, refund: bool) -> DbResult<Option<JobRow>> {
         metrics::db_write("hand_back");
         let now = now_ms();
         Ok(on_pool!(self, |pool| sqlx::query_as::<_, JobRow>(
@@ -343,7 +361,7 @@ impl Db {
                         error = NULL, failure = NULL, last_update_at = $2, started_at = NULL,
                         finished_at = NULL, ",
                 fresh_progress!(),
-                " WHERE id = $1 AND status IN ($4, $5)
+                " WHERE id = $1 AND runs = $7 AND status IN ($4, $5)
                  RETURNING *"
             )
         )
@@ -353,6 +371,7 @@ impl Db {
         .bind(JobStatus::Loading)
         .bind(JobStatus::Generating)
         .bind(refund)
+        .bind(i64::from(run))
         .fetch_optional(pool)
         .await)?)
     }
@@ -563,6 +582,7 @@ mod tests {
                 ..Default::default()
             };
             let write = ProgressWrite {
+                run: 1,
                 status: JobStatus::Generating,
                 progress: &progress,
                 text: "abc",
@@ -603,6 +623,7 @@ mod tests {
                 let id = queued_job(&db, end).await;
                 db.claim_job(id, "ollama").await.unwrap();
                 let write = ProgressWrite {
+                    run: 1,
                     status: JobStatus::Generating,
                     progress: &progress,
                     text: "An",
@@ -615,6 +636,7 @@ mod tests {
                 };
                 db.write_progress(id, write).await.unwrap();
                 let written = Written {
+                    run: Some(1),
                     text: "An answer",
                     thinking: "Hmm, let me see",
                     reasoning: Some(&last),
@@ -666,6 +688,7 @@ mod tests {
             db.claim_job(c, "ollama").await.unwrap(); // attempt 1
                                                       // It was waiting to retry after a busy server when the process died.
             let waiting = ProgressWrite {
+                run: 1,
                 status: JobStatus::Loading,
                 progress: &Progress::default(),
                 text: "",
@@ -746,22 +769,75 @@ mod tests {
             let id = queued_job(&db, "a").await;
             let queued_at = db.job(id).await.unwrap().unwrap().queued_at;
             assert!(
-                db.hand_back_job(id, true).await.unwrap().is_none(),
+                db.hand_back_job(id, 1, true).await.unwrap().is_none(),
                 "not running"
             );
             db.claim_job(id, "ollama").await.unwrap();
-            let row = db.hand_back_job(id, true).await.unwrap().unwrap();
+            let row = db.hand_back_job(id, 1, true).await.unwrap().unwrap();
             assert_eq!(
                 (row.status, row.attempt, row.runs, row.queued_at),
                 (JobStatus::Queued, 0, 1, queued_at)
             );
             // A try that broke off partway (the model server died under it) counts.
             db.claim_job(id, "ollama").await.unwrap();
-            let row = db.hand_back_job(id, false).await.unwrap().unwrap();
+            let row = db.hand_back_job(id, 2, false).await.unwrap().unwrap();
             assert_eq!(
                 (row.status, row.attempt, row.runs, row.queued_at),
                 (JobStatus::Queued, 1, 2, queued_at)
             );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_that_is_no_longer_the_jobs_current_one_writes_nothing() {
+        for (db, _keep) in each_engine().await {
+            let id = queued_job(&db, "a").await;
+            db.claim_job(id, "ollama").await.unwrap();
+            db.hand_back_job(id, 1, true).await.unwrap().unwrap();
+            db.claim_job(id, "ollama").await.unwrap().unwrap();
+            let progress = Progress {
+                current_tokens: 9,
+                ..Default::default()
+            };
+            let write = |run| ProgressWrite {
+                run,
+                status: JobStatus::Generating,
+                progress: &progress,
+                text: "stale",
+                retry_at: None,
+                error: None,
+                failure: None,
+                attempt: 1,
+                thinking: "",
+                reasoning: None,
+            };
+            db.write_progress(id, write(1)).await.unwrap();
+            assert_eq!(db.job(id).await.unwrap().unwrap().partial_text, "");
+            let stale = Written {
+                run: Some(1),
+                text: "stale",
+                ..Written::default()
+            };
+            assert!(db
+                .fail_job(id, "late", Failure::BrokeOff, stale)
+                .await
+                .unwrap()
+                .is_none());
+            assert!(db
+                .cancel_running_job(id, "late", stale)
+                .await
+                .unwrap()
+                .is_none());
+            assert!(db.hand_back_job(id, 1, true).await.unwrap().is_none());
+            let row = db.job(id).await.unwrap().unwrap();
+            assert_eq!(
+                (row.status, row.runs),
+                (JobStatus::Loading, 2),
+                "run 2 untouched"
+            );
+
+            db.write_progress(id, write(2)).await.unwrap();
+            assert_eq!(db.job(id).await.unwrap().unwrap().partial_text, "stale");
         }
     }
 }

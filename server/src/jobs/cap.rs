@@ -28,8 +28,16 @@ fn reached(live: &mut Live, max_bytes: usize) -> bool {
 }
 
 /// Appends what fits of `piece` to `text` below `max_bytes`, cut at a character boundary;
-/// false when not all of it fitted.
+/// false when not all of it fitted. A NUL character becomes U+FFFD: PostgreSQL's text cannot
+/// hold it, and the text watchers are sent must be the text that is stored.
 fn keep(text: &mut String, piece: &str, max_bytes: usize) -> bool {
+    let replaced;
+    let piece = if piece.contains('\0') {
+        replaced = piece.replace('\0', "\u{FFFD}");
+        replaced.as_str()
+    } else {
+        piece
+    };
     let room = max_bytes.saturating_sub(text.len());
     if piece.len() <= room {
         text.push_str(piece);

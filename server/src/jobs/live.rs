@@ -9,6 +9,8 @@ use crate::db::now_ms;
 
 pub struct Live {
     pub id: i64,
+    /// Which run of the job this is (its `runs` when claimed): every write is fenced by it.
+    pub run: u32,
     /// The attempt in progress: requests to the model server in this job's current life,
     /// across restarts. Each attempt starts the text over.
     pub attempt: u32,
@@ -40,9 +42,10 @@ pub struct Live {
 }
 
 impl Live {
-    pub fn new(id: i64, attempt: u32, estimator: Estimator) -> Self {
+    pub fn new(id: i64, run: u32, attempt: u32, estimator: Estimator) -> Self {
         Self {
             id,
+            run,
             attempt,
             model_loaded: None,
             status: JobStatus::Loading,

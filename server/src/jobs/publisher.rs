@@ -155,6 +155,7 @@ impl Publisher {
         }
         if targets.database {
             let write = ProgressWrite {
+                run: live.run,
                 status: live.status,
                 progress: &progress,
                 text: &live.text,

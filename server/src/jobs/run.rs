@@ -124,7 +124,12 @@ impl Jobs {
         // The servers that answered they lack the model although they listed it.
         let mut lacking_on: Vec<String> = Vec::new();
         let started = Instant::now();
-        let mut live = Live::new(row.id, row.attempt, Estimator::new(started, expected));
+        let mut live = Live::new(
+            row.id,
+            row.runs,
+            row.attempt,
+            Estimator::new(started, expected),
+        );
         live.backend = Some(slot.member().name.clone());
         let mut publisher = Publisher::new(
             self.hub.clone(),
@@ -398,6 +403,7 @@ impl Jobs {
             reasoning,
         } = end;
         let written = Written {
+            run: Some(row.runs),
             text,
             thinking,
             reasoning: reasoning.as_ref(),
@@ -426,14 +432,14 @@ impl Jobs {
             }
             Outcome::Stopped(StopReason::Shutdown) => {
                 // Back in the queue for the next start; watchers reconnect to the new process.
-                self.db.hand_back_job(row.id, true).await?;
+                self.db.hand_back_job(row.id, row.runs, true).await?;
                 return Ok(());
             }
             Outcome::WaitForServer { spent } => {
                 // The job stays in the running set while its row goes back, so that a Stop
                 // meanwhile stops this run's handle; `requeue` reads it under the queue lock,
                 // where the job moves from running to waiting. `None`: it ended meanwhile.
-                let Some(back) = self.db.hand_back_job(row.id, !spent).await? else {
+                let Some(back) = self.db.hand_back_job(row.id, row.runs, !spent).await? else {
                     return Ok(());
                 };
                 if self.requeue(&back, stop) {
@@ -580,7 +586,7 @@ mod tests {
 
     #[test]
     fn wild_numbers_from_the_model_server_are_bounded_to_what_the_post_stores() {
-        let live = Live::new(1, 1, Estimator::new(Instant::now(), None));
+        let live = Live::new(1, 1, 1, Estimator::new(Instant::now(), None));
         let wild = ReplyStats {
             input_tokens: Some(u64::MAX),
             output_tokens: Some(7),
@@ -604,7 +610,7 @@ mod tests {
 
     #[test]
     fn what_the_server_did_not_report_stays_unknown_and_reasoning_is_not_the_answer() {
-        let mut live = Live::new(1, 1, Estimator::new(Instant::now(), None));
+        let mut live = Live::new(1, 1, 1, Estimator::new(Instant::now(), None));
         live.thinking_tokens = 30;
         let usage_only = ReplyStats {
             input_tokens: Some(12),

@@ -623,3 +623,24 @@ on_each_engine! {
         assert_eq!(job.status, JobStatus::Completed);
     }
 }
+
+on_each_engine! {
+    async fn a_nul_character_in_an_answer_is_kept_as_a_replacement_character(engine) {
+        // PostgreSQL's text cannot hold U+0000; the answer must not jam the job there, and both
+        // engines must store what watchers were sent.
+        let app = spawn_app_on(engine, Some(fast_fake()), |_| {}).await;
+        let (post_id, job_id) = app.ai_post("hi #fake:output=before%00after").await;
+        let (_, (end, _)) = follow(&app, job_id).await;
+        let JobEvent::Done(done) = end else {
+            panic!("done, not {end:?}")
+        };
+        // The fake writes its output once per token.
+        assert!(done.text.starts_with("before\u{FFFD}after"), "{:?}", done.text);
+        assert!(!done.text.contains('\0'), "{:?}", done.text);
+        let job = app.job(job_id).await;
+        assert_eq!(job.status, JobStatus::Completed);
+        assert_eq!(job.text, done.text);
+        let post: Post = app.get(&format!("/posts/{post_id}")).await;
+        assert_eq!(post.text, done.text, "stored as it was sent");
+    }
+}

@@ -43,25 +43,18 @@ async fn migrate_to(config: &Config, to: &str) -> ExitCode {
     let from = &config.database.url;
     match db::migrate_to(from, to).await {
         Ok(copied) => {
-            let key = match config.server.cookie_key_file.trim() {
-                "" => db::database_file(from)
-                    .ok()
-                    .flatten()
-                    .map(|file| file.with_extension("key").display().to_string())
-                    .unwrap_or_else(|| "aiwall.key".into()),
-                file => file.to_string(),
-            };
             println!(
                 "aiwall: copied {} posts, {} jobs and {} settings from {} into {}.\n\
-                 Next: start aiwall with database.url = {} (AIWALL_DATABASE__URL), and \
-                 server.cookie_key_file = {key:?} (AIWALL_SERVER__COOKIE_KEY_FILE) on every \
-                 instance, so that authors keep their posts. The SQLite file is left as it was.",
+                 Next: start aiwall with database.url = {} (AIWALL_DATABASE__URL) and {}, \
+                 so that authors keep their posts. The SQLite file keeps its data (migrated \
+                 to this release's schema, as a start would): keep it as the backup.",
                 copied.posts,
                 copied.jobs,
                 copied.settings,
                 db::shown(from),
                 db::shown(to),
                 db::shown(to),
+                key_hint(config),
             );
             ExitCode::SUCCESS
         }
@@ -69,6 +62,30 @@ async fn migrate_to(config: &Config, to: &str) -> ExitCode {
             eprintln!("aiwall: migrate-to failed, and copied nothing: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Where the key this wall signed its cookies with is, to give every instance on PostgreSQL.
+fn key_hint(config: &Config) -> String {
+    if !config.server.cookie_key.is_empty() {
+        return "the same server.cookie_key (AIWALL_SERVER__COOKIE_KEY) on every instance".into();
+    }
+    let file = match config.server.cookie_key_file.trim() {
+        "" => db::database_file(&config.database.url)
+            .ok()
+            .flatten()
+            .map(|db| db.with_extension("key")),
+        file => Some(file.into()),
+    };
+    match file.filter(|f| f.exists()) {
+        Some(file) => format!(
+            "server.cookie_key_file = {:?} (AIWALL_SERVER__COOKIE_KEY_FILE) on every instance",
+            file.display()
+        ),
+        None => "the cookie key this wall signed its cookies with on every instance (it has no \
+                 key file where the configuration says: authors who posted before will be new \
+                 authors)"
+            .into(),
     }
 }
 

@@ -65,7 +65,7 @@ fn describe() {
     describe_histogram!(
         QUEUE_WAIT,
         Unit::Seconds,
-        "Time from entering the queue to a claim."
+        "Time from entering the queue to a claim (a job handed back keeps its first time)."
     );
     describe_histogram!(
         FIRST_TOKEN,
@@ -80,13 +80,13 @@ fn describe() {
     );
     describe_counter!(
         JOBS_ENDED,
-        "Jobs this instance ran to an end, by how they ended."
+        "Jobs whose run on this instance ended them, by how they ended."
     );
     describe_gauge!(STREAMS, "Open SSE streams on this instance, by kind.");
     describe_counter!(EVENTS, "SSE events sent by this instance, by stream kind.");
     describe_counter!(
         DB_WRITES,
-        "Writes to the database by this instance, by query."
+        "Write statements this instance sent to the database (counted when sent), by query."
     );
     describe_counter!(RESCUED, "Interrupted jobs put back in the queue at start.");
     describe_gauge!(INSTANCE, "1, labelled with this instance's id.");

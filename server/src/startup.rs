@@ -161,6 +161,16 @@ impl Server {
         };
         let grace = Duration::from_secs(server.shutdown_grace_secs);
         let stopping = state.clone();
+        let db = state.db.clone();
+        let signal = async move {
+            tokio::select! {
+                () = signal => {}
+                reason = db.lock_lost() => tracing::error!(
+                    %reason,
+                    "lost this server's lock on the database; stopping, so that no job runs twice"
+                ),
+            }
+        };
         let result = edge::serve(
             listener,
             routes::router(state.clone()),

@@ -69,22 +69,26 @@ pub async fn migrate_to(from: &str, to: &str) -> DbResult<Copied> {
     copy(source, target).await
 }
 
+/// Copies page by page (by id, `BATCH` rows at a time), so that a wall larger than memory
+/// moves too, all in one transaction on the target.
 async fn copy(source: &SqlitePool, target: &PgPool) -> DbResult<Copied> {
-    let posts: Vec<PostRow> = sqlx::query_as("SELECT * FROM posts ORDER BY id")
-        .fetch_all(source)
-        .await?;
-    let jobs: Vec<JobRow> = sqlx::query_as("SELECT * FROM ai_generation_jobs ORDER BY id")
-        .fetch_all(source)
-        .await?;
-    let settings: Vec<(String, String)> = sqlx::query_as("SELECT key, value FROM settings")
-        .fetch_all(source)
-        .await?;
+    let mut copied = Copied::default();
     let mut tx = target.begin().await?;
-    for batch in posts.chunks(BATCH) {
+    let page = i64::try_from(BATCH).unwrap_or(i64::MAX);
+    let mut after = i64::MIN;
+    loop {
+        let posts: Vec<PostRow> =
+            sqlx::query_as("SELECT * FROM posts WHERE id > $1 ORDER BY id LIMIT $2")
+                .bind(after)
+                .bind(page)
+                .fetch_all(source)
+                .await?;
+        let Some(last) = posts.last() else { break };
+        after = last.id;
         let mut insert = QueryBuilder::<Postgres>::new(
             "INSERT INTO posts (id, author_id, author_name, kind, text, prompt, created_at) ",
         );
-        insert.push_values(batch, |mut row, p| {
+        insert.push_values(&posts, |mut row, p| {
             row.push_bind(p.id)
                 .push_bind(&p.author_id)
                 .push_bind(&p.author_name)
@@ -94,10 +98,24 @@ async fn copy(source: &SqlitePool, target: &PgPool) -> DbResult<Copied> {
                 .push_bind(p.created_at);
         });
         insert.build().execute(&mut *tx).await?;
+        copied.posts += posts.len();
     }
-    for batch in jobs.chunks(BATCH) {
-        insert_jobs(batch)?.build().execute(&mut *tx).await?;
+    after = i64::MIN;
+    loop {
+        let jobs: Vec<JobRow> =
+            sqlx::query_as("SELECT * FROM ai_generation_jobs WHERE id > $1 ORDER BY id LIMIT $2")
+                .bind(after)
+                .bind(page)
+                .fetch_all(source)
+                .await?;
+        let Some(last) = jobs.last() else { break };
+        after = last.id;
+        insert_jobs(&jobs)?.build().execute(&mut *tx).await?;
+        copied.jobs += jobs.len();
     }
+    let settings: Vec<(String, String)> = sqlx::query_as("SELECT key, value FROM settings")
+        .fetch_all(source)
+        .await?;
     for (key, value) in &settings {
         sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2)")
             .bind(key)
@@ -105,6 +123,7 @@ async fn copy(source: &SqlitePool, target: &PgPool) -> DbResult<Copied> {
             .execute(&mut *tx)
             .await?;
     }
+    copied.settings = settings.len();
     // The identities continue after the copied ids.
     for table in ["posts", "ai_generation_jobs"] {
         sqlx::query(&format!(
@@ -115,11 +134,7 @@ async fn copy(source: &SqlitePool, target: &PgPool) -> DbResult<Copied> {
         .await?;
     }
     tx.commit().await?;
-    Ok(Copied {
-        posts: posts.len(),
-        jobs: jobs.len(),
-        settings: settings.len(),
-    })
+    Ok(copied)
 }
 
 /// One INSERT of `batch`, every column of the job table.
@@ -193,4 +208,43 @@ fn insert_jobs(batch: &[JobRow]) -> DbResult<QueryBuilder<'_, Postgres>> {
             .push_bind(thinking_ms);
     });
     Ok(insert)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::db::{scratch::ScratchDb, testing::queued_job, Db};
+
+    #[tokio::test]
+    async fn a_wall_of_several_pages_moves_whole_and_new_ids_follow() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = format!("sqlite://{}", dir.path().join("wall.db").display());
+        let source = Db::connect(&from, 2).await.unwrap();
+        for i in 0..super::BATCH * 2 + 7 {
+            source
+                .insert_text_post("a", "Ann", &format!("post {i}"))
+                .await
+                .unwrap();
+        }
+        let job = queued_job(&source, "the last one").await;
+        source.close().await;
+        drop(source);
+
+        let scratch = ScratchDb::create().await;
+        let copied = super::migrate_to(&from, &scratch.url).await.unwrap();
+        assert_eq!((copied.posts, copied.jobs), (super::BATCH * 2 + 8, 1));
+
+        let target = Db::connect(&scratch.url, 2).await.unwrap();
+        let newest = target.list_posts(None, 3).await.unwrap();
+        assert_eq!(newest[0].job.as_ref().map(|j| j.id), Some(job));
+        assert_eq!(
+            newest[1].post.text,
+            format!("post {}", super::BATCH * 2 + 6)
+        );
+        let next = target.insert_text_post("b", "Bo", "after").await.unwrap();
+        assert_eq!(next.id, newest[0].post.id + 1);
+        target.close().await;
+        drop(target);
+        let again = super::migrate_to(&from, &scratch.url).await.unwrap_err();
+        assert!(again.to_string().contains("is not empty"), "{again}");
+    }
 }

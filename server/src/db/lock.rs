@@ -4,19 +4,26 @@
 //! Two servers on one database would each take the other's running jobs for a crash's leftovers
 //! and run every queued job twice. Both locks go away with the process (or its connection)
 //! however it ends, so a stale lock never blocks a start.
+use std::time::Duration;
+
 use sqlx::{Connection, PgConnection};
+use tokio::sync::Mutex;
 
 use super::{engine::shown, file::FileLock, DbError, DbResult, Engine};
 
 /// The advisory lock's key: "aiwall" in ASCII, so that a person reading `pg_locks` can tell it.
 const ADVISORY_KEY: i64 = 0x6169_7761_6c6c;
 
+/// How often the PostgreSQL session holding the lock is asked whether it is still there.
+const CHECK_EVERY: Duration = Duration::from_secs(5);
+
 /// The hold on the database, kept for as long as the server runs.
 #[derive(Debug)]
 pub struct DbLock {
     _file: Option<FileLock>,
-    /// The PostgreSQL session that holds the advisory lock; closing it releases the lock.
-    _session: Option<PgConnection>,
+    /// The PostgreSQL session that holds the advisory lock (closing it releases the lock), and
+    /// the URL to take it again with.
+    session: Option<(Mutex<PgConnection>, String)>,
 }
 
 impl DbLock {
@@ -25,13 +32,42 @@ impl DbLock {
         Ok(match Engine::of(url)? {
             Engine::Sqlite => Self {
                 _file: Some(FileLock::take(url)?),
-                _session: None,
+                session: None,
             },
             Engine::Postgres => Self {
                 _file: None,
-                _session: Some(advisory_lock(url).await?),
+                session: Some((Mutex::new(advisory_lock(url).await?), url.to_string())),
             },
         })
+    }
+
+    /// Resolves, with the reason, once the lock is lost for good: the PostgreSQL session that
+    /// held it ended (a restart or failover of the database, a terminated connection) and
+    /// another server holds the lock now. A session that ended while nobody took the lock is
+    /// replaced and the lock taken again. Never resolves for a SQLite file's lock, which only
+    /// ends with the process.
+    pub async fn lost(&self) -> String {
+        let Some((session, url)) = &self.session else {
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::time::sleep(CHECK_EVERY).await;
+            let mut held = session.lock().await;
+            if sqlx::query("SELECT 1").execute(&mut *held).await.is_ok() {
+                continue;
+            }
+            match advisory_lock(url).await {
+                Ok(again) => {
+                    tracing::warn!("the database session holding this server's lock ended; took the lock again");
+                    *held = again;
+                }
+                Err(DbError::Unavailable(reason)) => {
+                    // The database is away: nobody else can take the lock meanwhile.
+                    tracing::warn!(%reason, "the database session holding this server's lock ended; trying again");
+                }
+                Err(e) => return e.to_string(),
+            }
+        }
     }
 }
 
@@ -50,7 +86,8 @@ async fn advisory_lock(url: &str) -> DbResult<PgConnection> {
     let holder: Option<(i32, Option<String>)> = sqlx::query_as(
         "SELECT l.pid, host(a.client_addr) FROM pg_locks l
            LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-          WHERE l.locktype = 'advisory' AND l.granted
+          WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
             AND l.classid::bigint = $1 AND l.objid::bigint = $2",
     )
     .bind(ADVISORY_KEY >> 32)

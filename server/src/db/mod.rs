@@ -90,7 +90,7 @@ pub type DbResult<T> = Result<T, DbError>;
 pub struct Db {
     pool: Pool,
     /// Held while any handle lives, so no other server uses the database meanwhile.
-    _lock: Arc<DbLock>,
+    lock: Arc<DbLock>,
 }
 
 impl Db {
@@ -104,13 +104,19 @@ impl Db {
     pub async fn open(url: &str, max_connections: u32, lock: DbLock) -> DbResult<Self> {
         Ok(Self {
             pool: Pool::open(url, max_connections).await?,
-            _lock: Arc::new(lock),
+            lock: Arc::new(lock),
         })
     }
 
     /// The engine the database runs on.
     pub fn engine(&self) -> Engine {
         self.pool.engine()
+    }
+
+    /// Resolves once this server's hold on the database is lost for good (see
+    /// [`DbLock::lost`]): another server may be running on it now.
+    pub async fn lock_lost(&self) -> String {
+        self.lock.lost().await
     }
 
     /// Answers when the database can run a query (for `/readyz`).

@@ -45,12 +45,12 @@ async fn wall(app: &AppProcess) -> Vec<serde_json::Value> {
 async fn migrate_to_moves_the_previous_releases_wall_into_postgres() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(FIXTURE, dir.path().join("wall.db")).unwrap();
+    // The key file a wall of that release keeps beside its database.
+    let key = dir.path().join("wall.key");
+    std::fs::write(&key, TEST_COOKIE_KEY).unwrap();
     let database = ScratchDb::create().await;
     // No model server: the unfinished jobs stay as they are while the two walls are compared.
-    let base = [
-        ("AIWALL_OLLAMA__URL", unused_url()),
-        ("AIWALL_SERVER__COOKIE_KEY", TEST_COOKIE_KEY.into()),
-    ];
+    let base = [("AIWALL_OLLAMA__URL", unused_url())];
 
     let (status, said) = run_command(dir.path(), &["migrate-to", &database.url], &base).await;
     assert!(status.success(), "{said}");
@@ -58,7 +58,8 @@ async fn migrate_to_moves_the_previous_releases_wall_into_postgres() {
         said.contains("aiwall: copied 6 posts, 5 jobs and 0 settings"),
         "{said}"
     );
-    assert!(said.contains("server.cookie_key_file"), "{said}");
+    let hint = format!("server.cookie_key_file = {:?}", key.display().to_string());
+    assert!(said.contains(&hint), "{said}");
 
     let (status, said) = run_command(dir.path(), &["migrate-to", &database.url], &base).await;
     assert!(!status.success(), "{said}");
@@ -70,6 +71,7 @@ async fn migrate_to_moves_the_previous_releases_wall_into_postgres() {
 
     let mut env = base.to_vec();
     env.push(("AIWALL_DATABASE__URL", database.url.clone()));
+    env.push(("AIWALL_SERVER__COOKIE_KEY_FILE", key.display().to_string()));
     let elsewhere = tempfile::tempdir().unwrap();
     let on_postgres = AppProcess::start(elsewhere.path(), 0, &env).await;
     let from_postgres = wall(&on_postgres).await;

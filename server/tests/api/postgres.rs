@@ -223,3 +223,74 @@ async fn metrics_on_their_own_address_count_jobs_streams_and_writes() {
     let public = c.get(format!("{}/metrics", app.url)).send().await.unwrap();
     assert_eq!(public.status(), 404);
 }
+
+/// The connection holding a server's lock on `admin`'s database, if any.
+async fn lock_holder(admin: &mut sqlx::PgConnection) -> Option<i32> {
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
+            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            AND classid = 24937 AND objid = 2002873452",
+    )
+    .fetch_optional(&mut *admin)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_server_whose_database_lock_is_taken_by_another_stops_and_a_lost_session_is_replaced() {
+    use sqlx::Connection;
+    let database = ScratchDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = AppProcess::start(dir.path(), 0, &on(&database, unused_url())).await;
+    let mut admin = sqlx::PgConnection::connect(&database.url).await.unwrap();
+    let terminate = "SELECT pg_terminate_backend($1)";
+
+    // The session ends (a database restart would do that): nobody else wants the lock, so the
+    // server takes it again on a new session and goes on.
+    let first = lock_holder(&mut admin)
+        .await
+        .expect("the server holds the lock");
+    sqlx::query(terminate)
+        .bind(first)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    eventually(WAIT, "the lock taken again on a new session", || async {
+        let mut admin = sqlx::PgConnection::connect(&database.url).await.ok()?;
+        lock_holder(&mut admin).await.filter(|&pid| pid != first)
+    })
+    .await;
+    assert!(
+        app.wait_exit(Duration::from_millis(100)).await.is_none(),
+        "still serving"
+    );
+
+    // Ended again, and another server takes the lock first: this one must stop.
+    let second = lock_holder(&mut admin).await.unwrap();
+    sqlx::query(terminate)
+        .bind(second)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    // Its backend ends a moment after the terminate: ask until the lock is free to take.
+    let deadline = std::time::Instant::now() + WAIT;
+    while !sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock(107105602333804)")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lock never came free"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = app.wait_exit(WAIT).await;
+    assert!(status.is_some(), "the server stopped\n{}", app.log());
+    assert!(
+        app.log()
+            .contains("lost this server's lock on the database"),
+        "{}",
+        app.log()
+    );
+}

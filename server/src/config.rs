@@ -458,7 +458,13 @@ impl Config {
                 ));
             }
         }
-        s.metrics_addr()?;
+        if s.metrics_addr()? == Some(s.addr) && s.addr.port() != 0 {
+            return Err(format!(
+                "server.metrics_addr is the wall's own address ({}): give /metrics a port of its \
+                 own, such as 127.0.0.1:9100",
+                s.addr
+            ));
+        }
         if s.instance_id.chars().any(|c| c.is_control()) || s.instance_id.len() > 200 {
             return Err("server.instance_id must be one line of at most 200 bytes".into());
         }

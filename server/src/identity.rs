@@ -73,9 +73,10 @@ pub enum KeyError {
     )]
     BadConfigured,
     #[error(
-        "the cookie key file {} does not hold a key (at least 128 hex digits): fix it, or move \
-         it away to make a new key (authors then lose the right to stop or delete their \
-         earlier posts)",
+        "the cookie key file {} does not hold a key (at least 128 hex digits): fix it, or \
+         write a new key into it (`openssl rand -hex 64 > {}`; authors then lose the right to \
+         stop or delete their earlier posts)",
+        .0.display(),
         .0.display()
     )]
     BadFile(PathBuf),

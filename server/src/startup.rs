@@ -165,10 +165,13 @@ impl Server {
         let signal = async move {
             tokio::select! {
                 () = signal => {}
-                reason = db.lock_lost() => tracing::error!(
-                    %reason,
-                    "lost this server's lock on the database; stopping, so that no job runs twice"
-                ),
+                reason = db.lock_lost() => {
+                    tracing::error!(
+                        %reason,
+                        "lost this server's lock on the database; stopping its generations now, \
+                         so that no job runs twice"
+                    );
+                }
             }
         };
         let result = edge::serve(
@@ -178,6 +181,13 @@ impl Server {
             options,
             async move {
                 signal.await;
+                // After a lost lock another server runs the jobs already: this one drops its
+                // generations at once instead of finishing them.
+                let grace = if stopping.db.holds_lock() {
+                    grace
+                } else {
+                    Duration::ZERO
+                };
                 // Connections still open then are closed by this deadline.
                 let deadline = tokio::time::Instant::now() + grace;
                 tracing::info!(?grace, "shutting down: finishing running generations");
@@ -189,7 +199,13 @@ impl Server {
         .await;
         state.db.close().await;
         tracing::info!("stopped");
-        result
+        result?;
+        if !state.db.holds_lock() {
+            return Err(std::io::Error::other(
+                "stopped: another server took this server's lock on the database",
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -36,6 +36,22 @@ pub async fn migrate_to(from: &str, to: &str) -> DbResult<Copied> {
             shown(to)
         )));
     }
+    match super::database_file(from)? {
+        Some(file) if file.is_file() => {}
+        Some(file) => {
+            return Err(DbError::Unavailable(format!(
+                "there is no SQLite wall at {} (database.url is {}): run migrate-to where the \
+                 wall runs, with its settings",
+                file.display(),
+                shown(from)
+            )))
+        }
+        None => {
+            return Err(DbError::Unavailable(
+                "database.url names an in-memory database: there is no wall to copy".into(),
+            ))
+        }
+    }
     let source = Db::connect(from, 2).await?;
     let target = Db::connect(to, 2).await?;
     let (Pool::Sqlite(source), Pool::Postgres(target)) = (&source.pool, &target.pool) else {
@@ -124,12 +140,20 @@ async fn copy(source: &SqlitePool, target: &PgPool) -> DbResult<Copied> {
             .await?;
     }
     copied.settings = settings.len();
-    // The identities continue after the copied ids.
+    // The identities continue where SQLite's would have: after the highest id it ever gave
+    // (AUTOINCREMENT keeps it in sqlite_sequence), so that the id of a deleted post or job is
+    // never given again.
     for table in ["posts", "ai_generation_jobs"] {
+        let given: Option<i64> =
+            sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = $1")
+                .bind(table)
+                .fetch_optional(source)
+                .await?;
         sqlx::query(&format!(
             "SELECT setval(pg_get_serial_sequence('{table}', 'id'),
-                           COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+                           GREATEST($1, COALESCE((SELECT MAX(id) FROM {table}), 0)) + 1, false)"
         ))
+        .bind(given.unwrap_or(0))
         .execute(&mut *tx)
         .await?;
     }
@@ -226,6 +250,12 @@ mod tests {
                 .unwrap();
         }
         let job = queued_job(&source, "the last one").await;
+        // The newest post, deleted: its id is never given again.
+        let gone = source
+            .insert_text_post("a", "Ann", "deleted")
+            .await
+            .unwrap();
+        assert!(source.delete_post(gone.id).await.unwrap());
         source.close().await;
         drop(source);
 
@@ -241,10 +271,18 @@ mod tests {
             format!("post {}", super::BATCH * 2 + 6)
         );
         let next = target.insert_text_post("b", "Bo", "after").await.unwrap();
-        assert_eq!(next.id, newest[0].post.id + 1);
+        assert_eq!(next.id, gone.id + 1, "not the deleted post's id");
         target.close().await;
         drop(target);
         let again = super::migrate_to(&from, &scratch.url).await.unwrap_err();
         assert!(again.to_string().contains("is not empty"), "{again}");
+
+        let typo = format!("sqlite://{}", dir.path().join("typo.db").display());
+        let none = super::migrate_to(&typo, &scratch.url).await.unwrap_err();
+        assert!(
+            none.to_string().contains("there is no SQLite wall at"),
+            "{none}"
+        );
+        assert!(!dir.path().join("typo.db").exists(), "nothing made");
     }
 }

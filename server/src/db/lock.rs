@@ -4,7 +4,10 @@
 //! Two servers on one database would each take the other's running jobs for a crash's leftovers
 //! and run every queued job twice. Both locks go away with the process (or its connection)
 //! however it ends, so a stale lock never blocks a start.
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
 
 use sqlx::{Connection, PgConnection};
 use tokio::sync::Mutex;
@@ -14,8 +17,9 @@ use super::{engine::shown, file::FileLock, DbError, DbResult, Engine};
 /// The advisory lock's key: "aiwall" in ASCII, so that a person reading `pg_locks` can tell it.
 const ADVISORY_KEY: i64 = 0x6169_7761_6c6c;
 
-/// How often the PostgreSQL session holding the lock is asked whether it is still there.
-const CHECK_EVERY: Duration = Duration::from_secs(5);
+/// How often the PostgreSQL session holding the lock is asked whether it is still there: the
+/// longest another server could run beside this one after taking the lock.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// The hold on the database, kept for as long as the server runs.
 #[derive(Debug)]
@@ -24,6 +28,8 @@ pub struct DbLock {
     /// The PostgreSQL session that holds the advisory lock (closing it releases the lock), and
     /// the URL to take it again with.
     session: Option<(Mutex<PgConnection>, String)>,
+    /// Cleared once the lock is lost for good.
+    held: AtomicBool,
 }
 
 impl DbLock {
@@ -33,12 +39,19 @@ impl DbLock {
             Engine::Sqlite => Self {
                 _file: Some(FileLock::take(url)?),
                 session: None,
+                held: AtomicBool::new(true),
             },
             Engine::Postgres => Self {
                 _file: None,
                 session: Some((Mutex::new(advisory_lock(url).await?), url.to_string())),
+                held: AtomicBool::new(true),
             },
         })
+    }
+
+    /// Whether this server still holds the database (false once [`DbLock::lost`] resolved).
+    pub fn is_held(&self) -> bool {
+        self.held.load(Ordering::Relaxed)
     }
 
     /// Resolves, with the reason, once the lock is lost for good: the PostgreSQL session that
@@ -65,7 +78,10 @@ impl DbLock {
                     // The database is away: nobody else can take the lock meanwhile.
                     tracing::warn!(%reason, "the database session holding this server's lock ended; trying again");
                 }
-                Err(e) => return e.to_string(),
+                Err(e) => {
+                    self.held.store(false, Ordering::Relaxed);
+                    return e.to_string();
+                }
             }
         }
     }

@@ -119,8 +119,20 @@ impl Db {
         self.lock.lost().await
     }
 
-    /// Answers when the database can run a query (for `/readyz`).
+    /// Whether this server still holds its lock on the database.
+    pub fn holds_lock(&self) -> bool {
+        self.lock.is_held()
+    }
+
+    /// Answers when the database can run a query and this server still holds it (for
+    /// `/readyz`).
     pub async fn ping(&self) -> DbResult<()> {
+        if !self.holds_lock() {
+            return Err(DbError::Unavailable(
+                "another server took this server's lock on the database; this one is stopping"
+                    .into(),
+            ));
+        }
         on_pool!(self, |pool| sqlx::query("SELECT 1")
             .execute(pool)
             .await

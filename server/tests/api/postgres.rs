@@ -286,7 +286,8 @@ async fn a_server_whose_database_lock_is_taken_by_another_stops_and_a_lost_sessi
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let status = app.wait_exit(WAIT).await;
-    assert!(status.is_some(), "the server stopped\n{}", app.log());
+    let status = status.unwrap_or_else(|| panic!("the server stopped\n{}", app.log()));
+    assert!(!status.success(), "an exit that says it failed: {status:?}");
     assert!(
         app.log()
             .contains("lost this server's lock on the database"),

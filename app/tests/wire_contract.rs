@@ -542,6 +542,7 @@ fn the_error_body_is_as_committed() {
 fn readiness_leaves_out_what_a_check_did_not_say() {
     let readiness = Readiness {
         ready: false,
+        instance: "web-1:3000".into(),
         database: Check {
             ok: false,
             version: None,

@@ -9,7 +9,7 @@ use crate::{
     deadline::eventually,
     process::{start_refused, AppProcess},
     sse::{wait_progress_at, wait_terminal_at},
-    test_app::{browser, create_ai_post, fake_ollama, unused_url, TEST_COOKIE_KEY},
+    test_app::{browser, create_ai_post, fake_ollama, free_port, unused_url, TEST_COOKIE_KEY},
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -30,14 +30,6 @@ fn on(database: &ScratchDb, ollama: String) -> Vec<(&'static str, String)> {
         ("AIWALL_OLLAMA__URL", ollama),
         ("AIWALL_LIMITS__QUEUED_PER_AUTHOR", "20".into()),
     ]
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]

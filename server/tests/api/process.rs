@@ -36,11 +36,7 @@ impl AppProcess {
         file_limit: Option<(u64, u64)>,
     ) -> AppProcess {
         let port = if port == 0 {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
+            crate::test_app::free_port()
         } else {
             port
         };
@@ -144,19 +140,7 @@ fn log_file(dir: &Path) -> Stdio {
 /// Starts the binary in `dir` on `port`, expecting it to refuse to start: its exit status and
 /// what it printed.
 pub async fn start_refused(dir: &Path, port: u16, env: &[(&str, String)]) -> (ExitStatus, String) {
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
-    let mut command = command(dir, port, &env, None);
-    command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let output = tokio::time::timeout(START, command.output())
-        .await
-        .expect("aiwall exits instead of serving")
-        .unwrap();
-    let said = String::from_utf8_lossy(&output.stderr).into_owned()
-        + &String::from_utf8_lossy(&output.stdout);
-    (output.status, said)
+    run_to_end(dir, port, &[], env).await
 }
 
 /// Runs the binary in `dir` with `args` (a command such as `migrate-to`) to its end: its exit
@@ -166,18 +150,29 @@ pub async fn run_command(
     args: &[&str],
     env: &[(&str, String)],
 ) -> (ExitStatus, String) {
+    run_to_end(dir, 0, args, env).await
+}
+
+/// Runs the binary with `args` until it exits (within [`START`]): its status, and what it
+/// printed on standard output, then standard error.
+async fn run_to_end(
+    dir: &Path,
+    port: u16,
+    args: &[&str],
+    env: &[(&str, String)],
+) -> (ExitStatus, String) {
     let env: Vec<(String, String)> = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
         .collect();
-    let mut command = command(dir, 0, &env, None);
+    let mut command = command(dir, port, &env, None);
     command
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let output = tokio::time::timeout(START, command.output())
         .await
-        .expect("aiwall finishes the command")
+        .expect("aiwall exits instead of serving")
         .unwrap();
     let said = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);

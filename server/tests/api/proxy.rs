@@ -10,7 +10,7 @@ use std::{
 
 use tokio::process::{Child, Command};
 
-use crate::{deadline::eventually, process::AppProcess};
+use crate::{deadline::eventually, process::AppProcess, test_app::free_port};
 
 /// Open live streams per client in these tests.
 const STREAMS_PER_CLIENT: u32 = 2;
@@ -141,14 +141,6 @@ http {{
 }}
 "#
     )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A client whose connections come from `127.0.0.<n>`.

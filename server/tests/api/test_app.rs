@@ -154,12 +154,16 @@ pub fn fast_fake() -> FakeConfig {
 
 /// A URL where nothing listens.
 pub fn unused_url() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+    format!("http://127.0.0.1:{}", free_port())
+}
+
+/// A port on 127.0.0.1 that nothing listens on (now).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
-    format!("http://127.0.0.1:{port}")
+        .port()
 }
 
 /// A new client with its own cookie jar: another browser.

@@ -13,6 +13,7 @@ pub mod hub;
 pub mod identity;
 pub mod jobs;
 pub mod limits;
+pub mod logging;
 pub mod markdown;
 pub mod metrics;
 pub mod pool;

@@ -1,7 +1,7 @@
 //! `aiwall`: the whole AI Wall in one binary.
 use std::process::ExitCode;
 
-use server::{config::Config, db, edge, startup};
+use server::{config::Config, db, edge, logging, startup};
 
 const USAGE: &str = "usage:
   aiwall                          serve the wall (settings: Leptos.toml, AIWALL_* variables)
@@ -10,12 +10,6 @@ const USAGE: &str = "usage:
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn,memory_serve=warn".into()),
-        )
-        .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let config = match Config::load() {
         Ok(config) => config,
@@ -24,6 +18,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    logging::init(&startup::instance_id(&config.server, config.server.addr));
     match args.as_slice() {
         [] => serve(config).await,
         [command, to] if command == "migrate-to" => migrate_to(&config, to).await,

@@ -225,7 +225,7 @@ fn leptos_options(addr: SocketAddr) -> LeptosOptions {
 
 /// `server.instance_id`, or this host's name and the port the wall listens on: unique on a
 /// machine, and the same after a restart.
-fn instance_id(server: &ServerConfig, addr: SocketAddr) -> String {
+pub fn instance_id(server: &ServerConfig, addr: SocketAddr) -> String {
     let configured = server.instance_id.trim();
     if !configured.is_empty() {
         return configured.to_string();

@@ -175,6 +175,8 @@ async fn metrics_on_their_own_address_count_jobs_streams_and_writes() {
         .await
         .unwrap();
     assert_eq!(ready.instance, "wall-a");
+    let first_line = app.log().lines().next().unwrap_or_default().to_string();
+    assert!(first_line.starts_with("instance=wall-a "), "{first_line}");
 
     // A wall watcher stays open while the job runs and ends.
     let wall = c

@@ -5,9 +5,10 @@ use std::{
     time::Duration,
 };
 
+use server::db::{scratch::ScratchDb, Engine};
 use tokio::process::{Child, Command};
 
-use crate::deadline::eventually;
+use crate::{deadline::eventually, test_app::TEST_COOKIE_KEY};
 
 /// How long the binary may take to start answering.
 const START: Duration = Duration::from_secs(20);
@@ -20,12 +21,34 @@ pub struct AppProcess {
     env: Vec<(String, String)>,
     /// The open-file limit (soft, hard) the process starts with, if not the test's own.
     file_limit: Option<(u64, u64)>,
+    /// The PostgreSQL database of a server started on one, dropped after it.
+    _scratch: Option<ScratchDb>,
 }
 
 impl AppProcess {
     /// Starts the binary in `dir` (its database lives there) on `port` (0 = any free one).
     pub async fn start(dir: &Path, port: u16, env: &[(&str, String)]) -> AppProcess {
         Self::start_limited(dir, port, env, None).await
+    }
+
+    /// [`AppProcess::start`] on `engine`: on PostgreSQL, a fresh database (and the cookie key
+    /// PostgreSQL requires) instead of the SQLite file in `dir`.
+    pub async fn start_on(
+        engine: Engine,
+        dir: &Path,
+        port: u16,
+        env: &[(&str, String)],
+    ) -> AppProcess {
+        let Engine::Postgres = engine else {
+            return Self::start(dir, port, env).await;
+        };
+        let scratch = ScratchDb::create().await;
+        let mut env = env.to_vec();
+        env.push(("AIWALL_DATABASE__URL", scratch.url.clone()));
+        env.push(("AIWALL_SERVER__COOKIE_KEY", TEST_COOKIE_KEY.into()));
+        let mut app = Self::start(dir, port, &env).await;
+        app._scratch = Some(scratch);
+        app
     }
 
     /// Starts the binary with the open-file limit `(soft, hard)`, as `ulimit -n` would.
@@ -52,6 +75,7 @@ impl AppProcess {
             dir: dir.to_owned(),
             env,
             file_limit,
+            _scratch: None,
         };
         app.wait_healthy().await;
         app

@@ -12,7 +12,7 @@ use crate::{
     deadline::eventually,
     process::AppProcess,
     sse::{job_event, progress_url, wait_progress_at, wait_terminal_at, SseStream},
-    test_app::{create_ai_post, job_at, read},
+    test_app::{create_ai_post, job_at, on_each_engine, read},
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -183,37 +183,38 @@ async fn after_kill_9_every_job_ends_and_every_post_is_there() {
     assert_eq!(done.text, interrupted.text);
 }
 
-#[tokio::test]
-async fn a_job_interrupted_too_often_fails_with_the_reason() {
-    let fake = crate::test_app::fake_ollama(5.0, 100).await;
-    let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("AIWALL_OLLAMA__URL", fake.url()),
-        ("AIWALL_JOBS__MAX_ATTEMPTS", "2".into()),
-    ];
-    let mut app = AppProcess::start(dir.path(), 0, &env).await;
-    let (_, job_id) = ai_post(&client(), &app.url, "doomed").await;
-    for _ in 0..2 {
-        wait_progress(
-            &app.url,
-            job_id,
-            Duration::from_secs(10),
-            "generating",
-            |p| p.status == JobStatus::Generating,
-        )
-        .await;
-        app.kill9().await;
-        app.restart().await;
+on_each_engine! {
+    async fn a_job_interrupted_too_often_fails_with_the_reason(engine) {
+        let fake = crate::test_app::fake_ollama(5.0, 100).await;
+        let dir = tempfile::tempdir().unwrap();
+        let env = [
+            ("AIWALL_OLLAMA__URL", fake.url()),
+            ("AIWALL_JOBS__MAX_ATTEMPTS", "2".into()),
+        ];
+        let mut app = AppProcess::start_on(engine, dir.path(), 0, &env).await;
+        let (_, job_id) = ai_post(&client(), &app.url, "doomed").await;
+        for _ in 0..2 {
+            wait_progress(
+                &app.url,
+                job_id,
+                Duration::from_secs(10),
+                "generating",
+                |p| p.status == JobStatus::Generating,
+            )
+            .await;
+            app.kill9().await;
+            app.restart().await;
+        }
+        let j = wait_terminal(&app.url, job_id, Duration::from_secs(10)).await;
+        assert_eq!(j.status, JobStatus::Failed);
+        assert!(
+            j.error
+                .as_deref()
+                .unwrap()
+                .contains("The server stopped during this generation 2 times"),
+            "{j:?}"
+        );
     }
-    let j = wait_terminal(&app.url, job_id, Duration::from_secs(10)).await;
-    assert_eq!(j.status, JobStatus::Failed);
-    assert!(
-        j.error
-            .as_deref()
-            .unwrap()
-            .contains("The server stopped during this generation 2 times"),
-        "{j:?}"
-    );
 }
 
 #[tokio::test]
@@ -306,154 +307,158 @@ async fn sigterm_finishes_what_it_can_requeues_the_rest_and_exits_0() {
     assert_eq!(j.status, JobStatus::Completed);
 }
 
-#[tokio::test]
-async fn transient_ollama_failures_are_retried_and_shown_then_succeed() {
-    let fake = crate::test_app::fake_ollama(200.0, 20).await;
-    let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("AIWALL_OLLAMA__URL", fake.url()),
-        ("AIWALL_JOBS__RETRY_BASE_MS", "300".into()),
-        ("AIWALL_JOBS__MAX_ATTEMPTS", "4".into()),
-    ];
-    let app = AppProcess::start(dir.path(), 0, &env).await;
-    let (_, job_id) = ai_post(&client(), &app.url, "busy ollama #fake:fail-first=2").await;
-    let retrying = wait_retrying(&app.url, job_id, Duration::from_secs(10)).await;
-    assert!(
-        retrying.error.as_deref().unwrap().contains("server busy"),
-        "{retrying:?}"
-    );
-    let j = wait_terminal(&app.url, job_id, Duration::from_secs(20)).await;
-    assert_eq!(j.status, JobStatus::Completed, "{j:?}");
-    assert_eq!(j.attempt, 1, "a busy server costs no attempt");
-    assert_eq!(fake.stats().http_errors, 2);
-}
-
-#[tokio::test]
-async fn ollama_coming_back_after_refusing_connections_resumes_the_job() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("AIWALL_OLLAMA__URL", format!("http://127.0.0.1:{port}")),
-        ("AIWALL_JOBS__RETRY_BASE_MS", "500".into()),
-        ("AIWALL_JOBS__MAX_ATTEMPTS", "6".into()),
-    ];
-    let app = AppProcess::start(dir.path(), 0, &env).await;
-    let (_, job_id) = ai_post(&client(), &app.url, "wait for ollama").await;
-    let waiting = eventually(
-        Duration::from_secs(10),
-        "the job waiting for Ollama",
-        || async {
-            let j = job(&app.url, job_id).await;
-            assert!(!j.status.is_terminal(), "{j:?}");
-            (j.status == JobStatus::Queued && j.unreachable_since.is_some()).then_some(j)
-        },
-    )
-    .await;
-    assert_eq!(waiting.attempt, 0, "waiting spends no attempt: {waiting:?}");
-    let _fake = FakeOllama::start_on(
-        ([127, 0, 0, 1], port).into(),
-        FakeConfig {
-            tokens_per_second: 200.0,
-            length: 10,
-            ..FakeConfig::default()
-        },
-    )
-    .await
-    .unwrap();
-    let j = wait_terminal(&app.url, job_id, Duration::from_secs(30)).await;
-    assert_eq!((j.status, j.attempt), (JobStatus::Completed, 1), "{j:?}");
-}
-
-#[tokio::test]
-async fn a_stall_is_retried_then_fails_and_a_permanent_error_fails_at_once() {
-    let fake = crate::test_app::fake_ollama(200.0, 20).await;
-    let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("AIWALL_OLLAMA__URL", fake.url()),
-        ("AIWALL_OLLAMA__STALL_TIMEOUT_SECS", "1".into()),
-        ("AIWALL_JOBS__RETRY_BASE_MS", "100".into()),
-        ("AIWALL_JOBS__MAX_ATTEMPTS", "2".into()),
-        (
-            "AIWALL_OLLAMA__ALLOWED_MODELS",
-            r#"["llama3.2:1b","not-pulled:1b"]"#.into(),
-        ),
-    ];
-    let app = AppProcess::start(dir.path(), 0, &env).await;
-    let c = client();
-    let (_, stalled) = ai_post(&c, &app.url, "stall #fake:stall-after=3").await;
-    let (_, missing) = create_ai_post(
-        &c,
-        &app.url,
-        &NewAiPost {
-            model: Some("not-pulled:1b".into()),
-            ..new_ai_post("hi")
-        },
-    )
-    .await;
-    let j = wait_terminal(&app.url, missing, Duration::from_secs(5)).await;
-    assert_eq!(
-        (j.status, j.attempt),
-        (JobStatus::Failed, 1),
-        "no retry for a model that is not installed"
-    );
-    assert!(j
-        .error
-        .as_deref()
-        .unwrap()
-        .contains("model not-pulled:1b is not installed"));
-    assert_eq!(j.failure, Some(app::types::Failure::ModelMissing));
-    let j = wait_terminal(&app.url, stalled, Duration::from_secs(15)).await;
-    assert_eq!((j.status, j.attempt), (JobStatus::Failed, 2), "{j:?}");
-    assert!(
-        j.error.as_deref().unwrap().contains("stopped sending data"),
-        "{j:?}"
-    );
-}
-
-#[tokio::test]
-async fn queued_jobs_keep_their_place_when_the_limit_is_lowered() {
-    let fake = crate::test_app::fake_ollama(50.0, 20).await;
-    let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("AIWALL_OLLAMA__URL", fake.url()),
-        ("AIWALL_JOBS__CONCURRENCY", "1".into()),
-        ("AIWALL_LIMITS__QUEUED_PER_AUTHOR", "3".into()),
-    ];
-    let mut app = AppProcess::start(dir.path(), 0, &env).await;
-    let c = client();
-    let mut jobs = Vec::new();
-    for i in 0..3 {
-        jobs.push(
-            ai_post(&c, &app.url, &format!("in line {i} #fake:load-ms=1500"))
-                .await
-                .1,
+on_each_engine! {
+    async fn transient_ollama_failures_are_retried_and_shown_then_succeed(engine) {
+        let fake = crate::test_app::fake_ollama(200.0, 20).await;
+        let dir = tempfile::tempdir().unwrap();
+        let env = [
+            ("AIWALL_OLLAMA__URL", fake.url()),
+            ("AIWALL_JOBS__RETRY_BASE_MS", "300".into()),
+            ("AIWALL_JOBS__MAX_ATTEMPTS", "4".into()),
+        ];
+        let app = AppProcess::start_on(engine, dir.path(), 0, &env).await;
+        let (_, job_id) = ai_post(&client(), &app.url, "busy ollama #fake:fail-first=2").await;
+        let retrying = wait_retrying(&app.url, job_id, Duration::from_secs(10)).await;
+        assert!(
+            retrying.error.as_deref().unwrap().contains("server busy"),
+            "{retrying:?}"
         );
-    }
-    app.kill9().await;
-    app.restart_with(&[("AIWALL_LIMITS__QUEUED_PER_AUTHOR", "1".into())])
-        .await;
-    let mut finished = Vec::new();
-    for id in &jobs {
-        let j = wait_terminal(&app.url, *id, Duration::from_secs(30)).await;
+        let j = wait_terminal(&app.url, job_id, Duration::from_secs(20)).await;
         assert_eq!(j.status, JobStatus::Completed, "{j:?}");
-        finished.push(j.progress.last_update_at);
+        assert_eq!(j.attempt, 1, "a busy server costs no attempt");
+        assert_eq!(fake.stats().http_errors, 2);
     }
-    assert!(
-        finished.windows(2).all(|w| w[0] <= w[1]),
-        "in their order: {finished:?}"
-    );
-    // The lowered limit applies to new posts only.
-    let third = c
-        .post(format!("{}/api/v1/ai/posts", app.url))
-        .json(&new_ai_post("new"))
-        .send()
+}
+
+on_each_engine! {
+    async fn ollama_coming_back_after_refusing_connections_resumes_the_job(engine) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let env = [
+            ("AIWALL_OLLAMA__URL", format!("http://127.0.0.1:{port}")),
+            ("AIWALL_JOBS__RETRY_BASE_MS", "500".into()),
+            ("AIWALL_JOBS__MAX_ATTEMPTS", "6".into()),
+        ];
+        let app = AppProcess::start_on(engine, dir.path(), 0, &env).await;
+        let (_, job_id) = ai_post(&client(), &app.url, "wait for ollama").await;
+        let waiting = eventually(
+            Duration::from_secs(10),
+            "the job waiting for Ollama",
+            || async {
+                let j = job(&app.url, job_id).await;
+                assert!(!j.status.is_terminal(), "{j:?}");
+                (j.status == JobStatus::Queued && j.unreachable_since.is_some()).then_some(j)
+            },
+        )
+        .await;
+        assert_eq!(waiting.attempt, 0, "waiting spends no attempt: {waiting:?}");
+        let _fake = FakeOllama::start_on(
+            ([127, 0, 0, 1], port).into(),
+            FakeConfig {
+                tokens_per_second: 200.0,
+                length: 10,
+                ..FakeConfig::default()
+            },
+        )
         .await
         .unwrap();
-    assert_eq!(third.status(), 201, "nothing of theirs is waiting any more");
+        let j = wait_terminal(&app.url, job_id, Duration::from_secs(30)).await;
+        assert_eq!((j.status, j.attempt), (JobStatus::Completed, 1), "{j:?}");
+    }
+}
+
+on_each_engine! {
+    async fn a_stall_is_retried_then_fails_and_a_permanent_error_fails_at_once(engine) {
+        let fake = crate::test_app::fake_ollama(200.0, 20).await;
+        let dir = tempfile::tempdir().unwrap();
+        let env = [
+            ("AIWALL_OLLAMA__URL", fake.url()),
+            ("AIWALL_OLLAMA__STALL_TIMEOUT_SECS", "1".into()),
+            ("AIWALL_JOBS__RETRY_BASE_MS", "100".into()),
+            ("AIWALL_JOBS__MAX_ATTEMPTS", "2".into()),
+            (
+                "AIWALL_OLLAMA__ALLOWED_MODELS",
+                r#"["llama3.2:1b","not-pulled:1b"]"#.into(),
+            ),
+        ];
+        let app = AppProcess::start_on(engine, dir.path(), 0, &env).await;
+        let c = client();
+        let (_, stalled) = ai_post(&c, &app.url, "stall #fake:stall-after=3").await;
+        let (_, missing) = create_ai_post(
+            &c,
+            &app.url,
+            &NewAiPost {
+                model: Some("not-pulled:1b".into()),
+                ..new_ai_post("hi")
+            },
+        )
+        .await;
+        let j = wait_terminal(&app.url, missing, Duration::from_secs(5)).await;
+        assert_eq!(
+            (j.status, j.attempt),
+            (JobStatus::Failed, 1),
+            "no retry for a model that is not installed"
+        );
+        assert!(j
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("model not-pulled:1b is not installed"));
+        assert_eq!(j.failure, Some(app::types::Failure::ModelMissing));
+        let j = wait_terminal(&app.url, stalled, Duration::from_secs(15)).await;
+        assert_eq!((j.status, j.attempt), (JobStatus::Failed, 2), "{j:?}");
+        assert!(
+            j.error.as_deref().unwrap().contains("stopped sending data"),
+            "{j:?}"
+        );
+    }
+}
+
+on_each_engine! {
+    async fn queued_jobs_keep_their_place_when_the_limit_is_lowered(engine) {
+        let fake = crate::test_app::fake_ollama(50.0, 20).await;
+        let dir = tempfile::tempdir().unwrap();
+        let env = [
+            ("AIWALL_OLLAMA__URL", fake.url()),
+            ("AIWALL_JOBS__CONCURRENCY", "1".into()),
+            ("AIWALL_LIMITS__QUEUED_PER_AUTHOR", "3".into()),
+        ];
+        let mut app = AppProcess::start_on(engine, dir.path(), 0, &env).await;
+        let c = client();
+        let mut jobs = Vec::new();
+        for i in 0..3 {
+            jobs.push(
+                ai_post(&c, &app.url, &format!("in line {i} #fake:load-ms=1500"))
+                    .await
+                    .1,
+            );
+        }
+        app.kill9().await;
+        app.restart_with(&[("AIWALL_LIMITS__QUEUED_PER_AUTHOR", "1".into())])
+            .await;
+        let mut finished = Vec::new();
+        for id in &jobs {
+            let j = wait_terminal(&app.url, *id, Duration::from_secs(30)).await;
+            assert_eq!(j.status, JobStatus::Completed, "{j:?}");
+            finished.push(j.progress.last_update_at);
+        }
+        assert!(
+            finished.windows(2).all(|w| w[0] <= w[1]),
+            "in their order: {finished:?}"
+        );
+        // The lowered limit applies to new posts only.
+        let third = c
+            .post(format!("{}/api/v1/ai/posts", app.url))
+            .json(&new_ai_post("new"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(third.status(), 201, "nothing of theirs is waiting any more");
+    }
 }
 
 #[tokio::test]

@@ -3,7 +3,8 @@
 use sqlx::{PgPool, Postgres, QueryBuilder, SqlitePool};
 
 use super::{
-    engine::shown, jobs::JobRow, posts::PostRow, to_db_int, Db, DbError, DbResult, Engine, Pool,
+    engine::shown, jobs::JobRow, posts::PostRow, storable, to_db_int, Db, DbError, DbResult,
+    Engine, Pool,
 };
 
 /// Rows per INSERT: PostgreSQL takes at most 65,535 parameters in one statement, and a job has
@@ -52,8 +53,25 @@ pub async fn migrate_to(from: &str, to: &str) -> DbResult<Copied> {
             ))
         }
     }
-    let source = Db::connect(from, 2).await?;
+    // The target first: a refusal there leaves the SQLite file untouched (opening it migrates it).
     let target = Db::connect(to, 2).await?;
+    let Pool::Postgres(target_pool) = &target.pool else {
+        unreachable!("the engine was checked above");
+    };
+    let used: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM posts) OR EXISTS (SELECT 1 FROM ai_generation_jobs)
+             OR EXISTS (SELECT 1 FROM settings)",
+    )
+    .fetch_one(target_pool)
+    .await?;
+    if used {
+        return Err(DbError::Unavailable(format!(
+            "{} is not empty: migrate-to copies into a new, empty database only, so that \
+             nothing there is overwritten or mixed",
+            shown(to)
+        )));
+    }
+    let source = Db::connect(from, 2).await?;
     let (Pool::Sqlite(source), Pool::Postgres(target)) = (&source.pool, &target.pool) else {
         unreachable!("the engines were checked above");
     };
@@ -68,19 +86,6 @@ pub async fn migrate_to(from: &str, to: &str) -> DbResult<Copied> {
              and run migrate-to again"
                 .into(),
         ));
-    }
-    let used: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM posts) OR EXISTS (SELECT 1 FROM ai_generation_jobs)
-             OR EXISTS (SELECT 1 FROM settings)",
-    )
-    .fetch_one(target)
-    .await?;
-    if used {
-        return Err(DbError::Unavailable(format!(
-            "{} is not empty: migrate-to copies into a new, empty database only, so that \
-             nothing there is overwritten or mixed",
-            shown(to)
-        )));
     }
     copy(source, target).await
 }
@@ -109,8 +114,8 @@ async fn copy(source: &SqlitePool, target: &PgPool) -> DbResult<Copied> {
                 .push_bind(&p.author_id)
                 .push_bind(&p.author_name)
                 .push_bind(p.kind)
-                .push_bind(&p.text)
-                .push_bind(&p.prompt)
+                .push_bind(storable(&p.text))
+                .push_bind(p.prompt.as_deref().map(storable))
                 .push_bind(p.created_at);
         });
         insert.build().execute(&mut *tx).await?;
@@ -197,7 +202,7 @@ fn insert_jobs(batch: &[JobRow]) -> DbResult<QueryBuilder<'_, Postgres>> {
             .push_bind(&j.author_id)
             .push_bind(&j.client_key)
             .push_bind(j.status)
-            .push_bind(&j.prompt)
+            .push_bind(storable(&j.prompt))
             .push_bind(&j.model)
             .push_bind(count(j.max_tokens))
             .push_bind(i64::from(j.current_tokens))
@@ -206,7 +211,7 @@ fn insert_jobs(batch: &[JobRow]) -> DbResult<QueryBuilder<'_, Postgres>> {
             .push_bind(remaining)
             .push_bind(j.percent)
             .push_bind(j.last_update_at)
-            .push_bind(&j.partial_text)
+            .push_bind(storable(&j.partial_text))
             .push_bind(count(j.input_tokens))
             .push_bind(count(j.output_tokens))
             .push_bind(count(j.total_tokens))
@@ -215,9 +220,9 @@ fn insert_jobs(batch: &[JobRow]) -> DbResult<QueryBuilder<'_, Postgres>> {
             .push_bind(prompt_eval)
             .push_bind(eval)
             .push_bind(total)
-            .push_bind(&j.done_reason)
+            .push_bind(j.done_reason.as_deref().map(storable))
             .push_bind(count(j.cut_at_bytes))
-            .push_bind(&j.error)
+            .push_bind(j.error.as_deref().map(storable))
             .push_bind(j.failure)
             .push_bind(i64::from(j.attempt))
             .push_bind(i64::from(j.runs))
@@ -227,7 +232,7 @@ fn insert_jobs(batch: &[JobRow]) -> DbResult<QueryBuilder<'_, Postgres>> {
             .push_bind(j.started_at)
             .push_bind(j.finished_at)
             .push_bind(&j.backend)
-            .push_bind(&j.thinking)
+            .push_bind(storable(&j.thinking))
             .push_bind(count(j.thinking_tokens))
             .push_bind(thinking_ms);
     });

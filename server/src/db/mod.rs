@@ -56,7 +56,12 @@ pub enum DbError {
          several servers on one database are not supported yet: stop it first, or give this \
          server its own database.url"
     )]
-    InUseShared { database: String, holder: String },
+    InUseShared {
+        database: String,
+        holder: String,
+        /// The holder's database session, when it could be read.
+        pid: Option<i32>,
+    },
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
@@ -142,6 +147,18 @@ impl Db {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// `text` as both engines can store it: PostgreSQL's text cannot hold U+0000, which a model
+/// server's answer or error message could carry, or an older release's SQLite file hold, so it
+/// becomes U+FFFD. (The answer is made so as it streams, in `jobs::cap`, so that watchers are
+/// sent what is stored.)
+pub fn storable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}").into()
+    } else {
+        text.into()
     }
 }
 

@@ -5,7 +5,7 @@ use app::types::{Failure, FinalStats, JobStatus, Progress, Reasoning};
 
 use crate::metrics;
 
-use super::{jobs::JobRow, now_ms, to_db_int, Begin as _, Db, DbResult};
+use super::{jobs::JobRow, now_ms, storable, to_db_int, Begin as _, Db, DbResult};
 
 /// The assignments that start a job's progress over: no text, no counts, no estimate, no
 /// retry due. Every transition back to the start (claim, Retry, hand back, recovery) uses them,
@@ -16,17 +16,6 @@ macro_rules! fresh_progress {
          estimated_time_remaining = NULL, percent = 0, retry_at = NULL, thinking = '',
          thinking_tokens = NULL, thinking_ms = NULL"
     };
-}
-
-/// `text` as both engines can store it: PostgreSQL's text cannot hold U+0000, which a model
-/// server's error message could carry, so it becomes U+FFFD (the answer's own text is made so
-/// as it streams, in `jobs::cap`).
-fn storable(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.contains('\0') {
-        text.replace('\0', "\u{FFFD}").into()
-    } else {
-        text.into()
-    }
 }
 
 /// A throttled progress write: the live fields and the text so far.
@@ -49,8 +38,8 @@ pub struct ProgressWrite<'a> {
 /// up to the last token, not only what the last throttled write stored.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Written<'a> {
-    /// The run that wrote it, which must still be the job's current one; `None` for a job
-    /// ended while it waited in the queue.
+    /// The run that wrote it, which must still be the job's current one and running; `None`
+    /// for a job ended while it waited in the queue (which it must still be in).
     pub run: Option<u32>,
     pub text: &'a str,
     pub thinking: &'a str,
@@ -300,7 +289,8 @@ impl Db {
                 SET status = $2, error = $3, failure = $9, partial_text = $4,
                     last_update_at = $5, finished_at = $5, estimated_time_remaining = NULL,
                     retry_at = NULL, thinking = $10, thinking_tokens = $11, thinking_ms = $12
-              WHERE id = $1 AND status IN ($6, $7, $8) AND ($13 IS NULL OR runs = $13)
+              WHERE id = $1
+                AND (($13 IS NULL AND status = $6) OR (runs = $13 AND status IN ($7, $8)))
              RETURNING *",
         )
         .bind(id)
@@ -732,6 +722,7 @@ mod tests {
                     "boom",
                     Failure::BrokeOff,
                     Written {
+                        run: Some(1),
                         text: "partial",
                         ..Written::default()
                     },

@@ -5,10 +5,14 @@
 //! frees up or a server comes back.
 use std::{sync::Arc, time::Duration};
 
-use app::types::Failure;
+use app::types::{Failure, JobStatus};
 use tracing::Instrument;
 
-use super::{queue::StopHandle, view::job_view, Jobs};
+use super::{
+    queue::{StopHandle, StopReason},
+    view::job_view,
+    Jobs,
+};
 use crate::{backend::BackendError, db::Written, metrics, pool::Slot};
 
 /// After the database refused a claim: wait a moment rather than spin on it.
@@ -79,6 +83,11 @@ impl Jobs {
                 {
                     let mut queue = self.queue();
                     queue.start(row.id, stop.clone());
+                    // Claimed as the server began to stop (after `shutdown` looked at the
+                    // running jobs, or with no grace): the run hands the job straight back.
+                    if self.shutdown.is_cancelled() {
+                        stop.stop(StopReason::Shutdown);
+                    }
                     self.hub.track(job_view(&row, None));
                     self.publish_positions(&queue);
                 }
@@ -90,8 +99,16 @@ impl Jobs {
                 true
             }
             Ok(None) => {
-                // Cancelled or deleted since it entered the queue.
-                self.leave_queue(job_id);
+                // Cancelled or deleted since it entered the queue: it leaves. A job still
+                // queued (a server that lost the database to this one handed it back just now)
+                // stays for the next pass.
+                let queued = matches!(
+                    self.db.job(job_id).await,
+                    Ok(Some(row)) if row.status == JobStatus::Queued
+                );
+                if !queued {
+                    self.leave_queue(job_id);
+                }
                 true
             }
             Err(e) => {

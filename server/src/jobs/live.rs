@@ -5,7 +5,7 @@ use std::time::Instant;
 use app::types::{Failure, JobStatus, Progress, PromptProgress, Reasoning};
 
 use super::estimate::Estimator;
-use crate::db::now_ms;
+use crate::db::{now_ms, storable};
 
 pub struct Live {
     pub id: i64,
@@ -120,6 +120,7 @@ impl Live {
         self.cut_at_bytes = None;
         self.estimator.restart();
         self.retry_at = retry_at;
-        self.error = error;
+        // Stored as watchers are sent it (a model server's message may hold a NUL).
+        self.error = error.map(|(detail, class)| (storable(&detail).into_owned(), class));
     }
 }

@@ -193,7 +193,7 @@ fn keep_replaced(old: &Key, key_file: Option<&Path>) -> bool {
 
 /// `server.cookie_key_file`, or by default the database's name with `.key` (`aiwall.key`
 /// beside `aiwall.db`); `None` when neither names a file.
-fn key_file(server: &ServerConfig, database_url: &str) -> Result<Option<PathBuf>, KeyError> {
+pub fn key_file(server: &ServerConfig, database_url: &str) -> Result<Option<PathBuf>, KeyError> {
     if !server.cookie_key_file.trim().is_empty() {
         return Ok(Some(PathBuf::from(server.cookie_key_file.trim())));
     }

@@ -1,7 +1,7 @@
 //! `aiwall`: the whole AI Wall in one binary.
 use std::process::ExitCode;
 
-use server::{config::Config, db, edge, logging, startup};
+use server::{config::Config, db, edge, identity, logging, startup};
 
 const USAGE: &str = "usage:
   aiwall                          serve the wall (settings: Leptos.toml, AIWALL_* variables)
@@ -65,13 +65,9 @@ fn key_hint(config: &Config) -> String {
     if !config.server.cookie_key.is_empty() {
         return "the same server.cookie_key (AIWALL_SERVER__COOKIE_KEY) on every instance".into();
     }
-    let file = match config.server.cookie_key_file.trim() {
-        "" => db::database_file(&config.database.url)
-            .ok()
-            .flatten()
-            .map(|db| db.with_extension("key")),
-        file => Some(file.into()),
-    };
+    let file = identity::key_file(&config.server, &config.database.url)
+        .ok()
+        .flatten();
     match file.filter(|f| f.exists()) {
         Some(file) => format!(
             "server.cookie_key_file = {:?} (AIWALL_SERVER__COOKIE_KEY_FILE) on every instance",

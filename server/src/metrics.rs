@@ -3,7 +3,7 @@
 //!
 //! The call sites use the functions below; without the exporter installed (tests, or the
 //! endpoint off) they cost next to nothing.
-use std::{net::SocketAddr, sync::OnceLock, time::Duration};
+use std::{sync::OnceLock, time::Duration};
 
 use app::types::{FinalStats, JobStatus, Progress};
 use axum::{extract::State, http::header, response::IntoResponse, routing::get, Router};
@@ -142,11 +142,6 @@ async fn render(State((handle, db)): State<(PrometheusHandle, Db)>) -> impl Into
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         handle.render(),
     )
-}
-
-/// Where `server.metrics_addr` listens, bound at start so that a taken port stops the start.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
 }
 
 /// A job was claimed after waiting `waited_ms` in the queue.

@@ -66,7 +66,7 @@ impl Server {
         let metrics = match config.server.metrics_addr().map_err(StartError::Metrics)? {
             Some(addr) => {
                 let handle = metrics::exporter().map_err(StartError::Metrics)?;
-                let listener = metrics::bind(addr)
+                let listener = TcpListener::bind(addr)
                     .await
                     .map_err(|source| StartError::Listen { addr, source })?;
                 Some((listener, handle))

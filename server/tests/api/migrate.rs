@@ -107,6 +107,17 @@ async fn migrate_to_refuses_what_it_cannot_move_into() {
     assert!(!status.success(), "{said}");
     assert!(said.contains("is not a PostgreSQL database"), "{said}");
 
+    // No wall where database.url says (here: wall.db in an empty directory): nothing is made.
+    let (status, said) = run_command(
+        dir.path(),
+        &["migrate-to", "postgres://postgres@127.0.0.1:1/x"],
+        &[],
+    )
+    .await;
+    assert!(!status.success(), "{said}");
+    assert!(said.contains("there is no SQLite wall at"), "{said}");
+    assert!(!dir.path().join("wall.db").exists(), "no empty wall made");
+
     let (status, said) = run_command(dir.path(), &["migrate-to"], &[]).await;
     assert_eq!(status.code(), Some(2), "{said}");
     assert!(said.contains("usage:"), "{said}");

@@ -101,6 +101,19 @@ async fn a_postgres_password_never_shows_when_the_database_is_away() {
 }
 
 #[tokio::test]
+async fn metrics_on_the_walls_own_address_are_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let env = [("AIWALL_SERVER__METRICS_ADDR", format!("127.0.0.1:{port}"))];
+    let (status, said) = start_refused(dir.path(), port, &env).await;
+    assert!(!status.success(), "{said}");
+    assert!(
+        said.contains("server.metrics_addr is the wall's own address"),
+        "{said}"
+    );
+}
+
+#[tokio::test]
 async fn after_kill_9_on_postgres_every_job_ends_and_every_post_is_there() {
     let fake = fake_ollama(10.0, 100).await;
     let database = ScratchDb::create().await;

@@ -8,7 +8,8 @@ use std::{sync::OnceLock, time::Duration};
 use app::types::{FinalStats, JobStatus, Progress};
 use axum::{extract::State, http::header, response::IntoResponse, routing::get, Router};
 use metrics::{
-    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter,
+    Gauge, Unit,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
@@ -192,24 +193,32 @@ impl StreamKind {
     }
 }
 
-/// Counts an open stream for as long as it lives.
-pub struct OpenStream(StreamKind);
+/// Counts an open stream for as long as it lives, and the events sent on it. The handles are
+/// looked up once per stream, not once per event: an event goes to every watcher.
+pub struct OpenStream {
+    open: Gauge,
+    events: Counter,
+}
 
 impl OpenStream {
     pub fn new(kind: StreamKind) -> Self {
-        gauge!(STREAMS, "kind" => kind.as_str()).increment(1.0);
-        Self(kind)
+        let open = gauge!(STREAMS, "kind" => kind.as_str());
+        open.increment(1.0);
+        Self {
+            open,
+            events: counter!(EVENTS, "kind" => kind.as_str()),
+        }
     }
 
     /// An event went out on this stream.
     pub fn sent(&self) {
-        counter!(EVENTS, "kind" => self.0.as_str()).increment(1);
+        self.events.increment(1);
     }
 }
 
 impl Drop for OpenStream {
     fn drop(&mut self) {
-        gauge!(STREAMS, "kind" => self.0.as_str()).decrement(1.0);
+        self.open.decrement(1.0);
     }
 }
 

@@ -214,6 +214,12 @@ pub struct JobsConfig {
     pub retry_base_ms: u64,
     /// How long a job waits for an unreachable (or busy) model server before it fails.
     pub outage_wait_secs: u64,
+    /// How long an instance's claim on a running job holds unless renewed: after this long
+    /// without word from it (killed, or cut off from the database) another instance runs the
+    /// job again. Milliseconds.
+    pub lease_ms: u64,
+    /// How often an instance renews the leases of the jobs it runs (well under `lease_ms`).
+    pub lease_renew_ms: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -334,6 +340,8 @@ impl Default for JobsConfig {
             max_attempts: 3,
             retry_base_ms: 1000,
             outage_wait_secs: 1800,
+            lease_ms: 15_000,
+            lease_renew_ms: 5_000,
         }
     }
 }
@@ -476,6 +484,14 @@ impl Config {
             ));
         }
         backends::check(&self.backends)?;
+        let j = &self.jobs;
+        if j.lease_renew_ms == 0 || j.lease_renew_ms.saturating_mul(2) > j.lease_ms {
+            return Err(format!(
+                "jobs.lease_renew_ms is {} and jobs.lease_ms {}: a lease must be renewed at \
+                 least twice in its time (renew every 5000 ms with a 15000 ms lease, say)",
+                j.lease_renew_ms, j.lease_ms
+            ));
+        }
         let l = &self.limits;
         if l.default_max_tokens == 0 {
             return Err(
@@ -494,6 +510,14 @@ impl Config {
 
     pub fn progress_db_interval(&self) -> Duration {
         Duration::from_millis(self.progress.db_write_interval_ms)
+    }
+
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.jobs.lease_ms)
+    }
+
+    pub fn lease_renew(&self) -> Duration {
+        Duration::from_millis(self.jobs.lease_renew_ms)
     }
 
     pub fn outage_wait(&self) -> Duration {

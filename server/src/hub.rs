@@ -5,6 +5,10 @@
 //! simply sees the newest state (coalescing for free) and computes the text it has not sent
 //! from its own offset. The wall broadcast carries deltas; a wall watcher that lags gets a
 //! fresh snapshot instead. Nobody polls the database.
+//!
+//! With several instances (PostgreSQL) every change made here is also handed to the bus
+//! ([`Outbox`]), which tells the other instances; what they tell comes in through the
+//! `*_remote` methods, which change the hub alike but hand nothing back to the bus.
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -15,6 +19,8 @@ use app::types::{
     PostDeletedEvent, ProgressEvent, WallEvent,
 };
 use tokio::sync::{broadcast, watch};
+
+use crate::bus::Outbox;
 
 /// Wall events kept for slow wall watchers before they lag and get a snapshot.
 const WALL_BUFFER: usize = 4096;
@@ -44,6 +50,16 @@ pub struct Hub {
 struct Inner {
     jobs: Mutex<HashMap<i64, watch::Sender<JobView>>>,
     wall: broadcast::Sender<Arc<WireEvent>>,
+    /// Where this instance's changes go for the other instances, when there are any.
+    outbox: Option<Outbox>,
+}
+
+/// Whether a change goes to the other instances too: not when it came from one of them, nor
+/// when each instance works it out itself (queue positions, from the database).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tell {
+    Others,
+    NoOne,
 }
 
 impl Default for Hub {
@@ -54,11 +70,29 @@ impl Default for Hub {
 
 impl Hub {
     pub fn new() -> Self {
+        Self::with_outbox(None)
+    }
+
+    /// A hub whose changes also go to `outbox` (the bus to the other instances).
+    pub fn with_outbox(outbox: Option<Outbox>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 jobs: Mutex::new(HashMap::new()),
                 wall: broadcast::channel(WALL_BUFFER).0,
+                outbox,
             }),
+        }
+    }
+
+    /// The bus to the other instances, when there are any.
+    pub fn outbox(&self) -> Option<&Outbox> {
+        self.inner.outbox.as_ref()
+    }
+
+    fn outbox_for(&self, tell: Tell) -> Option<&Outbox> {
+        match tell {
+            Tell::Others => self.inner.outbox.as_ref(),
+            Tell::NoOne => None,
         }
     }
 
@@ -72,9 +106,22 @@ impl Hub {
     /// Sequence numbers start from the current time in microseconds and grow by one per
     /// change, so they keep increasing across a Retry and a restart of the server.
     pub fn track(&self, mut view: JobView) {
+        view.seq = view.seq.max(now_micros());
+        self.track_as(view, Tell::Others);
+    }
+
+    /// [`Hub::track`] of a job another instance changed, with the number it gave the change.
+    pub fn track_remote(&self, view: JobView) {
+        self.track_as(view, Tell::NoOne);
+    }
+
+    fn track_as(&self, mut view: JobView, tell: Tell) {
         let mut jobs = self.jobs();
         let previous = jobs.get(&view.id).map_or(0, |tx| tx.borrow().seq);
-        view.seq = view.seq.max(previous + 1).max(now_micros());
+        view.seq = view.seq.max(previous + 1);
+        if let Some(outbox) = self.outbox_for(tell) {
+            outbox.job(view.id, view.run, view.seq);
+        }
         match jobs.get(&view.id) {
             Some(tx) => {
                 tx.send_replace(view.clone());
@@ -92,8 +139,11 @@ impl Hub {
     ///
     /// `change` must not touch the text: a change of text goes through [`Hub::publish`] with the
     /// blocks rendered from it, so that the wall's patches stay on the text they describe.
+    ///
+    /// Only this instance's watchers hear it: every instance works out the queue's positions
+    /// itself, from the database.
     pub fn update(&self, job_id: i64, change: impl FnOnce(&mut JobView)) -> bool {
-        self.publish(job_id, None, change)
+        self.publish_as(job_id, None, change, None, Tell::NoOne)
     }
 
     /// [`Hub::update`], with the answer's blocks rendered anew (`Some`): the wall gets the
@@ -104,18 +154,44 @@ impl Hub {
         blocks: Option<Vec<String>>,
         change: impl FnOnce(&mut JobView),
     ) -> bool {
+        self.publish_as(job_id, blocks, change, None, Tell::Others)
+    }
+
+    /// [`Hub::publish`] of a change another instance made, numbered `seq` there.
+    pub fn publish_remote(
+        &self,
+        job_id: i64,
+        seq: u64,
+        blocks: Option<Vec<String>>,
+        change: impl FnOnce(&mut JobView),
+    ) -> bool {
+        self.publish_as(job_id, blocks, change, Some(seq), Tell::NoOne)
+    }
+
+    fn publish_as(
+        &self,
+        job_id: i64,
+        blocks: Option<Vec<String>>,
+        change: impl FnOnce(&mut JobView),
+        seq: Option<u64>,
+        tell: Tell,
+    ) -> bool {
         let jobs = self.jobs();
         let Some(tx) = jobs.get(&job_id) else {
             return false;
         };
         let mut event = None;
+        let outbox = self.outbox_for(tell);
         tx.send_modify(|view| {
             let before = (view.text.len(), view.thinking.len());
             change(view);
-            view.seq += 1;
+            view.seq = seq.unwrap_or(0).max(view.seq + 1);
             let offset = before.0.min(view.text.len());
             let thinking_offset = before.1.min(view.thinking.len());
             let mut progress = progress_event(view, offset, thinking_offset);
+            if let Some(outbox) = outbox {
+                outbox.progress(&progress);
+            }
             if let Some(blocks) = blocks {
                 progress.html = BlocksPatch::between(&view.blocks, &blocks);
                 view.blocks = blocks;
@@ -131,13 +207,30 @@ impl Hub {
 
     /// Publishes a job's terminal state and stops tracking it. Watchers holding a receiver see
     /// the final state, then the channel closes.
-    pub fn finish(&self, mut view: JobView) {
+    pub fn finish(&self, view: JobView) {
+        self.finish_as(view, Tell::Others);
+    }
+
+    /// [`Hub::finish`] of a job that ended on another instance.
+    pub fn finish_remote(&self, view: JobView) {
+        self.finish_as(view, Tell::NoOne);
+    }
+
+    fn finish_as(&self, mut view: JobView, tell: Tell) {
         let mut jobs = self.jobs();
         if let Some(tx) = jobs.remove(&view.id) {
             view.seq = view.seq.max(tx.borrow().seq + 1);
             tx.send_replace(view.clone());
         }
+        if let Some(outbox) = self.outbox_for(tell) {
+            outbox.job(view.id, view.run, view.seq);
+        }
         self.broadcast(terminal_event(&view).into());
+    }
+
+    /// The ids of the jobs the hub carries.
+    pub fn tracked(&self) -> Vec<i64> {
+        self.jobs().keys().copied().collect()
     }
 
     /// Forgets a job whose post was deleted.
@@ -174,10 +267,30 @@ impl Hub {
     }
 
     pub fn post_created(&self, post: Post) {
+        if let Some(outbox) = self.outbox() {
+            outbox.post(post.id);
+        }
+        self.post_created_remote(post);
+    }
+
+    /// A post created on another instance.
+    pub fn post_created_remote(&self, post: Post) {
         self.broadcast(WallEvent::Post(post));
     }
 
-    pub fn post_deleted(&self, post_id: i64) {
+    /// A post deleted here, with its job (which the hub forgets), if it had one.
+    pub fn post_deleted(&self, post_id: i64, job_id: Option<i64>) {
+        if let Some(outbox) = self.outbox() {
+            outbox.post_deleted(post_id, job_id);
+        }
+        self.post_deleted_remote(post_id, job_id);
+    }
+
+    /// A post deleted on another instance.
+    pub fn post_deleted_remote(&self, post_id: i64, job_id: Option<i64>) {
+        if let Some(job_id) = job_id {
+            self.forget(job_id);
+        }
         self.broadcast(WallEvent::PostDeleted(PostDeletedEvent { post_id }));
     }
 

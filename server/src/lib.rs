@@ -4,6 +4,7 @@
 pub mod allowed_models;
 pub mod assets;
 pub mod backend;
+pub mod bus;
 pub mod client_addr;
 pub mod config;
 pub mod db;

@@ -30,6 +30,11 @@ const EVENTS: &str = "aiwall_sse_events_sent_total";
 const DB_WRITES: &str = "aiwall_db_writes_total";
 const RESCUED: &str = "aiwall_jobs_rescued_total";
 const INSTANCE: &str = "aiwall_instance";
+const BUS_SENT: &str = "aiwall_bus_notifications_sent_total";
+const BUS_RECEIVED: &str = "aiwall_bus_notifications_received_total";
+const BUS_LAG: &str = "aiwall_bus_lag_seconds";
+const BUS_RESYNCS: &str = "aiwall_bus_resyncs_total";
+const LEASES_LOST: &str = "aiwall_leases_lost_total";
 
 /// Seconds: from a frame to a long model load.
 const SECONDS_BUCKETS: &[f64] = &[
@@ -89,7 +94,27 @@ fn describe() {
         DB_WRITES,
         "Write statements this instance sent to the database (counted when sent), by query."
     );
-    describe_counter!(RESCUED, "Interrupted jobs put back in the queue at start.");
+    describe_counter!(
+        RESCUED,
+        "Interrupted jobs put back in the queue: at start, or after their instance's lease ran out."
+    );
+    describe_counter!(BUS_SENT, "Notifications this instance sent to the others.");
+    describe_counter!(
+        BUS_RECEIVED,
+        "Notifications this instance heard from the others, by kind."
+    );
+    describe_histogram!(
+        BUS_LAG,
+        "From a notification's sending to its hearing here (the instances' clocks included)."
+    );
+    describe_counter!(
+        BUS_RESYNCS,
+        "Times this instance (re)connected its listener and read the live state from the database."
+    );
+    describe_counter!(
+        LEASES_LOST,
+        "Runs this instance stopped because its lease on their job was lost."
+    );
     describe_gauge!(INSTANCE, "1, labelled with this instance's id.");
 }
 
@@ -168,6 +193,27 @@ pub fn job_ended(status: JobStatus, completed: Option<(&FinalStats, &Progress)>)
 /// Jobs a restart (or a lost instance) left running that were put back in the queue.
 pub fn jobs_rescued(n: usize) {
     counter!(RESCUED).increment(u64::try_from(n).unwrap_or(u64::MAX));
+}
+
+/// Notifications sent to the other instances.
+pub fn bus_sent(n: usize) {
+    counter!(BUS_SENT).increment(u64::try_from(n).unwrap_or(u64::MAX));
+}
+
+/// A notification heard from another instance, `lag_ms` after it was sent.
+pub fn bus_received(kind: &'static str, lag_ms: i64) {
+    counter!(BUS_RECEIVED, "kind" => kind).increment(1);
+    histogram!(BUS_LAG).record(as_f64(lag_ms.max(0)) / 1000.0);
+}
+
+/// The listener (re)connected and read the live state from the database.
+pub fn bus_resynced() {
+    counter!(BUS_RESYNCS).increment(1);
+}
+
+/// A run stopped because its instance lost the job's lease.
+pub fn lease_lost() {
+    counter!(LEASES_LOST).increment(1);
 }
 
 /// A write to the database, by what it wrote.

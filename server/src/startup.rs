@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     backend::{Backend, ClientOptions, OllamaClient, OpenAiClient},
+    bus::{self, Outbox},
     config::BackendKind,
     config::{Config, ServerConfig},
     db::{Db, DbLock, Engine},
@@ -81,7 +82,16 @@ impl Server {
         )
         .await?;
         let cookie_key = identity::cookie_key(&config.server, &config.database.url, &db).await?;
-        let hub = Hub::new();
+        // Several instances share a PostgreSQL database: what this one changes goes to the
+        // others through the bus.
+        let (outbox, outgoing) = match db.engine() {
+            Engine::Postgres => {
+                let (outbox, outgoing) = Outbox::new();
+                (Some(outbox), Some(outgoing))
+            }
+            Engine::Sqlite => (None, None),
+        };
+        let hub = Hub::with_outbox(outbox);
         let limits = Arc::new(Limits::new(config.limits.clone()));
         let jobs = Jobs::start(
             db.clone(),
@@ -89,6 +99,7 @@ impl Server {
             Arc::clone(&pool),
             Arc::clone(&config),
             Arc::clone(&limits),
+            &instance,
         )
         .await?;
         let state = AppState {
@@ -100,9 +111,18 @@ impl Server {
             jobs,
             pool,
             cookie_key,
-            instance: instance.into(),
+            instance: instance.as_str().into(),
             shutdown: CancellationToken::new(),
         };
+        if let (Some(outgoing), Some(pg)) = (outgoing, state.db.postgres()) {
+            tokio::spawn(bus::send(
+                pg.clone(),
+                instance,
+                outgoing,
+                state.shutdown.clone(),
+            ));
+            tokio::spawn(bus::listen(state.clone(), pg.clone()));
+        }
         Ok(Self {
             listener,
             state,
@@ -161,19 +181,6 @@ impl Server {
         };
         let grace = Duration::from_secs(server.shutdown_grace_secs);
         let stopping = state.clone();
-        let db = state.db.clone();
-        let signal = async move {
-            tokio::select! {
-                () = signal => {}
-                reason = db.lock_lost() => {
-                    tracing::error!(
-                        %reason,
-                        "lost this server's lock on the database; stopping its generations now, \
-                         so that no job runs twice"
-                    );
-                }
-            }
-        };
         let result = edge::serve(
             listener,
             routes::router(state.clone()),
@@ -181,13 +188,6 @@ impl Server {
             options,
             async move {
                 signal.await;
-                // After a lost lock another server runs the jobs already: this one drops its
-                // generations at once instead of finishing them.
-                let grace = if stopping.db.holds_lock() {
-                    grace
-                } else {
-                    Duration::ZERO
-                };
                 // Connections still open then are closed by this deadline.
                 let deadline = tokio::time::Instant::now() + grace;
                 tracing::info!(?grace, "shutting down: finishing running generations");
@@ -199,13 +199,7 @@ impl Server {
         .await;
         state.db.close().await;
         tracing::info!("stopped");
-        result?;
-        if !state.db.holds_lock() {
-            return Err(std::io::Error::other(
-                "stopped: another server took this server's lock on the database",
-            ));
-        }
-        Ok(())
+        result
     }
 }
 

@@ -56,6 +56,12 @@ pub struct JobRow {
     pub thinking: String,
     pub thinking_tokens: Option<u32>,
     pub thinking_ms: Option<u64>,
+    /// The instance that runs (or ran last) the job: its `server.instance_id`.
+    pub owner: Option<String>,
+    /// Until when (Unix ms) the owner's claim on a running job holds unless renewed.
+    pub lease_until: Option<i64>,
+    /// A Stop was asked on an instance that does not run the job; its runner ends it.
+    pub stop_requested: bool,
 }
 
 /// Reads a row on either engine: what the derive would write, with each count read as the
@@ -65,6 +71,7 @@ where
     &'r str: ColumnIndex<R>,
     i64: Decode<'r, R::Database> + Type<R::Database>,
     f64: Decode<'r, R::Database> + Type<R::Database>,
+    bool: Decode<'r, R::Database> + Type<R::Database>,
     String: Decode<'r, R::Database> + Type<R::Database>,
     JobStatus: Decode<'r, R::Database> + Type<R::Database>,
     Failure: Decode<'r, R::Database> + Type<R::Database>,
@@ -109,6 +116,9 @@ where
             thinking: row.try_get("thinking")?,
             thinking_tokens: maybe_count(row, "thinking_tokens")?,
             thinking_ms: maybe_count(row, "thinking_ms")?,
+            owner: row.try_get("owner")?,
+            lease_until: row.try_get("lease_until")?,
+            stop_requested: row.try_get("stop_requested")?,
         })
     }
 }
@@ -172,6 +182,19 @@ impl Db {
             .bind(JobStatus::Queued)
             .bind(JobStatus::Loading)
             .bind(JobStatus::Generating)
+            .fetch_all(pool)
+            .await
+        })?)
+    }
+
+    /// The waiting jobs, head of the line first: the order every instance dispatches in and
+    /// shows positions by.
+    pub async fn queued_jobs(&self) -> DbResult<Vec<JobRow>> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as::<_, JobRow>(
+                "SELECT * FROM ai_generation_jobs WHERE status = $1 ORDER BY queued_at, id",
+            )
+            .bind(JobStatus::Queued)
             .fetch_all(pool)
             .await
         })?)

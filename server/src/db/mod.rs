@@ -33,7 +33,9 @@ pub use file::{database_file, private_file};
 pub use jobs::JobRow;
 pub use lock::DbLock;
 pub use posts::{NewAiPostRow, PostRow, PostWithJob};
-pub use transitions::{JobCompletion, ProgressWrite, Recovered, Written};
+pub use transitions::{
+    Claimant, Interrupted, JobCompletion, ProgressWrite, Recovered, Written, STOPPED_BY_AUTHOR,
+};
 
 /// Errors of the data layer. The HTTP edge turns them into a 500 or 503 with a plain message.
 #[derive(Debug, thiserror::Error)]
@@ -50,17 +52,6 @@ pub enum DbError {
         database: PathBuf,
         holder: String,
         lock: PathBuf,
-    },
-    #[error(
-        "another aiwall is running on the database {database} ({holder} holds its lock); \
-         several servers on one database are not supported yet: stop it first, or give this \
-         server its own database.url"
-    )]
-    InUseShared {
-        database: String,
-        holder: String,
-        /// The holder's database session, when it could be read.
-        pid: Option<i32>,
     },
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
@@ -94,8 +85,8 @@ pub type DbResult<T> = Result<T, DbError>;
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: Pool,
-    /// Held while any handle lives, so no other server uses the database meanwhile.
-    lock: Arc<DbLock>,
+    /// Held while any handle lives, so no other server uses a SQLite file meanwhile.
+    _lock: Arc<DbLock>,
 }
 
 impl Db {
@@ -109,8 +100,16 @@ impl Db {
     pub async fn open(url: &str, max_connections: u32, lock: DbLock) -> DbResult<Self> {
         Ok(Self {
             pool: Pool::open(url, max_connections).await?,
-            lock: Arc::new(lock),
+            _lock: Arc::new(lock),
         })
+    }
+
+    /// The PostgreSQL pool, when the database is PostgreSQL (for the bus between instances).
+    pub fn postgres(&self) -> Option<&sqlx::PgPool> {
+        match &self.pool {
+            Pool::Postgres(pool) => Some(pool),
+            Pool::Sqlite(_) => None,
+        }
     }
 
     /// The engine the database runs on.
@@ -118,26 +117,8 @@ impl Db {
         self.pool.engine()
     }
 
-    /// Resolves once this server's hold on the database is lost for good (see
-    /// [`DbLock::lost`]): another server may be running on it now.
-    pub async fn lock_lost(&self) -> String {
-        self.lock.lost().await
-    }
-
-    /// Whether this server still holds its lock on the database.
-    pub fn holds_lock(&self) -> bool {
-        self.lock.is_held()
-    }
-
-    /// Answers when the database can run a query and this server still holds it (for
-    /// `/readyz`).
+    /// Answers when the database can run a query (for `/readyz`).
     pub async fn ping(&self) -> DbResult<()> {
-        if !self.holds_lock() {
-            return Err(DbError::Unavailable(
-                "another server took this server's lock on the database; this one is stopping"
-                    .into(),
-            ));
-        }
         on_pool!(self, |pool| sqlx::query("SELECT 1")
             .execute(pool)
             .await
@@ -212,6 +193,14 @@ pub(crate) mod testing {
             super::Pool::Postgres(_) => panic!("a test of SQLite's own behaviour"),
         }
     }
+
+    /// A claim on a model server with room for any number of jobs.
+    pub const ANY_SLOT: super::Claimant<'static> = super::Claimant {
+        backend: "ollama",
+        slots: u32::MAX,
+        owner: "test",
+        lease_ms: 15_000,
+    };
 
     /// A new AI post's queued job; returns its id.
     pub async fn queued_job(db: &Db, prompt: &str) -> i64 {

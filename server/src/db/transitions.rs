@@ -5,7 +5,7 @@ use app::types::{Failure, FinalStats, JobStatus, Progress, Reasoning};
 
 use crate::metrics;
 
-use super::{jobs::JobRow, now_ms, storable, to_db_int, Begin as _, Db, DbResult};
+use super::{jobs::JobRow, now_ms, storable, to_db_int, Begin as _, Db, DbResult, Engine};
 
 /// The assignments that start a job's progress over: no text, no counts, no estimate, no
 /// retry due. Every transition back to the start (claim, Retry, hand back, recovery) uses them,
@@ -58,36 +58,144 @@ pub struct JobCompletion<'a> {
     pub reasoning: Option<&'a Reasoning>,
 }
 
-/// What start-up recovery did with the jobs a crash left running.
+/// The reason a job stopped by its author shows.
+pub const STOPPED_BY_AUTHOR: &str = "Stopped by its author.";
+
+/// What recovery did with the running jobs whose runner is gone.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Recovered {
     pub requeued: Vec<i64>,
     pub failed: Vec<i64>,
+    /// Jobs whose author had asked to stop them: they end cancelled instead.
+    pub cancelled: Vec<i64>,
 }
 
+/// Which running jobs recovery takes back: their runner is gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interrupted<'a> {
+    /// Every one: the only server on a database (SQLite) starts.
+    All,
+    /// An instance starts: those it ran before (its id persists), and those whose lease ran out.
+    OwnOrExpired(&'a str),
+    /// Those whose lease ran out: their instance died, or lost the database.
+    Expired,
+}
+
+/// Who claims a job, for which model server: the claim holds only while that server (by its
+/// configured name) runs fewer than `slots` jobs, counted over every instance.
+#[derive(Clone, Copy, Debug)]
+pub struct Claimant<'a> {
+    pub backend: &'a str,
+    pub slots: u32,
+    /// This instance's id, written as the job's owner.
+    pub owner: &'a str,
+    /// How long the claim holds unless renewed.
+    pub lease_ms: u64,
+}
+
+/// The SQL of a claim on each engine, kept together: the job must still be queued, and its
+/// model server must have a free slot, counted over all instances in the same statement. On
+/// PostgreSQL a job another instance is claiming right now is skipped, not waited for.
+const CLAIM_WHERE_SQLITE: &str = " WHERE id = $2 AND status = $4";
+const CLAIM_WHERE_POSTGRES: &str = " WHERE id = (SELECT id FROM ai_generation_jobs
+                                          WHERE id = $2 AND status = $4 FOR UPDATE SKIP LOCKED)";
+const CLAIM_SLOT_FREE: &str = " AND (SELECT COUNT(*) FROM ai_generation_jobs
+                                     WHERE backend = $5 AND status IN ($3, $9) AND id <> $2) < $8
+                              RETURNING *";
+
 impl Db {
-    /// Takes a queued job to run it on `backend` (a model server's name): marks it `loading`
-    /// and counts the attempt and the run. `None` when it is not queued any more (cancelled or
-    /// deleted meanwhile). The order of the queue is the job service's to keep.
-    pub async fn claim_job(&self, id: i64, backend: &str) -> DbResult<Option<JobRow>> {
+    /// Takes a queued job to run it on `who.backend` (a model server's name) under a lease
+    /// held by `who.owner`: marks it `loading` and counts the attempt and the run. `None` when
+    /// it is not queued any more (cancelled, deleted or claimed meanwhile), or the server has
+    /// no free slot. The order of the queue is [`Db::queued_jobs`]'s.
+    pub async fn claim_job(&self, id: i64, who: &Claimant<'_>) -> DbResult<Option<JobRow>> {
         metrics::db_write("claim");
-        Ok(on_pool!(self, |pool| sqlx::query_as::<_, JobRow>(
-            concat!(
-                "UPDATE ai_generation_jobs
-                    SET status = $3, attempt = attempt + 1, runs = runs + 1, started_at = $1,
-                        last_update_at = $1, error = NULL, failure = NULL, backend = $5, ",
-                fresh_progress!(),
-                " WHERE id = $2 AND status = $4
-                 RETURNING *"
-            )
+        let now = now_ms();
+        let lease_until = now.saturating_add(to_db_int(who.lease_ms)?);
+        let set = concat!(
+            "UPDATE ai_generation_jobs
+                SET status = $3, attempt = attempt + 1, runs = runs + 1, started_at = $1,
+                    last_update_at = $1, error = NULL, failure = NULL, backend = $5,
+                    owner = $6, lease_until = $7, ",
+            fresh_progress!()
+        );
+        let (where_, serialise) = match self.engine() {
+            Engine::Sqlite => (CLAIM_WHERE_SQLITE, None),
+            // Claims for one model server take turns (a lock held to the commit), so that two
+            // instances cannot both count its last free slot as theirs.
+            Engine::Postgres => (
+                CLAIM_WHERE_POSTGRES,
+                Some("SELECT pg_advisory_xact_lock(1634301793, hashtext($1))"),
+            ),
+        };
+        let sql = format!("{set}{where_}{CLAIM_SLOT_FREE}");
+        Ok(on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            if let Some(lock) = serialise {
+                sqlx::query(lock)
+                    .bind(who.backend)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let row = sqlx::query_as::<_, JobRow>(&sql)
+                .bind(now)
+                .bind(id)
+                .bind(JobStatus::Loading)
+                .bind(JobStatus::Queued)
+                .bind(who.backend)
+                .bind(who.owner)
+                .bind(lease_until)
+                .bind(i64::from(who.slots))
+                .bind(JobStatus::Generating)
+                .fetch_optional(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            row
+        }))
+    }
+
+    /// Renews the lease of every job `owner` runs, for `lease_ms` from now: (id, run, whether
+    /// a Stop was asked) of each. A job this instance runs that is not among them was taken
+    /// from it (its lease ran out and another instance runs it now).
+    pub async fn renew_leases(
+        &self,
+        owner: &str,
+        lease_ms: u64,
+    ) -> DbResult<Vec<(i64, u32, bool)>> {
+        metrics::db_write("renew");
+        let lease_until = now_ms().saturating_add(to_db_int(lease_ms)?);
+        let rows: Vec<(i64, i64, bool)> = on_pool!(self, |pool| sqlx::query_as(
+            "UPDATE ai_generation_jobs SET lease_until = $2
+              WHERE owner = $1 AND status IN ($3, $4)
+             RETURNING id, runs, stop_requested",
         )
-        .bind(now_ms())
+        .bind(owner)
+        .bind(lease_until)
+        .bind(JobStatus::Loading)
+        .bind(JobStatus::Generating)
+        .fetch_all(pool)
+        .await)?;
+        rows.into_iter()
+            .map(|(id, runs, stop)| Ok((id, super::jobs::checked("runs", runs)?, stop)))
+            .collect()
+    }
+
+    /// Asks the instance running job `id` to stop it (its author pressed Stop elsewhere); the
+    /// request stays in the row until that runner, or a recovery, ends the job. Whether the
+    /// job was running.
+    pub async fn request_stop(&self, id: i64) -> DbResult<bool> {
+        metrics::db_write("request_stop");
+        let asked = on_pool!(self, |pool| sqlx::query(
+            "UPDATE ai_generation_jobs SET stop_requested = TRUE
+              WHERE id = $1 AND status IN ($2, $3)",
+        )
         .bind(id)
         .bind(JobStatus::Loading)
-        .bind(JobStatus::Queued)
-        .bind(backend)
-        .fetch_optional(pool)
-        .await)?)
+        .bind(JobStatus::Generating)
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected()))?;
+        Ok(asked == 1)
     }
 
     /// A running job of run `run` goes on on the server named `backend` (its own was busy).
@@ -321,7 +429,7 @@ impl Db {
                 "UPDATE ai_generation_jobs
                     SET status = $3, attempt = 0, queued_at = $2, error = NULL, failure = NULL,
                         last_update_at = $2, started_at = NULL, finished_at = NULL,
-                        client_key = $6, ",
+                        client_key = $6, stop_requested = FALSE, ",
                 fresh_progress!(),
                 " WHERE id = $1 AND status IN ($4, $5)
                  RETURNING *"
@@ -366,46 +474,91 @@ impl Db {
         .await)?)
     }
 
-    /// At start-up: every job left `loading` or `generating` by a crash goes back to the queue
-    /// (its text starts over), or fails with the reason once it has had `max_attempts` tries.
-    pub async fn recover_interrupted(&self, max_attempts: u32) -> DbResult<Recovered> {
+    /// Every running job whose runner is gone (`which`) goes back to the queue (its text
+    /// starts over), or fails with the reason once it has had `max_attempts` tries, or ends
+    /// cancelled when its author had asked to stop it. On SQLite at start-up, all of them; on
+    /// PostgreSQL, an instance's own at its start and any whose lease ran out.
+    pub async fn recover_interrupted(
+        &self,
+        max_attempts: u32,
+        which: Interrupted<'_>,
+    ) -> DbResult<Recovered> {
         metrics::db_write("recover");
         let now = now_ms();
-        let (requeued, failed) = on_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
-            let failed: Vec<i64> = sqlx::query_scalar(
-                "UPDATE ai_generation_jobs
-                SET status = $3, finished_at = $2, last_update_at = $2,
-                    estimated_time_remaining = NULL, retry_at = NULL, failure = $6,
+        let (all, owner) = match which {
+            Interrupted::All => (true, None),
+            Interrupted::OwnOrExpired(owner) => (false, Some(owner)),
+            Interrupted::Expired => (false, None),
+        };
+        // $1 all, $2 owner, $3 now; $4, $5 the running statuses.
+        const GONE: &str = "status IN ($4, $5)
+                 AND ($1 OR owner = $2 OR COALESCE(lease_until, 0) < $3)";
+        let cancel = format!(
+            "UPDATE ai_generation_jobs
+                SET status = $6, finished_at = $3, last_update_at = $3,
+                    estimated_time_remaining = NULL, retry_at = NULL, failure = $7, error = $8
+              WHERE {GONE} AND stop_requested
+             RETURNING id"
+        );
+        let fail = format!(
+            "UPDATE ai_generation_jobs
+                SET status = $6, finished_at = $3, last_update_at = $3,
+                    estimated_time_remaining = NULL, retry_at = NULL, failure = $7,
                     error = 'The server stopped during this generation ' || attempt ||
                             ' times; giving up. Press Retry to try again.'
-              WHERE status IN ($4, $5) AND attempt >= $1
-             RETURNING id",
-            )
-            .bind(i64::from(max_attempts))
-            .bind(now)
-            .bind(JobStatus::Failed)
-            .bind(JobStatus::Loading)
-            .bind(JobStatus::Generating)
-            .bind(Failure::Interrupted)
-            .fetch_all(&mut *tx)
-            .await?;
-            let requeued: Vec<i64> = sqlx::query_scalar(concat!(
-                "UPDATE ai_generation_jobs SET status = $2, last_update_at = $1, error = NULL,
+              WHERE {GONE} AND attempt >= $8
+             RETURNING id"
+        );
+        let requeue = format!(
+            concat!(
+                "UPDATE ai_generation_jobs SET status = $6, last_update_at = $3, error = NULL,
                     failure = NULL, ",
                 fresh_progress!(),
-                " WHERE status IN ($3, $4) RETURNING id"
-            ))
-            .bind(now)
-            .bind(JobStatus::Queued)
-            .bind(JobStatus::Loading)
-            .bind(JobStatus::Generating)
-            .fetch_all(&mut *tx)
-            .await?;
+                " WHERE {} RETURNING id"
+            ),
+            GONE
+        );
+        let recovered = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let cancelled: Vec<i64> = sqlx::query_scalar(&cancel)
+                .bind(all)
+                .bind(owner)
+                .bind(now)
+                .bind(JobStatus::Loading)
+                .bind(JobStatus::Generating)
+                .bind(JobStatus::Cancelled)
+                .bind(Failure::Stopped)
+                .bind(STOPPED_BY_AUTHOR)
+                .fetch_all(&mut *tx)
+                .await?;
+            let failed: Vec<i64> = sqlx::query_scalar(&fail)
+                .bind(all)
+                .bind(owner)
+                .bind(now)
+                .bind(JobStatus::Loading)
+                .bind(JobStatus::Generating)
+                .bind(JobStatus::Failed)
+                .bind(Failure::Interrupted)
+                .bind(i64::from(max_attempts))
+                .fetch_all(&mut *tx)
+                .await?;
+            let requeued: Vec<i64> = sqlx::query_scalar(&requeue)
+                .bind(all)
+                .bind(owner)
+                .bind(now)
+                .bind(JobStatus::Loading)
+                .bind(JobStatus::Generating)
+                .bind(JobStatus::Queued)
+                .fetch_all(&mut *tx)
+                .await?;
             tx.commit().await?;
-            (requeued, failed)
+            Recovered {
+                requeued,
+                failed,
+                cancelled,
+            }
         });
-        Ok(Recovered { requeued, failed })
+        Ok(recovered)
     }
 }
 
@@ -414,8 +567,8 @@ mod tests {
     use app::types::{Failure, FinalStats, JobStatus, Progress, Reasoning};
 
     use crate::db::{
-        testing::{each_engine, queued_job},
-        JobCompletion, ProgressWrite, Written,
+        testing::{each_engine, queued_job, ANY_SLOT},
+        Claimant, Interrupted, JobCompletion, ProgressWrite, Written,
     };
 
     #[tokio::test]
@@ -423,16 +576,16 @@ mod tests {
         for (db, _keep) in each_engine().await {
             let a = queued_job(&db, "a").await;
             let b = queued_job(&db, "b").await;
-            let first = db.claim_job(a, "ollama").await.unwrap().unwrap();
+            let first = db.claim_job(a, &ANY_SLOT).await.unwrap().unwrap();
             assert_eq!(
                 (first.id, first.status, first.attempt),
                 (a, JobStatus::Loading, 1)
             );
             assert!(
-                db.claim_job(a, "ollama").await.unwrap().is_none(),
+                db.claim_job(a, &ANY_SLOT).await.unwrap().is_none(),
                 "not twice"
             );
-            assert_eq!(db.claim_job(b, "ollama").await.unwrap().unwrap().id, b);
+            assert_eq!(db.claim_job(b, &ANY_SLOT).await.unwrap().unwrap().id, b);
         }
     }
 
@@ -440,7 +593,7 @@ mod tests {
     async fn completing_a_job_stores_stats_and_the_posts_text() {
         for (db, _keep) in each_engine().await {
             let id = queued_job(&db, "a").await;
-            db.claim_job(id, "ollama").await.unwrap();
+            db.claim_job(id, &ANY_SLOT).await.unwrap();
             let stats = FinalStats {
                 input_tokens: Some(7),
                 output_tokens: Some(3),
@@ -501,9 +654,15 @@ mod tests {
     async fn an_answer_completes_its_job_even_after_the_job_was_requeued() {
         for (db, _keep) in each_engine().await {
             let id = queued_job(&db, "a").await;
-            let run = db.claim_job(id, "ollama").await.unwrap().unwrap().runs;
+            let run = db.claim_job(id, &ANY_SLOT).await.unwrap().unwrap().runs;
             // What a second process's crash recovery did to a job this one was running.
-            assert_eq!(db.recover_interrupted(3).await.unwrap().requeued, [id]);
+            assert_eq!(
+                db.recover_interrupted(3, Interrupted::All)
+                    .await
+                    .unwrap()
+                    .requeued,
+                [id]
+            );
             let (stats, progress, run) = answer(run);
             let done = db
                 .complete_job(
@@ -526,7 +685,7 @@ mod tests {
                 "kept"
             );
             assert!(
-                db.claim_job(id, "ollama").await.unwrap().is_none(),
+                db.claim_job(id, &ANY_SLOT).await.unwrap().is_none(),
                 "and it does not run again"
             );
         }
@@ -536,9 +695,9 @@ mod tests {
     async fn an_answer_does_not_overwrite_a_newer_run_of_its_job() {
         for (db, _keep) in each_engine().await {
             let id = queued_job(&db, "a").await;
-            let old_run = db.claim_job(id, "ollama").await.unwrap().unwrap().runs;
-            db.recover_interrupted(3).await.unwrap();
-            let new_run = db.claim_job(id, "ollama").await.unwrap().unwrap().runs;
+            let old_run = db.claim_job(id, &ANY_SLOT).await.unwrap().unwrap().runs;
+            db.recover_interrupted(3, Interrupted::All).await.unwrap();
+            let new_run = db.claim_job(id, &ANY_SLOT).await.unwrap().unwrap().runs;
             assert_ne!(old_run, new_run);
             let (stats, progress, _) = answer(old_run);
             let late = db
@@ -560,6 +719,175 @@ mod tests {
                 db.job(id).await.unwrap().unwrap().status,
                 JobStatus::Loading
             );
+        }
+    }
+
+    /// A claim on `backend`, which runs `slots` jobs at once, by instance `owner`.
+    fn on<'a>(backend: &'a str, slots: u32, owner: &'a str, lease_ms: u64) -> Claimant<'a> {
+        Claimant {
+            backend,
+            slots,
+            owner,
+            lease_ms,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_claim_holds_only_while_its_model_server_has_a_free_slot_over_all_instances() {
+        for (db, _keep) in each_engine().await {
+            let a = queued_job(&db, "a").await;
+            let b = queued_job(&db, "b").await;
+            let first = db.claim_job(a, &on("gpu", 1, "x", 15_000)).await.unwrap();
+            assert_eq!(
+                first.map(|r| (r.owner, r.backend)),
+                Some((Some("x".into()), Some("gpu".into())))
+            );
+            assert!(
+                db.claim_job(b, &on("gpu", 1, "y", 15_000))
+                    .await
+                    .unwrap()
+                    .is_none(),
+                "gpu's one slot is x's, whichever instance asks"
+            );
+            assert_eq!(db.job(b).await.unwrap().unwrap().status, JobStatus::Queued);
+            assert!(db
+                .claim_job(b, &on("cpu", 1, "y", 15_000))
+                .await
+                .unwrap()
+                .is_some());
+            let run = db.job(a).await.unwrap().unwrap().runs;
+            db.hand_back_job(a, run, true).await.unwrap();
+            assert!(
+                db.claim_job(a, &on("gpu", 1, "y", 15_000))
+                    .await
+                    .unwrap()
+                    .is_some(),
+                "the slot came free"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn claims_racing_from_many_instances_never_put_two_jobs_on_a_one_slot_server() {
+        for (db, _keep) in each_engine().await {
+            let mut ids = Vec::new();
+            for i in 0..8 {
+                ids.push(queued_job(&db, &format!("job {i}")).await);
+            }
+            let claims = ids.iter().enumerate().map(|(i, &id)| {
+                let db = db.clone();
+                async move {
+                    let owner = format!("instance-{}", i % 3);
+                    db.claim_job(id, &on("gpu", 1, &owner, 15_000))
+                        .await
+                        .unwrap()
+                }
+            });
+            let won = futures::future::join_all(claims)
+                .await
+                .into_iter()
+                .flatten()
+                .count();
+            assert_eq!(won, 1, "one slot, one job ({:?})", db.engine());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lease_not_renewed_is_rescued_under_a_new_run_and_the_old_run_writes_nothing() {
+        for (db, _keep) in each_engine().await {
+            let id = queued_job(&db, "a").await;
+            let old = db
+                .claim_job(id, &on("gpu", 1, "dead", 1))
+                .await
+                .unwrap()
+                .unwrap();
+            let alive = queued_job(&db, "b").await;
+            db.claim_job(alive, &on("cpu", 1, "alive", 60_000))
+                .await
+                .unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            let renewed = db.renew_leases("alive", 60_000).await.unwrap();
+            assert_eq!(renewed, [(alive, 1, false)]);
+            let rescued = db
+                .recover_interrupted(3, Interrupted::Expired)
+                .await
+                .unwrap();
+            assert_eq!(rescued.requeued, [id], "only the job whose lease ran out");
+            let new = db
+                .claim_job(id, &on("gpu", 1, "alive", 60_000))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!((new.runs, new.attempt), (old.runs + 1, 2));
+            let progress = Progress {
+                current_tokens: 9,
+                ..Default::default()
+            };
+            let stale = ProgressWrite {
+                run: old.runs,
+                status: JobStatus::Generating,
+                progress: &progress,
+                text: "the dead instance's words",
+                retry_at: None,
+                error: None,
+                failure: None,
+                attempt: 1,
+                thinking: "",
+                reasoning: None,
+            };
+            db.write_progress(id, stale).await.unwrap();
+            let row = db.job(id).await.unwrap().unwrap();
+            assert_eq!((row.current_tokens, row.partial_text.as_str()), (0, ""));
+            assert!(db.renew_leases("dead", 60_000).await.unwrap().is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn an_instance_takes_its_own_jobs_back_at_start_but_not_those_of_a_live_one() {
+        for (db, _keep) in each_engine().await {
+            let mine = queued_job(&db, "a").await;
+            let theirs = queued_job(&db, "b").await;
+            db.claim_job(mine, &on("gpu", 2, "me", 60_000))
+                .await
+                .unwrap();
+            db.claim_job(theirs, &on("gpu", 2, "them", 60_000))
+                .await
+                .unwrap();
+            let back = db
+                .recover_interrupted(3, Interrupted::OwnOrExpired("me"))
+                .await
+                .unwrap();
+            assert_eq!(back.requeued, [mine]);
+            assert!(db.job(theirs).await.unwrap().unwrap().status.is_running());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stop_asked_elsewhere_reaches_the_runner_and_a_rescue_ends_the_job_cancelled() {
+        for (db, _keep) in each_engine().await {
+            let id = queued_job(&db, "a").await;
+            assert!(!db.request_stop(id).await.unwrap(), "not running yet");
+            let run = db
+                .claim_job(id, &on("gpu", 1, "x", 1))
+                .await
+                .unwrap()
+                .unwrap()
+                .runs;
+            assert!(db.request_stop(id).await.unwrap());
+            assert_eq!(db.renew_leases("x", 1).await.unwrap(), [(id, run, true)]);
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            let rescued = db
+                .recover_interrupted(3, Interrupted::Expired)
+                .await
+                .unwrap();
+            assert_eq!((rescued.cancelled, rescued.requeued), (vec![id], vec![]));
+            let row = db.job(id).await.unwrap().unwrap();
+            assert_eq!(
+                (row.status, row.failure),
+                (JobStatus::Cancelled, Some(Failure::Stopped))
+            );
+            let retried = db.retry_job(id, "1.2.3.4").await.unwrap().unwrap();
+            assert!(!retried.stop_requested, "a Retry starts without it");
         }
     }
 
@@ -589,7 +917,7 @@ mod tests {
                 0,
                 "still queued"
             );
-            db.claim_job(id, "ollama").await.unwrap();
+            db.claim_job(id, &ANY_SLOT).await.unwrap();
             db.write_progress(id, write).await.unwrap();
             let row = db.job(id).await.unwrap().unwrap();
             assert_eq!(
@@ -611,7 +939,7 @@ mod tests {
             let (early, last) = (thought(2), thought(5));
             for end in ["stopped", "failed"] {
                 let id = queued_job(&db, end).await;
-                db.claim_job(id, "ollama").await.unwrap();
+                db.claim_job(id, &ANY_SLOT).await.unwrap();
                 let write = ProgressWrite {
                     run: 1,
                     status: JobStatus::Generating,
@@ -656,9 +984,9 @@ mod tests {
             let a = queued_job(&db, "a").await;
             let b = queued_job(&db, "b").await;
             let c = queued_job(&db, "c").await;
-            db.claim_job(a, "ollama").await.unwrap(); // attempt 1
-            db.claim_job(b, "ollama").await.unwrap(); // attempt 1
-            let recovered = db.recover_interrupted(1).await.unwrap();
+            db.claim_job(a, &ANY_SLOT).await.unwrap(); // attempt 1
+            db.claim_job(b, &ANY_SLOT).await.unwrap(); // attempt 1
+            let recovered = db.recover_interrupted(1, Interrupted::All).await.unwrap();
             assert_eq!(recovered.failed, vec![a, b]);
             assert!(db
                 .job(a)
@@ -675,8 +1003,8 @@ mod tests {
                 Some(Failure::Interrupted)
             );
 
-            db.claim_job(c, "ollama").await.unwrap(); // attempt 1
-                                                      // It was waiting to retry after a busy server when the process died.
+            db.claim_job(c, &ANY_SLOT).await.unwrap(); // attempt 1
+                                                       // It was waiting to retry after a busy server when the process died.
             let waiting = ProgressWrite {
                 run: 1,
                 status: JobStatus::Loading,
@@ -690,7 +1018,7 @@ mod tests {
                 reasoning: None,
             };
             db.write_progress(c, waiting).await.unwrap();
-            let recovered = db.recover_interrupted(3).await.unwrap();
+            let recovered = db.recover_interrupted(3, Interrupted::All).await.unwrap();
             assert_eq!(recovered.requeued, vec![c]);
             let row = db.job(c).await.unwrap().unwrap();
             assert_eq!(
@@ -715,7 +1043,7 @@ mod tests {
                 db.retry_job(id, "10.0.0.7").await.unwrap().is_none(),
                 "a queued job is not retried"
             );
-            db.claim_job(id, "ollama").await.unwrap();
+            db.claim_job(id, &ANY_SLOT).await.unwrap();
             let failed = db
                 .fail_job(
                     id,
@@ -763,14 +1091,14 @@ mod tests {
                 db.hand_back_job(id, 1, true).await.unwrap().is_none(),
                 "not running"
             );
-            db.claim_job(id, "ollama").await.unwrap();
+            db.claim_job(id, &ANY_SLOT).await.unwrap();
             let row = db.hand_back_job(id, 1, true).await.unwrap().unwrap();
             assert_eq!(
                 (row.status, row.attempt, row.runs, row.queued_at),
                 (JobStatus::Queued, 0, 1, queued_at)
             );
             // A try that broke off partway (the model server died under it) counts.
-            db.claim_job(id, "ollama").await.unwrap();
+            db.claim_job(id, &ANY_SLOT).await.unwrap();
             let row = db.hand_back_job(id, 2, false).await.unwrap().unwrap();
             assert_eq!(
                 (row.status, row.attempt, row.runs, row.queued_at),
@@ -783,9 +1111,9 @@ mod tests {
     async fn a_run_that_is_no_longer_the_jobs_current_one_writes_nothing() {
         for (db, _keep) in each_engine().await {
             let id = queued_job(&db, "a").await;
-            db.claim_job(id, "ollama").await.unwrap();
+            db.claim_job(id, &ANY_SLOT).await.unwrap();
             db.hand_back_job(id, 1, true).await.unwrap().unwrap();
-            db.claim_job(id, "ollama").await.unwrap().unwrap();
+            db.claim_job(id, &ANY_SLOT).await.unwrap().unwrap();
             let progress = Progress {
                 current_tokens: 9,
                 ..Default::default()

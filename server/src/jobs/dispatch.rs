@@ -13,10 +13,29 @@ use super::{
     view::job_view,
     Jobs,
 };
-use crate::{backend::BackendError, db::Written, metrics, pool::Slot};
+use crate::{
+    backend::BackendError,
+    db::{Claimant, Written},
+    metrics,
+    pool::Slot,
+};
 
 /// After the database refused a claim: wait a moment rather than spin on it.
 const CLAIM_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// After a claim found its model server full (its slots taken by other instances) or the job
+/// being claimed by another: look again this soon, whatever wakes dispatch meanwhile.
+const NOT_NOW_DELAY: Duration = Duration::from_millis(250);
+
+/// What came of one claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Claimed {
+    /// The job runs here now, or is gone (ended or claimed elsewhere).
+    Settled,
+    /// The job is still waiting: its server's slots are all taken, over all instances.
+    NotNow,
+    /// The database refused the claim.
+    Refused,
+}
 /// The longest sleep with nothing to do: a safety net under the wake-ups.
 const IDLE_CHECK: Duration = Duration::from_secs(60);
 
@@ -36,12 +55,29 @@ impl Jobs {
                 return;
             }
             let Plan { starts, nowhere } = self.plan();
+            let mut full: Vec<String> = Vec::new();
             for (job_id, slot) in starts {
-                if !self.start_run(job_id, slot).await {
-                    tokio::select! {
-                        _ = tokio::time::sleep(CLAIM_RETRY_DELAY) => {}
-                        _ = self.shutdown.cancelled() => return,
+                if full.contains(&slot.member().name) {
+                    continue;
+                }
+                let backend = slot.member().name.clone();
+                match self.start_run(job_id, slot).await {
+                    Claimed::Settled => {}
+                    Claimed::NotNow => full.push(backend),
+                    Claimed::Refused => {
+                        tokio::select! {
+                            _ = tokio::time::sleep(CLAIM_RETRY_DELAY) => {}
+                            _ = self.shutdown.cancelled() => return,
+                        }
                     }
+                }
+            }
+            if !full.is_empty() {
+                // The slots let go above woke dispatch already: without this pause it would
+                // ask the database again at once.
+                tokio::select! {
+                    _ = tokio::time::sleep(NOT_NOW_DELAY) => {}
+                    _ = self.shutdown.cancelled() => return,
                 }
             }
             for (job_id, model) in nowhere {
@@ -72,11 +108,16 @@ impl Jobs {
         plan
     }
 
-    /// Claims a waiting job for `slot`'s server and starts its run. False when the database
-    /// refused the claim (the job stays in the queue).
-    async fn start_run(self: &Arc<Self>, job_id: i64, slot: Slot) -> bool {
+    /// Claims a waiting job for `slot`'s server and starts its run.
+    async fn start_run(self: &Arc<Self>, job_id: i64, slot: Slot) -> Claimed {
         let backend = slot.member().name.clone();
-        match self.db.claim_job(job_id, &backend).await {
+        let claimant = Claimant {
+            backend: &backend,
+            slots: slot.member().concurrency,
+            owner: &self.owner,
+            lease_ms: self.config.jobs.lease_ms,
+        };
+        match self.db.claim_job(job_id, &claimant).await {
             Ok(Some(row)) => {
                 metrics::job_claimed(row.started_at.unwrap_or(row.queued_at) - row.queued_at);
                 let stop = StopHandle::new(row.runs);
@@ -96,24 +137,22 @@ impl Jobs {
                     tracing::info_span!("job", job_id = row.id, model = %row.model, %backend);
                 self.tasks
                     .spawn(async move { jobs.run(row, stop, slot).await }.instrument(span));
-                true
+                Claimed::Settled
             }
             Ok(None) => {
-                // Cancelled or deleted since it entered the queue: it leaves. A job still
-                // queued (a server that lost the database to this one handed it back just now)
-                // stays for the next pass.
-                let queued = matches!(
-                    self.db.job(job_id).await,
-                    Ok(Some(row)) if row.status == JobStatus::Queued
-                );
-                if !queued {
-                    self.leave_queue(job_id);
+                // Cancelled, deleted or claimed elsewhere since it entered the line: it leaves.
+                // A job still queued waits for a slot its server has free over all instances.
+                match self.db.job(job_id).await {
+                    Ok(Some(row)) if row.status == JobStatus::Queued => Claimed::NotNow,
+                    _ => {
+                        self.leave_queue(job_id);
+                        Claimed::Settled
+                    }
                 }
-                true
             }
             Err(e) => {
                 tracing::error!(error = %e, delay = ?CLAIM_RETRY_DELAY, "cannot claim the next job; trying again");
-                false
+                Claimed::Refused
             }
         }
     }

@@ -1,23 +1,30 @@
 //! Generation jobs: the service the HTTP layer calls (admit, submit, stop, retry, forget) and
 //! the queue of waiting jobs with their positions. [`dispatch`] starts runs, [`run`] does one.
 //!
-//! The queue (in memory, FIFO by the time a job entered it) decides what runs next: dispatch
-//! goes down the line and starts every job for which the [`Pool`] has a free place on a
-//! model server that has its model, so a job whose servers are all busy holds up none that
-//! could run elsewhere; nothing runs before `submit` put it in the queue. The waiting jobs and
-//! the running ones sit under one lock, and dispatch moves a job from one to the other under
-//! it, so a Stop never misses a job that is being claimed. A job whose every server is
-//! unreachable waits, and fails after `jobs.outage_wait_secs` ([`outage`]).
+//! The line of waiting jobs is the database's ([`Db::queued_jobs`], FIFO by the time a job
+//! entered it); this instance keeps it in memory, updated as jobs come and go here and on the
+//! other instances (the bus), and read again from the database at every lease renewal. Dispatch
+//! goes down the line and claims every job for which the [`Pool`] has a free place on a model
+//! server that has its model, so a job whose servers are all busy holds up none that could
+//! run elsewhere; the claim itself counts the server's slots over all instances. The waiting
+//! jobs and the running ones sit under one lock, and dispatch moves a job from one to the
+//! other under it, so a Stop never misses a job that is being claimed. A job whose every
+//! server is unreachable waits, and fails after `jobs.outage_wait_secs` ([`outage`]).
+//!
+//! Each run holds a lease on its job ([`lease`]); a job whose instance died is run again by
+//! another, and a Stop asked on one instance reaches the instance that runs the job.
 mod admission;
 mod cap;
 mod dispatch;
 mod estimate;
 pub mod fold;
+mod lease;
 mod line;
 mod live;
 mod outage;
 mod publisher;
 mod queue;
+mod remote;
 mod run;
 mod throttle;
 mod view;
@@ -34,7 +41,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     client_addr::ClientKey,
     config::Config,
-    db::{Db, DbResult, JobRow},
+    db::{Db, DbResult, Engine, Interrupted, JobRow},
     hub::Hub,
     limits::Limits,
     pool::Pool,
@@ -59,24 +66,34 @@ pub struct Jobs {
     config: Arc<Config>,
     limits: Arc<Limits>,
     queue: Mutex<Queue>,
+    /// This instance's id: the owner of the jobs it runs.
+    owner: Arc<str>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
 
 impl Jobs {
-    /// Recovers what a crash left running, loads the queue and starts dispatching.
+    /// Recovers what a crash left running (on PostgreSQL: what this instance, `owner`, ran,
+    /// and what any instance left with its lease run out), loads the queue and starts
+    /// dispatching, and on PostgreSQL keeping the leases.
     pub async fn start(
         db: Db,
         hub: Hub,
         pool: Arc<Pool>,
         config: Arc<Config>,
         limits: Arc<Limits>,
+        owner: &str,
     ) -> DbResult<Arc<Self>> {
-        let recovered = db.recover_interrupted(config.jobs.max_attempts).await?;
+        let shared = db.engine() == Engine::Postgres;
+        let which = if shared {
+            Interrupted::OwnOrExpired(owner)
+        } else {
+            Interrupted::All
+        };
+        let recovered = db
+            .recover_interrupted(config.jobs.max_attempts, which)
+            .await?;
         crate::metrics::jobs_rescued(recovered.requeued.len());
-        if !recovered.requeued.is_empty() || !recovered.failed.is_empty() {
-            tracing::warn!(requeued = ?recovered.requeued, failed = ?recovered.failed, "recovered jobs interrupted by a restart");
-        }
         let jobs = Arc::new(Self {
             db,
             hub,
@@ -84,15 +101,22 @@ impl Jobs {
             config,
             limits,
             queue: Mutex::new(Queue::default()),
+            owner: owner.into(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
+        jobs.announce(&recovered, "recovered jobs interrupted by a restart")
+            .await?;
         jobs.pool.watch(&jobs.tasks, jobs.shutdown.clone());
-        for row in jobs.db.unfinished_jobs().await? {
+        for row in jobs.db.queued_jobs().await? {
             jobs.submit(&row);
         }
         let dispatcher = Arc::clone(&jobs);
         jobs.tasks.spawn(async move { dispatcher.dispatch().await });
+        if shared {
+            let keeper = Arc::clone(&jobs);
+            jobs.tasks.spawn(async move { keeper.keep_leases().await });
+        }
         Ok(jobs)
     }
 
@@ -164,7 +188,8 @@ impl Jobs {
     }
 
     /// Stops a job: a queued one ends at once; a running one drops its Ollama request and ends
-    /// as `cancelled`. Returns false when the job had already finished.
+    /// as `cancelled`, on whichever instance runs it. Returns false when the job had already
+    /// finished.
     pub async fn cancel(&self, job_id: i64) -> DbResult<bool> {
         for _ in 0..CLAIM_WAIT_STEPS {
             if let Some(running) = self.queue().running(job_id) {
@@ -173,7 +198,7 @@ impl Jobs {
             }
             if let Some(row) = self
                 .db
-                .cancel_queued_job(job_id, run::STOPPED_BY_AUTHOR)
+                .cancel_queued_job(job_id, crate::db::STOPPED_BY_AUTHOR)
                 .await?
             {
                 self.leave_queue(job_id);
@@ -181,6 +206,16 @@ impl Jobs {
                 return Ok(true);
             }
             match self.db.job(job_id).await? {
+                Some(row) if row.status.is_running() && !self.runs_here(&row) => {
+                    // Another instance runs it: the request stays in the row until that
+                    // runner (or, should it die, the instance that rescues the job) ends it.
+                    if self.db.request_stop(job_id).await? {
+                        if let Some(outbox) = self.hub.outbox() {
+                            outbox.stop(job_id);
+                        }
+                        return Ok(true);
+                    }
+                }
                 Some(row) if !row.status.is_terminal() => tokio::time::sleep(CLAIM_WAIT_STEP).await,
                 _ => return Ok(false),
             }

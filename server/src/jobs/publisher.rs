@@ -3,6 +3,8 @@
 //! `progress.db_write_interval_ms`, and to both at once when its phase changes.
 use std::time::{Duration, Instant};
 
+use app::types::{Progress, Reasoning};
+
 use super::{live::Live, throttle::Throttle};
 use crate::{
     db::{Db, ProgressWrite},
@@ -113,13 +115,20 @@ impl Publisher {
         }
     }
 
-    async fn send(&mut self, live: &mut Live, targets: Targets) {
+    async fn send(&mut self, live: &mut Live, mut targets: Targets) {
         if targets == Targets::default() {
             return;
         }
         let now = Instant::now();
         let progress = live.progress(now);
         let reasoning = live.reasoning(now);
+        // Too much new text for one bus note: the other instances are told to read the row,
+        // so the row gets it first.
+        let database_first = targets.watchers && self.too_large_for_a_note(live);
+        if database_first {
+            self.write(live, &progress, reasoning.as_ref()).await;
+            targets.database = false;
+        }
         if targets.watchers {
             let restart = self.sent_len.is_none();
             if restart {
@@ -154,21 +163,35 @@ impl Publisher {
             self.sent_thinking = live.thinking.len();
         }
         if targets.database {
-            let write = ProgressWrite {
-                run: live.run,
-                status: live.status,
-                progress: &progress,
-                text: &live.text,
-                retry_at: live.retry_at,
-                error: live.error.as_ref().map(|(detail, _)| detail.as_str()),
-                failure: live.error.as_ref().map(|(_, class)| *class),
-                attempt: live.attempt,
-                thinking: &live.thinking,
-                reasoning: reasoning.as_ref(),
-            };
-            if let Err(e) = self.db.write_progress(live.id, write).await {
-                tracing::warn!(error = %e, "cannot write progress; the next write will carry it");
-            }
+            self.write(live, &progress, reasoning.as_ref()).await;
+        }
+    }
+
+    /// Whether what watchers have not had yet is more than a bus note carries (only where
+    /// there are other instances to tell).
+    fn too_large_for_a_note(&self, live: &Live) -> bool {
+        let unsent = match self.sent_len {
+            Some(sent) => live.text.len().saturating_sub(sent),
+            None => live.text.len(),
+        } + live.thinking.len().saturating_sub(self.sent_thinking);
+        self.hub.outbox().is_some() && unsent > crate::bus::MAX_INLINE_DELTA
+    }
+
+    async fn write(&self, live: &Live, progress: &Progress, reasoning: Option<&Reasoning>) {
+        let write = ProgressWrite {
+            run: live.run,
+            status: live.status,
+            progress,
+            text: &live.text,
+            retry_at: live.retry_at,
+            error: live.error.as_ref().map(|(detail, _)| detail.as_str()),
+            failure: live.error.as_ref().map(|(_, class)| *class),
+            attempt: live.attempt,
+            thinking: &live.thinking,
+            reasoning,
+        };
+        if let Err(e) = self.db.write_progress(live.id, write).await {
+            tracing::warn!(error = %e, "cannot write progress; the next write will carry it");
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::{
     collections::{BTreeSet, HashMap},
     sync::{Arc, Mutex},
+    time::Instant,
 };
 
 use tokio_util::sync::CancellationToken;
@@ -14,6 +15,9 @@ pub enum StopReason {
     Cancelled,
     /// The server is shutting down: the job goes back to the queue.
     Shutdown,
+    /// This instance lost the job's lease: another instance runs it now, or will; this run
+    /// ends without a word to the database.
+    LeaseLost,
 }
 
 /// How to stop one run of a job, shared by the queue and the run itself.
@@ -22,6 +26,8 @@ pub struct StopHandle {
     /// Which run of the job this is: a Retry's run must not be forgotten when the previous
     /// run's task finishes.
     pub run: u32,
+    /// When the run was claimed: a lease renewal that began before it cannot know of it.
+    pub claimed: Instant,
     token: CancellationToken,
     reason: Arc<Mutex<Option<StopReason>>>,
 }
@@ -30,6 +36,7 @@ impl StopHandle {
     pub fn new(run: u32) -> Self {
         Self {
             run,
+            claimed: Instant::now(),
             token: CancellationToken::new(),
             reason: Arc::default(),
         }
@@ -62,8 +69,11 @@ impl StopHandle {
 pub struct Queue {
     /// (queued_at, id): the order of the queue.
     waiting: BTreeSet<(i64, i64)>,
-    /// The model of each waiting job: which servers it can run on.
-    models: HashMap<i64, String>,
+    /// The model of each waiting job (which servers it can run on) and the number of its
+    /// entry (which tells a reload of the line what entered after it began).
+    models: HashMap<i64, (String, u64)>,
+    /// How many entries so far.
+    entries: u64,
     running: HashMap<i64, StopHandle>,
     /// How often each unfinished job's server died under its reply (in memory only).
     deaths: HashMap<i64, u32>,
@@ -71,8 +81,41 @@ pub struct Queue {
 
 impl Queue {
     pub fn enter(&mut self, queued_at: i64, job_id: i64, model: &str) {
+        self.leave(job_id);
+        self.entries += 1;
         self.waiting.insert((queued_at, job_id));
-        self.models.insert(job_id, model.to_string());
+        self.models
+            .insert(job_id, (model.to_string(), self.entries));
+    }
+
+    /// How many entries so far: [`Queue::reload`] keeps what entered after this.
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// Makes the waiting line the database's (`line`: (queued_at, id, model), head first),
+    /// except for jobs that entered after entry number `since` (the reading began before
+    /// them) and the ones running here. The ids of the jobs new to it.
+    pub fn reload(&mut self, line: &[(i64, i64, String)], since: u64) -> Vec<i64> {
+        let listed: std::collections::HashSet<i64> = line.iter().map(|(_, id, _)| *id).collect();
+        let gone: Vec<i64> = self
+            .models
+            .iter()
+            .filter(|(id, (_, entry))| *entry <= since && !listed.contains(id))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.leave(id);
+        }
+        let mut new = Vec::new();
+        for (queued_at, id, model) in line {
+            if self.running.contains_key(id) || self.waiting.contains(&(*queued_at, *id)) {
+                continue;
+            }
+            self.enter(*queued_at, *id, model);
+            new.push(*id);
+        }
+        new
     }
 
     /// The waiting jobs as (id, model), head first.
@@ -80,7 +123,10 @@ impl Queue {
         self.waiting.iter().map(|&(_, id)| {
             (
                 id,
-                self.models.get(&id).map(String::as_str).unwrap_or_default(),
+                self.models
+                    .get(&id)
+                    .map(|(model, _)| model.as_str())
+                    .unwrap_or_default(),
             )
         })
     }
@@ -91,8 +137,9 @@ impl Queue {
     }
 
     pub fn leave(&mut self, job_id: i64) {
-        self.waiting.retain(|&(_, id)| id != job_id);
-        self.models.remove(&job_id);
+        if self.models.remove(&job_id).is_some() {
+            self.waiting.retain(|&(_, id)| id != job_id);
+        }
     }
 
     /// Moves a claimed job from the waiting line to the running set.
@@ -160,5 +207,27 @@ mod tests {
         );
         q.finish(2, 2);
         assert!(q.running(2).is_none());
+    }
+
+    #[test]
+    fn a_reload_takes_the_databases_line_but_keeps_what_entered_during_it() {
+        let mut q = Queue::default();
+        q.enter(10, 1, "m");
+        q.enter(20, 2, "m");
+        let since = q.entries();
+        q.enter(30, 3, "m"); // entered while the database was being read
+        q.start(4, StopHandle::new(1)); // claimed here
+        let line = [
+            (20, 2, "m".to_string()),
+            (25, 5, "m".to_string()),
+            (26, 4, "m".to_string()),
+        ];
+        assert_eq!(q.reload(&line, since), [5]);
+        let order: Vec<i64> = q.waiting_models().map(|(id, _)| id).collect();
+        assert_eq!(
+            order,
+            [2, 5, 3],
+            "1 was claimed or ended elsewhere; 4 runs here"
+        );
     }
 }

@@ -26,7 +26,7 @@ use super::{
 use crate::{
     allowed_models::same_model,
     backend::{BackendError, ChatEvent, ChatRequest, Fault, ReplyStats},
-    db::{now_ms, DbResult, JobCompletion, JobRow, Written},
+    db::{now_ms, DbResult, JobCompletion, JobRow, Written, STOPPED_BY_AUTHOR},
     metrics,
     pool::{Member, Slot},
 };
@@ -431,8 +431,18 @@ impl Jobs {
                     .await?
             }
             Outcome::Stopped(StopReason::Shutdown) => {
-                // Back in the queue for the next start; watchers reconnect to the new process.
-                self.db.hand_back_job(row.id, row.runs, true).await?;
+                // Back in the queue for the next start, or another instance now; watchers
+                // reconnect to the new process.
+                if let Some(back) = self.db.hand_back_job(row.id, row.runs, true).await? {
+                    if self.hub.outbox().is_some() {
+                        self.hub.track(job_view(&back, None));
+                    }
+                }
+                return Ok(());
+            }
+            Outcome::Stopped(StopReason::LeaseLost) => {
+                // The job is another run's now (or will be): that run's instance tells the
+                // watchers, and this one writes nothing.
                 return Ok(());
             }
             Outcome::WaitForServer { spent } => {
@@ -445,7 +455,7 @@ impl Jobs {
                 if self.requeue(&back, stop) {
                     return Ok(());
                 }
-                if stop.reason() == StopReason::Shutdown {
+                if stop.reason() != StopReason::Cancelled {
                     // Queued in its row: the next start takes it up.
                     return Ok(());
                 }
@@ -506,9 +516,6 @@ impl Jobs {
         }
     }
 }
-
-/// The reason a job stopped by its author shows.
-pub(super) const STOPPED_BY_AUTHOR: &str = "Stopped by its author.";
 
 /// A token (or a chunk of a thinking model's reasoning) arrived.
 async fn on_token(live: &mut Live, publisher: &mut Publisher) {

@@ -110,7 +110,9 @@ mod tests {
                 (JobStatus::Queued, Some(3), Some(50), None)
             );
 
-            db.claim_job(queued.id, "ollama").await.unwrap();
+            db.claim_job(queued.id, &crate::db::testing::ANY_SLOT)
+                .await
+                .unwrap();
             let stats = FinalStats {
                 input_tokens: Some(7),
                 output_tokens: Some(3),

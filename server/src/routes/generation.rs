@@ -131,10 +131,18 @@ pub async fn progress(
     ApiPath(job_id): ApiPath<i64>,
     headers: HeaderMap,
 ) -> HttpResult<Response> {
-    let rx = state.hub.watch(job_id);
+    let mut rx = state.hub.watch(job_id);
     let first = match &rx {
         Some(rx) => rx.borrow().clone(),
-        None => job_view(&job_row(&state, job_id).await?, None),
+        None => {
+            let row = job_row(&state, job_id).await?;
+            // Made on another instance a moment ago: this one follows it from now on.
+            rx = state.jobs.follow(&row).await?;
+            match &rx {
+                Some(rx) => rx.borrow().clone(),
+                None => job_view(&row, None),
+            }
+        }
     };
     let resume = parse_last_event_id(&headers);
     if first.status.is_terminal() && matches!(resume, Some(Err(()))) {

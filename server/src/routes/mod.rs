@@ -7,6 +7,7 @@ mod json;
 mod models;
 mod page;
 mod posts;
+pub use posts::to_post;
 mod security;
 mod sse;
 mod wall;

@@ -172,6 +172,6 @@ pub async fn delete(
         state.jobs.forget(job.id).await?;
     }
     state.db.delete_post(id).await?;
-    state.hub.post_deleted(id);
+    state.hub.post_deleted(id, row.job.map(|job| job.id));
     Ok(StatusCode::NO_CONTENT)
 }

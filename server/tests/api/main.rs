@@ -17,6 +17,7 @@ mod fake_process;
 mod flood;
 mod generation;
 mod headers;
+mod instances;
 mod migrate;
 mod ollama_client;
 mod openai_client;

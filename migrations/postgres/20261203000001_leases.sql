@@ -1,0 +1,8 @@
+-- Several instances share one queue: a running job carries a lease, the instance that runs it
+-- (`owner`, its server.instance_id) and until when (`lease_until`, Unix ms), renewed while it
+-- runs; any instance gives a job whose lease ran out to the queue again. `stop_requested` is a
+-- Stop asked on an instance that does not run the job, kept until its runner hears it.
+ALTER TABLE ai_generation_jobs ADD COLUMN owner TEXT;
+ALTER TABLE ai_generation_jobs ADD COLUMN lease_until BIGINT;
+ALTER TABLE ai_generation_jobs ADD COLUMN stop_requested BOOLEAN NOT NULL DEFAULT FALSE;
+CREATE INDEX ai_generation_jobs_backend ON ai_generation_jobs (backend, status);

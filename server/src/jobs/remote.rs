@@ -1,0 +1,174 @@
+//! What the other instances tell this one's job service (through the bus): a job changed in
+//! its row, went away with its post, or was stopped there; and the resynchronisation from the
+//! database after the bus's connection was lost. Also the line's reload from the database.
+use app::types::JobStatus;
+
+use super::{queue::StopReason, view::job_view, Jobs};
+use crate::{
+    db::{DbResult, JobRow, Recovered},
+    metrics,
+};
+
+impl Jobs {
+    /// Whether `row`'s current run is this instance's (claimed here, under the lease it holds).
+    pub(super) fn runs_here(&self, row: &JobRow) -> bool {
+        row.owner.as_deref() == Some(&*self.owner)
+    }
+
+    /// Job `job_id` changed in its row on another instance (its change numbered `seq` there):
+    /// reads the row and follows it, in the line, in the hub, and in the runs here.
+    pub async fn heard_job(&self, job_id: i64, seq: u64) -> DbResult<()> {
+        let Some(row) = self.db.job(job_id).await? else {
+            self.heard_gone(job_id);
+            return Ok(());
+        };
+        let mut view = job_view(&row, None);
+        view.seq = seq;
+        let mut queue = self.queue();
+        if let Some(run) = queue.running(job_id) {
+            if row.runs != run.run || !self.runs_here(&row) {
+                // Its lease went to another instance: this run is over.
+                run.stop(StopReason::LeaseLost);
+            } else {
+                // A change this instance made itself, told back: nothing to follow.
+                return Ok(());
+            }
+        }
+        match row.status {
+            JobStatus::Queued => {
+                queue.enter(row.queued_at, row.id, &row.model);
+                self.hub.track_remote(view);
+            }
+            status if status.is_running() => {
+                queue.leave(job_id);
+                self.hub.track_remote(view);
+            }
+            _ => {
+                queue.leave(job_id);
+                queue.ended(job_id);
+                self.hub.finish_remote(view);
+            }
+        }
+        self.publish_positions(&queue);
+        drop(queue);
+        // A job to run, or a slot freed on a model server.
+        self.pool.wake();
+        Ok(())
+    }
+
+    /// A receiver of an unfinished job's live state that the hub does not carry yet (made
+    /// on another instance a moment ago, its note still on the way): the hub carries it from
+    /// its row from now on. `None` for a finished job, or with no other instances.
+    pub async fn follow(
+        &self,
+        row: &JobRow,
+    ) -> DbResult<Option<tokio::sync::watch::Receiver<app::types::JobView>>> {
+        if row.status.is_terminal() || self.hub.outbox().is_none() {
+            return Ok(None);
+        }
+        self.hub.track_remote(job_view(row, None));
+        // It may have ended between the read and the tracking, its note heard in between.
+        if let Some(now) = self.db.job(row.id).await? {
+            if now.status.is_terminal() {
+                self.hub.finish_remote(job_view(&now, None));
+                return Ok(None);
+            }
+        }
+        Ok(self.hub.watch(row.id))
+    }
+
+    /// Job `job_id` went away with its post on another instance.
+    pub fn heard_gone(&self, job_id: i64) {
+        let mut queue = self.queue();
+        if let Some(run) = queue.running(job_id) {
+            run.stop(StopReason::Cancelled);
+        }
+        queue.leave(job_id);
+        self.publish_positions(&queue);
+        drop(queue);
+        self.hub.forget(job_id);
+    }
+
+    /// Its author stopped job `job_id` on another instance: if it runs here, it stops.
+    pub fn heard_stop(&self, job_id: i64) {
+        if let Some(run) = self.queue().running(job_id) {
+            run.stop(StopReason::Cancelled);
+        }
+    }
+
+    /// Reads the live state from the database after notes may have been missed: the line,
+    /// every unfinished job, and what became of the jobs the hub still carries.
+    pub async fn resync(&self) -> DbResult<()> {
+        self.reload_queue().await?;
+        let unfinished = self.db.unfinished_jobs().await?;
+        let running_here = |id| self.queue().running(id).is_some();
+        for row in &unfinished {
+            if !running_here(row.id) {
+                self.hub.track_remote(job_view(row, None));
+            }
+        }
+        for id in self.hub.tracked() {
+            if unfinished.iter().all(|row| row.id != id) && !running_here(id) {
+                match self.db.job(id).await? {
+                    Some(row) => self.hub.finish_remote(job_view(&row, None)),
+                    None => self.hub.forget(id),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the line in memory the database's: jobs claimed or ended elsewhere leave it, jobs
+    /// queued elsewhere enter it (and the hub), and every waiting job learns its place.
+    pub async fn reload_queue(&self) -> DbResult<()> {
+        let since = self.queue().entries();
+        let rows = self.db.queued_jobs().await?;
+        let line: Vec<(i64, i64, String)> = rows
+            .iter()
+            .map(|row| (row.queued_at, row.id, row.model.clone()))
+            .collect();
+        let mut queue = self.queue();
+        let new = queue.reload(&line, since);
+        for row in rows.iter().filter(|row| new.contains(&row.id)) {
+            if self.hub.current(row.id).is_none() {
+                self.hub.track_remote(job_view(row, None));
+            }
+        }
+        self.publish_positions(&queue);
+        drop(queue);
+        if !new.is_empty() {
+            self.pool.wake();
+        }
+        Ok(())
+    }
+
+    /// Tells everyone what a recovery did: the jobs back in the queue enter it here (and the
+    /// others hear of them), the ended ones end in the hub.
+    pub(super) async fn announce(&self, recovered: &Recovered, what: &str) -> DbResult<()> {
+        let Recovered {
+            requeued,
+            failed,
+            cancelled,
+        } = recovered;
+        if requeued.is_empty() && failed.is_empty() && cancelled.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!(?requeued, ?failed, ?cancelled, "{what}");
+        for &id in requeued {
+            if let Some(row) = self.db.job(id).await? {
+                if row.status == JobStatus::Queued {
+                    self.submit(&row);
+                }
+            }
+        }
+        for &id in failed.iter().chain(cancelled) {
+            if let Some(row) = self.db.job(id).await? {
+                let ended = row.status;
+                self.leave_queue(id);
+                self.hub.finish(job_view(&row, None));
+                metrics::job_ended(ended, None);
+            }
+        }
+        Ok(())
+    }
+}

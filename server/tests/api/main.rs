@@ -10,6 +10,7 @@
     clippy::cast_precision_loss
 )]
 
+mod balanced;
 mod deadline;
 mod edge;
 mod exclusive;
@@ -19,6 +20,7 @@ mod generation;
 mod headers;
 mod instances;
 mod migrate;
+mod nginx;
 mod ollama_client;
 mod openai_client;
 mod outage;

@@ -21,6 +21,8 @@ pub struct AppProcess {
     env: Vec<(String, String)>,
     /// The open-file limit (soft, hard) the process starts with, if not the test's own.
     file_limit: Option<(u64, u64)>,
+    /// The binary: this build's, or the release one `scripts/build` made.
+    binary: PathBuf,
     /// The PostgreSQL database of a server started on one, dropped after it.
     _scratch: Option<ScratchDb>,
 }
@@ -67,7 +69,48 @@ impl AppProcess {
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
-        let child = spawn(dir, port, &env, file_limit);
+        Self::start_binary(
+            dir,
+            port,
+            env,
+            file_limit,
+            PathBuf::from(env!("CARGO_BIN_EXE_aiwall")),
+        )
+        .await
+    }
+
+    /// Starts the release binary (`target/release/aiwall`, which `scripts/build` makes), as a
+    /// deployment runs it.
+    pub async fn start_release(dir: &Path, port: u16, env: &[(&str, String)]) -> AppProcess {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+        let binary = target.join("release/aiwall");
+        assert!(
+            binary.exists(),
+            "{} is missing: build it with scripts/build (scripts/test does)",
+            binary.display()
+        );
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        let port = if port == 0 {
+            crate::test_app::free_port()
+        } else {
+            port
+        };
+        Self::start_binary(dir, port, env, None, binary).await
+    }
+
+    async fn start_binary(
+        dir: &Path,
+        port: u16,
+        env: Vec<(String, String)>,
+        file_limit: Option<(u64, u64)>,
+        binary: PathBuf,
+    ) -> AppProcess {
+        let child = spawn(&binary, dir, port, &env, file_limit);
         let app = AppProcess {
             child,
             url: format!("http://127.0.0.1:{port}"),
@@ -75,6 +118,7 @@ impl AppProcess {
             dir: dir.to_owned(),
             env,
             file_limit,
+            binary,
             _scratch: None,
         };
         app.wait_healthy().await;
@@ -134,7 +178,13 @@ impl AppProcess {
 
     /// Starts the binary again on the same port and database.
     pub async fn restart(&mut self) {
-        self.child = spawn(&self.dir, self.port, &self.env, self.file_limit);
+        self.child = spawn(
+            &self.binary,
+            &self.dir,
+            self.port,
+            &self.env,
+            self.file_limit,
+        );
         self.wait_healthy().await;
     }
 
@@ -189,7 +239,13 @@ async fn run_to_end(
         .iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
         .collect();
-    let mut command = command(dir, port, &env, None);
+    let mut command = command(
+        Path::new(env!("CARGO_BIN_EXE_aiwall")),
+        dir,
+        port,
+        &env,
+        None,
+    );
     command
         .args(args)
         .stdout(Stdio::piped())
@@ -203,19 +259,25 @@ async fn run_to_end(
     (output.status, said)
 }
 
-fn spawn(dir: &Path, port: u16, env: &[(String, String)], file_limit: Option<(u64, u64)>) -> Child {
-    let mut command = command(dir, port, env, file_limit);
+fn spawn(
+    binary: &Path,
+    dir: &Path,
+    port: u16,
+    env: &[(String, String)],
+    file_limit: Option<(u64, u64)>,
+) -> Child {
+    let mut command = command(binary, dir, port, env, file_limit);
     command.stdout(log_file(dir)).stderr(log_file(dir));
     command.spawn().expect("start aiwall")
 }
 
 fn command(
+    binary: &Path,
     dir: &Path,
     port: u16,
     env: &[(String, String)],
     file_limit: Option<(u64, u64)>,
 ) -> Command {
-    let binary = env!("CARGO_BIN_EXE_aiwall");
     // util-linux's prlimit sets the limit and then execs the binary: the pid stays the server's.
     let mut command = match file_limit {
         Some((soft, hard)) => {

@@ -5,7 +5,8 @@
 //! against the fake Ollama: a text post, and AI posts whose jobs ended completed, failed and
 //! cancelled, one generating when the server was killed with SIGKILL, and one queued behind it.
 //! 2a26a00 has the first schema (`20261125000001_wall.sql`), 5a45c4d the failure classes
-//! (`20261129000001_failure_class.sql`). Whenever a migration is added, record one more with
+//! (`20261129000001_failure_class.sql`), cc7c26a the output cap (`20261130000002`), e0980dc
+//! the backends and reasoning (`20261201000001`). Whenever a migration is added, record one more with
 //! the release before it (`fixtures/record.sh`, which says how) and list it in [`FIXTURES`];
 //! never edit one.
 use std::path::Path;
@@ -25,15 +26,16 @@ const FIXTURE: &str = concat!(
     "/tests/api/fixtures/wall-2a26a00.db"
 );
 
-/// Every earlier release's database, oldest first, and whether that release stored the client
-/// address of a job.
-const FIXTURES: [(&str, bool); 3] = [
-    (FIXTURE, false),
+/// Every earlier release's database, oldest first, whether that release stored the client
+/// address of a job, and whether it stored the model server that ran it.
+const FIXTURES: [(&str, bool, bool); 4] = [
+    (FIXTURE, false, false),
     (
         concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/api/fixtures/wall-5a45c4d.db"
         ),
+        false,
         false,
     ),
     (
@@ -42,17 +44,26 @@ const FIXTURES: [(&str, bool); 3] = [
             "/tests/api/fixtures/wall-cc7c26a.db"
         ),
         true,
+        false,
+    ),
+    (
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/api/fixtures/wall-e0980dc.db"
+        ),
+        true,
+        true,
     ),
 ];
 
 #[tokio::test]
 async fn a_database_from_every_earlier_release_opens_migrates_and_serves() {
-    for (fixture, stored_addresses) in FIXTURES {
-        opens_migrates_and_serves(fixture, stored_addresses).await;
+    for (fixture, stored_addresses, stored_backends) in FIXTURES {
+        opens_migrates_and_serves(fixture, stored_addresses, stored_backends).await;
     }
 }
 
-async fn opens_migrates_and_serves(fixture: &str, stored_addresses: bool) {
+async fn opens_migrates_and_serves(fixture: &str, stored_addresses: bool, stored_backends: bool) {
     let app = spawn_app_with(Some(fast_fake()), |config| {
         let path = config.database.url.trim_start_matches("sqlite://");
         std::fs::copy(fixture, Path::new(path)).expect("copy the fixture database");
@@ -88,7 +99,8 @@ async fn opens_migrates_and_serves(fixture: &str, stored_addresses: bool) {
         (stats.output_tokens, stats.done_reason.as_str()),
         (Some(12), "stop")
     );
-    // Every number an earlier release stored reads as reported; no server, no reasoning.
+    // Every number an earlier release stored reads as reported; no reasoning, and the model
+    // server only where that release stored it.
     assert!(
         stats.input_tokens.is_some()
             && stats.eval_duration_ns.is_some()
@@ -102,7 +114,7 @@ async fn opens_migrates_and_serves(fixture: &str, stored_addresses: bool) {
             &completed.reasoning,
             completed.thinking.as_str()
         ),
-        (None, &None, "")
+        (stored_backends.then_some("ollama"), &None, "")
     );
     assert!(oldest_first[1]
         .html

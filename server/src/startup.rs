@@ -47,7 +47,13 @@ pub struct Server {
     state: AppState,
     /// `/metrics`'s own listener and the exporter, when `server.metrics_addr` is set.
     metrics: Option<(TcpListener, PrometheusHandle)>,
+    /// The task telling the other instances this one's changes, when there are any: awaited
+    /// before the database closes, so that the jobs handed back at shutdown are heard.
+    bus_sender: Option<tokio::task::JoinHandle<()>>,
 }
+
+/// How long the last notes to the other instances may take at shutdown.
+const LAST_NOTES: Duration = Duration::from_secs(2);
 
 impl Server {
     pub async fn build(config: Config) -> Result<Self, StartError> {
@@ -114,19 +120,21 @@ impl Server {
             instance: instance.as_str().into(),
             shutdown: CancellationToken::new(),
         };
+        let mut bus_sender = None;
         if let (Some(outgoing), Some(pg)) = (outgoing, state.db.postgres()) {
-            tokio::spawn(bus::send(
+            bus_sender = Some(tokio::spawn(bus::send(
                 pg.clone(),
                 instance,
                 outgoing,
                 state.shutdown.clone(),
-            ));
+            )));
             tokio::spawn(bus::listen(state.clone(), pg.clone()));
         }
         Ok(Self {
             listener,
             state,
             metrics,
+            bus_sender,
         })
     }
 
@@ -161,6 +169,7 @@ impl Server {
             listener,
             state,
             metrics,
+            bus_sender,
         } = self;
         if let Some((listener, handle)) = metrics {
             tokio::spawn(metrics::serve(
@@ -197,6 +206,9 @@ impl Server {
             },
         )
         .await;
+        if let Some(sender) = bus_sender {
+            let _ = tokio::time::timeout(LAST_NOTES, sender).await;
+        }
         state.db.close().await;
         tracing::info!("stopped");
         result

@@ -36,7 +36,10 @@ pub async fn listen(state: AppState, pool: PgPool) {
         // too, and applying it twice is harmless.
         if let Err(e) = state.jobs.resync().await {
             tracing::warn!(error = %e, "cannot read the live state after connecting the listener; trying again");
-            continue;
+            tokio::select! {
+                () = tokio::time::sleep(RECONNECT_DELAY) => continue,
+                () = state.shutdown.cancelled() => return,
+            }
         }
         metrics::bus_resynced();
         loop {
@@ -112,17 +115,22 @@ async fn heard(state: &AppState, what: What) -> crate::db::DbResult<()> {
             }
             state.hub.post_deleted_remote(post, job);
         }
-        What::Stop { job } => jobs.heard_stop(job),
+        What::Stop { job } => jobs.heard_stop(job).await?,
     }
     Ok(())
 }
 
 /// Applies a job's progress from another instance where the text here ends (or goes on past
-/// it). False when it cannot follow on: the job is not here yet, or notes were missed.
+/// it). False when it cannot follow on: the job is not here yet, or notes were missed. A note
+/// of an older run than the one here (from an instance that lost the job, late), or of a job
+/// this instance runs, is dropped.
 fn follow_on(state: &AppState, event: &ProgressEvent) -> bool {
     let Some(view) = state.hub.current(event.job_id) else {
         return false;
     };
+    if event.run < view.run || state.jobs.runs_locally(event.job_id) {
+        return true;
+    }
     let same_run = view.run == event.run;
     let (text, thinking) = if same_run {
         (view.text, view.thinking)

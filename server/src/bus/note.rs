@@ -79,7 +79,8 @@ impl Note {
 
 /// Merges a job's progress notes that follow on one another (the second starts where the
 /// first's text ends) into one: what arrived while the previous batch was being sent goes as
-/// one notification per job.
+/// one notification per job. Never past [`MAX_INLINE_DELTA`] of text: a larger note would
+/// become a hint to read a row the runner has not written yet.
 pub fn coalesce(notes: Vec<What>) -> Vec<What> {
     let mut out: Vec<What> = Vec::with_capacity(notes.len());
     // Where each job's last progress note is in `out`, while nothing else about it followed.
@@ -88,7 +89,11 @@ pub fn coalesce(notes: Vec<What>) -> Vec<What> {
         if let What::Progress(next) = &what {
             if let Some(&at) = last_progress.get(&next.job_id) {
                 if let What::Progress(prev) = &mut out[at] {
-                    if follows(prev, next) {
+                    let merged = prev.text_delta.len()
+                        + prev.thinking_delta.len()
+                        + next.text_delta.len()
+                        + next.thinking_delta.len();
+                    if follows(prev, next) && merged <= MAX_INLINE_DELTA {
                         let text = std::mem::take(&mut prev.text_delta) + &next.text_delta;
                         let thinking =
                             std::mem::take(&mut prev.thinking_delta) + &next.thinking_delta;

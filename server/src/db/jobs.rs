@@ -187,6 +187,19 @@ impl Db {
         })?)
     }
 
+    /// The ids of the jobs queued or running.
+    pub async fn unfinished_ids(&self) -> DbResult<std::collections::HashSet<i64>> {
+        let ids: Vec<i64> = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT id FROM ai_generation_jobs WHERE status IN ($1, $2, $3)")
+                .bind(JobStatus::Queued)
+                .bind(JobStatus::Loading)
+                .bind(JobStatus::Generating)
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(ids.into_iter().collect())
+    }
+
     /// The waiting jobs, head of the line first: the order every instance dispatches in and
     /// shows positions by.
     pub async fn queued_jobs(&self) -> DbResult<Vec<JobRow>> {

@@ -96,9 +96,10 @@ pub struct Claimant<'a> {
 /// The SQL of a claim on each engine, kept together: the job must still be queued, and its
 /// model server must have a free slot, counted over all instances in the same statement. On
 /// PostgreSQL a job another instance is claiming right now is skipped, not waited for.
-const CLAIM_WHERE_SQLITE: &str = " WHERE id = $2 AND status = $4";
+const CLAIM_WHERE_SQLITE: &str = " WHERE id = $2 AND status = $4 AND NOT stop_requested";
 const CLAIM_WHERE_POSTGRES: &str = " WHERE id = (SELECT id FROM ai_generation_jobs
-                                          WHERE id = $2 AND status = $4 FOR UPDATE SKIP LOCKED)";
+                                          WHERE id = $2 AND status = $4 AND NOT stop_requested
+                                            FOR UPDATE SKIP LOCKED)";
 const CLAIM_SLOT_FREE: &str = " AND (SELECT COUNT(*) FROM ai_generation_jobs
                                      WHERE backend = $5 AND status IN ($3, $9) AND id <> $2) < $8
                               RETURNING *";
@@ -106,11 +107,12 @@ const CLAIM_SLOT_FREE: &str = " AND (SELECT COUNT(*) FROM ai_generation_jobs
 impl Db {
     /// Takes a queued job to run it on `who.backend` (a model server's name) under a lease
     /// held by `who.owner`: marks it `loading` and counts the attempt and the run. `None` when
-    /// it is not queued any more (cancelled, deleted or claimed meanwhile), or the server has
-    /// no free slot. The order of the queue is [`Db::queued_jobs`]'s.
+    /// it is not queued any more (cancelled, deleted or claimed meanwhile), its author asked to
+    /// stop it, or the server has no free slot. The order of the queue is
+    /// [`Db::queued_jobs`]'s.
     pub async fn claim_job(&self, id: i64, who: &Claimant<'_>) -> DbResult<Option<JobRow>> {
         metrics::db_write("claim");
-        let now = now_ms();
+        let now = self.clock_ms().await?;
         let lease_until = now.saturating_add(to_db_int(who.lease_ms)?);
         let set = concat!(
             "UPDATE ai_generation_jobs
@@ -154,30 +156,44 @@ impl Db {
         }))
     }
 
-    /// Renews the lease of every job `owner` runs, for `lease_ms` from now: (id, run, whether
-    /// a Stop was asked) of each. A job this instance runs that is not among them was taken
-    /// from it (its lease ran out and another instance runs it now).
-    pub async fn renew_leases(
+    /// The time leases are counted in (Unix ms): on PostgreSQL the database's clock, which
+    /// every instance shares whatever its own clock says; on SQLite (one server) this one's.
+    pub async fn clock_ms(&self) -> DbResult<i64> {
+        Ok(match &self.pool {
+            super::Pool::Postgres(pool) => {
+                sqlx::query_scalar("SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT")
+                    .fetch_one(pool)
+                    .await?
+            }
+            super::Pool::Sqlite(_) => now_ms(),
+        })
+    }
+
+    /// Renews the lease `owner` holds on run `run` of job `id`, for `lease_ms` from now:
+    /// whether a Stop was asked for it, or `None` when the lease is not `owner`'s any more
+    /// (it ran out and another instance runs the job now, or the job ended).
+    pub async fn renew_lease(
         &self,
+        id: i64,
+        run: u32,
         owner: &str,
         lease_ms: u64,
-    ) -> DbResult<Vec<(i64, u32, bool)>> {
+    ) -> DbResult<Option<bool>> {
         metrics::db_write("renew");
-        let lease_until = now_ms().saturating_add(to_db_int(lease_ms)?);
-        let rows: Vec<(i64, i64, bool)> = on_pool!(self, |pool| sqlx::query_as(
-            "UPDATE ai_generation_jobs SET lease_until = $2
-              WHERE owner = $1 AND status IN ($3, $4)
-             RETURNING id, runs, stop_requested",
+        let lease_until = self.clock_ms().await?.saturating_add(to_db_int(lease_ms)?);
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+            "UPDATE ai_generation_jobs SET lease_until = $4
+              WHERE id = $1 AND runs = $2 AND owner = $3 AND status IN ($5, $6)
+             RETURNING stop_requested",
         )
+        .bind(id)
+        .bind(i64::from(run))
         .bind(owner)
         .bind(lease_until)
         .bind(JobStatus::Loading)
         .bind(JobStatus::Generating)
-        .fetch_all(pool)
-        .await)?;
-        rows.into_iter()
-            .map(|(id, runs, stop)| Ok((id, super::jobs::checked("runs", runs)?, stop)))
-            .collect()
+        .fetch_optional(pool)
+        .await)?)
     }
 
     /// Asks the instance running job `id` to stop it (its author pressed Stop elsewhere); the
@@ -484,7 +500,7 @@ impl Db {
         which: Interrupted<'_>,
     ) -> DbResult<Recovered> {
         metrics::db_write("recover");
-        let now = now_ms();
+        let now = self.clock_ms().await?;
         let (all, owner) = match which {
             Interrupted::All => (true, None),
             Interrupted::OwnOrExpired(owner) => (false, Some(owner)),
@@ -806,8 +822,8 @@ mod tests {
                 .await
                 .unwrap();
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            let renewed = db.renew_leases("alive", 60_000).await.unwrap();
-            assert_eq!(renewed, [(alive, 1, false)]);
+            let renewed = db.renew_lease(alive, 1, "alive", 60_000).await.unwrap();
+            assert_eq!(renewed, Some(false));
             let rescued = db
                 .recover_interrupted(3, Interrupted::Expired)
                 .await
@@ -838,7 +854,14 @@ mod tests {
             db.write_progress(id, stale).await.unwrap();
             let row = db.job(id).await.unwrap().unwrap();
             assert_eq!((row.current_tokens, row.partial_text.as_str()), (0, ""));
-            assert!(db.renew_leases("dead", 60_000).await.unwrap().is_empty());
+            assert_eq!(
+                db.renew_lease(id, old.runs, "dead", 60_000).await.unwrap(),
+                None
+            );
+            assert_eq!(
+                db.renew_lease(id, new.runs, "dead", 60_000).await.unwrap(),
+                None
+            );
         }
     }
 
@@ -874,7 +897,7 @@ mod tests {
                 .unwrap()
                 .runs;
             assert!(db.request_stop(id).await.unwrap());
-            assert_eq!(db.renew_leases("x", 1).await.unwrap(), [(id, run, true)]);
+            assert_eq!(db.renew_lease(id, run, "x", 1).await.unwrap(), Some(true));
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             let rescued = db
                 .recover_interrupted(3, Interrupted::Expired)
@@ -888,6 +911,13 @@ mod tests {
             );
             let retried = db.retry_job(id, "1.2.3.4").await.unwrap().unwrap();
             assert!(!retried.stop_requested, "a Retry starts without it");
+
+            // Handed back before its runner heard the Stop: no instance claims it again.
+            let other = queued_job(&db, "b").await;
+            let run = db.claim_job(other, &ANY_SLOT).await.unwrap().unwrap().runs;
+            db.request_stop(other).await.unwrap();
+            db.hand_back_job(other, run, true).await.unwrap().unwrap();
+            assert!(db.claim_job(other, &ANY_SLOT).await.unwrap().is_none());
         }
     }
 

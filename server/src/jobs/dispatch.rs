@@ -143,9 +143,21 @@ impl Jobs {
                 // Cancelled, deleted or claimed elsewhere since it entered the line: it leaves.
                 // A job still queued waits for a slot its server has free over all instances.
                 match self.db.job(job_id).await {
+                    Ok(Some(row)) if row.status == JobStatus::Queued && row.stop_requested => {
+                        if let Err(e) = self.cancel_stopped_in_line(job_id).await {
+                            tracing::warn!(job_id, error = %e, "cannot end a stopped job");
+                        }
+                        Claimed::Settled
+                    }
                     Ok(Some(row)) if row.status == JobStatus::Queued => Claimed::NotNow,
+                    // Ended, or claimed by another instance: the hub follows its row.
+                    Ok(Some(row)) => {
+                        self.follow_row(&row, None);
+                        Claimed::Settled
+                    }
                     _ => {
                         self.leave_queue(job_id);
+                        self.hub.forget(job_id);
                         Claimed::Settled
                     }
                 }

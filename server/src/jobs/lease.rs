@@ -1,33 +1,33 @@
 //! Leases, on PostgreSQL: every `jobs.lease_renew_ms` this instance renews the lease of each
-//! job it runs, stops the runs whose lease went elsewhere (or that were stopped on another
-//! instance), gives the jobs of instances that stopped renewing to the queue again, and reads
-//! the line from the database. An instance that cannot reach the database for a whole lease
-//! stops its runs: another instance will run those jobs.
-use std::{collections::HashMap, time::Instant};
+//! run it has, stops the runs whose lease went elsewhere (or whose job was stopped on another
+//! instance), gives the jobs of instances that stopped renewing to the queue again, reads the
+//! line from the database, and lets go of finished jobs whose end it missed. An instance that
+//! cannot reach the database for a whole lease stops its runs: another instance will run those
+//! jobs. Leases are renewed until the last run here has ended, through the shutdown's grace.
+use std::time::Instant;
 
-use super::{queue::StopReason, Jobs};
-use crate::{db::Interrupted, metrics};
+use tokio_util::sync::CancellationToken;
+
+use super::{queue::StopReason, view::job_view, Jobs};
+use crate::{
+    db::{DbResult, Interrupted},
+    metrics,
+};
 
 impl Jobs {
-    pub(super) async fn keep_leases(&self) {
+    /// Keeps the leases until `done` (after the last run here ended).
+    pub(super) async fn keep_leases(&self, done: CancellationToken) {
         let renew = self.config.lease_renew();
         let lease = self.config.lease();
         let mut renewed_at = Instant::now();
         loop {
             tokio::select! {
                 () = tokio::time::sleep(renew) => {}
-                () = self.shutdown.cancelled() => return,
+                () = done.cancelled() => return,
             }
             let asked = Instant::now();
-            match self
-                .db
-                .renew_leases(&self.owner, self.config.jobs.lease_ms)
-                .await
-            {
-                Ok(held) => {
-                    renewed_at = asked;
-                    self.follow_leases(asked, &held);
-                }
+            match self.renew_leases(asked).await {
+                Ok(()) => renewed_at = asked,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot renew the leases of this instance's jobs");
                     if renewed_at.elapsed() >= lease {
@@ -36,44 +36,41 @@ impl Jobs {
                     continue;
                 }
             }
-            match self
-                .db
-                .recover_interrupted(self.config.jobs.max_attempts, Interrupted::Expired)
-                .await
-            {
-                Ok(recovered) => {
-                    metrics::jobs_rescued(recovered.requeued.len());
-                    if let Err(e) = self
-                        .announce(
-                            &recovered,
-                            "rescued jobs whose instance stopped renewing their lease",
-                        )
-                        .await
-                    {
-                        tracing::warn!(error = %e, "cannot announce the rescued jobs");
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot rescue the jobs of lost instances"),
+            if self.shutdown.is_cancelled() {
+                // Stopping: no new work is taken, only the runs here are kept alive.
+                continue;
+            }
+            if let Err(e) = self.rescue().await {
+                tracing::warn!(error = %e, "cannot rescue the jobs of lost instances");
             }
             if let Err(e) = self.reload_queue().await {
                 tracing::warn!(error = %e, "cannot read the line of waiting jobs");
             }
+            if let Err(e) = self.let_go_of_ended().await {
+                tracing::warn!(error = %e, "cannot check the jobs followed from other instances");
+            }
         }
     }
 
-    /// Stops each run claimed before `asked` whose lease was not renewed (another instance has
-    /// its job now) or whose job was stopped on another instance.
-    fn follow_leases(&self, asked: Instant, held: &[(i64, u32, bool)]) {
-        let held: HashMap<i64, (u32, bool)> = held
-            .iter()
-            .map(|&(id, run, stop)| (id, (run, stop)))
+    /// Renews the lease of each run here claimed before `asked`; stops those whose lease went
+    /// elsewhere, and those stopped on another instance.
+    async fn renew_leases(&self, asked: Instant) -> DbResult<()> {
+        let runs: Vec<_> = self
+            .queue()
+            .running_jobs()
+            .filter(|(_, run)| run.claimed < asked && !run.is_stopped())
+            .map(|(id, run)| (id, run.clone()))
             .collect();
-        for (id, run) in self.queue().running_jobs() {
-            match held.get(&id) {
-                Some(&(held_run, true)) if held_run == run.run => run.stop(StopReason::Cancelled),
-                Some(&(held_run, _)) if held_run == run.run => {}
-                _ if run.claimed >= asked => {}
-                _ => {
+        for (id, run) in runs {
+            let lease_ms = self.config.jobs.lease_ms;
+            match self
+                .db
+                .renew_lease(id, run.run, &self.owner, lease_ms)
+                .await?
+            {
+                Some(false) => {}
+                Some(true) => run.stop(StopReason::Cancelled),
+                None => {
                     tracing::warn!(
                         job_id = id,
                         "this instance lost the job's lease; its run stops here"
@@ -83,6 +80,7 @@ impl Jobs {
                 }
             }
         }
+        Ok(())
     }
 
     /// A whole lease passed without reaching the database: every run here stops, since
@@ -98,5 +96,43 @@ impl Jobs {
                 run.stop(StopReason::LeaseLost);
             }
         }
+    }
+
+    /// Gives the jobs of instances that stopped renewing their leases to the queue again.
+    async fn rescue(&self) -> DbResult<()> {
+        let recovered = self
+            .db
+            .recover_interrupted(self.config.jobs.max_attempts, Interrupted::Expired)
+            .await?;
+        metrics::jobs_rescued(recovered.requeued.len());
+        self.announce(
+            &recovered,
+            "rescued jobs whose instance stopped renewing their lease",
+        )
+        .await
+    }
+
+    /// Ends in the hub the jobs followed from other instances that have ended, their note
+    /// missed (the bus dropped it, or their instance died between its write and its note).
+    async fn let_go_of_ended(&self) -> DbResult<()> {
+        let followed: Vec<i64> = {
+            let queue = self.queue();
+            self.hub
+                .tracked()
+                .into_iter()
+                .filter(|&id| queue.running(id).is_none() && !queue.is_waiting(id))
+                .collect()
+        };
+        if followed.is_empty() {
+            return Ok(());
+        }
+        let unfinished = self.db.unfinished_ids().await?;
+        for id in followed.into_iter().filter(|id| !unfinished.contains(id)) {
+            match self.db.job(id).await? {
+                Some(row) => self.hub.finish_remote(job_view(&row, None)),
+                None => self.hub.forget(id),
+            }
+        }
+        Ok(())
     }
 }

@@ -70,6 +70,8 @@ pub struct Jobs {
     owner: Arc<str>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    /// Ends the lease keeper, once the last run here has ended.
+    leases_done: CancellationToken,
 }
 
 impl Jobs {
@@ -104,6 +106,7 @@ impl Jobs {
             owner: owner.into(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            leases_done: CancellationToken::new(),
         });
         jobs.announce(&recovered, "recovered jobs interrupted by a restart")
             .await?;
@@ -114,8 +117,10 @@ impl Jobs {
         let dispatcher = Arc::clone(&jobs);
         jobs.tasks.spawn(async move { dispatcher.dispatch().await });
         if shared {
+            // Not one of `tasks`: it keeps the leases of the runs `shutdown` waits for.
             let keeper = Arc::clone(&jobs);
-            jobs.tasks.spawn(async move { keeper.keep_leases().await });
+            let done = jobs.leases_done.clone();
+            tokio::spawn(async move { keeper.keep_leases(done).await });
         }
         Ok(jobs)
     }
@@ -286,5 +291,6 @@ impl Jobs {
             }
             self.tasks.wait().await;
         }
+        self.leases_done.cancel();
     }
 }

@@ -148,6 +148,10 @@ impl Queue {
         self.running.insert(job_id, handle);
     }
 
+    pub fn is_waiting(&self, job_id: i64) -> bool {
+        self.models.contains_key(&job_id)
+    }
+
     pub fn running(&self, job_id: i64) -> Option<&StopHandle> {
         self.running.get(&job_id)
     }

@@ -1,7 +1,7 @@
 //! What the other instances tell this one's job service (through the bus): a job changed in
 //! its row, went away with its post, or was stopped there; and the resynchronisation from the
 //! database after the bus's connection was lost. Also the line's reload from the database.
-use app::types::JobStatus;
+use app::types::{JobStatus, JobView};
 
 use super::{queue::StopReason, view::job_view, Jobs};
 use crate::{
@@ -22,37 +22,89 @@ impl Jobs {
             self.heard_gone(job_id);
             return Ok(());
         };
-        let mut view = job_view(&row, None);
-        view.seq = seq;
-        let mut queue = self.queue();
-        if let Some(run) = queue.running(job_id) {
-            if row.runs != run.run || !self.runs_here(&row) {
-                // Its lease went to another instance: this run is over.
-                run.stop(StopReason::LeaseLost);
-            } else {
-                // A change this instance made itself, told back: nothing to follow.
+        if let Some(run) = self.queue().running(job_id) {
+            if row.runs < run.run || (row.runs == run.run && self.runs_here(&row)) {
+                // Read before this instance claimed it, or this instance's own change.
                 return Ok(());
             }
+            // Its lease went to another instance: this run is over.
+            run.stop(StopReason::LeaseLost);
         }
+        if row.status == JobStatus::Queued && row.stop_requested {
+            // Handed back before its runner heard its author's Stop.
+            return self.cancel_stopped_in_line(job_id).await;
+        }
+        self.follow_row(&row, Some(seq));
+        Ok(())
+    }
+
+    /// Follows `row`, read just now, in the line and the hub (`seq`: the number its instance
+    /// gave the change, if known).
+    pub(super) fn follow_row(&self, row: &JobRow, seq: Option<u64>) {
+        let mut view = job_view(row, None);
+        if let Some(seq) = seq {
+            view.seq = seq;
+        }
+        let mut queue = self.queue();
         match row.status {
             JobStatus::Queued => {
                 queue.enter(row.queued_at, row.id, &row.model);
                 self.hub.track_remote(view);
             }
             status if status.is_running() => {
-                queue.leave(job_id);
-                self.hub.track_remote(view);
+                queue.leave(row.id);
+                self.hub.track_remote(self.with_text_heard(view));
             }
             _ => {
-                queue.leave(job_id);
-                queue.ended(job_id);
-                self.hub.finish_remote(view);
+                queue.leave(row.id);
+                queue.ended(row.id);
+                // Once: a job the hub does not carry has ended here already.
+                if self.hub.current(row.id).is_some() {
+                    self.hub.finish_remote(view);
+                }
             }
         }
         self.publish_positions(&queue);
         drop(queue);
         // A job to run, or a slot freed on a model server.
         self.pool.wake();
+    }
+
+    /// `view`, read from a row, with the text the hub has of the same run when that goes
+    /// further: the row is written at most every `progress.db_write_interval_ms`, while the
+    /// notes carry every word, and watchers must never see text taken back.
+    fn with_text_heard(&self, mut view: JobView) -> JobView {
+        if let Some(heard) = self.hub.current(view.id) {
+            if heard.run == view.run
+                && heard.text.len() >= view.text.len()
+                && heard.text.starts_with(&view.text)
+                && heard.thinking.starts_with(&view.thinking)
+            {
+                view.text = heard.text;
+                view.blocks = heard.blocks;
+                view.thinking = heard.thinking;
+            }
+        }
+        view
+    }
+
+    /// Ends a job that waits in the line although its author stopped it.
+    pub(super) async fn cancel_stopped_in_line(&self, job_id: i64) -> DbResult<()> {
+        match self
+            .db
+            .cancel_queued_job(job_id, crate::db::STOPPED_BY_AUTHOR)
+            .await?
+        {
+            Some(row) => {
+                self.leave_queue(job_id);
+                self.hub.finish(job_view(&row, None));
+            }
+            None => {
+                if let Some(row) = self.db.job(job_id).await? {
+                    self.follow_row(&row, None);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -89,11 +141,24 @@ impl Jobs {
         self.hub.forget(job_id);
     }
 
-    /// Its author stopped job `job_id` on another instance: if it runs here, it stops.
-    pub fn heard_stop(&self, job_id: i64) {
+    /// Its author stopped job `job_id` on another instance: if it runs here, it stops; if it
+    /// went back to the line meanwhile, it ends there.
+    pub async fn heard_stop(&self, job_id: i64) -> DbResult<()> {
         if let Some(run) = self.queue().running(job_id) {
             run.stop(StopReason::Cancelled);
+            return Ok(());
         }
+        match self.db.job(job_id).await? {
+            Some(row) if row.status == JobStatus::Queued && row.stop_requested => {
+                self.cancel_stopped_in_line(job_id).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether a run of job `job_id` is this instance's.
+    pub fn runs_locally(&self, job_id: i64) -> bool {
+        self.queue().running(job_id).is_some()
     }
 
     /// Reads the live state from the database after notes may have been missed: the line,

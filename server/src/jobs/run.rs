@@ -441,8 +441,12 @@ impl Jobs {
                 return Ok(());
             }
             Outcome::Stopped(StopReason::LeaseLost) => {
-                // The job is another run's now (or will be): that run's instance tells the
-                // watchers, and this one writes nothing.
+                // Back to the line if this run is still the job's (the database was away for
+                // a whole lease, and nobody took the job meanwhile); otherwise the job is
+                // another run's now, and its instance tells the watchers.
+                if let Some(back) = self.db.hand_back_job(row.id, row.runs, true).await? {
+                    self.submit(&back);
+                }
                 return Ok(());
             }
             Outcome::WaitForServer { spent } => {
@@ -456,7 +460,11 @@ impl Jobs {
                     return Ok(());
                 }
                 if stop.reason() != StopReason::Cancelled {
-                    // Queued in its row: the next start takes it up.
+                    // Queued in its row: the next start takes it up, or another instance,
+                    // which hears of it now.
+                    if self.hub.outbox().is_some() {
+                        self.hub.track(job_view(&back, None));
+                    }
                     return Ok(());
                 }
                 tracing::info!("job stopped by its author while going back to the queue");

@@ -154,6 +154,30 @@ impl Limits {
         )
     }
 
+    /// May this author, from this address, make another AI post, given those made in the
+    /// last minute on every instance? Until the first of them is a minute old, if not.
+    pub fn admit_recent(&self, recent: &Recent) -> Result<(), Refusal> {
+        let per_minute = self.config.ai_posts_per_minute.max(1);
+        let wait = |first: Option<i64>| {
+            let ms = first.map_or(0, |t| t + RATE_WINDOW_MS - recent.now).max(1);
+            Duration::from_millis(u64::try_from(ms).unwrap_or(1))
+        };
+        if recent.author >= per_minute {
+            return Err(Refusal::TooFast {
+                per_minute,
+                retry_after: wait(recent.author_first),
+            });
+        }
+        let per_address = per_address(per_minute);
+        if recent.address >= per_address {
+            return Err(Refusal::AddressTooFast {
+                per_minute: per_address,
+                retry_after: wait(recent.address_first),
+            });
+        }
+        Ok(())
+    }
+
     /// May this author, from this address, write another text post now?
     pub fn admit_text_post(&self, author_id: &str, address: ClientKey) -> Result<(), Refusal> {
         self.text_posts.check(
@@ -193,6 +217,21 @@ impl Limits {
 pub struct Waiting {
     pub author: u32,
     pub address: u32,
+}
+
+/// The window the AI posts per minute are counted in across instances (on PostgreSQL).
+pub const RATE_WINDOW_MS: i64 = 60_000;
+
+/// The AI posts made in the last [`RATE_WINDOW_MS`] by the author and from their address,
+/// counted in the database over every instance, with when the first of each was made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Recent {
+    pub author: u32,
+    pub address: u32,
+    pub author_first: Option<i64>,
+    pub address_first: Option<i64>,
+    /// When they were counted (Unix ms).
+    pub now: i64,
 }
 
 /// A rate per author, and three times it per address (several people may share one), so that
@@ -358,6 +397,33 @@ mod tests {
             l.admit_ai_post("a", ip(1), Waiting::default(), 10)
                 .unwrap_err(),
             Refusal::QueueFull { backlog: 10 }
+        );
+    }
+
+    #[test]
+    fn ai_posts_counted_over_every_instance_refuse_until_the_first_is_a_minute_old() {
+        let l = limits();
+        let recent = |author, address| Recent {
+            author,
+            address,
+            author_first: Some(10_000),
+            address_first: Some(5_000),
+            now: 40_000,
+        };
+        assert!(l.admit_recent(&recent(1, 1)).is_ok());
+        assert_eq!(
+            l.admit_recent(&recent(2, 2)),
+            Err(Refusal::TooFast {
+                per_minute: 2,
+                retry_after: Duration::from_secs(30)
+            })
+        );
+        assert_eq!(
+            l.admit_recent(&recent(0, 6)),
+            Err(Refusal::AddressTooFast {
+                per_minute: 6,
+                retry_after: Duration::from_secs(25)
+            })
         );
     }
 

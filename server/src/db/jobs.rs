@@ -6,6 +6,20 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::{Db, DbResult};
 
+/// What [`Db::admission_counts`] counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AdmissionCounts {
+    pub author_waiting: u32,
+    pub address_waiting: u32,
+    /// Queued or running jobs in all.
+    pub backlog: u32,
+    pub author_recent: u32,
+    pub address_recent: u32,
+    /// When the first of the author's recent AI posts was made (Unix ms).
+    pub author_first: Option<i64>,
+    pub address_first: Option<i64>,
+}
+
 /// A row of `ai_generation_jobs`. Counts and durations are stored as 64-bit integers on both
 /// engines and decoded checked: a negative or oversized value is an error, never a silent zero.
 #[derive(Clone, Debug)]
@@ -213,29 +227,49 @@ impl Db {
         })?)
     }
 
-    /// How many queued or running jobs are this author's, and how many were asked from this
-    /// client address (`ClientKey`'s spelling), whoever's: what the queue caps count.
-    pub async fn unfinished_counts(
+    /// What the admission of one more AI post counts, all in the database, where every
+    /// instance's jobs are: the queued or running jobs of this author, of this client address
+    /// (`ClientKey`'s spelling, whoever's) and in all, and the AI posts each made since
+    /// `since` (Unix ms), with the time of the first of them.
+    pub async fn admission_counts(
         &self,
         author_id: &str,
         client_key: &str,
-    ) -> DbResult<(u32, u32)> {
-        let (author, address): (i64, i64) = on_pool!(self, |pool| {
+        since: i64,
+    ) -> DbResult<AdmissionCounts> {
+        let row: (i64, i64, i64, i64, Option<i64>, Option<i64>, i64) = on_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT COUNT(*) FILTER (WHERE author_id = $1),
-                        COUNT(*) FILTER (WHERE client_key = $2)
+                "SELECT COUNT(*) FILTER (WHERE author_id = $1 AND status IN ($3, $4, $5)),
+                        COUNT(*) FILTER (WHERE client_key = $2 AND status IN ($3, $4, $5)),
+                        COUNT(*) FILTER (WHERE author_id = $1 AND created_at > $6),
+                        COUNT(*) FILTER (WHERE client_key = $2 AND created_at > $6),
+                        MIN(created_at) FILTER (WHERE author_id = $1 AND created_at > $6),
+                        MIN(created_at) FILTER (WHERE client_key = $2 AND created_at > $6),
+                        (SELECT COUNT(*) FROM ai_generation_jobs WHERE status IN ($3, $4, $5))
                    FROM ai_generation_jobs
-                  WHERE (author_id = $1 OR client_key = $2) AND status IN ($3, $4, $5)",
+                  WHERE (author_id = $1 OR client_key = $2)
+                    AND (status IN ($3, $4, $5) OR created_at > $6)",
             )
             .bind(author_id)
             .bind(client_key)
             .bind(JobStatus::Queued)
             .bind(JobStatus::Loading)
             .bind(JobStatus::Generating)
+            .bind(since)
             .fetch_one(pool)
             .await
         })?;
-        Ok((checked("count", author)?, checked("count", address)?))
+        let (author, address, author_recent, address_recent, author_first, address_first, all) =
+            row;
+        Ok(AdmissionCounts {
+            author_waiting: checked("count", author)?,
+            address_waiting: checked("count", address)?,
+            backlog: checked("count", all)?,
+            author_recent: checked("count", author_recent)?,
+            address_recent: checked("count", address_recent)?,
+            author_first,
+            address_first,
+        })
     }
 
     /// How many jobs are in each status (for `/metrics`).

@@ -6,8 +6,8 @@ use tokio::sync::MutexGuard;
 use super::Jobs;
 use crate::{
     client_addr::ClientKey,
-    db::DbError,
-    limits::{Refusal, Waiting},
+    db::{now_ms, DbError, Engine},
+    limits::{Recent, Refusal, Waiting, RATE_WINDOW_MS},
 };
 
 /// Held from the decision until the new job is stored and queued, so that parallel requests
@@ -36,17 +36,29 @@ impl Jobs {
             return Err(Refusal::ShuttingDown.into());
         }
         let serialised = self.limits.admission().await;
-        // Both counted from the database, where every instance's jobs are.
-        let (author, at_address) = self
+        // Counted in the database, where every instance's jobs are.
+        let now = now_ms();
+        let counts = self
             .db
-            .unfinished_counts(author_id, &address.to_string())
+            .admission_counts(author_id, &address.to_string(), now - RATE_WINDOW_MS)
             .await?;
         let waiting = Waiting {
-            author,
-            address: at_address,
+            author: counts.author_waiting,
+            address: counts.address_waiting,
         };
+        let backlog = usize::try_from(counts.backlog).unwrap_or(usize::MAX);
         self.limits
-            .admit_ai_post(author_id, address, waiting, self.backlog())?;
+            .admit_ai_post(author_id, address, waiting, backlog)?;
+        if self.db.engine() == Engine::Postgres {
+            // Each instance's own rate limiter sees only the posts made through it.
+            self.limits.admit_recent(&Recent {
+                author: counts.author_recent,
+                address: counts.address_recent,
+                author_first: counts.author_first,
+                address_first: counts.address_first,
+                now,
+            })?;
+        }
         Ok(Admission {
             _serialised: serialised,
         })

@@ -178,11 +178,6 @@ impl Jobs {
             .unwrap_or_else(|| job_view(row, None))
     }
 
-    /// Jobs waiting or running: what the queue limit counts.
-    pub fn backlog(&self) -> usize {
-        self.queue().backlog()
-    }
-
     pub fn queued_count(&self) -> usize {
         self.queue().waiting_count()
     }

@@ -179,11 +179,6 @@ impl Queue {
         self.waiting.len()
     }
 
-    /// Jobs waiting or running: what the queue limit counts.
-    pub fn backlog(&self) -> usize {
-        self.waiting.len() + self.running.len()
-    }
-
     pub fn running_jobs(&self) -> impl Iterator<Item = (i64, &StopHandle)> {
         self.running.iter().map(|(&id, handle)| (id, handle))
     }
@@ -202,7 +197,7 @@ mod tests {
         let order = |q: &Queue| q.waiting_models().map(|(id, _)| id).collect::<Vec<_>>();
         assert_eq!(order(&q), [2, 3, 1]);
         q.start(2, StopHandle::new(1));
-        assert_eq!((order(&q), q.backlog()), (vec![3, 1], 3));
+        assert_eq!(order(&q), [3, 1]);
         q.start(2, StopHandle::new(2)); // a Retry's run
         q.finish(2, 1);
         assert!(

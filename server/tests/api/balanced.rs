@@ -50,6 +50,8 @@ fn instance(
         ("AIWALL_JOBS__LEASE_RENEW_MS", RENEW_MS.to_string()),
         ("AIWALL_LIMITS__QUEUED_PER_AUTHOR", "20".into()),
         ("AIWALL_LIMITS__AI_POSTS_PER_MINUTE", "60".into()),
+        // The four browsers all come from 127.0.0.1: one address.
+        ("AIWALL_LIMITS__QUEUED_PER_ADDRESS", "40".into()),
     ]
 }
 
@@ -66,7 +68,8 @@ async fn watch_wall(base: &str) -> Arc<Mutex<Seen>> {
     let mut stream = SseStream::open(&browser(), &format!("{base}/api/v1/wall/events"), None).await;
     let record = Arc::clone(&seen);
     tokio::spawn(async move {
-        while let Some(event) = stream.next_within(Duration::from_secs(600)).await {
+        // Until the stream ends: a's breaks when it is killed.
+        while let Some(event) = stream.next_or_end().await {
             let mut seen = record.lock().unwrap();
             match wall_event(&event) {
                 WallEvent::Progress(p) => drop(seen.progress.insert(p.job_id)),

@@ -187,3 +187,37 @@ async fn an_instance_killed_mid_reply_loses_no_job_another_runs_them_again_withi
     );
     eprintln!("rescued after a kill -9: {rescued:?}");
 }
+
+#[tokio::test]
+async fn ai_posts_per_minute_are_counted_over_every_instance() {
+    let database = ScratchDb::create().await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let limited = |id| {
+        let mut env = instance(id, &database, unused_url());
+        env.push(("AIWALL_LIMITS__AI_POSTS_PER_MINUTE", "2".into()));
+        env
+    };
+    let a = AppProcess::start(dir_a.path(), 0, &limited("a")).await;
+    let b = AppProcess::start(dir_b.path(), 0, &limited("b")).await;
+    let c = browser();
+    create_ai_post(&c, &a.url, &prompt("one")).await;
+    create_ai_post(&c, &b.url, &prompt("two")).await;
+    // a has seen one of this author's posts, b one: each alone would take another.
+    for app in [&a, &b] {
+        let refused = c
+            .post(format!("{}/api/v1/ai/posts", app.url))
+            .json(&prompt("three"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 429, "{}", app.log());
+        let wait: u64 = refused.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&wait), "Retry-After: {wait}");
+        let body = refused.text().await.unwrap();
+        assert!(body.contains("2 AI posts per minute"), "{body}");
+    }
+}

@@ -38,6 +38,11 @@ impl SseStream {
         }
     }
 
+    /// The next event, or `None` when the stream ended or broke (its server was killed, say).
+    pub async fn next_or_end(&mut self) -> Option<Event> {
+        self.inner.next().await.and_then(Result::ok)
+    }
+
     /// Every event until the stream ends.
     pub async fn collect(mut self, timeout: Duration) -> Vec<Event> {
         let mut events = Vec::new();

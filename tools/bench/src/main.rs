@@ -2,7 +2,13 @@
 //! stamps every token with the time it left, opens N jobs × M SSE watchers, and prints:
 //! token-to-watcher latency (p50, p99, max), database writes per job per second, and the
 //! server's CPU and memory per watcher. A benchmark, not a test: it prints figures.
+//!
+//! With `--instances K` it starts K instances on a fresh PostgreSQL database instead of one
+//! on SQLite: jobs are posted and watchers spread round the instances, and the latency is
+//! also given apart for watchers on the instance that runs the job and on the others (the
+//! bus's cost), with the bus's notifications per job per second.
 mod process;
+mod store;
 
 use std::{
     sync::{Arc, Mutex},
@@ -34,7 +40,20 @@ struct Args {
     /// The server binary to run.
     #[arg(long, default_value = "target/release/aiwall")]
     server: String,
+    /// Instances of the server, on one PostgreSQL database (more than 1 needs PostgreSQL).
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
+    /// Run on PostgreSQL: the server to make a fresh database on (dropped after). With more
+    /// than one instance, `TEST_POSTGRES_URL` or postgres://postgres@127.0.0.1:5432/postgres.
+    #[arg(long)]
+    postgres: Option<String>,
 }
+
+/// The key every instance signs cookies with (one wall, several instances).
+const COOKIE_KEY: &str = concat!(
+    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+);
 
 fn unix_micros() -> u64 {
     SystemTime::now()
@@ -60,15 +79,53 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..FakeConfig::default()
     })
     .await?;
-    let dir = tempfile::tempdir()?;
-    let db = dir.path().join("bench.db");
-    let server = process::Server::start(&args.server, dir.path(), &db, &fake.url(), args.jobs)?;
-    server.wait_ready().await?;
-    let url = server.url.clone();
+    let dir = tempfile::Builder::new()
+        .prefix("wall-bench")
+        .disable_cleanup(std::env::var_os("BENCH_KEEP").is_some())
+        .tempdir()?;
+    let instances = args.instances.max(1);
+    let postgres = args.postgres.clone().or_else(|| {
+        (instances > 1).then(|| {
+            std::env::var("TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+        })
+    });
+    let store = match &postgres {
+        Some(url) => store::Store::postgres(url).await?,
+        None => store::Store::sqlite(&dir.path().join("bench.db")),
+    };
+    let mut servers = Vec::new();
+    let mut metrics = Vec::new();
+    for i in 0..instances {
+        let home = dir.path().join(format!("instance-{i}"));
+        std::fs::create_dir_all(&home)?;
+        let metrics_port = process::free_port()?;
+        let env = [
+            ("AIWALL_SERVER__INSTANCE_ID", format!("bench-{i}")),
+            ("AIWALL_SERVER__COOKIE_KEY", COOKIE_KEY.to_string()),
+            (
+                "AIWALL_SERVER__METRICS_ADDR",
+                format!("127.0.0.1:{metrics_port}"),
+            ),
+        ];
+        let server = process::Server::start(
+            &args.server,
+            &home,
+            store.url(),
+            &fake.url(),
+            args.jobs,
+            &env,
+        )?;
+        server.wait_ready().await?;
+        servers.push(server);
+        metrics.push(format!("http://127.0.0.1:{metrics_port}/metrics"));
+    }
+    let urls: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
     println!(
-        "server {} (pid {}), fake Ollama {}, {} jobs x {} watchers, {} tok/s, {} tokens each",
-        url,
-        server.pid,
+        "{} instance(s) {:?} on {}, fake Ollama {}, {} jobs x {} watchers, {} tok/s, {} tokens each",
+        instances,
+        urls,
+        store.engine(),
         fake.url(),
         args.jobs,
         args.watchers,
@@ -77,17 +134,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // Count every write to the jobs table, independently of the server's own code.
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await?;
-    sqlx::query("CREATE TABLE bench_writes (n INTEGER)")
-        .execute(&pool)
-        .await?;
-    sqlx::query("CREATE TRIGGER bench_count AFTER UPDATE ON ai_generation_jobs BEGIN INSERT INTO bench_writes VALUES (1); END").execute(&pool).await?;
+    store.count_writes().await?;
 
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .build()?;
     let mut job_ids = Vec::new();
     for i in 0..args.jobs {
+        let url = &urls[i % instances];
         let new = NewAiPost {
             author_name: format!("bench {i}"),
             prompt: format!("benchmark {i}"),
@@ -105,28 +159,42 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         job_ids.push(post.job.ok_or("no job")?.id);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let rss_before = server.rss_kib()?;
-    let cpu_before = server.cpu_ticks()?;
+    let rss_before: u64 = servers
+        .iter()
+        .map(|s| s.rss_kib().unwrap_or_default())
+        .sum();
+    let cpu_before: u64 = servers
+        .iter()
+        .map(|s| s.cpu_ticks().unwrap_or_default())
+        .sum();
 
-    let latencies = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
-        1, 60_000_000, 3,
-    )?));
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let connected = Arc::new(tokio::sync::Semaphore::new(0));
     let mut tasks = Vec::new();
-    for &job_id in &job_ids {
-        for _ in 0..args.watchers {
+    for (j, &job_id) in job_ids.iter().enumerate() {
+        for w in 0..args.watchers {
             let http = http.clone();
-            let url = format!("{url}/api/v1/ai/generation/{job_id}/progress");
-            let latencies = Arc::clone(&latencies);
+            let instance = (j * args.watchers + w) % instances;
+            let url = format!("{}/api/v1/ai/generation/{job_id}/progress", urls[instance]);
+            let seen = Arc::clone(&seen);
             let connected = Arc::clone(&connected);
             tasks.push(tokio::spawn(async move {
-                watch(http, url, latencies, connected).await
+                let latencies = watch(http, url, connected).await?;
+                seen.lock().map_err(|_| "poisoned")?.push(Seen {
+                    job_id,
+                    instance,
+                    latencies,
+                });
+                Ok::<(), String>(())
             }));
         }
     }
     // All watchers connected (their first event arrived) before measuring memory.
     let _all = connected.acquire_many(watchers_total as u32).await?;
-    let rss_connected = server.rss_kib()?;
+    let rss_connected: u64 = servers
+        .iter()
+        .map(|s| s.rss_kib().unwrap_or_default())
+        .sum();
     let started = Instant::now();
     let mut failed = 0;
     for t in tasks {
@@ -135,24 +203,34 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let wall = started.elapsed().as_secs_f64();
-    let cpu_ticks = server.cpu_ticks()? - cpu_before;
-    let writes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bench_writes")
-        .fetch_one(&pool)
-        .await?;
-    let generating_secs: f64 =
-        sqlx::query_scalar("SELECT AVG(elapsed_time) / 1000.0 FROM ai_generation_jobs")
-            .fetch_one(&pool)
-            .await?;
-    let statuses: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, COUNT(*) FROM ai_generation_jobs GROUP BY status")
-            .fetch_all(&pool)
-            .await?;
+    let cpu_ticks: u64 = servers
+        .iter()
+        .map(|s| s.cpu_ticks().unwrap_or_default())
+        .sum::<u64>()
+        - cpu_before;
+    let writes = store.writes().await?;
+    let generating_secs = store.average_generation_secs().await?;
+    let statuses = store.statuses().await?;
+    let owners = store.owners().await?;
 
-    // Every watcher has finished: the histogram is ours alone now.
-    let h = Arc::try_unwrap(latencies)
-        .map_err(|_| "a watcher still holds the histogram")?
-        .into_inner()
-        .map_err(|_| "poisoned")?;
+    // Every watcher has finished: the figures are ours alone now.
+    let seen = std::mem::take(&mut *seen.lock().map_err(|_| "poisoned")?);
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut local = h.clone();
+    let mut remote = h.clone();
+    for s in &seen {
+        let runner = owners.get(&s.job_id).map(String::as_str);
+        let here = runner == Some(format!("bench-{}", s.instance).as_str());
+        for &v in &s.latencies {
+            let v = v.min(60_000_000);
+            h.record(v)?;
+            if here {
+                local.record(v)?
+            } else {
+                remote.record(v)?
+            }
+        }
+    }
     let ms = |v: u64| v as f64 / 1000.0;
     let writes_per_job_s = writes as f64 / args.jobs as f64 / generating_secs.max(0.001);
     let per_watcher_kib = (rss_connected.saturating_sub(rss_before)) as f64 / watchers_total as f64;
@@ -160,6 +238,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!();
     println!("jobs: {statuses:?}; watchers that failed: {failed}");
     println!("token -> watcher latency over {} tokens seen: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms   (target p99 < 50 ms)", h.len(), ms(h.value_at_quantile(0.5)), ms(h.value_at_quantile(0.99)), ms(h.max()));
+    if instances > 1 {
+        for (what, h) in [
+            ("on the job's own instance", &local),
+            ("on another instance (through the bus)", &remote),
+        ] {
+            println!(
+                "  watchers {what}: {} tokens, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                h.len(),
+                ms(h.value_at_quantile(0.5)),
+                ms(h.value_at_quantile(0.99)),
+                ms(h.max())
+            );
+        }
+        let mut sent = 0.0;
+        for url in &metrics {
+            let text = http.get(url).send().await?.text().await?;
+            sent += sample(&text, "aiwall_bus_notifications_sent_total").unwrap_or_default();
+        }
+        println!(
+            "bus: {sent:.0} notifications sent, {:.1} per job per second of generation   (at most 1000 / push_interval_ms + status changes)",
+            sent / args.jobs as f64 / generating_secs.max(0.001)
+        );
+    }
     println!("database writes: {writes} in all, {writes_per_job_s:.2} per job per second of generation ({generating_secs:.1} s each)   (target <= 2.5)");
     println!("server memory: {rss_before} KiB before watchers, {rss_connected} KiB with {watchers_total} connected: {per_watcher_kib:.1} KiB per watcher   (target < 20 KB)");
     println!(
@@ -168,18 +269,38 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         cpu_secs * 1e6 / watchers_total as f64 / wall,
         cpu_secs * 1e6 / h.len().max(1) as f64
     );
-    server.stop();
+    for server in servers {
+        server.stop();
+    }
     fake.stop().await;
+    store.drop_database().await?;
     Ok(())
 }
 
-/// One watcher: follows a job's progress to its end and records each token's latency.
+/// What one watcher saw: each token's latency (µs), on which instance, of which job.
+struct Seen {
+    job_id: i64,
+    instance: usize,
+    latencies: Vec<u64>,
+}
+
+/// The value of the sample `name` (without labels) in Prometheus's text.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// One watcher: follows a job's progress to its end and returns each token's latency (µs).
 async fn watch(
     http: reqwest::Client,
     url: String,
-    latencies: Arc<Mutex<Histogram<u64>>>,
     connected: Arc<tokio::sync::Semaphore>,
-) -> Result<(), String> {
+) -> Result<Vec<u64>, String> {
     let response = http.get(&url).send().await.map_err(|e| e.to_string())?;
     if !response.status().is_success() {
         connected.add_permits(1);
@@ -209,9 +330,5 @@ async fn watch(
     if !announced {
         connected.add_permits(1);
     }
-    let mut h = latencies.lock().map_err(|_| "poisoned")?;
-    for v in local {
-        h.record(v.min(60_000_000)).map_err(|e| e.to_string())?;
-    }
-    Ok(())
+    Ok(local)
 }

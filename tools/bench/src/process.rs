@@ -13,28 +13,31 @@ pub struct Server {
 }
 
 impl Server {
+    /// The server at `binary` in `dir`, on the database at `database` (a URL), generating
+    /// with the fake at `ollama`, with `env` on top.
     pub fn start(
         binary: &str,
         dir: &Path,
-        db: &Path,
+        database: &str,
         ollama: &str,
         jobs: usize,
+        env: &[(&str, String)],
     ) -> std::io::Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let port = free_port()?;
         let child = Command::new(std::fs::canonicalize(binary)?)
             .current_dir(dir)
             .env("AIWALL_SERVER__ADDR", format!("127.0.0.1:{port}"))
-            .env("AIWALL_DATABASE__URL", format!("sqlite://{}", db.display()))
+            .env("AIWALL_DATABASE__URL", database)
             .env("AIWALL_OLLAMA__URL", ollama)
             .env("AIWALL_JOBS__CONCURRENCY", jobs.to_string())
             .env("AIWALL_LIMITS__AI_POSTS_PER_MINUTE", "100000")
             .env("AIWALL_LIMITS__QUEUED_PER_AUTHOR", "100000")
+            .env("AIWALL_LIMITS__QUEUED_PER_ADDRESS", "100000")
             .env("AIWALL_LIMITS__QUEUE_MAX", "100000")
             .env("AIWALL_LIMITS__SSE_PER_CLIENT", "100000")
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::from(std::fs::File::create(dir.join("aiwall.log"))?))
             .spawn()?;
         Ok(Self {
             pid: child.id(),
@@ -84,10 +87,22 @@ impl Server {
         Ok(field(11) + field(12))
     }
 
-    pub fn stop(mut self) {
+    pub fn stop(self) {}
+}
+
+/// A bench that stops, or fails half-way, leaves no server behind.
+impl Drop for Server {
+    fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A port nothing listens on now.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// Clock ticks per second for /proc times (USER_HZ, 100 on Linux).

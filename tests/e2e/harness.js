@@ -386,3 +386,62 @@ export async function openPage(context, url, { width = 900, height = 1000, color
   await waitForHydration(page);
   return page;
 }
+
+/**
+ * A real nginx (Debian's package, or $NGINX) in the foreground on a free port, with `site(port)`
+ * in its `http` block and every file of it in a temporary directory. Resolves with
+ * { url, accessLog(), stop() } once GET /healthz answers through it; the access log's lines
+ * are `<upstream address> <request line>`.
+ */
+export async function startNginx(site) {
+  await mkdir(artifactsDir, { recursive: true });
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'aiwall-e2e-nginx-'));
+  const port = await freePort();
+  const conf = path.join(dir, 'nginx.conf');
+  const { writeFile, readFile } = await import('node:fs/promises');
+  await writeFile(
+    conf,
+    `daemon off;
+master_process off;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log stderr notice;
+events { worker_connections 1024; }
+http {
+    log_format upstream '$upstream_addr "$request"';
+    access_log ${dir}/access.log upstream;
+    client_body_temp_path ${dir}/client_body;
+    proxy_temp_path ${dir}/proxy;
+    fastcgi_temp_path ${dir}/fastcgi;
+    uwsgi_temp_path ${dir}/uwsgi;
+    scgi_temp_path ${dir}/scgi;
+${site(port)}
+}
+`,
+  );
+  const binary = process.env.NGINX ?? '/usr/sbin/nginx';
+  const log = logStream('nginx');
+  const proc = track(spawn(binary, ['-p', dir, '-c', conf, '-e', 'stderr'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  proc.stdout.pipe(log);
+  proc.stderr.pipe(log);
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (exited(proc)) throw new Error(`nginx exited (${proc.exitCode ?? proc.signalCode}); see artifacts/nginx.log`);
+    try {
+      if ((await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) })).ok) break;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) throw new Error('nginx did not answer within 10 s; see artifacts/nginx.log');
+    await sleep(50);
+  }
+  return {
+    url,
+    accessLog: async () => readFile(path.join(dir, 'access.log'), 'utf8').catch(() => ''),
+    async stop() {
+      await endChild(proc, 'SIGTERM', 3000);
+      if (!keepDirs) await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -9,50 +9,40 @@ use std::{
     time::{Duration, Instant},
 };
 
-use app::types::{JobStatus, NewAiPost, PostPage, WallEvent};
+use app::types::{JobStatus, PostPage, WallEvent};
 use server::db::scratch::ScratchDb;
 use sqlx::Connection;
 
 use crate::{
     deadline::eventually,
+    instances::{instance, LEASE_MS, RENEW_MS},
     nginx::Nginx,
     process::AppProcess,
     sse::{wait_progress_at, wait_terminal_at, wall_event, SseStream},
-    test_app::{browser, create_ai_post, fake_ollama, free_port, job_at, TEST_COOKIE_KEY},
+    test_app::{ai_prompt, browser, create_ai_post, fake_ollama, free_port, job_at},
 };
 
 const WAIT: Duration = Duration::from_secs(60);
-const LEASE_MS: u64 = 3_000;
-const RENEW_MS: u64 = 1_000;
-
-fn prompt(text: &str) -> NewAiPost {
-    NewAiPost {
-        author_name: "T".into(),
-        prompt: text.into(),
-        ..NewAiPost::default()
-    }
-}
-
-fn instance(
+/// Instance `id` of the wall on `database` behind nginx, on the model server at `ollama`,
+/// which runs `slots` generations at once.
+fn behind_nginx(
     id: &str,
     database: &ScratchDb,
     ollama: &str,
     slots: u32,
 ) -> Vec<(&'static str, String)> {
-    vec![
-        ("AIWALL_SERVER__INSTANCE_ID", id.into()),
-        ("AIWALL_DATABASE__URL", database.url.clone()),
-        ("AIWALL_SERVER__COOKIE_KEY", TEST_COOKIE_KEY.into()),
-        ("AIWALL_SERVER__TRUSTED_PROXIES", r#"["127.0.0.1"]"#.into()),
-        ("AIWALL_OLLAMA__URL", ollama.into()),
+    let mut env = instance(id, database, ollama.to_string());
+    env.extend([
+        (
+            "AIWALL_SERVER__TRUSTED_PROXIES",
+            r#"["127.0.0.1"]"#.to_string(),
+        ),
         ("AIWALL_JOBS__CONCURRENCY", slots.to_string()),
-        ("AIWALL_JOBS__LEASE_MS", LEASE_MS.to_string()),
-        ("AIWALL_JOBS__LEASE_RENEW_MS", RENEW_MS.to_string()),
-        ("AIWALL_LIMITS__QUEUED_PER_AUTHOR", "20".into()),
         ("AIWALL_LIMITS__AI_POSTS_PER_MINUTE", "60".into()),
         // The four browsers all come from 127.0.0.1: one address.
         ("AIWALL_LIMITS__QUEUED_PER_ADDRESS", "40".into()),
-    ]
+    ]);
+    env
 }
 
 /// What a wall stream showed of each job: progress seen, and an end.
@@ -103,7 +93,8 @@ async fn three_instances_behind_nginx_share_every_job_survive_a_kill_9_and_stop_
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     // a runs three generations at most; the model server six in all, over every instance.
     let mut a =
-        AppProcess::start_release(dirs[0].path(), 0, &instance("a", &database, &ollama, 3)).await;
+        AppProcess::start_release(dirs[0].path(), 0, &behind_nginx("a", &database, &ollama, 3))
+            .await;
     let author = browser();
     let mut long = Vec::new();
     for i in 0..3 {
@@ -111,7 +102,7 @@ async fn three_instances_behind_nginx_share_every_job_survive_a_kill_9_and_stop_
             create_ai_post(
                 &author,
                 &a.url,
-                &prompt(&format!("long {i} #fake:rate=10 #fake:tokens=100")),
+                &ai_prompt(&format!("long {i} #fake:rate=10 #fake:tokens=100")),
             )
             .await
             .1,
@@ -126,14 +117,14 @@ async fn three_instances_behind_nginx_share_every_job_survive_a_kill_9_and_stop_
         runs.push(p.run);
     }
     let metrics_port = free_port();
-    let mut env_b = instance("b", &database, &ollama, 6);
+    let mut env_b = behind_nginx("b", &database, &ollama, 6);
     env_b.push((
         "AIWALL_SERVER__METRICS_ADDR",
         format!("127.0.0.1:{metrics_port}"),
     ));
     let b = AppProcess::start_release(dirs[1].path(), 0, &env_b).await;
-    let c =
-        AppProcess::start_release(dirs[2].path(), 0, &instance("c", &database, &ollama, 6)).await;
+    let c = AppProcess::start_release(dirs[2].path(), 0, &behind_nginx("c", &database, &ollama, 6))
+        .await;
     let nginx = Nginx::start_deployed(&[&a.url, &b.url, &c.url]).await;
     let walls = [
         watch_wall(&a.url).await,
@@ -151,7 +142,7 @@ async fn three_instances_behind_nginx_share_every_job_survive_a_kill_9_and_stop_
             format!("short {i}")
         };
         let who = i % browsers.len();
-        let (post, job) = create_ai_post(&browsers[who], &nginx.url, &prompt(&text)).await;
+        let (post, job) = create_ai_post(&browsers[who], &nginx.url, &ai_prompt(&text)).await;
         posted.push((who, post, job));
     }
     let (stopper, _, to_stop) = posted[5];

@@ -3,21 +3,13 @@
 //! against the real binary, its database file and the fake Ollama.
 use std::time::Duration;
 
-use app::types::{JobStatus, NewAiPost};
+use app::types::JobStatus;
 
 use crate::{
     process::{start_refused, AppProcess},
     sse::{wait_progress_at, wait_terminal_at},
-    test_app::{browser, create_ai_post, fake_ollama},
+    test_app::{ai_prompt, browser, create_ai_post, fake_ollama},
 };
-
-fn prompt(text: &str) -> NewAiPost {
-    NewAiPost {
-        author_name: "T".into(),
-        prompt: text.into(),
-        ..NewAiPost::default()
-    }
-}
 
 /// Waits until the job is being written.
 async fn generating(c: &reqwest::Client, url: &str, job_id: i64) {
@@ -48,7 +40,7 @@ async fn a_second_server_on_the_same_database_refuses_and_the_first_finishes_its
     let env = [("AIWALL_OLLAMA__URL", fake.url())];
     let app = AppProcess::start(dir.path(), 0, &env).await;
     let c = browser();
-    let (_, job_id) = create_ai_post(&c, &app.url, &prompt("slow answer")).await;
+    let (_, job_id) = create_ai_post(&c, &app.url, &ai_prompt("slow answer")).await;
     generating(&c, &app.url, job_id).await;
 
     // The same file and the same port, as a second `aiwall` started by mistake would have.
@@ -73,7 +65,7 @@ async fn a_server_that_cannot_listen_leaves_a_crashed_job_as_it_found_it() {
     let env = [("AIWALL_OLLAMA__URL", fake.url())];
     let mut app = AppProcess::start(dir.path(), 0, &env).await;
     let c = browser();
-    let (_, job_id) = create_ai_post(&c, &app.url, &prompt("interrupted")).await;
+    let (_, job_id) = create_ai_post(&c, &app.url, &ai_prompt("interrupted")).await;
     generating(&c, &app.url, job_id).await;
     crate::deadline::eventually(
         Duration::from_secs(10),

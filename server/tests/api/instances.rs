@@ -4,30 +4,24 @@
 //! another runs its jobs again once their leases run out.
 use std::time::{Duration, Instant};
 
-use app::types::{JobStatus, NewAiPost, WallEvent};
+use app::types::{JobStatus, WallEvent};
 use server::db::scratch::ScratchDb;
 
 use crate::{
     process::AppProcess,
     sse::{wait_progress_at, wait_terminal_at, wall_event, SseStream},
-    test_app::{browser, create_ai_post, fake_ollama, job_at, unused_url, TEST_COOKIE_KEY},
+    test_app::{
+        ai_prompt, browser, create_ai_post, fake_ollama, job_at, unused_url, TEST_COOKIE_KEY,
+    },
 };
 
 const WAIT: Duration = Duration::from_secs(30);
 /// The lease the tests run with, and how often it is renewed.
-const LEASE_MS: u64 = 3_000;
-const RENEW_MS: u64 = 1_000;
-
-fn prompt(text: &str) -> NewAiPost {
-    NewAiPost {
-        author_name: "T".into(),
-        prompt: text.into(),
-        ..NewAiPost::default()
-    }
-}
+pub const LEASE_MS: u64 = 3_000;
+pub const RENEW_MS: u64 = 1_000;
 
 /// What instance `id` on `database` is started with, on the model server at `ollama`.
-fn instance(id: &str, database: &ScratchDb, ollama: String) -> Vec<(&'static str, String)> {
+pub fn instance(id: &str, database: &ScratchDb, ollama: String) -> Vec<(&'static str, String)> {
     vec![
         ("AIWALL_SERVER__INSTANCE_ID", id.into()),
         ("AIWALL_DATABASE__URL", database.url.clone()),
@@ -50,7 +44,7 @@ async fn a_post_made_on_one_instance_is_watched_stopped_retried_and_deleted_from
     let c = browser();
     let mut wall_b = SseStream::open(&c, &format!("{}/api/v1/wall/events", b.url), None).await;
 
-    let (post_id, job_id) = create_ai_post(&c, &a.url, &prompt("seen everywhere")).await;
+    let (post_id, job_id) = create_ai_post(&c, &a.url, &ai_prompt("seen everywhere")).await;
     let seen = wait_progress_at(&c, &b.url, job_id, WAIT, "writing, seen on b", |p| {
         p.progress.current_tokens >= 3
     })
@@ -95,7 +89,7 @@ async fn a_post_made_on_one_instance_is_watched_stopped_retried_and_deleted_from
 
     // A post made on b runs on a; deleting it on b while a writes it stops a's run.
     let (post_b, job_b) =
-        create_ai_post(&c, &b.url, &prompt("#fake:rate=5 #fake:tokens=200")).await;
+        create_ai_post(&c, &b.url, &ai_prompt("#fake:rate=5 #fake:tokens=200")).await;
     wait_progress_at(&c, &a.url, job_b, WAIT, "writing on a", |p| {
         p.progress.current_tokens >= 2
     })
@@ -136,7 +130,7 @@ async fn an_instance_killed_mid_reply_loses_no_job_another_runs_them_again_withi
     let mut jobs = Vec::new();
     for i in 0..3 {
         jobs.push(
-            create_ai_post(&c, &a.url, &prompt(&format!("rescue me {i}")))
+            create_ai_post(&c, &a.url, &ai_prompt(&format!("rescue me {i}")))
                 .await
                 .1,
         );
@@ -200,13 +194,13 @@ async fn ai_posts_per_minute_are_counted_over_every_instance() {
     let a = AppProcess::start(dir_a.path(), 0, &limited("a")).await;
     let b = AppProcess::start(dir_b.path(), 0, &limited("b")).await;
     let c = browser();
-    create_ai_post(&c, &a.url, &prompt("one")).await;
-    create_ai_post(&c, &b.url, &prompt("two")).await;
+    create_ai_post(&c, &a.url, &ai_prompt("one")).await;
+    create_ai_post(&c, &b.url, &ai_prompt("two")).await;
     // a has seen one of this author's posts, b one: each alone would take another.
     for app in [&a, &b] {
         let refused = c
             .post(format!("{}/api/v1/ai/posts", app.url))
-            .json(&prompt("three"))
+            .json(&ai_prompt("three"))
             .send()
             .await
             .unwrap();

@@ -3,25 +3,19 @@
 //! once when it starts again), and `/metrics`. Several instances: `instances`.
 use std::time::Duration;
 
-use app::types::{JobStatus, NewAiPost, Readiness};
+use app::types::{JobStatus, Readiness};
 use server::db::scratch::ScratchDb;
 
 use crate::{
     deadline::eventually,
     process::{start_refused, AppProcess},
     sse::{wait_progress_at, wait_terminal_at},
-    test_app::{browser, create_ai_post, fake_ollama, free_port, unused_url, TEST_COOKIE_KEY},
+    test_app::{
+        ai_prompt, browser, create_ai_post, fake_ollama, free_port, unused_url, TEST_COOKIE_KEY,
+    },
 };
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn prompt(text: &str) -> NewAiPost {
-    NewAiPost {
-        author_name: "T".into(),
-        prompt: text.into(),
-        ..NewAiPost::default()
-    }
-}
 
 /// What an instance on `database` is started with, on the model server at `ollama`.
 fn on(database: &ScratchDb, ollama: String) -> Vec<(&'static str, String)> {
@@ -101,7 +95,7 @@ async fn after_kill_9_on_postgres_every_job_ends_and_every_post_is_there() {
     let c = browser();
     let mut jobs = Vec::new();
     for i in 0..3 {
-        jobs.push(create_ai_post(&c, &app.url, &prompt(&format!("crash test {i}"))).await);
+        jobs.push(create_ai_post(&c, &app.url, &ai_prompt(&format!("crash test {i}"))).await);
     }
     // Two are writing, with progress stored; one waits.
     for (_, job_id) in &jobs[..2] {
@@ -175,7 +169,7 @@ async fn metrics_on_their_own_address_count_jobs_streams_and_writes() {
         .await
         .unwrap();
     assert_eq!(wall.status(), 200);
-    let (_, job_id) = create_ai_post(&c, &app.url, &prompt("count me")).await;
+    let (_, job_id) = create_ai_post(&c, &app.url, &ai_prompt("count me")).await;
     let job = wait_terminal_at(&c, &app.url, job_id, WAIT).await;
     assert_eq!(job.status, JobStatus::Completed);
 

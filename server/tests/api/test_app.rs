@@ -258,6 +258,15 @@ pub async fn read<T: DeserializeOwned>(response: reqwest::Response) -> T {
     })
 }
 
+/// An AI post asking `text`, by "T", with the defaults for the rest.
+pub fn ai_prompt(text: &str) -> NewAiPost {
+    NewAiPost {
+        author_name: "T".into(),
+        prompt: text.into(),
+        ..NewAiPost::default()
+    }
+}
+
 /// `POST /api/v1/ai/posts` on the server at `base`, which must accept it: (post id, job id).
 pub async fn create_ai_post(client: &reqwest::Client, base: &str, body: &NewAiPost) -> (i64, i64) {
     let response = client

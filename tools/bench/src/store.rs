@@ -5,6 +5,22 @@ use std::{collections::HashMap, path::Path};
 
 use sqlx::{Connection, Executor, PgConnection, PgPool, SqlitePool};
 
+/// Runs `$body` with `$pool` connected to the store's database, on its engine's own driver.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match $store {
+            Store::Sqlite { url } => {
+                let $pool = SqlitePool::connect(url).await?;
+                $body
+            }
+            Store::Postgres { url, .. } => {
+                let $pool = PgPool::connect(url).await?;
+                $body
+            }
+        }
+    };
+}
+
 pub enum Store {
     Sqlite {
         url: String,
@@ -76,59 +92,34 @@ impl Store {
     }
 
     pub async fn writes(&self) -> Result<i64> {
-        self.scalar_i64("SELECT COUNT(*) FROM bench_writes").await
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM bench_writes"
+        )
+        .fetch_one(&pool)
+        .await?))
     }
 
     /// The jobs' mean time from claim to end, in seconds.
     pub async fn average_generation_secs(&self) -> Result<f64> {
-        let sql =
-            "SELECT CAST(AVG(elapsed_time) AS DOUBLE PRECISION) / 1000.0 FROM ai_generation_jobs";
-        Ok(match self {
-            Store::Sqlite { url } => {
-                let sql = sql.replace("DOUBLE PRECISION", "REAL");
-                sqlx::query_scalar(&sql)
-                    .fetch_one(&SqlitePool::connect(url).await?)
-                    .await?
-            }
-            Store::Postgres { url, .. } => {
-                sqlx::query_scalar(sql)
-                    .fetch_one(&PgPool::connect(url).await?)
-                    .await?
-            }
-        })
+        // Dividing by 1000.0 makes a floating-point mean on both engines.
+        let sql = "SELECT AVG(elapsed_time) / 1000.0 FROM ai_generation_jobs";
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(sql)
+            .fetch_one(&pool)
+            .await?))
     }
 
     pub async fn statuses(&self) -> Result<Vec<(String, i64)>> {
         let sql = "SELECT status, COUNT(*) FROM ai_generation_jobs GROUP BY status";
-        Ok(match self {
-            Store::Sqlite { url } => {
-                sqlx::query_as(sql)
-                    .fetch_all(&SqlitePool::connect(url).await?)
-                    .await?
-            }
-            Store::Postgres { url, .. } => {
-                sqlx::query_as(sql)
-                    .fetch_all(&PgPool::connect(url).await?)
-                    .await?
-            }
-        })
+        Ok(on_pool!(self, |pool| sqlx::query_as(sql)
+            .fetch_all(&pool)
+            .await?))
     }
 
     /// The instance that ran each job last.
     pub async fn owners(&self) -> Result<HashMap<i64, String>> {
         let sql = "SELECT id, owner FROM ai_generation_jobs WHERE owner IS NOT NULL";
-        let rows: Vec<(i64, String)> = match self {
-            Store::Sqlite { url } => {
-                sqlx::query_as(sql)
-                    .fetch_all(&SqlitePool::connect(url).await?)
-                    .await?
-            }
-            Store::Postgres { url, .. } => {
-                sqlx::query_as(sql)
-                    .fetch_all(&PgPool::connect(url).await?)
-                    .await?
-            }
-        };
+        let rows: Vec<(i64, String)> =
+            on_pool!(self, |pool| sqlx::query_as(sql).fetch_all(&pool).await?);
         Ok(rows.into_iter().collect())
     }
 
@@ -139,21 +130,6 @@ impl Store {
                 .await?;
         }
         Ok(())
-    }
-
-    async fn scalar_i64(&self, sql: &str) -> Result<i64> {
-        Ok(match self {
-            Store::Sqlite { url } => {
-                sqlx::query_scalar(sql)
-                    .fetch_one(&SqlitePool::connect(url).await?)
-                    .await?
-            }
-            Store::Postgres { url, .. } => {
-                sqlx::query_scalar(sql)
-                    .fetch_one(&PgPool::connect(url).await?)
-                    .await?
-            }
-        })
     }
 }
 

@@ -109,12 +109,18 @@ describe('several instances behind nginx', () => {
     await card.locator('button[data-action=stop]').click();
     await until(slow.id, 'cancelled');
 
-    // Which instance served what: the stream came from one, the rest from another.
-    const lines = (await proxy.accessLog()).trim().split('\n');
-    const upstream = (what) => new Set(lines.filter((l) => l.includes(what)).map((l) => l.split(' ')[0]));
-    assert.deepEqual([...upstream('GET /api/v1/wall/events')], [`127.0.0.1:${servers.streams.port}`]);
-    assert.deepEqual([...upstream('POST /api/v1/ai/posts')], [`127.0.0.1:${servers.front.port}`]);
     await context.close();
+
+    // Which instance served what (nginx logs a request when it ends: the stream, at the close).
+    let lines = [];
+    for (let tries = 0; tries < 50 && !lines.some((l) => l.includes('/api/v1/wall/events')); tries += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      lines = (await proxy.accessLog()).trim().split('\n');
+    }
+    const upstream = (what) => [...new Set(lines.filter((l) => l.includes(what)).map((l) => l.split(' ')[0]))];
+    assert.deepEqual(upstream('GET /api/v1/wall/events'), [`127.0.0.1:${servers.streams.port}`]);
+    assert.deepEqual(upstream('POST /api/v1/ai/posts'), [`127.0.0.1:${servers.front.port}`]);
+    assert.deepEqual(upstream('/cancel'), [`127.0.0.1:${servers.front.port}`]);
   });
 
   test('behind deploy/nginx.conf, a reload from any instance shows the same wall', async () => {

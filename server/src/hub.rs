@@ -297,6 +297,17 @@ impl Hub {
         self.broadcast(WallEvent::PostDeleted(PostDeletedEvent { post_id }));
     }
 
+    /// The hub was brought up to date from the database after notes from other instances may
+    /// have been missed: every wall watcher takes a fresh snapshot (a marker with no data,
+    /// which each wall stream turns into a snapshot of its own).
+    pub fn resynced(&self) {
+        let marker = WireEvent {
+            name: EventName::Snapshot,
+            data: String::new(),
+        };
+        drop(self.inner.wall.send(Arc::new(marker)));
+    }
+
     pub fn wall_watchers(&self) -> usize {
         self.inner.wall.receiver_count()
     }

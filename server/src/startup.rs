@@ -81,6 +81,7 @@ impl Server {
             None => None,
         };
         let instance = instance_id(&config.server, listener.local_addr().unwrap_or(addr));
+        db_lock.hold_instance(&instance).await?;
         let db = Db::open(
             &config.database.url,
             config.database.max_connections,

@@ -16,6 +16,7 @@ const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 /// Listens until the server shuts down.
 pub async fn listen(state: AppState, pool: PgPool) {
     let mut logged = false;
+    let mut reconnected = false;
     loop {
         let mut listener = match connect(&pool).await {
             Ok(listener) => listener,
@@ -42,6 +43,10 @@ pub async fn listen(state: AppState, pool: PgPool) {
             }
         }
         metrics::bus_resynced();
+        if std::mem::replace(&mut reconnected, true) {
+            // Posts made or deleted meanwhile, too: every wall watcher starts afresh.
+            state.hub.resynced();
+        }
         loop {
             let heard = tokio::select! {
                 heard = listener.try_recv() => heard,

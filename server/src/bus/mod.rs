@@ -15,7 +15,7 @@ use app::types::ProgressEvent;
 use tokio::sync::mpsc;
 
 pub use listen::listen;
-pub use note::{Note, What, MAX_INLINE_DELTA};
+pub use note::{inline_len, Note, What, MAX_INLINE_DELTA};
 pub use send::send;
 
 /// The channel every instance of a wall notifies and listens on.

@@ -7,10 +7,23 @@ use serde::{Deserialize, Serialize};
 /// The most bytes a notification's payload may have here (PostgreSQL's limit is 8,000).
 pub const MAX_PAYLOAD: usize = 7_000;
 
-/// The most bytes of text and reasoning a progress notification carries inline (JSON's
-/// escapes at most double them); the runner writes its row before publishing a larger delta,
-/// so that the hint to read it finds it.
-pub const MAX_INLINE_DELTA: usize = 3_000;
+/// The most bytes of text and reasoning a progress notification carries inline, as JSON
+/// spells them ([`inline_len`]); the runner writes its row before publishing a larger delta,
+/// so that the hint to read it finds it. With the note's other fields (under 1,000 bytes) a
+/// note stays under [`MAX_PAYLOAD`].
+pub const MAX_INLINE_DELTA: usize = 5_000;
+
+/// How many bytes `text` takes inside a JSON string: a quote, a backslash or a line break two,
+/// another control character six, anything else its UTF-8 length.
+pub fn inline_len(text: &str) -> usize {
+    text.chars()
+        .map(|c| match c {
+            '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+            c if c < ' ' => 6,
+            c => c.len_utf8(),
+        })
+        .sum()
+}
 
 /// One notification: who sent it, when (Unix ms, for the lag), and what changed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -89,10 +102,15 @@ pub fn coalesce(notes: Vec<What>) -> Vec<What> {
         if let What::Progress(next) = &what {
             if let Some(&at) = last_progress.get(&next.job_id) {
                 if let What::Progress(prev) = &mut out[at] {
-                    let merged = prev.text_delta.len()
-                        + prev.thinking_delta.len()
-                        + next.text_delta.len()
-                        + next.thinking_delta.len();
+                    let merged = [
+                        &prev.text_delta,
+                        &prev.thinking_delta,
+                        &next.text_delta,
+                        &next.thinking_delta,
+                    ]
+                    .map(|d| inline_len(d))
+                    .iter()
+                    .sum::<usize>();
                     if follows(prev, next) && merged <= MAX_INLINE_DELTA {
                         let text = std::mem::take(&mut prev.text_delta) + &next.text_delta;
                         let thinking =
@@ -169,6 +187,20 @@ mod tests {
         );
         assert!(matches!(&out[2], What::Job { job: 1, .. }));
         assert!(matches!(&out[3], What::Progress(e) if e.text_delta == "!"));
+    }
+
+    #[test]
+    fn the_inline_length_is_what_json_makes_of_a_text() {
+        for text in [
+            "plain",
+            "é ü 日本",
+            "\"quoted\" \\ back",
+            "lines\n\r\ttab",
+            "\u{1}\u{1f}\u{7f}",
+        ] {
+            let json = serde_json::to_string(text).unwrap();
+            assert_eq!(inline_len(text), json.len() - 2, "{text:?} as {json}");
+        }
     }
 
     #[test]

@@ -53,6 +53,16 @@ pub enum DbError {
         holder: String,
         lock: PathBuf,
     },
+    #[error(
+        "an earlier release of aiwall (one server per database) is running on {database}; \
+         stop it before starting this release's instances on the same database"
+    )]
+    EarlierRelease { database: String },
+    #[error(
+        "another aiwall instance on {database} runs as {instance:?}; give each instance its \
+         own server.instance_id"
+    )]
+    InstanceInUse { database: String, instance: String },
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]

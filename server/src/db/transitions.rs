@@ -121,15 +121,11 @@ impl Db {
                     owner = $6, lease_until = $7, ",
             fresh_progress!()
         );
-        let (where_, serialise) = match self.engine() {
-            Engine::Sqlite => (CLAIM_WHERE_SQLITE, None),
-            // Claims for one model server take turns (a lock held to the commit), so that two
-            // instances cannot both count its last free slot as theirs.
-            Engine::Postgres => (
-                CLAIM_WHERE_POSTGRES,
-                Some("SELECT pg_advisory_xact_lock(1634301793, hashtext($1))"),
-            ),
+        let where_ = match self.engine() {
+            Engine::Sqlite => CLAIM_WHERE_SQLITE,
+            Engine::Postgres => CLAIM_WHERE_POSTGRES,
         };
+        let serialise = self.serialise_claims();
         let sql = format!("{set}{where_}{CLAIM_SLOT_FREE}");
         Ok(on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
@@ -214,23 +210,47 @@ impl Db {
         Ok(asked == 1)
     }
 
-    /// A running job of run `run` goes on on the server named `backend` (its own was busy).
-    /// Whether it did: `false` when the job is no longer that run, running.
-    pub async fn move_job(&self, id: i64, run: u32, backend: &str) -> DbResult<bool> {
+    /// A running job of run `run` goes on on the server named `backend`, which runs `slots`
+    /// jobs at once (its own was busy, or lacked the model). Whether it did: `false` when that
+    /// server has no free slot over all instances (counted as a claim counts them), or the job
+    /// is no longer that run, running.
+    pub async fn move_job(&self, id: i64, run: u32, backend: &str, slots: u32) -> DbResult<bool> {
         metrics::db_write("move");
-        let moved = on_pool!(self, |pool| sqlx::query(
-            "UPDATE ai_generation_jobs SET backend = $3
-              WHERE id = $1 AND runs = $2 AND status IN ($4, $5)",
-        )
-        .bind(id)
-        .bind(i64::from(run))
-        .bind(backend)
-        .bind(JobStatus::Loading)
-        .bind(JobStatus::Generating)
-        .execute(pool)
-        .await
-        .map(|done| done.rows_affected()))?;
+        let serialise = self.serialise_claims();
+        let moved = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            if let Some(lock) = serialise {
+                sqlx::query(lock).bind(backend).execute(&mut *tx).await?;
+            }
+            let moved = sqlx::query(
+                "UPDATE ai_generation_jobs SET backend = $3
+                  WHERE id = $1 AND runs = $2 AND status IN ($4, $5)
+                    AND (SELECT COUNT(*) FROM ai_generation_jobs
+                          WHERE backend = $3 AND status IN ($4, $5) AND id <> $1) < $6",
+            )
+            .bind(id)
+            .bind(i64::from(run))
+            .bind(backend)
+            .bind(JobStatus::Loading)
+            .bind(JobStatus::Generating)
+            .bind(i64::from(slots))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            moved
+        });
         Ok(moved == 1)
+    }
+
+    /// On PostgreSQL, the statement that makes claims for one model server (bound as `$1`)
+    /// take turns until the commit, so that two instances cannot both count its last free slot
+    /// as theirs; SQLite's `BEGIN IMMEDIATE` serialises every write already.
+    fn serialise_claims(&self) -> Option<&'static str> {
+        match self.engine() {
+            Engine::Sqlite => None,
+            Engine::Postgres => Some("SELECT pg_advisory_xact_lock(1634301793, hashtext($1))"),
+        }
     }
 
     /// Writes the live state of a running job (throttled by the caller).
@@ -779,6 +799,40 @@ mod tests {
                     .unwrap()
                     .is_some(),
                 "the slot came free"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_moves_to_another_model_server_only_into_a_free_slot() {
+        for (db, _keep) in each_engine().await {
+            let a = queued_job(&db, "a").await;
+            let b = queued_job(&db, "b").await;
+            let run_a = db
+                .claim_job(a, &on("gpu", 1, "x", 15_000))
+                .await
+                .unwrap()
+                .unwrap()
+                .runs;
+            let run_b = db
+                .claim_job(b, &on("cpu", 1, "y", 15_000))
+                .await
+                .unwrap()
+                .unwrap()
+                .runs;
+            assert!(
+                !db.move_job(b, run_b, "gpu", 1).await.unwrap(),
+                "gpu's slot is a's"
+            );
+            assert_eq!(
+                db.job(b).await.unwrap().unwrap().backend.as_deref(),
+                Some("cpu")
+            );
+            db.hand_back_job(a, run_a, true).await.unwrap();
+            assert!(db.move_job(b, run_b, "gpu", 1).await.unwrap());
+            assert!(
+                !db.move_job(b, run_b + 1, "cpu", 1).await.unwrap(),
+                "not that run"
             );
         }
     }

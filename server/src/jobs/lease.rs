@@ -8,7 +8,13 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{queue::StopReason, view::job_view, Jobs};
+use app::types::JobStatus;
+
+use super::{
+    queue::{StopHandle, StopReason},
+    view::job_view,
+    Jobs,
+};
 use crate::{
     db::{DbResult, Interrupted},
     metrics,
@@ -26,13 +32,23 @@ impl Jobs {
                 () = done.cancelled() => return,
             }
             let asked = Instant::now();
-            match self.renew_leases(asked).await {
-                Ok(()) => renewed_at = asked,
-                Err(e) => {
+            // A database that does not answer at all (a half-open connection) must not hold
+            // the runs past their lease either.
+            let left = lease.saturating_sub(renewed_at.elapsed());
+            match tokio::time::timeout(left, self.renew_leases(asked)).await {
+                Ok(Ok(())) => renewed_at = asked,
+                Ok(Err(e)) => {
                     tracing::warn!(error = %e, "cannot renew the leases of this instance's jobs");
                     if renewed_at.elapsed() >= lease {
                         self.lose_all_leases();
                     }
+                    continue;
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        "the database did not answer the renewal of the leases within the lease"
+                    );
+                    self.lose_all_leases();
                     continue;
                 }
             }
@@ -55,10 +71,12 @@ impl Jobs {
     /// Renews the lease of each run here claimed before `asked`; stops those whose lease went
     /// elsewhere, and those stopped on another instance.
     async fn renew_leases(&self, asked: Instant) -> DbResult<()> {
+        // A run stopped for another reason is still storing its end: it keeps its lease.
+        let lost = |run: &StopHandle| run.is_stopped() && run.reason() == StopReason::LeaseLost;
         let runs: Vec<_> = self
             .queue()
             .running_jobs()
-            .filter(|(_, run)| run.claimed < asked && !run.is_stopped())
+            .filter(|(_, run)| run.claimed < asked && !lost(run))
             .map(|(id, run)| (id, run.clone()))
             .collect();
         for (id, run) in runs {
@@ -70,6 +88,7 @@ impl Jobs {
             {
                 Some(false) => {}
                 Some(true) => run.stop(StopReason::Cancelled),
+                None if self.handed_back(id, run.run).await? => {}
                 None => {
                     tracing::warn!(
                         job_id = id,
@@ -81,6 +100,14 @@ impl Jobs {
             }
         }
         Ok(())
+    }
+
+    /// Whether run `run` of job `id` is this instance's own, handed back to the line just now
+    /// (its server went away) and on its way there: no lease to renew, none lost.
+    async fn handed_back(&self, id: i64, run: u32) -> DbResult<bool> {
+        Ok(self.db.job(id).await?.is_some_and(|row| {
+            row.status == JobStatus::Queued && row.runs == run && self.runs_here(&row)
+        }))
     }
 
     /// A whole lease passed without reaching the database: every run here stops, since

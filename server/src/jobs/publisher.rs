@@ -170,11 +170,16 @@ impl Publisher {
     /// Whether what watchers have not had yet is more than a bus note carries (only where
     /// there are other instances to tell).
     fn too_large_for_a_note(&self, live: &Live) -> bool {
-        let unsent = match self.sent_len {
-            Some(sent) => live.text.len().saturating_sub(sent),
-            None => live.text.len(),
-        } + live.thinking.len().saturating_sub(self.sent_thinking);
-        self.hub.outbox().is_some() && unsent > crate::bus::MAX_INLINE_DELTA
+        if self.hub.outbox().is_none() {
+            return false;
+        }
+        let text = match self.sent_len {
+            Some(sent) => live.text.get(sent..).unwrap_or_default(),
+            None => &live.text,
+        };
+        let thinking = live.thinking.get(self.sent_thinking..).unwrap_or_default();
+        crate::bus::inline_len(text) + crate::bus::inline_len(thinking)
+            > crate::bus::MAX_INLINE_DELTA
     }
 
     async fn write(&self, live: &Live, progress: &Progress, reasoning: Option<&Reasoning>) {

@@ -2,6 +2,7 @@
 //! its row, went away with its post, or was stopped there; and the resynchronisation from the
 //! database after the bus's connection was lost. Also the line's reload from the database.
 use app::types::{JobStatus, JobView};
+use tokio::sync::watch;
 
 use super::{queue::StopReason, view::job_view, Jobs};
 use crate::{
@@ -23,7 +24,9 @@ impl Jobs {
             return Ok(());
         };
         if let Some(run) = self.queue().running(job_id) {
-            if row.runs < run.run || (row.runs == run.run && self.runs_here(&row)) {
+            if row.runs < run.run
+                || (row.runs == run.run && self.runs_here(&row) && row.status.is_running())
+            {
                 // Read before this instance claimed it, or this instance's own change.
                 return Ok(());
             }
@@ -46,6 +49,13 @@ impl Jobs {
             view.seq = seq;
         }
         let mut queue = self.queue();
+        if queue
+            .running(row.id)
+            .is_some_and(|run| run.run >= row.runs && !run.is_stopped())
+        {
+            // Claimed here since the row was read: the run tells the others itself.
+            return;
+        }
         match row.status {
             JobStatus::Queued => {
                 queue.enter(row.queued_at, row.id, &row.model);
@@ -110,23 +120,21 @@ impl Jobs {
 
     /// A receiver of an unfinished job's live state that the hub does not carry yet (made
     /// on another instance a moment ago, its note still on the way): the hub carries it from
-    /// its row from now on. `None` for a finished job, or with no other instances.
-    pub async fn follow(
-        &self,
-        row: &JobRow,
-    ) -> DbResult<Option<tokio::sync::watch::Receiver<app::types::JobView>>> {
+    /// its row from now on. Otherwise (a finished job, or no other instances) the job's row as
+    /// read last.
+    pub async fn follow(&self, row: JobRow) -> DbResult<Result<watch::Receiver<JobView>, JobRow>> {
         if row.status.is_terminal() || self.hub.outbox().is_none() {
-            return Ok(None);
+            return Ok(Err(row));
         }
-        self.hub.track_remote(job_view(row, None));
+        self.hub.track_remote(job_view(&row, None));
         // It may have ended between the read and the tracking, its note heard in between.
-        if let Some(now) = self.db.job(row.id).await? {
-            if now.status.is_terminal() {
+        match self.db.job(row.id).await? {
+            Some(now) if now.status.is_terminal() => {
                 self.hub.finish_remote(job_view(&now, None));
-                return Ok(None);
+                Ok(Err(now))
             }
+            _ => Ok(self.hub.watch(row.id).ok_or(row)),
         }
-        Ok(self.hub.watch(row.id))
     }
 
     /// Job `job_id` went away with its post on another instance.
@@ -169,7 +177,8 @@ impl Jobs {
         let running_here = |id| self.queue().running(id).is_some();
         for row in &unfinished {
             if !running_here(row.id) {
-                self.hub.track_remote(job_view(row, None));
+                self.hub
+                    .track_remote(self.with_text_heard(job_view(row, None)));
             }
         }
         for id in self.hub.tracked() {

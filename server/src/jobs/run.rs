@@ -213,9 +213,12 @@ impl Jobs {
                 None
             };
             if let Some(other) = other {
-                self.move_to(row, other, slot, &mut live, &mut publisher, &error)
-                    .await;
-                continue;
+                if self
+                    .move_to(row, other, slot, &mut live, &mut publisher, &error)
+                    .await
+                {
+                    continue;
+                }
             }
             let delay = if !handling.retried {
                 None
@@ -271,7 +274,9 @@ impl Jobs {
 
     /// Goes on with the job on `other`'s server: its own answered busy or without the model
     /// (`error`). Its place there is given back, the row and the watchers name the new server,
-    /// and the answer starts over (such an answer comes before any text).
+    /// and the answer starts over (such an answer comes before any text). False when the
+    /// database refused the move (that server's slots are all taken, counted over every
+    /// instance): the job stays where it is.
     async fn move_to(
         &self,
         row: &JobRow,
@@ -280,17 +285,24 @@ impl Jobs {
         live: &mut Live,
         publisher: &mut Publisher,
         error: &BackendError,
-    ) {
+    ) -> bool {
         let to = other.member().name.clone();
+        let slots = other.member().concurrency;
+        match self.db.move_job(row.id, row.runs, &to, slots).await {
+            Ok(true) => {}
+            Ok(false) => return false,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot store the job's new model server");
+                return false;
+            }
+        }
         tracing::info!(%error, from = %slot.member().name, %to, "the model server cannot take the job now; it goes on on another");
         *slot = other;
-        if let Err(e) = self.db.move_job(row.id, row.runs, &to).await {
-            tracing::warn!(error = %e, "cannot store the job's new model server");
-        }
         live.backend = Some(to);
         live.restart(None, None);
         publisher.text_restarted();
         publisher.phase_changed(live).await;
+        true
     }
 
     /// One attempt: a request to the model server, streamed into `live` until it ends, fails

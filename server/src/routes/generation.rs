@@ -137,10 +137,13 @@ pub async fn progress(
         None => {
             let row = job_row(&state, job_id).await?;
             // Made on another instance a moment ago: this one follows it from now on.
-            rx = state.jobs.follow(&row).await?;
-            match &rx {
-                Some(rx) => rx.borrow().clone(),
-                None => job_view(&row, None),
+            match state.jobs.follow(row).await? {
+                Ok(following) => {
+                    let first = following.borrow().clone();
+                    rx = Some(following);
+                    first
+                }
+                Err(row) => job_view(&row, None),
             }
         }
     };

@@ -1,10 +1,11 @@
 //! `/api/v1/wall/events`: one multiplexed SSE stream per wall page with new posts, deletions and
 //! the progress of every running job, because a browser opens at most six HTTP/1.1 connections
 //! per origin. It starts with a snapshot; a watcher that falls behind gets a fresh snapshot
-//! instead of the events it missed.
+//! instead of the events it missed, and so does every watcher when the hub has caught up with
+//! the other instances after missing their notes.
 use std::{convert::Infallible, sync::Arc};
 
-use app::types::{SnapshotEvent, WallEvent};
+use app::types::{EventName, SnapshotEvent, WallEvent};
 use axum::{
     extract::State,
     response::{sse::Event, Response},
@@ -54,6 +55,12 @@ fn follow(
     stream::unfold((state, rx), |(state, mut rx)| async move {
         loop {
             match rx.recv().await {
+                // The hub's marker after it caught up with the other instances.
+                Ok(wire) if wire.name == EventName::Snapshot => {
+                    if let Ok(event) = snapshot(&state).await {
+                        return Some((Ok(event), (state, rx)));
+                    }
+                }
                 Ok(wire) => return Some((Ok(to_event(&wire)), (state, rx))),
                 Err(RecvError::Lagged(missed)) => {
                     tracing::debug!(missed, "a wall watcher lagged; sending a snapshot");

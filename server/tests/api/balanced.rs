@@ -19,7 +19,7 @@ use crate::{
     nginx::Nginx,
     process::AppProcess,
     sse::{wait_progress_at, wait_terminal_at, wall_event, SseStream},
-    test_app::{ai_prompt, browser, create_ai_post, fake_ollama, free_port, job_at},
+    test_app::{ai_prompt, browser, create_ai_post, fake_ollama, free_port},
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -191,7 +191,7 @@ async fn three_instances_behind_nginx_share_every_job_survive_a_kill_9_and_stop_
         .collect();
     for &job in &all {
         let on_b = wait_terminal_at(&author, &b.url, job, WAIT).await;
-        let on_c = job_at(&author, &c.url, job).await;
+        let on_c = wait_terminal_at(&author, &c.url, job, WAIT).await;
         let expected = if job == to_stop {
             JobStatus::Cancelled
         } else {

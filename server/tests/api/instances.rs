@@ -8,7 +8,7 @@ use app::types::{JobStatus, WallEvent};
 use server::db::scratch::ScratchDb;
 
 use crate::{
-    process::AppProcess,
+    process::{start_refused, AppProcess},
     sse::{wait_progress_at, wait_terminal_at, wall_event, SseStream},
     test_app::{
         ai_prompt, browser, create_ai_post, fake_ollama, job_at, unused_url, TEST_COOKIE_KEY,
@@ -214,4 +214,88 @@ async fn ai_posts_per_minute_are_counted_over_every_instance() {
         let body = refused.text().await.unwrap();
         assert!(body.contains("2 AI posts per minute"), "{body}");
     }
+}
+
+#[tokio::test]
+async fn a_listener_that_lost_its_connection_catches_up_and_its_watchers_get_a_snapshot() {
+    use sqlx::Connection;
+    let database = ScratchDb::create().await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = AppProcess::start(dir_a.path(), 0, &instance("a", &database, unused_url())).await;
+    let b = AppProcess::start(dir_b.path(), 0, &instance("b", &database, unused_url())).await;
+    let c = browser();
+    let mut wall_b = SseStream::open(&c, &format!("{}/api/v1/wall/events", b.url), None).await;
+    let first = wall_event(&wall_b.next_within(WAIT).await.unwrap());
+    assert!(matches!(first, WallEvent::Snapshot(_)), "{first:?}");
+
+    // Every listening session ends, as a database restart or a network cut would end them.
+    let mut admin = sqlx::PgConnection::connect(&database.url).await.unwrap();
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND query ILIKE 'listen%'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(ended, [true, true], "a's and b's listeners");
+    let (post_id, _) = create_ai_post(&c, &a.url, &ai_prompt("while b was not listening")).await;
+
+    // b listens again, reads what it missed, and its watcher starts afresh; the post is on
+    // its wall whether it came before the reconnection (in the snapshot) or after (a note).
+    let (mut snapshot, mut post) = (false, false);
+    wall_b
+        .until(WAIT, "a snapshot and the post on b's wall", |e| {
+            match wall_event(e) {
+                WallEvent::Snapshot(s) => {
+                    snapshot = true;
+                    post |= s.posts.iter().any(|p| p.id == post_id);
+                }
+                WallEvent::Post(p) => post |= p.id == post_id,
+                _ => {}
+            }
+            (snapshot && post).then_some(())
+        })
+        .await;
+    assert!(b.log().contains("instance=b"), "{}", b.log());
+}
+
+#[tokio::test]
+async fn an_earlier_release_and_this_ones_instances_never_share_a_database_nor_two_one_id() {
+    use sqlx::Connection;
+    let database = ScratchDb::create().await;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    // What an earlier release (one server per database, no leases) holds while it runs.
+    let mut earlier = sqlx::PgConnection::connect(&database.url).await.unwrap();
+    let key = 0x6169_7761_6c6c_i64;
+    let took: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(key)
+        .fetch_one(&mut earlier)
+        .await
+        .unwrap();
+    assert!(took);
+    let (status, said) =
+        start_refused(dirs[0].path(), 0, &instance("a", &database, unused_url())).await;
+    assert!(!status.success(), "{said}");
+    assert!(said.contains("an earlier release of aiwall"), "{said}");
+    earlier.close().await.unwrap();
+
+    // With this release's instance running, an earlier release cannot take the database...
+    let a = AppProcess::start(dirs[0].path(), 0, &instance("a", &database, unused_url())).await;
+    let mut admin = sqlx::PgConnection::connect(&database.url).await.unwrap();
+    let took: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(key)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert!(
+        !took,
+        "the earlier release's lock is not free while {} runs",
+        a.url
+    );
+    // ... and a second instance with a's id is refused, naming it.
+    let (status, said) =
+        start_refused(dirs[1].path(), 0, &instance("a", &database, unused_url())).await;
+    assert!(!status.success(), "{said}");
+    assert!(said.contains(r#"runs as "a""#), "{said}");
+    AppProcess::start(dirs[2].path(), 0, &instance("b", &database, unused_url())).await;
 }

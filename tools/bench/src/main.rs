@@ -3,6 +3,10 @@
 //! token-to-watcher latency (p50, p99, max), database writes per job per second, and the
 //! server's CPU and memory per watcher. A benchmark, not a test: it prints figures.
 //!
+//! With `--wall N` the watchers are N browsers' wall streams (`/api/v1/wall/events`, the path
+//! browsers really use) instead of M per-job streams per job; each follows every job to its
+//! end, and the bench adds the bytes and events each watcher got per second.
+//!
 //! With `--instances K` it starts K instances on a fresh PostgreSQL database instead of one
 //! on SQLite: jobs are posted and watchers spread round the instances, and the latency is
 //! also given apart for watchers on the instance that runs the job and on the others (the
@@ -31,6 +35,9 @@ struct Args {
     /// SSE watchers per job.
     #[arg(long, default_value_t = 20)]
     watchers: usize,
+    /// Watch through N wall streams (what browsers use) instead of per-job streams.
+    #[arg(long)]
+    wall: Option<usize>,
     /// Tokens per second per job (the fake Ollama's pace).
     #[arg(long, default_value_t = 50.0)]
     rate: f64,
@@ -65,7 +72,7 @@ fn unix_micros() -> u64 {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let watchers_total = args.jobs * args.watchers;
+    let watchers_total = args.wall.unwrap_or(args.jobs * args.watchers);
     // Every watcher is a connection on both ends; the server inherits the raised limit.
     rlimit::increase_nofile_limit(u64::MAX)?;
 
@@ -122,13 +129,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let urls: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
     println!(
-        "{} instance(s) {:?} on {}, fake Ollama {}, {} jobs x {} watchers, {} tok/s, {} tokens each",
+        "{} instance(s) {:?} on {}, fake Ollama {}, {} jobs, {}, {} tok/s, {} tokens each",
         instances,
         urls,
         store.engine(),
         fake.url(),
         args.jobs,
-        args.watchers,
+        match args.wall {
+            Some(n) => format!("{n} wall watchers"),
+            None => format!("{} watchers each", args.watchers),
+        },
         args.rate,
         args.tokens
     );
@@ -171,8 +181,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let connected = Arc::new(tokio::sync::Semaphore::new(0));
     let mut tasks = Vec::new();
+    let per_job = if args.wall.is_some() {
+        0
+    } else {
+        args.watchers
+    };
+    for w in 0..args.wall.unwrap_or(0) {
+        let http = http.clone();
+        let instance = w % instances;
+        let url = format!("{}/api/v1/wall/events", urls[instance]);
+        let seen = Arc::clone(&seen);
+        let connected = Arc::clone(&connected);
+        let jobs = job_ids.clone();
+        tasks.push(tokio::spawn(async move {
+            for s in watch_wall(http, url, jobs, instance, connected).await? {
+                seen.lock().map_err(|_| "poisoned")?.push(s);
+            }
+            Ok::<(), String>(())
+        }));
+    }
     for (j, &job_id) in job_ids.iter().enumerate() {
-        for w in 0..args.watchers {
+        for w in 0..per_job {
             let http = http.clone();
             let instance = (j * args.watchers + w) % instances;
             let url = format!("{}/api/v1/ai/generation/{job_id}/progress", urls[instance]);
@@ -184,6 +213,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     job_id,
                     instance,
                     latencies,
+                    bytes: 0,
+                    events: 0,
                 });
                 Ok::<(), String>(())
             }));
@@ -237,6 +268,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cpu_secs = cpu_ticks as f64 / process::clock_ticks() as f64;
     println!();
     println!("jobs: {statuses:?}; watchers that failed: {failed}");
+    if let Some(n) = args.wall {
+        let bytes: u64 = seen.iter().map(|s| s.bytes).sum();
+        let events: u64 = seen.iter().map(|s| s.events).sum();
+        let n = n.max(1) as f64;
+        println!(
+            "wall streams: {:.0} bytes and {:.1} events per watcher per second ({:.0} KB and {:.0} events each in {wall:.1} s)",
+            bytes as f64 / n / wall,
+            events as f64 / n / wall,
+            bytes as f64 / n / 1000.0,
+            events as f64 / n
+        );
+    }
     println!("token -> watcher latency over {} tokens seen: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms   (target p99 < 50 ms)", h.len(), ms(h.value_at_quantile(0.5)), ms(h.value_at_quantile(0.99)), ms(h.max()));
     if instances > 1 {
         for (what, h) in [
@@ -277,11 +320,86 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// What one watcher saw: each token's latency (µs), on which instance, of which job.
+/// What one watcher saw of one job: each token's latency (µs), on which instance; and for a
+/// wall watcher (on its first job's entry) the bytes and events of its whole stream.
 struct Seen {
     job_id: i64,
     instance: usize,
     latencies: Vec<u64>,
+    bytes: u64,
+    events: u64,
+}
+
+/// One browser's wall stream: follows every job in `jobs` to its end; what it saw of each.
+async fn watch_wall(
+    http: reqwest::Client,
+    url: String,
+    jobs: Vec<i64>,
+    instance: usize,
+    connected: Arc<tokio::sync::Semaphore>,
+) -> Result<Vec<Seen>, String> {
+    use app::types::WallEvent;
+    let response = http.get(&url).send().await.map_err(|e| e.to_string());
+    let response = match response {
+        Ok(r) if r.status().is_success() => r,
+        Ok(r) => {
+            connected.add_permits(1);
+            return Err(format!("HTTP {}", r.status()));
+        }
+        Err(e) => {
+            connected.add_permits(1);
+            return Err(e);
+        }
+    };
+    let mut events = response.bytes_stream().eventsource();
+    let mut seen: Vec<Seen> = jobs
+        .iter()
+        .map(|&job_id| Seen {
+            job_id,
+            instance,
+            latencies: Vec::new(),
+            bytes: 0,
+            events: 0,
+        })
+        .collect();
+    let mut ended = std::collections::HashSet::new();
+    let (mut bytes, mut count, mut announced) = (0u64, 0u64, false);
+    while ended.len() < jobs.len() {
+        let Some(event) = events.next().await else {
+            break;
+        };
+        let event = event.map_err(|e| e.to_string())?;
+        if !announced {
+            announced = true;
+            connected.add_permits(1);
+        }
+        bytes += (event.event.len() + event.data.len()) as u64;
+        count += 1;
+        match WallEvent::decode(&event.event, &event.data).map_err(|e| e.to_string())? {
+            WallEvent::Progress(p) => {
+                let now = unix_micros();
+                if let Some(s) = seen.iter_mut().find(|s| s.job_id == p.job_id) {
+                    for stamp in p.text_delta.split_whitespace() {
+                        if let Some(t) = stamp.strip_prefix('t').and_then(|t| t.parse::<u64>().ok())
+                        {
+                            s.latencies.push(now.saturating_sub(t).max(1));
+                        }
+                    }
+                }
+            }
+            WallEvent::Done(d) => drop(ended.insert(d.job_id)),
+            WallEvent::Error(e) => drop(ended.insert(e.job_id)),
+            _ => {}
+        }
+    }
+    if !announced {
+        connected.add_permits(1);
+    }
+    if let Some(first) = seen.first_mut() {
+        first.bytes = bytes;
+        first.events = count;
+    }
+    Ok(seen)
 }
 
 /// The value of the sample `name` (without labels) in Prometheus's text.

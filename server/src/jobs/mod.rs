@@ -108,12 +108,14 @@ impl Jobs {
             tasks: TaskTracker::new(),
             leases_done: CancellationToken::new(),
         });
-        jobs.announce(&recovered, "recovered jobs interrupted by a restart")
-            .await?;
-        jobs.pool.watch(&jobs.tasks, jobs.shutdown.clone());
+        // The line first: it holds the jobs recovery just put back, which `announce` then
+        // finds waiting already.
         for row in jobs.db.queued_jobs().await? {
             jobs.submit(&row);
         }
+        jobs.announce(&recovered, "recovered jobs interrupted by a restart")
+            .await?;
+        jobs.pool.watch(&jobs.tasks, jobs.shutdown.clone());
         let dispatcher = Arc::clone(&jobs);
         jobs.tasks.spawn(async move { dispatcher.dispatch().await });
         if shared {

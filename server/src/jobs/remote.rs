@@ -228,7 +228,8 @@ impl Jobs {
             return Ok(());
         }
         tracing::warn!(?requeued, ?failed, ?cancelled, "{what}");
-        for &id in requeued {
+        // A job already in the line here has been entered and announced once.
+        for &id in requeued.iter().filter(|&&id| !self.queue().is_waiting(id)) {
             if let Some(row) = self.db.job(id).await? {
                 if row.status == JobStatus::Queued {
                     self.submit(&row);

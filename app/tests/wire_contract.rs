@@ -10,9 +10,9 @@
 
 use app::types::{
     ApiError, BackendHealth, BackendKind, BlocksPatch, Check, DoneEvent, ErrorBody, ErrorCode,
-    ErrorEvent, EventName, Failure, FinalStats, JobEvent, JobStatus, JobView, Post,
-    PostDeletedEvent, PostKind, Progress, ProgressEvent, PromptProgress, Readiness, Reasoning,
-    SnapshotEvent, WaitingFor, WallEvent,
+    ErrorEvent, EventName, Failure, FinalStats, HtmlPatch, JobEvent, JobStatus, JobView, Post,
+    PostDeletedEvent, PostKind, Progress, ProgressDelta, ProgressEvent, PromptProgress, Readiness,
+    Reasoning, SnapshotEvent, WaitingFor, WallEvent,
 };
 use serde_json::Value;
 
@@ -325,6 +325,44 @@ fn the_progress_event_is_as_committed_and_empty_fields_are_null() {
 }
 
 #[test]
+fn the_short_progress_event_of_v2_is_as_committed() {
+    let delta = ProgressDelta {
+        job_id: 7,
+        post_id: 3,
+        seq: 1_764_000_000_123_456,
+        text_offset: 12,
+        text_delta: " world".into(),
+        html: Some(HtmlPatch {
+            from: 1,
+            keep: 8,
+            blocks: vec![" world</p>".into()],
+        }),
+        current_tokens: 42,
+        tokens_per_second: 21.5,
+        elapsed_time: 1950,
+        estimated_time_remaining: Some(3100),
+        percent: 37.5,
+        last_update_at: 1_764_000_000_123,
+    };
+    assert_wall_event(
+        WallEvent::Delta(delta.clone()),
+        "delta.json",
+        include_str!("fixtures/delta.json"),
+    );
+    let plain = ProgressDelta {
+        html: None,
+        text_delta: String::new(),
+        estimated_time_remaining: None,
+        ..delta
+    };
+    assert_wall_event(
+        WallEvent::Delta(plain),
+        "delta_plain.json",
+        include_str!("fixtures/delta_plain.json"),
+    );
+}
+
+#[test]
 fn the_done_event_is_as_committed() {
     assert_wall_event(
         WallEvent::Done(done_event()),
@@ -396,12 +434,13 @@ fn documented_event_name(name: EventName) -> &'static str {
         EventName::Done => "done",
         EventName::JobError => "job_error",
         EventName::Error => "error",
+        EventName::Delta => "delta",
     }
 }
 
 #[test]
 fn every_event_name_is_spelled_as_documented() {
-    let all = [EventName::Error].into_iter().chain(EventName::WALL);
+    let all = [EventName::Error].into_iter().chain(EventName::WALL_V2);
     for name in all {
         assert_eq!(name.as_str(), documented_event_name(name));
         assert_eq!(name.to_string(), documented_event_name(name));
@@ -415,6 +454,19 @@ fn every_event_name_is_spelled_as_documented() {
             "post_deleted",
             "job",
             "progress",
+            "done",
+            "job_error"
+        ]
+    );
+    assert_eq!(
+        EventName::WALL_V2.map(EventName::as_str),
+        [
+            "snapshot",
+            "post",
+            "post_deleted",
+            "job",
+            "progress",
+            "delta",
             "done",
             "job_error"
         ]
@@ -592,6 +644,8 @@ fn readme_line(endpoint: &str) -> &'static str {
 fn the_readme_names_the_events_of_each_stream() {
     let wall = code_spans(readme_line("GET /api/v1/wall/events"));
     assert_eq!(wall[1..], EventName::WALL.map(EventName::as_str));
+    let wall = code_spans(readme_line("GET /api/v2/wall/events"));
+    assert_eq!(wall[1..], EventName::WALL_V2.map(EventName::as_str));
     let job = code_spans(readme_line("GET /api/v1/ai/generation/{jobId}/progress"));
     assert_eq!(job[1..], EventName::JOB.map(EventName::as_str));
 }

@@ -350,7 +350,7 @@ impl Default for ProgressConfig {
     fn default() -> Self {
         Self {
             db_write_interval_ms: 500,
-            push_interval_ms: 50,
+            push_interval_ms: 16,
         }
     }
 }

@@ -15,9 +15,10 @@ use std::{
 };
 
 use app::types::{
-    BlocksPatch, DoneEvent, ErrorEvent, EventName, JobEvent, JobStatus, JobView, Post,
-    PostDeletedEvent, ProgressEvent, WallEvent,
+    BlocksPatch, DoneEvent, ErrorEvent, EventName, HtmlPatch, JobEvent, JobStatus, JobView, Post,
+    PostDeletedEvent, ProgressDelta, ProgressEvent, WallEvent,
 };
+use axum::body::Bytes;
 use tokio::sync::{broadcast, watch};
 
 use crate::bus::Outbox;
@@ -25,19 +26,38 @@ use crate::bus::Outbox;
 /// Wall events kept for slow wall watchers before they lag and get a snapshot.
 const WALL_BUFFER: usize = 4096;
 
-/// A wall event serialised once, however many watchers send it.
+/// What the wall's broadcast carries to every wall stream.
 #[derive(Debug)]
-pub struct WireEvent {
-    pub name: EventName,
-    /// The SSE `data:` line: the event's payload as JSON.
-    pub data: String,
+pub enum WireEvent {
+    /// An event, framed once (its `event:` and `data:` lines) for each version of the stream,
+    /// however many watchers send it.
+    Frames {
+        name: EventName,
+        /// For `/api/v1/wall/events`: every event whole.
+        v1: Bytes,
+        /// For `/api/v2/wall/events`: a progress event that changed only the text and numbers
+        /// in short ([`ProgressDelta`]); the others as in `v1`.
+        v2: Bytes,
+    },
+    /// The hub caught up with the other instances after missing their notes: each watcher
+    /// takes a fresh snapshot.
+    Resynced,
+    /// Nothing happened for a while: a comment, so that proxies keep idle streams open.
+    KeepAlive,
 }
 
 impl WireEvent {
-    pub fn new(event: &WallEvent) -> Result<Self, serde_json::Error> {
-        Ok(Self {
+    /// `event` framed for both versions, `short` (if any) standing for it on v2.
+    pub fn new(event: &WallEvent, short: Option<&WallEvent>) -> Result<Self, serde_json::Error> {
+        let v1 = crate::sse_frame::event(event)?;
+        let v2 = match short {
+            Some(short) => crate::sse_frame::event(short)?,
+            None => v1.clone(),
+        };
+        Ok(Self::Frames {
             name: event.name(),
-            data: event.data()?,
+            v1,
+            v2,
         })
     }
 }
@@ -182,9 +202,12 @@ impl Hub {
             return false;
         };
         let mut event = None;
+        let mut short = None;
         let outbox = self.outbox_for(tell);
+        let wall_watched = self.wall_watchers() > 0;
         tx.send_modify(|view| {
             let before = (view.text.len(), view.thinking.len());
+            let was = wall_watched.then(|| progress_event(view, before.0, before.1));
             change(view);
             // Numbered by the clock, as every instance numbers its changes: a browser that
             // moves to another instance finds the numbers going on from where it was.
@@ -195,15 +218,23 @@ impl Hub {
             if let Some(outbox) = outbox {
                 outbox.progress(&progress);
             }
+            let mut html = None;
             if let Some(blocks) = blocks {
+                if wall_watched {
+                    html = HtmlPatch::between(&view.blocks, &blocks);
+                }
                 progress.html = BlocksPatch::between(&view.blocks, &blocks);
                 view.blocks = blocks;
             }
+            short = was.and_then(|was| ProgressDelta::of(&progress, &was, html));
             event = Some(progress);
         });
         // Under the lock, so that a job's events reach the wall in the order of their numbers.
         if let Some(event) = event {
-            self.broadcast(WallEvent::Progress(event));
+            self.broadcast_as(
+                &WallEvent::Progress(event),
+                short.map(WallEvent::Delta).as_ref(),
+            );
         }
         true
     }
@@ -301,11 +332,12 @@ impl Hub {
     /// have been missed: every wall watcher takes a fresh snapshot (a marker with no data,
     /// which each wall stream turns into a snapshot of its own).
     pub fn resynced(&self) {
-        let marker = WireEvent {
-            name: EventName::Snapshot,
-            data: String::new(),
-        };
-        drop(self.inner.wall.send(Arc::new(marker)));
+        drop(self.inner.wall.send(Arc::new(WireEvent::Resynced)));
+    }
+
+    /// Sends every wall watcher a comment (see [`WireEvent::KeepAlive`]).
+    pub fn keep_alive(&self) {
+        drop(self.inner.wall.send(Arc::new(WireEvent::KeepAlive)));
     }
 
     pub fn wall_watchers(&self) -> usize {
@@ -313,8 +345,16 @@ impl Hub {
     }
 
     fn broadcast(&self, event: WallEvent) {
-        match WireEvent::new(&event) {
-            // No receivers is fine: nobody is looking at the wall.
+        self.broadcast_as(&event, None);
+    }
+
+    /// Frames `event` (and its short form for v2, if any) once for every wall watcher.
+    fn broadcast_as(&self, event: &WallEvent, short: Option<&WallEvent>) {
+        // Nobody is looking at the wall: nothing to frame.
+        if self.wall_watchers() == 0 {
+            return;
+        }
+        match WireEvent::new(event, short) {
             Ok(wire) => drop(self.inner.wall.send(Arc::new(wire))),
             Err(e) => {
                 tracing::error!(error = %e, event = %event.name(), "cannot serialise a wall event")
@@ -410,19 +450,26 @@ pub fn terminal_event(view: &JobView) -> JobEvent {
 mod tests {
     use std::sync::Arc;
 
-    use app::types::{JobStatus, JobView, ProgressEvent, WallEvent};
+    use app::types::{HtmlPatch, JobStatus, JobView, ProgressEvent, WallEvent};
     use tokio::sync::broadcast;
 
     use super::{Hub, WireEvent};
 
+    /// The next event on the wall as `/api/v1/wall/events` sends it, and as v2 does.
+    fn next(wall: &mut broadcast::Receiver<Arc<WireEvent>>) -> (WallEvent, WallEvent) {
+        let wire = wall.try_recv().unwrap();
+        let WireEvent::Frames { v1, v2, .. } = &*wire else {
+            panic!("an event: {wire:?}");
+        };
+        (crate::sse_frame::decode(v1), crate::sse_frame::decode(v2))
+    }
+
     /// The next event on the wall, which must be a progress event.
     fn next_progress(wall: &mut broadcast::Receiver<Arc<WireEvent>>) -> ProgressEvent {
-        let wire = wall.try_recv().unwrap();
-        let WallEvent::Progress(p) = WallEvent::decode(wire.name.as_str(), &wire.data).unwrap()
-        else {
-            panic!("a progress event: {wire:?}");
-        };
-        p
+        match next(wall).0 {
+            WallEvent::Progress(p) => p,
+            other => panic!("a progress event: {other:?}"),
+        }
     }
 
     fn view(id: i64) -> JobView {
@@ -510,5 +557,42 @@ mod tests {
             ]
         );
         assert_eq!(hub.current(1).unwrap().blocks, ["<h1>A</h1>", "<p>bc</p>"]);
+    }
+
+    #[tokio::test]
+    async fn version_2_sends_a_change_of_text_and_numbers_in_short_and_any_other_whole() {
+        let hub = Hub::new();
+        hub.track(view(1));
+        let mut wall = hub.subscribe_wall();
+        let blocks = |b: &[&str]| Some(b.iter().map(|s| (*s).to_owned()).collect());
+        hub.publish(1, blocks(&["<p>Hello</p>"]), |v| {
+            v.status = JobStatus::Generating;
+            v.queue_position = None;
+            v.text.push_str("Hello");
+        });
+        hub.publish(1, blocks(&["<p>Hello, world</p>"]), |v| {
+            v.text.push_str(", world");
+            v.progress.current_tokens = 2;
+        });
+        let (v1, v2) = next(&mut wall);
+        assert_eq!(v1, v2, "a change of status goes whole");
+        let (v1, v2) = next(&mut wall);
+        let (WallEvent::Progress(whole), WallEvent::Delta(short)) = (v1, v2) else {
+            panic!("a short event on v2");
+        };
+        assert_eq!((short.job_id, short.post_id, short.seq), (1, 10, whole.seq));
+        assert_eq!(
+            (short.text_offset, short.text_delta.as_str()),
+            (5, ", world")
+        );
+        assert_eq!(short.progress(), whole.progress);
+        assert_eq!(
+            short.html,
+            Some(HtmlPatch {
+                from: 0,
+                keep: 8,
+                blocks: vec![", world</p>".to_owned()]
+            })
+        );
     }
 }

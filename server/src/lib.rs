@@ -19,5 +19,6 @@ pub mod markdown;
 pub mod metrics;
 pub mod pool;
 pub mod routes;
+pub mod sse_frame;
 pub mod startup;
 pub mod state;

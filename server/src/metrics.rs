@@ -260,6 +260,11 @@ impl OpenStream {
     pub fn sent(&self) {
         self.events.increment(1);
     }
+
+    /// `n` events went out on this stream at once.
+    pub fn sent_many(&self, n: usize) {
+        self.events.increment(u64::try_from(n).unwrap_or(u64::MAX));
+    }
 }
 
 impl Drop for OpenStream {

@@ -121,6 +121,10 @@ impl Server {
             instance: instance.as_str().into(),
             shutdown: CancellationToken::new(),
         };
+        tokio::spawn(crate::routes::keep_wall_streams_alive(
+            state.hub.clone(),
+            state.shutdown.clone(),
+        ));
         let mut bus_sender = None;
         if let (Some(outgoing), Some(pg)) = (outgoing, state.db.postgres()) {
             bus_sender = Some(tokio::spawn(bus::send(

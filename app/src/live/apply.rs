@@ -1,7 +1,7 @@
 //! How a browser folds stream events into the job state it holds: pure functions, so the
 //! rules (drop what is stale, append exactly the unseen text and reasoning and patch the
 //! rendered blocks, notice a gap) are unit-tested.
-use crate::types::{DoneEvent, ErrorEvent, JobStatus, JobView, ProgressEvent};
+use crate::types::{DoneEvent, ErrorEvent, JobStatus, JobView, ProgressDelta, ProgressEvent};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Applied {
@@ -63,6 +63,26 @@ pub fn progress(job: &mut JobView, ev: &ProgressEvent) -> Applied {
     job.failure = ev.failure;
     job.unreachable_since = ev.unreachable_since;
     job.model_loaded = ev.model_loaded;
+    job.seq = ev.seq;
+    Applied::Updated
+}
+
+/// A short progress event: only the text, the blocks and the numbers moved on.
+pub fn delta(job: &mut JobView, ev: &ProgressDelta) -> Applied {
+    if ev.seq <= job.seq || job.status.is_terminal() {
+        return Applied::Stale;
+    }
+    if ev.text_offset > job.text.len() || !job.text.is_char_boundary(ev.text_offset) {
+        return Applied::Gap;
+    }
+    if let Some(patch) = &ev.html {
+        if !patch.apply(&mut job.blocks) {
+            return Applied::Gap;
+        }
+    }
+    job.text.truncate(ev.text_offset);
+    job.text.push_str(&ev.text_delta);
+    job.progress = ev.progress();
     job.seq = ev.seq;
     Applied::Updated
 }

@@ -7,7 +7,8 @@ pub mod stream;
 use leptos::prelude::*;
 
 use crate::types::{
-    DoneEvent, ErrorEvent, JobStatus, JobView, Post, ProgressEvent, WallEvent, WallSnapshot,
+    DoneEvent, ErrorEvent, JobStatus, JobView, Post, ProgressDelta, ProgressEvent, WallEvent,
+    WallSnapshot,
 };
 
 /// After this long without a new token, a generating card says so and dims its numbers.
@@ -466,6 +467,7 @@ impl WallStore {
             WallEvent::PostDeleted(d) => self.remove(d.post_id),
             WallEvent::Job(view) => self.replace_job(view),
             WallEvent::Progress(ev) => return self.progress(&ev).into_iter().collect(),
+            WallEvent::Delta(ev) => return self.delta(&ev).into_iter().collect(),
             WallEvent::Done(ev) => self.done(&ev),
             WallEvent::Error(ev) => self.error(&ev),
         }
@@ -516,12 +518,26 @@ impl WallStore {
 
     /// Returns the post id when the event showed a gap and a fresh state must be fetched.
     pub fn progress(&self, ev: &ProgressEvent) -> Option<i64> {
-        let entry = self.entry(ev.post_id)?;
+        self.fold(ev.post_id, |job| apply::progress(job, ev))
+    }
+
+    /// [`WallStore::progress`] of a short progress event.
+    pub fn delta(&self, ev: &ProgressDelta) -> Option<i64> {
+        self.fold(ev.post_id, |job| apply::delta(job, ev))
+    }
+
+    /// Folds a progress event into a post's job with `apply`; the post id on a gap.
+    fn fold(
+        &self,
+        post_id: i64,
+        apply: impl FnOnce(&mut JobView) -> apply::Applied,
+    ) -> Option<i64> {
+        let entry = self.entry(post_id)?;
         let mut gap = false;
         entry.job.update(|job| {
             if let Some(job) = job {
                 let before = job.before();
-                match apply::progress(&mut job.view, ev) {
+                match apply(&mut job.view) {
                     apply::Applied::Updated => {
                         job.resync();
                         job.measured(before);
@@ -531,7 +547,7 @@ impl WallStore {
                 }
             }
         });
-        gap.then_some(ev.post_id)
+        gap.then_some(post_id)
     }
 
     pub fn done(&self, ev: &DoneEvent) {

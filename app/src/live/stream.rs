@@ -1,10 +1,10 @@
-//! The page's one connection to `/api/v1/wall/events` (browser only): every event goes into
+//! The page's one connection to `/api/v2/wall/events` (browser only): every event goes into
 //! the [`WallStore`]. EventSource reconnects by itself after a drop; when the browser gives up
 //! (the server was down), we open a new one after a pause. Every (re)connection starts with a
 //! snapshot, so nothing is lost and, thanks to offsets and sequence numbers, nothing doubled.
 use super::WallStore;
 
-pub const PATH: &str = "/api/v1/wall/events";
+pub const PATH: &str = "/api/v2/wall/events";
 
 /// Follows the stream for as long as the calling component lives.
 pub fn connect(store: WallStore) {
@@ -43,7 +43,7 @@ mod browser {
         let mut source = EventSource::new(PATH).map_err(gloo_net::Error::JsError)?;
         // gloo-net reports the browser's trouble event only when it gives up; listening to it by
         // name shows "Connecting…" at every drop. Its payload is a plain `Event`, never read.
-        let mut names = EventName::WALL.map(EventName::as_str).to_vec();
+        let mut names = EventName::WALL_V2.map(EventName::as_str).to_vec();
         names.push(TROUBLE);
         let subscriptions = names
             .into_iter()

@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 
 use super::job::{FinalStats, JobStatus, JobView, Progress, PromptProgress, Reasoning, WaitingFor};
 use super::post::Post;
-use super::Failure;
+use super::{Failure, ProgressDelta};
 
 /// `event: progress` — a job moved on. `text_delta` is the text appended after `text_offset`
 /// bytes; a client whose text is not exactly `text_offset` bytes long must take a snapshot.
@@ -149,6 +149,8 @@ pub enum EventName {
     JobError,
     /// A job's failure on its own stream (the seed's name).
     Error,
+    /// The short progress event of `/api/v2/wall/events` ([`ProgressDelta`]).
+    Delta,
 }
 
 impl EventName {
@@ -162,10 +164,12 @@ impl EventName {
             EventName::Done => "done",
             EventName::JobError => "job_error",
             EventName::Error => "error",
+            EventName::Delta => "delta",
         }
     }
 
-    /// The names the wall stream sends, for a client that subscribes to each.
+    /// The names the wall stream sends (`/api/v1/wall/events`), for a client that subscribes
+    /// to each.
     pub const WALL: [EventName; 7] = [
         EventName::Snapshot,
         EventName::Post,
@@ -176,13 +180,25 @@ impl EventName {
         EventName::JobError,
     ];
 
+    /// The names `/api/v2/wall/events` sends: v1's and the short progress event.
+    pub const WALL_V2: [EventName; 8] = [
+        EventName::Snapshot,
+        EventName::Post,
+        EventName::PostDeleted,
+        EventName::Job,
+        EventName::Progress,
+        EventName::Delta,
+        EventName::Done,
+        EventName::JobError,
+    ];
+
     /// The names a job's own stream sends.
     pub const JOB: [EventName; 3] = [EventName::Progress, EventName::Done, EventName::Error];
 
     pub fn parse(name: &str) -> Option<Self> {
         [EventName::Error]
             .into_iter()
-            .chain(Self::WALL)
+            .chain(Self::WALL_V2)
             .find(|n| n.as_str() == name)
     }
 }
@@ -218,7 +234,8 @@ fn unknown(name: &str) -> DecodeError {
     DecodeError::UnknownEvent(name.to_owned())
 }
 
-/// One event of the wall's multiplexed stream (`/api/v1/wall/events`). The server writes it
+/// One event of the wall's multiplexed stream (`/api/v2/wall/events`, and v1 without
+/// [`WallEvent::Delta`]). The server writes it
 /// with [`WallEvent::name`] and [`WallEvent::data`]; the browser reads it back with
 /// [`WallEvent::decode`].
 #[derive(Clone, Debug, PartialEq)]
@@ -229,6 +246,8 @@ pub enum WallEvent {
     /// A job restarted (retry, or recovery after a crash): replace its state wholesale.
     Job(JobView),
     Progress(ProgressEvent),
+    /// Only on `/api/v2/wall/events`.
+    Delta(ProgressDelta),
     Done(DoneEvent),
     Error(ErrorEvent),
 }
@@ -241,6 +260,7 @@ impl WallEvent {
             WallEvent::PostDeleted(_) => EventName::PostDeleted,
             WallEvent::Job(_) => EventName::Job,
             WallEvent::Progress(_) => EventName::Progress,
+            WallEvent::Delta(_) => EventName::Delta,
             WallEvent::Done(_) => EventName::Done,
             WallEvent::Error(_) => EventName::JobError,
         }
@@ -254,6 +274,7 @@ impl WallEvent {
             WallEvent::PostDeleted(e) => serde_json::to_string(e),
             WallEvent::Job(e) => serde_json::to_string(e),
             WallEvent::Progress(e) => serde_json::to_string(e),
+            WallEvent::Delta(e) => serde_json::to_string(e),
             WallEvent::Done(e) => serde_json::to_string(e),
             WallEvent::Error(e) => serde_json::to_string(e),
         }
@@ -268,6 +289,7 @@ impl WallEvent {
             EventName::PostDeleted => WallEvent::PostDeleted(decode(known, data)?),
             EventName::Job => WallEvent::Job(decode(known, data)?),
             EventName::Progress => WallEvent::Progress(decode(known, data)?),
+            EventName::Delta => WallEvent::Delta(decode(known, data)?),
             EventName::Done => WallEvent::Done(decode(known, data)?),
             EventName::JobError => WallEvent::Error(decode(known, data)?),
             EventName::Error => return Err(unknown(name)),

@@ -1,4 +1,5 @@
 //! The data both the server and the browser speak: posts, jobs, progress events and API errors.
+mod delta;
 mod error;
 mod event;
 mod failure;
@@ -7,6 +8,7 @@ mod input;
 mod job;
 mod post;
 
+pub use delta::{HtmlPatch, ProgressDelta};
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use event::{
     BlocksPatch, DecodeError, DoneEvent, ErrorEvent, EventName, JobEvent, PostDeletedEvent,

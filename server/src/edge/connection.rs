@@ -1,6 +1,7 @@
 //! One client connection: HTTP/1.1 served by hyper on a socket whose traffic is watched, and
 //! closed when its headers come too slowly, when a request stalls, when it must make room for a
-//! new connection, or at shutdown if it has no request in progress.
+//! new connection, or at shutdown if it has no request in progress. A response that writes its
+//! own body ([`Handoff`]) takes the socket from hyper and keeps it to the end.
 use std::{
     convert::Infallible,
     io,
@@ -20,13 +21,17 @@ use axum::{
 use http_body::{Frame, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf},
     net::TcpStream,
+    sync::mpsc,
 };
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use super::table::{Activity, InFlight, Ticket};
+use super::{
+    handoff::{self, BodyWriter, Handoff},
+    table::{Activity, InFlight, Ticket},
+};
 
 /// The timeouts every connection is held to.
 #[derive(Clone, Copy, Debug)]
@@ -62,15 +67,18 @@ pub async fn serve(
     let activity = Arc::clone(&ticket.activity);
     // Live updates are small writes that must leave at once, not wait for the next one.
     let _ = stream.set_nodelay(true);
-    let io = TokioIo::new(Watched {
+    let io = TokioIo::new(Socket {
         stream,
         activity: Arc::clone(&activity),
     });
     let requests = Arc::clone(&activity);
+    let (hand_off, mut handed_off) = mpsc::channel::<Taken>(1);
     let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
         request.extensions_mut().insert(ConnectInfo(peer));
         let mut in_flight = requests.begin();
         let app = app.clone();
+        let hand_off = hand_off.clone();
+        let head_only = request.method() == axum::http::Method::HEAD;
         async move {
             let response = match app.oneshot(request.map(Body::new)).await {
                 Ok(response) => response,
@@ -79,9 +87,26 @@ pub async fn serve(
             if is_event_stream(&response) {
                 in_flight.mark_stream();
             }
+            let writer = response
+                .extensions()
+                .get::<Handoff>()
+                .and_then(Handoff::take);
+            if let (Some(writer), false) = (writer, head_only) {
+                let (parts, _) = response.into_parts();
+                let taken = Taken {
+                    head: handoff::head(&parts),
+                    writer,
+                    _in_flight: in_flight,
+                };
+                if hand_off.send(taken).await.is_ok() {
+                    // The connection takes the socket from hyper before this would answer.
+                    return std::future::pending().await;
+                }
+                return Ok(axum::http::Response::from_parts(parts, Tracked::empty()));
+            }
             Ok::<_, Infallible>(response.map(|body| Tracked {
                 body,
-                _in_flight: in_flight,
+                _in_flight: Some(in_flight),
             }))
         }
     });
@@ -89,13 +114,17 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(timeouts.header_read)
         .keep_alive(keep_alive);
-    let connection = http.serve_connection(io, service);
-    tokio::pin!(connection);
+    let mut connection = http.serve_connection(io, service);
 
     let mut finishing = false;
+    let mut taken = None;
     loop {
         tokio::select! {
-            result = connection.as_mut() => {
+            Some(handed) = handed_off.recv() => {
+                taken = Some(handed);
+                break;
+            }
+            result = &mut connection => {
                 if let Err(e) = result {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
@@ -112,7 +141,7 @@ pub async fn serve(
             () = closing.now.cancelled() => break,
             () = closing.gently.cancelled(), if !finishing => {
                 finishing = true;
-                connection.as_mut().graceful_shutdown();
+                Pin::new(&mut connection).graceful_shutdown();
                 // Half-open and kept-alive connections have nothing to finish.
                 if activity.is_waiting() {
                     break;
@@ -120,8 +149,32 @@ pub async fn serve(
             }
         }
     }
+    if let Some(taken) = taken {
+        // hyper's buffers and the service go; the socket stays, past the request's head.
+        let socket = connection.into_parts().io.into_inner();
+        tokio::select! {
+            () = taken.write(socket) => {}
+            () = closing.now.cancelled() => {}
+        }
+    }
     // `ticket`, a parameter, is dropped after the connection (a local): the place is given back
     // once the socket is closed.
+}
+
+/// A response that writes its own body, with the socket taken from hyper.
+struct Taken {
+    head: Vec<u8>,
+    writer: BodyWriter,
+    /// Counted as in progress (a live stream) until the body has ended.
+    _in_flight: InFlight,
+}
+
+impl Taken {
+    async fn write(self, mut socket: Socket) {
+        if socket.write_all(&self.head).await.is_ok() {
+            (self.writer)(socket).await;
+        }
+    }
 }
 
 /// Resolves when a request in progress (not a live stream) has moved no byte for `idle`.
@@ -137,12 +190,12 @@ async fn stalled(activity: &Activity, idle: Duration) {
 }
 
 /// The socket, noting when a byte moves.
-struct Watched {
+pub struct Socket {
     stream: TcpStream,
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for Watched {
+impl AsyncRead for Socket {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -157,7 +210,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl AsyncWrite for Socket {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -203,7 +256,17 @@ impl AsyncWrite for Watched {
 /// until hyper has flushed it, see [`Activity::flushed`]).
 struct Tracked {
     body: Body,
-    _in_flight: InFlight,
+    _in_flight: Option<InFlight>,
+}
+
+impl Tracked {
+    /// No body (the connection is closing and cannot take the socket).
+    fn empty() -> Self {
+        Self {
+            body: Body::empty(),
+            _in_flight: None,
+        }
+    }
 }
 
 impl http_body::Body for Tracked {

@@ -6,6 +6,7 @@
 //! proxy's job (see the README).
 mod connection;
 mod file_limit;
+pub mod handoff;
 mod table;
 
 use std::{future::Future, io, time::Duration};

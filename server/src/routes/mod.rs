@@ -8,6 +8,7 @@ mod models;
 mod page;
 mod posts;
 pub use posts::to_post;
+pub use wall::keep_alive as keep_wall_streams_alive;
 mod security;
 mod sse;
 mod wall;
@@ -65,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .nest("/api/v1", api)
+        .route("/api/v2/wall/events", get(wall::events_v2))
         .merge(crate::assets::router())
         .layer(DefaultBodyLimit::max(state.config.limits.body_max_bytes))
         .layer(middleware::from_fn(csrf::same_origin_only))

@@ -1,79 +1,233 @@
-//! `/api/v1/wall/events`: one multiplexed SSE stream per wall page with new posts, deletions and
+//! The wall's live stream: one multiplexed SSE stream per wall page with new posts, deletions and
 //! the progress of every running job, because a browser opens at most six HTTP/1.1 connections
-//! per origin. It starts with a snapshot; a watcher that falls behind gets a fresh snapshot
-//! instead of the events it missed, and so does every watcher when the hub has caught up with
-//! the other instances after missing their notes.
-use std::{convert::Infallible, sync::Arc};
+//! per origin.
+//!
+//! - `/api/v2/wall/events`, what the page reads: a progress event that moved only the text and
+//!   the numbers comes in short ([`app::types::ProgressDelta`]).
+//! - `/api/v1/wall/events`, kept for clients of the first release: every event whole.
+//!
+//! Both start with a snapshot; a watcher that falls behind gets a fresh snapshot instead of the
+//! events it missed, and so does every watcher when the hub has caught up with the other
+//! instances after missing their notes. Each event is framed once by the hub; the stream writes
+//! those bytes itself, straight to the socket ([`Handoff`]), with a watcher holding no buffer of
+//! its own while it waits.
+use std::{io, sync::Arc, time::Duration};
 
-use app::types::{EventName, SnapshotEvent, WallEvent};
+use app::types::{SnapshotEvent, WallEvent};
 use axum::{
+    body::{Body, Bytes},
     extract::State,
-    response::{sse::Event, Response},
+    http::{header, HeaderValue},
+    response::Response,
 };
-use futures::{stream, Stream, StreamExt};
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    sync::broadcast::{self, error::TryRecvError},
+};
 
-use super::{posts::load_page, sse::sse_response};
-use crate::metrics::StreamKind;
+use super::{posts::load_page, sse::RECONNECT_AFTER};
 use crate::{
     client_addr::ClientAddr,
+    edge::handoff::{Handoff, Socket},
     error::{HttpError, HttpResult},
-    hub::WireEvent,
+    hub::{Hub, WireEvent},
+    metrics::{OpenStream, StreamKind},
+    sse_frame,
     state::AppState,
 };
 
-pub async fn events(State(state): State<AppState>, client: ClientAddr) -> HttpResult<Response> {
+/// How long a wall stream stays quiet before a comment keeps proxies from closing it.
+pub const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(15);
+/// Events written to a watcher at once, at most.
+const BATCH: usize = 64;
+
+/// Which wall stream a watcher reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Version {
+    V1,
+    V2,
+}
+
+/// `/api/v1/wall/events`.
+pub async fn events(state: State<AppState>, client: ClientAddr) -> HttpResult<Response> {
+    open(state, client, Version::V1).await
+}
+
+/// `/api/v2/wall/events`.
+pub async fn events_v2(state: State<AppState>, client: ClientAddr) -> HttpResult<Response> {
+    open(state, client, Version::V2).await
+}
+
+async fn open(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    version: Version,
+) -> HttpResult<Response> {
     let slot = state.limits.open_stream(client.key())?;
     let rx = state.hub.subscribe_wall();
     let first = snapshot(&state).await?;
-    let shutdown = state.shutdown.clone().cancelled_owned();
-    let events = stream::once(async move { Ok(first) })
-        .chain(follow(state, rx))
-        .map(move |event| {
-            let _held_while_streaming = &slot;
-            event
-        });
-    Ok(sse_response(StreamKind::Wall, events.take_until(shutdown)))
+    let mut head = Response::new(Body::empty());
+    let headers = head.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(Handoff::response(head, move |socket| {
+        Box::pin(async move {
+            let _held_while_streaming = slot;
+            let watcher = Watcher {
+                socket,
+                rx,
+                state,
+                version,
+                open: OpenStream::new(StreamKind::Wall),
+            };
+            if let Err(e) = watcher.run(first).await {
+                tracing::debug!(error = %e, "a wall stream ended");
+            }
+        })
+    }))
 }
 
-async fn snapshot(state: &AppState) -> HttpResult<Event> {
+/// Sends a comment to every wall watcher now and then, until the server stops: one timer for
+/// the wall, not one per watcher.
+pub async fn keep_alive(hub: Hub, stop: tokio_util::sync::CancellationToken) {
+    let mut every = tokio::time::interval(KEEP_ALIVE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = every.tick() => hub.keep_alive(),
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+/// The wall's first page and every tracked job, framed.
+async fn snapshot(state: &AppState) -> HttpResult<Bytes> {
     // Read after subscribing: anything newer than the snapshot is still in the receiver.
     let page = load_page(state, None, None).await?;
     let jobs = state.hub.snapshot();
-    let wire = WireEvent::new(&WallEvent::Snapshot(SnapshotEvent {
+    sse_frame::event(&WallEvent::Snapshot(SnapshotEvent {
         posts: page.posts,
         jobs,
     }))
-    .map_err(HttpError::internal)?;
-    Ok(to_event(&wire))
+    .map_err(HttpError::internal)
 }
 
-fn follow(
-    state: AppState,
+/// One wall watcher, from its first bytes until it leaves or the server stops.
+struct Watcher {
+    socket: Socket,
     rx: broadcast::Receiver<Arc<WireEvent>>,
-) -> impl Stream<Item = Result<Event, Infallible>> {
-    stream::unfold((state, rx), |(state, mut rx)| async move {
+    state: AppState,
+    version: Version,
+    open: OpenStream,
+}
+
+/// What the broadcast held when the watcher woke.
+enum Next {
+    Frames(Vec<Bytes>),
+    Snapshot,
+    Closed,
+}
+
+impl Watcher {
+    async fn run(mut self, first: Bytes) -> io::Result<()> {
+        let hello = sse_frame::hello(RECONNECT_AFTER);
+        self.write(vec![hello, first]).await?;
+        let shutdown = self.state.shutdown.clone();
+        // The client sends nothing more; a read ends when it leaves (or breaks the protocol).
+        let mut ignored = [0u8; 16];
         loop {
-            match rx.recv().await {
-                // The hub's marker after it caught up with the other instances.
-                Ok(wire) if wire.name == EventName::Snapshot => {
-                    if let Ok(event) = snapshot(&state).await {
-                        return Some((Ok(event), (state, rx)));
+            let next = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                read = self.socket.read(&mut ignored) => match read {
+                    Ok(0) | Err(_) => return Ok(()),
+                    Ok(_) => continue,
+                },
+                next = next(&mut self.rx, self.version) => next,
+            };
+            let frames = match next {
+                Next::Frames(frames) => frames,
+                Next::Snapshot => match snapshot(&self.state).await {
+                    Ok(frame) => vec![frame],
+                    Err(e) => {
+                        tracing::warn!(error = ?e, "a wall watcher's snapshot failed; closing its stream");
+                        return Ok(());
                     }
-                }
-                Ok(wire) => return Some((Ok(to_event(&wire)), (state, rx))),
-                Err(RecvError::Lagged(missed)) => {
-                    tracing::debug!(missed, "a wall watcher lagged; sending a snapshot");
-                    if let Ok(event) = snapshot(&state).await {
-                        return Some((Ok(event), (state, rx)));
-                    }
-                }
-                Err(RecvError::Closed) => return None,
+                },
+                Next::Closed => return Ok(()),
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                written = self.write(frames) => written?,
             }
         }
-    })
+    }
+
+    /// Writes `frames` with as few system calls as the socket takes.
+    async fn write(&mut self, mut frames: Vec<Bytes>) -> io::Result<()> {
+        let events = frames.len();
+        let mut first = 0;
+        while first < frames.len() {
+            let slices: Vec<io::IoSlice<'_>> = frames[first..]
+                .iter()
+                .map(|f| io::IoSlice::new(f))
+                .collect();
+            let mut written = self.socket.write_vectored(&slices).await?;
+            drop(slices);
+            if written == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            while written > 0 {
+                let Some(frame) = frames.get_mut(first) else {
+                    break;
+                };
+                if written >= frame.len() {
+                    written -= frame.len();
+                    first += 1;
+                } else {
+                    let _ = frame.split_to(written);
+                    written = 0;
+                }
+            }
+        }
+        self.open.sent_many(events);
+        Ok(())
+    }
 }
 
-fn to_event(wire: &WireEvent) -> Event {
-    Event::default().event(wire.name.as_str()).data(&wire.data)
+/// Waits for the wall's next events and takes every one already there (up to [`BATCH`]).
+async fn next(rx: &mut broadcast::Receiver<Arc<WireEvent>>, version: Version) -> Next {
+    let mut frames = Vec::new();
+    let mut wire = match rx.recv().await {
+        Ok(wire) => wire,
+        Err(broadcast::error::RecvError::Lagged(missed)) => {
+            tracing::debug!(missed, "a wall watcher lagged; sending a snapshot");
+            return Next::Snapshot;
+        }
+        Err(broadcast::error::RecvError::Closed) => return Next::Closed,
+    };
+    loop {
+        match &*wire {
+            WireEvent::Frames { v1, v2, .. } => frames.push(match version {
+                Version::V1 => v1.clone(),
+                Version::V2 => v2.clone(),
+            }),
+            WireEvent::KeepAlive => frames.push(sse_frame::KEEP_ALIVE),
+            // Everything before it is in the snapshot.
+            WireEvent::Resynced => return Next::Snapshot,
+        }
+        if frames.len() >= BATCH {
+            return Next::Frames(frames);
+        }
+        wire = match rx.try_recv() {
+            Ok(wire) => wire,
+            Err(TryRecvError::Lagged(_)) => return Next::Snapshot,
+            Err(TryRecvError::Empty) => return Next::Frames(frames),
+            Err(TryRecvError::Closed) => return Next::Frames(frames),
+        };
+    }
 }

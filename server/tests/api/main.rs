@@ -36,3 +36,4 @@ mod secrets;
 mod sse;
 mod test_app;
 mod upgrade;
+mod wall_stream;

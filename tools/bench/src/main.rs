@@ -38,6 +38,14 @@ struct Args {
     /// Watch through N wall streams (what browsers use) instead of per-job streams.
     #[arg(long)]
     wall: Option<usize>,
+    /// The wall stream's version: 2 (what the page reads) or 1 (every event whole).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+    wall_version: u8,
+    /// Instead of following the jobs: once they have finished (a page of answers), hold this
+    /// many idle wall streams, in steps (e.g. 1000,5000,10000), and give the server's memory per
+    /// stream at each: (RSS with N - RSS with none) / N.
+    #[arg(long, value_delimiter = ',')]
+    idle: Vec<usize>,
     /// Tokens per second per job (the fake Ollama's pace).
     #[arg(long, default_value_t = 50.0)]
     rate: f64,
@@ -72,7 +80,11 @@ fn unix_micros() -> u64 {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let watchers_total = args.wall.unwrap_or(args.jobs * args.watchers);
+    let watchers_total = match (args.wall, args.idle.last()) {
+        (_, Some(_)) => 1,
+        (Some(n), None) => n,
+        (None, None) => args.jobs * args.watchers,
+    };
     // Every watcher is a connection on both ends; the server inherits the raised limit.
     rlimit::increase_nofile_limit(u64::MAX)?;
 
@@ -168,6 +180,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .await?;
         job_ids.push(post.job.ok_or("no job")?.id);
     }
+    if !args.idle.is_empty() {
+        let wall = format!("{}/api/v{}/wall/events", urls[0], args.wall_version);
+        let follower = Arc::new(tokio::sync::Semaphore::new(0));
+        let followed = watch_wall(http.clone(), wall.clone(), job_ids, 0, follower).await?;
+        let missed: u64 = followed.iter().map(|s| s.missed).sum();
+        println!(
+            "a page of {} answers written ({missed} events missed)",
+            args.jobs
+        );
+        idle_cost(&servers[0], &wall, &args.idle).await?;
+        for server in servers {
+            server.stop();
+        }
+        fake.stop().await;
+        store.drop_database().await?;
+        return if missed == 0 {
+            Ok(())
+        } else {
+            Err("a watcher missed text".into())
+        };
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_before: u64 = servers
         .iter()
@@ -189,7 +222,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for w in 0..args.wall.unwrap_or(0) {
         let http = http.clone();
         let instance = w % instances;
-        let url = format!("{}/api/v1/wall/events", urls[instance]);
+        let url = format!("{}/api/v{}/wall/events", urls[instance], args.wall_version);
         let seen = Arc::clone(&seen);
         let connected = Arc::clone(&connected);
         let jobs = job_ids.clone();
@@ -215,6 +248,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     latencies,
                     bytes: 0,
                     events: 0,
+                    missed: 0,
                 });
                 Ok::<(), String>(())
             }));
@@ -268,16 +302,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cpu_secs = cpu_ticks as f64 / process::clock_ticks() as f64;
     println!();
     println!("jobs: {statuses:?}; watchers that failed: {failed}");
+    let delivered: u64 = seen.iter().map(|s| s.events).sum();
+    let missed: u64 = seen.iter().map(|s| s.missed).sum();
     if let Some(n) = args.wall {
         let bytes: u64 = seen.iter().map(|s| s.bytes).sum();
-        let events: u64 = seen.iter().map(|s| s.events).sum();
         let n = n.max(1) as f64;
         println!(
-            "wall streams: {:.0} bytes and {:.1} events per watcher per second ({:.0} KB and {:.0} events each in {wall:.1} s)",
+            "wall streams (v{}): {:.0} bytes and {:.1} events per watcher per second ({:.0} KB and {:.0} events each in {wall:.1} s); events missed: {missed}",
+            args.wall_version,
             bytes as f64 / n / wall,
-            events as f64 / n / wall,
+            delivered as f64 / n / wall,
             bytes as f64 / n / 1000.0,
-            events as f64 / n
+            delivered as f64 / n
         );
     }
     println!("token -> watcher latency over {} tokens seen: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms   (target p99 < 50 ms)", h.len(), ms(h.value_at_quantile(0.5)), ms(h.value_at_quantile(0.99)), ms(h.max()));
@@ -312,12 +348,93 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         cpu_secs * 1e6 / watchers_total as f64 / wall,
         cpu_secs * 1e6 / h.len().max(1) as f64
     );
+    if args.wall.is_some() {
+        println!(
+            "server CPU per wall event delivered: {:.2} µs ({delivered} events)",
+            cpu_secs * 1e6 / delivered.max(1) as f64
+        );
+    }
     for server in servers {
         server.stop();
     }
     fake.stop().await;
     store.drop_database().await?;
+    if failed > 0 || missed > 0 {
+        return Err(format!("{failed} watchers failed, {missed} events missed").into());
+    }
     Ok(())
+}
+
+/// Holds idle wall streams in steps of `levels` and prints the server's memory per stream.
+async fn idle_cost(
+    server: &process::Server,
+    url: &str,
+    levels: &[usize],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()?;
+    let rss_none = server.rss_kib()?;
+    println!("idle wall streams: server RSS {rss_none} KiB with none");
+    println!("| idle wall streams | server RSS | per stream |");
+    println!("|---|---|---|");
+    // Connections opened at once, at most (the listen queue is finite).
+    let opening = Arc::new(tokio::sync::Semaphore::new(256));
+    let mut held = Vec::new();
+    for &n in levels {
+        let mut opened = Vec::new();
+        for _ in held.len()..n {
+            let (http, url, opening) = (http.clone(), url.to_owned(), Arc::clone(&opening));
+            opened.push(tokio::spawn(async move {
+                let _permit = opening.acquire_owned().await.map_err(|e| e.to_string())?;
+                hold(http, url).await
+            }));
+        }
+        for task in opened {
+            held.push(task.await??);
+        }
+        let rss = server.rss_kib()?;
+        println!(
+            "| {n} | {:.1} MiB | {:.2} KiB |",
+            rss as f64 / 1024.0,
+            rss.saturating_sub(rss_none) as f64 / n.max(1) as f64
+        );
+    }
+    Ok(())
+}
+
+/// One idle wall stream, once its snapshot has arrived whole.
+async fn hold(http: reqwest::Client, url: String) -> Result<reqwest::Response, String> {
+    let mut response = http
+        .get(&url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| e.to_string())?;
+    let mut tail: Vec<u8> = Vec::new();
+    let mut in_snapshot = false;
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        tail.extend_from_slice(&chunk);
+        let text = String::from_utf8_lossy(&tail);
+        if !in_snapshot {
+            if let Some(at) = text.find("event: snapshot\n") {
+                in_snapshot = true;
+                tail.drain(..at);
+            }
+        }
+        if in_snapshot && String::from_utf8_lossy(&tail).contains("\n\n") {
+            return Ok(response);
+        }
+        if !in_snapshot {
+            // Keep what may be the start of the snapshot's name.
+            let keep = tail.len().saturating_sub(32);
+            tail.drain(..keep);
+        } else {
+            let keep = tail.len().saturating_sub(4);
+            tail.drain(..keep);
+        }
+    }
+    Err("the stream ended before its snapshot".into())
 }
 
 /// What one watcher saw of one job: each token's latency (µs), on which instance; and for a
@@ -328,9 +445,13 @@ struct Seen {
     latencies: Vec<u64>,
     bytes: u64,
     events: u64,
+    /// Events whose text or blocks did not follow on from what the watcher had.
+    missed: u64,
 }
 
-/// One browser's wall stream: follows every job in `jobs` to its end; what it saw of each.
+/// One browser's wall stream: follows every job in `jobs` to its end, folding every event into
+/// its jobs with the browser's own rules (`app::live::apply`); what it saw of each. Text that did
+/// not follow on from what it had, or that differs from the final answer, counts as missed.
 async fn watch_wall(
     http: reqwest::Client,
     url: String,
@@ -338,7 +459,8 @@ async fn watch_wall(
     instance: usize,
     connected: Arc<tokio::sync::Semaphore>,
 ) -> Result<Vec<Seen>, String> {
-    use app::types::WallEvent;
+    use app::live::apply::{self, Applied};
+    use app::types::{JobView, WallEvent};
     let response = http.get(&url).send().await.map_err(|e| e.to_string());
     let response = match response {
         Ok(r) if r.status().is_success() => r,
@@ -360,10 +482,12 @@ async fn watch_wall(
             latencies: Vec::new(),
             bytes: 0,
             events: 0,
+            missed: 0,
         })
         .collect();
+    let mut views: std::collections::HashMap<i64, JobView> = std::collections::HashMap::new();
     let mut ended = std::collections::HashSet::new();
-    let (mut bytes, mut count, mut announced) = (0u64, 0u64, false);
+    let (mut bytes, mut count, mut missed, mut announced) = (0u64, 0u64, 0u64, false);
     while ended.len() < jobs.len() {
         let Some(event) = events.next().await else {
             break;
@@ -375,21 +499,54 @@ async fn watch_wall(
         }
         bytes += (event.event.len() + event.data.len()) as u64;
         count += 1;
-        match WallEvent::decode(&event.event, &event.data).map_err(|e| e.to_string())? {
-            WallEvent::Progress(p) => {
-                let now = unix_micros();
-                if let Some(s) = seen.iter_mut().find(|s| s.job_id == p.job_id) {
-                    for stamp in p.text_delta.split_whitespace() {
-                        if let Some(t) = stamp.strip_prefix('t').and_then(|t| t.parse::<u64>().ok())
-                        {
-                            s.latencies.push(now.saturating_sub(t).max(1));
-                        }
+        let now = unix_micros();
+        let mut stamps = |job_id: i64, delta: &str| {
+            if let Some(s) = seen.iter_mut().find(|s| s.job_id == job_id) {
+                for stamp in delta.split_whitespace() {
+                    if let Some(t) = stamp.strip_prefix('t').and_then(|t| t.parse::<u64>().ok()) {
+                        s.latencies.push(now.saturating_sub(t).max(1));
                     }
                 }
             }
-            WallEvent::Done(d) => drop(ended.insert(d.job_id)),
-            WallEvent::Error(e) => drop(ended.insert(e.job_id)),
-            _ => {}
+        };
+        let applied =
+            match WallEvent::decode(&event.event, &event.data).map_err(|e| e.to_string())? {
+                WallEvent::Snapshot(s) => {
+                    views.extend(s.posts.into_iter().filter_map(|p| p.job).map(|j| (j.id, j)));
+                    views.extend(s.jobs.into_iter().map(|j| (j.id, j)));
+                    Applied::Updated
+                }
+                WallEvent::Job(view) => {
+                    views.insert(view.id, view);
+                    Applied::Updated
+                }
+                WallEvent::Progress(p) => {
+                    stamps(p.job_id, &p.text_delta);
+                    views
+                        .get_mut(&p.job_id)
+                        .map_or(Applied::Gap, |v| apply::progress(v, &p))
+                }
+                WallEvent::Delta(d) => {
+                    stamps(d.job_id, &d.text_delta);
+                    views
+                        .get_mut(&d.job_id)
+                        .map_or(Applied::Gap, |v| apply::delta(v, &d))
+                }
+                WallEvent::Done(d) => {
+                    ended.insert(d.job_id);
+                    match views.get(&d.job_id) {
+                        Some(v) if v.text == d.text && v.blocks == d.blocks => Applied::Updated,
+                        _ => Applied::Gap,
+                    }
+                }
+                WallEvent::Error(e) => {
+                    ended.insert(e.job_id);
+                    Applied::Updated
+                }
+                WallEvent::Post(_) | WallEvent::PostDeleted(_) => Applied::Updated,
+            };
+        if applied == Applied::Gap {
+            missed += 1;
         }
     }
     if !announced {
@@ -398,6 +555,7 @@ async fn watch_wall(
     if let Some(first) = seen.first_mut() {
         first.bytes = bytes;
         first.events = count;
+        first.missed = missed;
     }
     Ok(seen)
 }

@@ -11,7 +11,10 @@
 //! `*_remote` methods, which change the hub alike but hand nothing back to the bus.
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
 };
 
 use app::types::{
@@ -70,6 +73,10 @@ pub struct Hub {
 struct Inner {
     jobs: Mutex<HashMap<i64, watch::Sender<JobView>>>,
     wall: broadcast::Sender<Arc<WireEvent>>,
+    /// How many changes the wall has seen: a snapshot taken after the n-th holds them all.
+    changes: AtomicU64,
+    /// The last snapshot framed for a wall watcher, and the changes it holds.
+    snapshot: Mutex<Option<(u64, Bytes)>>,
     /// Where this instance's changes go for the other instances, when there are any.
     outbox: Option<Outbox>,
 }
@@ -99,6 +106,8 @@ impl Hub {
             inner: Arc::new(Inner {
                 jobs: Mutex::new(HashMap::new()),
                 wall: broadcast::channel(WALL_BUFFER).0,
+                changes: AtomicU64::new(0),
+                snapshot: Mutex::new(None),
                 outbox,
             }),
         }
@@ -332,7 +341,31 @@ impl Hub {
     /// have been missed: every wall watcher takes a fresh snapshot (a marker with no data,
     /// which each wall stream turns into a snapshot of its own).
     pub fn resynced(&self) {
+        self.inner.changes.fetch_add(1, Ordering::AcqRel);
         drop(self.inner.wall.send(Arc::new(WireEvent::Resynced)));
+    }
+
+    /// How many changes the wall has seen. Read after subscribing, it says which framed snapshot
+    /// a new watcher may share: one that holds at least these.
+    pub fn changes(&self) -> u64 {
+        self.inner.changes.load(Ordering::Acquire)
+    }
+
+    /// The last framed snapshot, if it holds the wall's `changes` (and so every one since).
+    pub fn framed_snapshot(&self, changes: u64) -> Option<Bytes> {
+        let cached = self.inner.snapshot.lock().unwrap_or_else(|e| e.into_inner());
+        cached
+            .as_ref()
+            .filter(|(holds, _)| *holds == changes)
+            .map(|(_, frame)| frame.clone())
+    }
+
+    /// Keeps `frame`, a snapshot taken after the wall had seen `changes`, for the next watchers.
+    pub fn keep_framed_snapshot(&self, changes: u64, frame: Bytes) {
+        let mut cached = self.inner.snapshot.lock().unwrap_or_else(|e| e.into_inner());
+        if cached.as_ref().is_none_or(|(holds, _)| *holds <= changes) {
+            *cached = Some((changes, frame));
+        }
     }
 
     /// Sends every wall watcher a comment (see [`WireEvent::KeepAlive`]).
@@ -350,6 +383,7 @@ impl Hub {
 
     /// Frames `event` (and its short form for v2, if any) once for every wall watcher.
     fn broadcast_as(&self, event: &WallEvent, short: Option<&WallEvent>) {
+        self.inner.changes.fetch_add(1, Ordering::AcqRel);
         // Nobody is looking at the wall: nothing to frame.
         if self.wall_watchers() == 0 {
             return;
@@ -594,5 +628,23 @@ mod tests {
                 blocks: vec![", world</p>".to_owned()]
             })
         );
+    }
+
+    #[tokio::test]
+    async fn a_framed_snapshot_is_shared_until_the_wall_changes() {
+        let hub = Hub::new();
+        let _watching = hub.subscribe_wall();
+        let frame = axum::body::Bytes::from_static(b"snapshot");
+        let changes = hub.changes();
+        hub.keep_framed_snapshot(changes, frame.clone());
+        assert_eq!(hub.framed_snapshot(hub.changes()), Some(frame.clone()));
+        hub.track(view(1));
+        assert_eq!(hub.framed_snapshot(hub.changes()), None, "a job came");
+        hub.keep_framed_snapshot(hub.changes(), frame.clone());
+        hub.update(1, |v| v.queue_position = Some(2));
+        assert_eq!(hub.framed_snapshot(hub.changes()), None, "its position moved");
+        hub.keep_framed_snapshot(hub.changes(), frame);
+        hub.resynced();
+        assert_eq!(hub.framed_snapshot(hub.changes()), None, "caught up with others");
     }
 }

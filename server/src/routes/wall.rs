@@ -105,16 +105,24 @@ pub async fn keep_alive(hub: Hub, stop: tokio_util::sync::CancellationToken) {
     }
 }
 
-/// The wall's first page and every tracked job, framed.
+/// The wall's first page and every tracked job, framed; shared by the watchers that come while
+/// the wall does not change (a crowd arriving at a quiet wall costs one snapshot).
 async fn snapshot(state: &AppState) -> HttpResult<Bytes> {
-    // Read after subscribing: anything newer than the snapshot is still in the receiver.
+    // Read after subscribing: anything newer than the snapshot is still in the receiver, and a
+    // change seen twice is harmless (sequence numbers and offsets).
+    let changes = state.hub.changes();
+    if let Some(frame) = state.hub.framed_snapshot(changes) {
+        return Ok(frame);
+    }
     let page = load_page(state, None, None).await?;
     let jobs = state.hub.snapshot();
-    sse_frame::event(&WallEvent::Snapshot(SnapshotEvent {
+    let frame = sse_frame::event(&WallEvent::Snapshot(SnapshotEvent {
         posts: page.posts,
         jobs,
     }))
-    .map_err(HttpError::internal)
+    .map_err(HttpError::internal)?;
+    state.hub.keep_framed_snapshot(changes, frame.clone());
+    Ok(frame)
 }
 
 /// One wall watcher, from its first bytes until it leaves or the server stops.

@@ -11,6 +11,7 @@
 //! on SQLite: jobs are posted and watchers spread round the instances, and the latency is
 //! also given apart for watchers on the instance that runs the job and on the others (the
 //! bus's cost), with the bus's notifications per job per second.
+mod frames;
 mod process;
 mod store;
 
@@ -473,7 +474,8 @@ async fn watch_wall(
             return Err(e);
         }
     };
-    let mut events = response.bytes_stream().eventsource();
+    let mut response = response;
+    let mut frames = frames::Frames::default();
     let mut seen: Vec<Seen> = jobs
         .iter()
         .map(|&job_id| Seen {
@@ -488,65 +490,71 @@ async fn watch_wall(
     let mut views: std::collections::HashMap<i64, JobView> = std::collections::HashMap::new();
     let mut ended = std::collections::HashSet::new();
     let (mut bytes, mut count, mut missed, mut announced) = (0u64, 0u64, 0u64, false);
-    while ended.len() < jobs.len() {
-        let Some(event) = events.next().await else {
+    'reading: while ended.len() < jobs.len() {
+        let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? else {
             break;
         };
-        let event = event.map_err(|e| e.to_string())?;
-        if !announced {
-            announced = true;
-            connected.add_permits(1);
-        }
-        bytes += (event.event.len() + event.data.len()) as u64;
-        count += 1;
-        let now = unix_micros();
-        let mut stamps = |job_id: i64, delta: &str| {
-            if let Some(s) = seen.iter_mut().find(|s| s.job_id == job_id) {
-                for stamp in delta.split_whitespace() {
-                    if let Some(t) = stamp.strip_prefix('t').and_then(|t| t.parse::<u64>().ok()) {
-                        s.latencies.push(now.saturating_sub(t).max(1));
-                    }
-                }
+        bytes += chunk.len() as u64;
+        frames.push(&chunk);
+        while let Some(event) = frames.next()? {
+            if ended.len() == jobs.len() {
+                break 'reading;
             }
-        };
-        let applied =
-            match WallEvent::decode(&event.event, &event.data).map_err(|e| e.to_string())? {
-                WallEvent::Snapshot(s) => {
-                    views.extend(s.posts.into_iter().filter_map(|p| p.job).map(|j| (j.id, j)));
-                    views.extend(s.jobs.into_iter().map(|j| (j.id, j)));
-                    Applied::Updated
-                }
-                WallEvent::Job(view) => {
-                    views.insert(view.id, view);
-                    Applied::Updated
-                }
-                WallEvent::Progress(p) => {
-                    stamps(p.job_id, &p.text_delta);
-                    views
-                        .get_mut(&p.job_id)
-                        .map_or(Applied::Gap, |v| apply::progress(v, &p))
-                }
-                WallEvent::Delta(d) => {
-                    stamps(d.job_id, &d.text_delta);
-                    views
-                        .get_mut(&d.job_id)
-                        .map_or(Applied::Gap, |v| apply::delta(v, &d))
-                }
-                WallEvent::Done(d) => {
-                    ended.insert(d.job_id);
-                    match views.get(&d.job_id) {
-                        Some(v) if v.text == d.text && v.blocks == d.blocks => Applied::Updated,
-                        _ => Applied::Gap,
+            if !announced {
+                announced = true;
+                connected.add_permits(1);
+            }
+            count += 1;
+            let now = unix_micros();
+            let mut stamps = |job_id: i64, delta: &str| {
+                if let Some(s) = seen.iter_mut().find(|s| s.job_id == job_id) {
+                    for stamp in delta.split_whitespace() {
+                        if let Some(t) = stamp.strip_prefix('t').and_then(|t| t.parse::<u64>().ok())
+                        {
+                            s.latencies.push(now.saturating_sub(t).max(1));
+                        }
                     }
                 }
-                WallEvent::Error(e) => {
-                    ended.insert(e.job_id);
-                    Applied::Updated
-                }
-                WallEvent::Post(_) | WallEvent::PostDeleted(_) => Applied::Updated,
             };
-        if applied == Applied::Gap {
-            missed += 1;
+            let applied =
+                match WallEvent::decode(event.name, event.data).map_err(|e| e.to_string())? {
+                    WallEvent::Snapshot(s) => {
+                        views.extend(s.posts.into_iter().filter_map(|p| p.job).map(|j| (j.id, j)));
+                        views.extend(s.jobs.into_iter().map(|j| (j.id, j)));
+                        Applied::Updated
+                    }
+                    WallEvent::Job(view) => {
+                        views.insert(view.id, view);
+                        Applied::Updated
+                    }
+                    WallEvent::Progress(p) => {
+                        stamps(p.job_id, &p.text_delta);
+                        views
+                            .get_mut(&p.job_id)
+                            .map_or(Applied::Gap, |v| apply::progress(v, &p))
+                    }
+                    WallEvent::Delta(d) => {
+                        stamps(d.job_id, &d.text_delta);
+                        views
+                            .get_mut(&d.job_id)
+                            .map_or(Applied::Gap, |v| apply::delta(v, &d))
+                    }
+                    WallEvent::Done(d) => {
+                        ended.insert(d.job_id);
+                        match views.get(&d.job_id) {
+                            Some(v) if v.text == d.text && v.blocks == d.blocks => Applied::Updated,
+                            _ => Applied::Gap,
+                        }
+                    }
+                    WallEvent::Error(e) => {
+                        ended.insert(e.job_id);
+                        Applied::Updated
+                    }
+                    WallEvent::Post(_) | WallEvent::PostDeleted(_) => Applied::Updated,
+                };
+            if applied == Applied::Gap {
+                missed += 1;
+            }
         }
     }
     if !announced {

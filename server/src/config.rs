@@ -227,6 +227,8 @@ pub struct JobsConfig {
 pub struct ProgressConfig {
     pub db_write_interval_ms: u64,
     pub push_interval_ms: u64,
+    /// The wall's watchers get at most one batch of events per this many milliseconds.
+    pub wall_batch_ms: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -351,6 +353,7 @@ impl Default for ProgressConfig {
         Self {
             db_write_interval_ms: 500,
             push_interval_ms: 16,
+            wall_batch_ms: 16,
         }
     }
 }
@@ -526,6 +529,10 @@ impl Config {
 
     pub fn push_interval(&self) -> Duration {
         Duration::from_millis(self.progress.push_interval_ms)
+    }
+
+    pub fn wall_batch_interval(&self) -> Duration {
+        Duration::from_millis(self.progress.wall_batch_ms)
     }
 }
 

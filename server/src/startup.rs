@@ -54,6 +54,8 @@ pub struct Server {
 
 /// How long the last notes to the other instances may take at shutdown.
 const LAST_NOTES: Duration = Duration::from_secs(2);
+/// A quiet wall stream gets a comment this often, so that proxies keep it open.
+const WALL_KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 impl Server {
     pub async fn build(config: Config) -> Result<Self, StartError> {
@@ -121,10 +123,11 @@ impl Server {
             instance: instance.as_str().into(),
             shutdown: CancellationToken::new(),
         };
-        tokio::spawn(crate::routes::keep_wall_streams_alive(
-            state.hub.clone(),
-            state.shutdown.clone(),
-        ));
+        tokio::spawn({
+            let (hub, stop) = (state.hub.clone(), state.shutdown.clone());
+            let every = state.config.wall_batch_interval();
+            async move { hub.pump_wall(every, WALL_KEEP_ALIVE, stop).await }
+        });
         let mut bus_sender = None;
         if let (Some(outgoing), Some(pg)) = (outgoing, state.db.postgres()) {
             bus_sender = Some(tokio::spawn(bus::send(

@@ -8,7 +8,6 @@ mod models;
 mod page;
 mod posts;
 pub use posts::to_post;
-pub use wall::keep_alive as keep_wall_streams_alive;
 mod security;
 mod sse;
 mod wall;

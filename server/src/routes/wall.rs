@@ -11,7 +11,7 @@
 //! instances after missing their notes. Each event is framed once by the hub; the stream writes
 //! those bytes itself, straight to the socket ([`Handoff`]), with a watcher holding no buffer of
 //! its own while it waits.
-use std::{io, sync::Arc, time::Duration};
+use std::{io, sync::Arc};
 
 use app::types::{SnapshotEvent, WallEvent};
 use axum::{
@@ -30,15 +30,13 @@ use crate::{
     client_addr::ClientAddr,
     edge::handoff::{Handoff, Socket},
     error::{HttpError, HttpResult},
-    hub::{Hub, WireEvent},
+    hub::WireEvent,
     metrics::{OpenStream, StreamKind},
     sse_frame,
     state::AppState,
 };
 
-/// How long a wall stream stays quiet before a comment keeps proxies from closing it.
-pub const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(15);
-/// Events written to a watcher at once, at most.
+/// Batches written to a watcher at once, at most.
 const BATCH: usize = 64;
 
 /// Which wall stream a watcher reads.
@@ -91,20 +89,6 @@ async fn open(
     }))
 }
 
-/// Sends a comment to every wall watcher now and then, until the server stops: one timer for
-/// the wall, not one per watcher.
-pub async fn keep_alive(hub: Hub, stop: tokio_util::sync::CancellationToken) {
-    let mut every = tokio::time::interval(KEEP_ALIVE_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    every.tick().await;
-    loop {
-        tokio::select! {
-            _ = every.tick() => hub.keep_alive(),
-            () = stop.cancelled() => return,
-        }
-    }
-}
-
 /// The wall's first page and every tracked job, framed; shared by the watchers that come while
 /// the wall does not change (a crowd arriving at a quiet wall costs one snapshot).
 async fn snapshot(state: &AppState) -> HttpResult<Bytes> {
@@ -136,7 +120,8 @@ struct Watcher {
 
 /// What the broadcast held when the watcher woke.
 enum Next {
-    Frames(Vec<Bytes>),
+    /// Frames, and how many events they hold.
+    Frames(Vec<Bytes>, usize),
     Snapshot,
     Closed,
 }
@@ -145,6 +130,7 @@ impl Watcher {
     async fn run(mut self, first: Bytes) -> io::Result<()> {
         let hello = sse_frame::hello(RECONNECT_AFTER);
         self.write(vec![hello, first]).await?;
+        self.open.sent();
         let shutdown = self.state.shutdown.clone();
         // The client sends nothing more; a read ends when it leaves (or breaks the protocol).
         let mut ignored = [0u8; 16];
@@ -157,10 +143,10 @@ impl Watcher {
                 },
                 next = next(&mut self.rx, self.version) => next,
             };
-            let frames = match next {
-                Next::Frames(frames) => frames,
+            let (frames, events) = match next {
+                Next::Frames(frames, events) => (frames, events),
                 Next::Snapshot => match snapshot(&self.state).await {
-                    Ok(frame) => vec![frame],
+                    Ok(frame) => (vec![frame], 1),
                     Err(e) => {
                         tracing::warn!(error = ?e, "a wall watcher's snapshot failed; closing its stream");
                         return Ok(());
@@ -172,12 +158,12 @@ impl Watcher {
                 () = shutdown.cancelled() => return Ok(()),
                 written = self.write(frames) => written?,
             }
+            self.open.sent_many(events);
         }
     }
 
     /// Writes `frames` with as few system calls as the socket takes.
     async fn write(&mut self, mut frames: Vec<Bytes>) -> io::Result<()> {
-        let events = frames.len();
         let mut first = 0;
         while first < frames.len() {
             let slices: Vec<io::IoSlice<'_>> = frames[first..]
@@ -202,14 +188,13 @@ impl Watcher {
                 }
             }
         }
-        self.open.sent_many(events);
         Ok(())
     }
 }
 
-/// Waits for the wall's next events and takes every one already there (up to [`BATCH`]).
+/// Waits for the wall's next batch and takes every one already there (up to [`BATCH`]).
 async fn next(rx: &mut broadcast::Receiver<Arc<WireEvent>>, version: Version) -> Next {
-    let mut frames = Vec::new();
+    let (mut frames, mut events) = (Vec::new(), 0);
     let mut wire = match rx.recv().await {
         Ok(wire) => wire,
         Err(broadcast::error::RecvError::Lagged(missed)) => {
@@ -220,22 +205,25 @@ async fn next(rx: &mut broadcast::Receiver<Arc<WireEvent>>, version: Version) ->
     };
     loop {
         match &*wire {
-            WireEvent::Frames { v1, v2, .. } => frames.push(match version {
-                Version::V1 => v1.clone(),
-                Version::V2 => v2.clone(),
-            }),
+            WireEvent::Frames { events: n, v1, v2 } => {
+                events += n;
+                frames.push(match version {
+                    Version::V1 => v1.clone(),
+                    Version::V2 => v2.clone(),
+                });
+            }
             WireEvent::KeepAlive => frames.push(sse_frame::KEEP_ALIVE),
             // Everything before it is in the snapshot.
             WireEvent::Resynced => return Next::Snapshot,
         }
         if frames.len() >= BATCH {
-            return Next::Frames(frames);
+            return Next::Frames(frames, events);
         }
         wire = match rx.try_recv() {
             Ok(wire) => wire,
             Err(TryRecvError::Lagged(_)) => return Next::Snapshot,
-            Err(TryRecvError::Empty) => return Next::Frames(frames),
-            Err(TryRecvError::Closed) => return Next::Frames(frames),
+            Err(TryRecvError::Empty) => return Next::Frames(frames, events),
+            Err(TryRecvError::Closed) => return Next::Frames(frames, events),
         };
     }
 }

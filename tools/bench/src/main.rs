@@ -1,4 +1,4 @@
-//! `wall-bench`: starts the release `aiwall` binary against an in-process fake Ollama that
+//! `wall-bench`: starts the release `aiwall` binary against a fake Ollama (in-process, on a thread of its own) that
 //! stamps every token with the time it left, opens N jobs × M SSE watchers, and prints:
 //! token-to-watcher latency (p50, p99, max), database writes per job per second, and the
 //! server's CPU and memory per watcher. A benchmark, not a test: it prints figures.
@@ -39,6 +39,11 @@ struct Args {
     /// Watch through N wall streams (what browsers use) instead of per-job streams.
     #[arg(long)]
     wall: Option<usize>,
+    /// With `--wall`: every K-th watcher reads its events as a browser does (decodes and folds
+    /// them, and measures latency); the others only read the bytes and watch for the jobs' end,
+    /// to tell the server's cost from this client's own.
+    #[arg(long, default_value_t = 1)]
+    fold_every: usize,
     /// The wall stream's version: 2 (what the page reads) or 1 (every event whole).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
     wall_version: u8,
@@ -63,6 +68,51 @@ struct Args {
     /// than one instance, `TEST_POSTGRES_URL` or postgres://postgres@127.0.0.1:5432/postgres.
     #[arg(long)]
     postgres: Option<String>,
+}
+
+/// The fake Ollama on a thread and runtime of its own: its tokens leave on time (and are stamped
+/// when they do) however busy the watchers keep this process's runtime.
+struct OwnThread {
+    url: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl OwnThread {
+    fn start(config: FakeConfig) -> Result<Self, Box<dyn std::error::Error>> {
+        let (started, url) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => return drop(started.send(Err(e.to_string()))),
+            };
+            runtime.block_on(async move {
+                match FakeOllama::start(config).await {
+                    Ok(fake) => {
+                        drop(started.send(Ok(fake.url())));
+                        let _ = stopped.await;
+                        fake.stop().await;
+                    }
+                    Err(e) => drop(started.send(Err(e.to_string()))),
+                }
+            });
+        });
+        let url = url.recv()??;
+        Ok(Self { url, stop, thread })
+    }
+
+    fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    fn stop(self) {
+        let _ = self.stop.send(());
+        drop(self.thread.join());
+    }
 }
 
 /// The key every instance signs cookies with (one wall, several instances).
@@ -91,14 +141,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The model "loads" for a few seconds, so every watcher is connected before tokens flow.
     let load_ms = 3000 + watchers_total as u64 * 2;
-    let fake = FakeOllama::start(FakeConfig {
+    let fake = OwnThread::start(FakeConfig {
         tokens_per_second: args.rate,
         length: args.tokens,
         load_delay_ms: load_ms,
         stamp_tokens: true,
         ..FakeConfig::default()
-    })
-    .await?;
+    })?;
     let dir = tempfile::Builder::new()
         .prefix("wall-bench")
         .disable_cleanup(std::env::var_os("BENCH_KEEP").is_some())
@@ -184,7 +233,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if !args.idle.is_empty() {
         let wall = format!("{}/api/v{}/wall/events", urls[0], args.wall_version);
         let follower = Arc::new(tokio::sync::Semaphore::new(0));
-        let followed = watch_wall(http.clone(), wall.clone(), job_ids, 0, follower).await?;
+        let followed = watch_wall(http.clone(), wall.clone(), job_ids, 0, follower, true).await?;
         let missed: u64 = followed.iter().map(|s| s.missed).sum();
         println!(
             "a page of {} answers written ({missed} events missed)",
@@ -194,7 +243,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         for server in servers {
             server.stop();
         }
-        fake.stop().await;
+        fake.stop();
         store.drop_database().await?;
         return if missed == 0 {
             Ok(())
@@ -228,7 +277,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let connected = Arc::clone(&connected);
         let jobs = job_ids.clone();
         tasks.push(tokio::spawn(async move {
-            for s in watch_wall(http, url, jobs, instance, connected).await? {
+            let fold = w % args.fold_every.max(1) == 0;
+            for s in watch_wall(http, url, jobs, instance, connected, fold).await? {
                 seen.lock().map_err(|_| "poisoned")?.push(s);
             }
             Ok::<(), String>(())
@@ -358,7 +408,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for server in servers {
         server.stop();
     }
-    fake.stop().await;
+    fake.stop();
     store.drop_database().await?;
     if failed > 0 || missed > 0 {
         return Err(format!("{failed} watchers failed, {missed} events missed").into());
@@ -459,6 +509,7 @@ async fn watch_wall(
     jobs: Vec<i64>,
     instance: usize,
     connected: Arc<tokio::sync::Semaphore>,
+    fold: bool,
 ) -> Result<Vec<Seen>, String> {
     use app::live::apply::{self, Applied};
     use app::types::{JobView, WallEvent};
@@ -505,6 +556,16 @@ async fn watch_wall(
                 connected.add_permits(1);
             }
             count += 1;
+            if !fold {
+                if ["done", "job_error"].contains(&event.name) {
+                    match WallEvent::decode(event.name, event.data).map_err(|e| e.to_string())? {
+                        WallEvent::Done(d) => drop(ended.insert(d.job_id)),
+                        WallEvent::Error(e) => drop(ended.insert(e.job_id)),
+                        _ => {}
+                    }
+                }
+                continue;
+            }
             let now = unix_micros();
             let mut stamps = |job_id: i64, delta: &str| {
                 if let Some(s) = seen.iter_mut().find(|s| s.job_id == job_id) {

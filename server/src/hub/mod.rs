@@ -18,7 +18,7 @@ use std::{
 };
 
 use app::types::{
-    BlocksPatch, DoneEvent, ErrorEvent, EventName, HtmlPatch, JobEvent, JobStatus, JobView, Post,
+    BlocksPatch, DoneEvent, ErrorEvent, HtmlPatch, JobEvent, JobStatus, JobView, Post,
     PostDeletedEvent, ProgressDelta, ProgressEvent, WallEvent,
 };
 use axum::body::Bytes;
@@ -26,44 +26,12 @@ use tokio::sync::{broadcast, watch};
 
 use crate::bus::Outbox;
 
-/// Wall events kept for slow wall watchers before they lag and get a snapshot.
+mod wall;
+pub use wall::WireEvent;
+
+/// Wall events kept for the pump, and batches for slow wall watchers, before they lag (and the
+/// watchers get a snapshot).
 const WALL_BUFFER: usize = 4096;
-
-/// What the wall's broadcast carries to every wall stream.
-#[derive(Debug)]
-pub enum WireEvent {
-    /// An event, framed once (its `event:` and `data:` lines) for each version of the stream,
-    /// however many watchers send it.
-    Frames {
-        name: EventName,
-        /// For `/api/v1/wall/events`: every event whole.
-        v1: Bytes,
-        /// For `/api/v2/wall/events`: a progress event that changed only the text and numbers
-        /// in short ([`ProgressDelta`]); the others as in `v1`.
-        v2: Bytes,
-    },
-    /// The hub caught up with the other instances after missing their notes: each watcher
-    /// takes a fresh snapshot.
-    Resynced,
-    /// Nothing happened for a while: a comment, so that proxies keep idle streams open.
-    KeepAlive,
-}
-
-impl WireEvent {
-    /// `event` framed for both versions, `short` (if any) standing for it on v2.
-    pub fn new(event: &WallEvent, short: Option<&WallEvent>) -> Result<Self, serde_json::Error> {
-        let v1 = crate::sse_frame::event(event)?;
-        let v2 = match short {
-            Some(short) => crate::sse_frame::event(short)?,
-            None => v1.clone(),
-        };
-        Ok(Self::Frames {
-            name: event.name(),
-            v1,
-            v2,
-        })
-    }
-}
 
 #[derive(Clone)]
 pub struct Hub {
@@ -72,7 +40,10 @@ pub struct Hub {
 
 struct Inner {
     jobs: Mutex<HashMap<i64, watch::Sender<JobView>>>,
+    /// Every wall event as it happens, to the pump ([`Hub::pump_wall`]).
     wall: broadcast::Sender<Arc<WireEvent>>,
+    /// The pump's batches, to the wall watchers.
+    batches: broadcast::Sender<Arc<WireEvent>>,
     /// How many changes the wall has seen: a snapshot taken after the n-th holds them all.
     changes: AtomicU64,
     /// The last snapshot framed for a wall watcher, and the changes it holds.
@@ -106,6 +77,7 @@ impl Hub {
             inner: Arc::new(Inner {
                 jobs: Mutex::new(HashMap::new()),
                 wall: broadcast::channel(WALL_BUFFER).0,
+                batches: broadcast::channel(WALL_BUFFER).0,
                 changes: AtomicU64::new(0),
                 snapshot: Mutex::new(None),
                 outbox,
@@ -304,8 +276,14 @@ impl Hub {
         views
     }
 
-    /// Subscribes to the wall's events; take a snapshot after this, so nothing falls between.
+    /// Subscribes to the wall's batches of events; take a snapshot after this, so nothing falls
+    /// between.
     pub fn subscribe_wall(&self) -> broadcast::Receiver<Arc<WireEvent>> {
+        self.inner.batches.subscribe()
+    }
+
+    /// The wall's events one by one, as they happen (the pump's input).
+    pub fn wall_events(&self) -> broadcast::Receiver<Arc<WireEvent>> {
         self.inner.wall.subscribe()
     }
 
@@ -353,7 +331,11 @@ impl Hub {
 
     /// The last framed snapshot, if it holds the wall's `changes` (and so every one since).
     pub fn framed_snapshot(&self, changes: u64) -> Option<Bytes> {
-        let cached = self.inner.snapshot.lock().unwrap_or_else(|e| e.into_inner());
+        let cached = self
+            .inner
+            .snapshot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         cached
             .as_ref()
             .filter(|(holds, _)| *holds == changes)
@@ -362,19 +344,18 @@ impl Hub {
 
     /// Keeps `frame`, a snapshot taken after the wall had seen `changes`, for the next watchers.
     pub fn keep_framed_snapshot(&self, changes: u64, frame: Bytes) {
-        let mut cached = self.inner.snapshot.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cached = self
+            .inner
+            .snapshot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if cached.as_ref().is_none_or(|(holds, _)| *holds <= changes) {
             *cached = Some((changes, frame));
         }
     }
 
-    /// Sends every wall watcher a comment (see [`WireEvent::KeepAlive`]).
-    pub fn keep_alive(&self) {
-        drop(self.inner.wall.send(Arc::new(WireEvent::KeepAlive)));
-    }
-
     pub fn wall_watchers(&self) -> usize {
-        self.inner.wall.receiver_count()
+        self.inner.batches.receiver_count()
     }
 
     fn broadcast(&self, event: WallEvent) {
@@ -517,7 +498,7 @@ mod tests {
     async fn a_watcher_sees_the_latest_state_and_the_wall_sees_deltas() {
         let hub = Hub::new();
         hub.track(view(1));
-        let mut wall = hub.subscribe_wall();
+        let (_watching, mut wall) = (hub.subscribe_wall(), hub.wall_events());
         assert_eq!(hub.snapshot().len(), 1);
         let mut rx = hub.watch(1).unwrap();
         hub.update(1, |v| v.text.push_str("Hello"));
@@ -563,7 +544,7 @@ mod tests {
     async fn the_wall_gets_the_blocks_from_the_first_that_changed() {
         let hub = Hub::new();
         hub.track(view(1));
-        let mut wall = hub.subscribe_wall();
+        let (_watching, mut wall) = (hub.subscribe_wall(), hub.wall_events());
         let blocks = |b: &[&str]| Some(b.iter().map(|s| (*s).to_owned()).collect());
         hub.publish(1, blocks(&["<h1>A</h1>", "<p>b</p>"]), |v| {
             v.text.push_str("# A\n\nb")
@@ -597,7 +578,7 @@ mod tests {
     async fn version_2_sends_a_change_of_text_and_numbers_in_short_and_any_other_whole() {
         let hub = Hub::new();
         hub.track(view(1));
-        let mut wall = hub.subscribe_wall();
+        let (_watching, mut wall) = (hub.subscribe_wall(), hub.wall_events());
         let blocks = |b: &[&str]| Some(b.iter().map(|s| (*s).to_owned()).collect());
         hub.publish(1, blocks(&["<p>Hello</p>"]), |v| {
             v.status = JobStatus::Generating;
@@ -642,9 +623,17 @@ mod tests {
         assert_eq!(hub.framed_snapshot(hub.changes()), None, "a job came");
         hub.keep_framed_snapshot(hub.changes(), frame.clone());
         hub.update(1, |v| v.queue_position = Some(2));
-        assert_eq!(hub.framed_snapshot(hub.changes()), None, "its position moved");
+        assert_eq!(
+            hub.framed_snapshot(hub.changes()),
+            None,
+            "its position moved"
+        );
         hub.keep_framed_snapshot(hub.changes(), frame);
         hub.resynced();
-        assert_eq!(hub.framed_snapshot(hub.changes()), None, "caught up with others");
+        assert_eq!(
+            hub.framed_snapshot(hub.changes()),
+            None,
+            "caught up with others"
+        );
     }
 }

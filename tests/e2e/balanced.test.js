@@ -64,7 +64,7 @@ describe('several instances behind nginx', () => {
       (port) => `
     server {
         listen 127.0.0.1:${port};
-        location /api/v1/wall/events { proxy_pass ${servers.streams.url};${proxied} }
+        location /api/v2/wall/events { proxy_pass ${servers.streams.url};${proxied} }
         location / { proxy_pass ${servers.front.url};${proxied} }
     }`,
     );
@@ -113,12 +113,12 @@ describe('several instances behind nginx', () => {
 
     // Which instance served what (nginx logs a request when it ends: the stream, at the close).
     let lines = [];
-    for (let tries = 0; tries < 50 && !lines.some((l) => l.includes('/api/v1/wall/events')); tries += 1) {
+    for (let tries = 0; tries < 50 && !lines.some((l) => l.includes('/api/v2/wall/events')); tries += 1) {
       await new Promise((resolve) => setTimeout(resolve, 100));
       lines = (await proxy.accessLog()).trim().split('\n');
     }
     const upstream = (what) => [...new Set(lines.filter((l) => l.includes(what)).map((l) => l.split(' ')[0]))];
-    assert.deepEqual(upstream('GET /api/v1/wall/events'), [`127.0.0.1:${servers.streams.port}`]);
+    assert.deepEqual(upstream('GET /api/v2/wall/events'), [`127.0.0.1:${servers.streams.port}`]);
     assert.deepEqual(upstream('POST /api/v1/ai/posts'), [`127.0.0.1:${servers.front.port}`]);
     assert.deepEqual(upstream('/cancel'), [`127.0.0.1:${servers.front.port}`]);
   });

@@ -23,7 +23,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{
     io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf},
     net::TcpStream,
-    sync::mpsc,
+    sync::oneshot,
 };
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -72,12 +72,15 @@ pub async fn serve(
         activity: Arc::clone(&activity),
     });
     let requests = Arc::clone(&activity);
-    let (hand_off, mut handed_off) = mpsc::channel::<Taken>(1);
+    // A oneshot, not an mpsc: a connection holds it for its whole life, and an mpsc channel
+    // allocates a block of 32 slots up front.
+    let (hand_off, mut handed_off) = oneshot::channel::<Taken>();
+    let hand_off = Arc::new(std::sync::Mutex::new(Some(hand_off)));
     let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
         request.extensions_mut().insert(ConnectInfo(peer));
         let mut in_flight = requests.begin();
         let app = app.clone();
-        let hand_off = hand_off.clone();
+        let hand_off = Arc::clone(&hand_off);
         let head_only = request.method() == axum::http::Method::HEAD;
         async move {
             let response = match app.oneshot(request.map(Body::new)).await {
@@ -98,7 +101,8 @@ pub async fn serve(
                     writer,
                     _in_flight: in_flight,
                 };
-                if hand_off.send(taken).await.is_ok() {
+                let sender = hand_off.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(Ok(())) = sender.map(|sender| sender.send(taken)) {
                     // The connection takes the socket from hyper before this would answer.
                     return std::future::pending().await;
                 }
@@ -114,17 +118,18 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(timeouts.header_read)
         .keep_alive(keep_alive);
-    let mut connection = http.serve_connection(io, service);
+    // Boxed, so that its buffers and state go when a response takes the socket from it.
+    let mut connection = Box::new(http.serve_connection(io, service));
 
     let mut finishing = false;
     let mut taken = None;
     loop {
         tokio::select! {
-            Some(handed) = handed_off.recv() => {
+            Ok(handed) = &mut handed_off => {
                 taken = Some(handed);
                 break;
             }
-            result = &mut connection => {
+            result = connection.as_mut() => {
                 if let Err(e) = result {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
@@ -141,7 +146,7 @@ pub async fn serve(
             () = closing.now.cancelled() => break,
             () = closing.gently.cancelled(), if !finishing => {
                 finishing = true;
-                Pin::new(&mut connection).graceful_shutdown();
+                Pin::new(connection.as_mut()).graceful_shutdown();
                 // Half-open and kept-alive connections have nothing to finish.
                 if activity.is_waiting() {
                     break;

@@ -145,7 +145,8 @@ impl Watcher {
             };
             let (frames, events) = match next {
                 Next::Frames(frames, events) => (frames, events),
-                Next::Snapshot => match snapshot(&self.state).await {
+                // Boxed: a waiting watcher's future holds no room for a database read.
+                Next::Snapshot => match Box::pin(snapshot(&self.state)).await {
                     Ok(frame) => (vec![frame], 1),
                     Err(e) => {
                         tracing::warn!(error = ?e, "a wall watcher's snapshot failed; closing its stream");

@@ -12,12 +12,21 @@ pub enum Applied {
     Gap,
 }
 
-pub fn progress(job: &mut JobView, ev: &ProgressEvent) -> Applied {
-    if ev.seq <= job.seq || job.status.is_terminal() {
-        return Applied::Stale;
+/// Why an event numbered `seq` whose text starts at `text_offset` cannot be applied, if it
+/// cannot: it is older than what we have, or its text does not follow on from ours.
+fn unfit(job: &JobView, seq: u64, text_offset: usize) -> Option<Applied> {
+    if seq <= job.seq || job.status.is_terminal() {
+        return Some(Applied::Stale);
     }
-    if ev.text_offset > job.text.len() || !job.text.is_char_boundary(ev.text_offset) {
-        return Applied::Gap;
+    if text_offset > job.text.len() || !job.text.is_char_boundary(text_offset) {
+        return Some(Applied::Gap);
+    }
+    None
+}
+
+pub fn progress(job: &mut JobView, ev: &ProgressEvent) -> Applied {
+    if let Some(unfit) = unfit(job, ev.seq, ev.text_offset) {
+        return unfit;
     }
     // A new run starts its reasoning afresh (a restart normally comes as a whole `job` event;
     // this keeps two runs' reasoning apart even when it does not).
@@ -69,11 +78,8 @@ pub fn progress(job: &mut JobView, ev: &ProgressEvent) -> Applied {
 
 /// A short progress event: only the text, the blocks and the numbers moved on.
 pub fn delta(job: &mut JobView, ev: &ProgressDelta) -> Applied {
-    if ev.seq <= job.seq || job.status.is_terminal() {
-        return Applied::Stale;
-    }
-    if ev.text_offset > job.text.len() || !job.text.is_char_boundary(ev.text_offset) {
-        return Applied::Gap;
+    if let Some(unfit) = unfit(job, ev.seq, ev.text_offset) {
+        return unfit;
     }
     if let Some(patch) = &ev.html {
         if !patch.apply(&mut job.blocks) {
@@ -129,7 +135,7 @@ fn ended(job: &mut JobView) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{BlocksPatch, Progress, PromptProgress, Reasoning, WaitingFor};
+    use crate::types::{BlocksPatch, HtmlPatch, Progress, PromptProgress, Reasoning, WaitingFor};
 
     fn job() -> JobView {
         JobView {
@@ -428,5 +434,75 @@ mod tests {
             },
         );
         assert_eq!(stopped.blocks, ["<p>a</p>"]);
+    }
+
+    fn short(seq: u64, offset: usize, delta: &str, html: Option<HtmlPatch>) -> ProgressDelta {
+        ProgressDelta {
+            job_id: 1,
+            post_id: 1,
+            seq,
+            text_offset: offset,
+            text_delta: delta.into(),
+            html,
+            current_tokens: 3,
+            tokens_per_second: 2.5,
+            elapsed_time: 900,
+            estimated_time_remaining: Some(100),
+            percent: 40.0,
+            last_update_at: 7,
+        }
+    }
+
+    #[test]
+    fn a_short_event_appends_its_text_and_blocks_or_says_why_not() {
+        let mut j = job();
+        let grow = |keep, tail: &str| {
+            Some(HtmlPatch {
+                from: 0,
+                keep,
+                blocks: vec![tail.into()],
+            })
+        };
+        assert_eq!(
+            delta(&mut j, &short(2, 0, "Hi", grow(0, "<p>Hi</p>"))),
+            Applied::Updated
+        );
+        assert_eq!(
+            delta(&mut j, &short(3, 2, " you", grow(5, " you</p>"))),
+            Applied::Updated
+        );
+        assert_eq!(
+            (j.text.as_str(), j.blocks.clone()),
+            ("Hi you", vec!["<p>Hi you</p>".to_owned()])
+        );
+        assert_eq!((j.progress.current_tokens, j.seq), (3, 3));
+        assert_eq!(
+            delta(&mut j, &short(3, 6, "!", None)),
+            Applied::Stale,
+            "not newer"
+        );
+        assert_eq!(
+            delta(&mut j, &short(4, 9, "!", None)),
+            Applied::Gap,
+            "text missing"
+        );
+        assert_eq!(
+            delta(
+                &mut j,
+                &short(
+                    4,
+                    6,
+                    "!",
+                    Some(HtmlPatch {
+                        from: 3,
+                        keep: 0,
+                        blocks: vec![]
+                    })
+                )
+            ),
+            Applied::Gap,
+            "blocks missing"
+        );
+        assert_eq!(j.text, "Hi you", "nothing applied of what did not fit");
     }
 }

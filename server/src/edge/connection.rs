@@ -156,10 +156,17 @@ pub async fn serve(
     }
     if let Some(taken) = taken {
         // hyper's buffers and the service go; the socket stays, past the request's head.
-        let socket = connection.into_parts().io.into_inner();
-        tokio::select! {
-            () = taken.write(socket) => {}
-            () = closing.now.cancelled() => {}
+        let parts = connection.into_parts();
+        // Bytes read past the request's head: a pipelined request, which a stream cannot
+        // answer; the connection closes.
+        if parts.read_buf.is_empty() {
+            let socket = parts.io.into_inner();
+            tokio::select! {
+                () = taken.write(socket) => {}
+                () = closing.now.cancelled() => {}
+            }
+        } else {
+            tracing::debug!(%peer, "closed a connection that sent a request behind a live stream's");
         }
     }
     // `ticket`, a parameter, is dropped after the connection (a local): the place is given back

@@ -251,6 +251,8 @@ impl Hub {
     /// Forgets a job whose post was deleted.
     pub fn forget(&self, job_id: i64) {
         self.jobs().remove(&job_id);
+        // A snapshot framed before must not show it any more.
+        self.inner.changes.fetch_add(1, Ordering::AcqRel);
     }
 
     /// A receiver of the job's live state, if the hub is carrying it.
@@ -628,12 +630,19 @@ mod tests {
             None,
             "its position moved"
         );
-        hub.keep_framed_snapshot(hub.changes(), frame);
+        hub.keep_framed_snapshot(hub.changes(), frame.clone());
         hub.resynced();
         assert_eq!(
             hub.framed_snapshot(hub.changes()),
             None,
             "caught up with others"
+        );
+        hub.keep_framed_snapshot(hub.changes(), frame);
+        hub.forget(1);
+        assert_eq!(
+            hub.framed_snapshot(hub.changes()),
+            None,
+            "its job forgotten"
         );
     }
 }

@@ -11,7 +11,7 @@
 //! instances after missing their notes. Each event is framed once by the hub; the stream writes
 //! those bytes itself, straight to the socket ([`Handoff`]), with a watcher holding no buffer of
 //! its own while it waits.
-use std::{io, sync::Arc};
+use std::{io, sync::Arc, time::Duration};
 
 use app::types::{SnapshotEvent, WallEvent};
 use axum::{
@@ -38,6 +38,9 @@ use crate::{
 
 /// Batches written to a watcher at once, at most.
 const BATCH: usize = 64;
+/// A watcher whose socket takes none of a write for this long has stopped reading: its stream
+/// is closed (it would hold the wall's backlog of batches in memory for as long as it stays).
+const WRITE_STALL: Duration = Duration::from_secs(30);
 
 /// Which wall stream a watcher reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,12 +103,17 @@ async fn snapshot(state: &AppState) -> HttpResult<Bytes> {
     }
     let page = load_page(state, None, None).await?;
     let jobs = state.hub.snapshot();
+    // A running job's elapsed time is brought up to now in it (it moves on between updates, and
+    // none come while a model loads): such a snapshot is not kept.
+    let timeless = !jobs.iter().any(|job| job.status.is_running());
     let frame = sse_frame::event(&WallEvent::Snapshot(SnapshotEvent {
         posts: page.posts,
         jobs,
     }))
     .map_err(HttpError::internal)?;
-    state.hub.keep_framed_snapshot(changes, frame.clone());
+    if timeless {
+        state.hub.keep_framed_snapshot(changes, frame.clone());
+    }
     Ok(frame)
 }
 
@@ -171,7 +179,12 @@ impl Watcher {
                 .iter()
                 .map(|f| io::IoSlice::new(f))
                 .collect();
-            let mut written = self.socket.write_vectored(&slices).await?;
+            let mut written =
+                tokio::time::timeout(WRITE_STALL, self.socket.write_vectored(&slices))
+                    .await
+                    .map_err(|_| {
+                        io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading")
+                    })??;
             drop(slices);
             if written == 0 {
                 return Err(io::ErrorKind::WriteZero.into());

@@ -81,11 +81,11 @@ struct Reply {
 }
 
 fn json<B: Serialize>(body: &B) -> Result<String, ApiError> {
-    serde_json::to_string(body).map_err(|e| ApiError::network(e.to_string()))
+    crate::json::to_string(body).map_err(|e| ApiError::network(e.to_string()))
 }
 
 fn read<T: DeserializeOwned>(body: String) -> Result<T, ApiError> {
-    serde_json::from_str(&body)
+    crate::json::from_str(&body)
         .map_err(|e| ApiError::network(format!("The server's answer could not be read: {e}")))
 }
 
@@ -102,7 +102,7 @@ async fn send(method: Method, url: &str, body: Option<String>) -> Result<String,
 /// A failed answer as the error it carries, or, when its body is not ours (a proxy's error
 /// page, say), as its status.
 fn refusal(reply: &Reply) -> ApiError {
-    match serde_json::from_str::<ErrorBody>(&reply.body) {
+    match crate::json::from_str::<ErrorBody>(&reply.body) {
         Ok(body) => body.error,
         Err(_) => ApiError::new(
             ErrorCode::Http,

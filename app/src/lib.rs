@@ -4,6 +4,7 @@ pub mod api;
 pub mod components;
 pub mod focus;
 pub mod format;
+pub mod json;
 pub mod live;
 pub mod pages;
 pub mod types;

@@ -20,8 +20,9 @@ pub fn WallPage() -> impl IntoView {
     // The server renders from the snapshot its handler put in context; SharedValue carries
     // that value into the page, so hydration starts from exactly what was rendered. It is
     // there synchronously: no Suspense, and so no second (asynchronous) way of hydrating the
-    // whole wall in the bundle.
-    let snapshot = SharedValue::new(|| {
+    // whole wall in the bundle. The browser reads it with its own JSON.parse (`new_serde_wb`):
+    // no JSON parser in the bundle.
+    let snapshot = SharedValue::new_serde_wb(|| {
         use_context::<WallSnapshot>()
             .ok_or_else(|| ApiError::new(ErrorCode::Reload, "Reload the page to see the wall."))
     })

@@ -222,12 +222,12 @@ pub enum DecodeError {
     #[error("the {name} event's data is not what it should be: {source}")]
     Data {
         name: EventName,
-        source: serde_json::Error,
+        source: crate::json::JsonError,
     },
 }
 
 fn decode<T: serde::de::DeserializeOwned>(name: EventName, data: &str) -> Result<T, DecodeError> {
-    serde_json::from_str(data).map_err(|source| DecodeError::Data { name, source })
+    crate::json::from_str(data).map_err(|source| DecodeError::Data { name, source })
 }
 
 fn unknown(name: &str) -> DecodeError {

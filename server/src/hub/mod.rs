@@ -29,9 +29,11 @@ use crate::bus::Outbox;
 mod wall;
 pub use wall::WireEvent;
 
-/// Wall events kept for the pump, and batches for slow wall watchers, before they lag (and the
-/// watchers get a snapshot).
+/// Wall events kept for the pump before it lags (and every watcher gets a snapshot).
 const WALL_BUFFER: usize = 4096;
+/// Batches a wall watcher may be behind before it lags and gets a snapshot instead of the
+/// backlog: about 4 s at the most the pump sends (one batch per `progress.wall_batch_ms`, 16).
+const WATCHER_BACKLOG: usize = 256;
 
 #[derive(Clone)]
 pub struct Hub {
@@ -77,7 +79,7 @@ impl Hub {
             inner: Arc::new(Inner {
                 jobs: Mutex::new(HashMap::new()),
                 wall: broadcast::channel(WALL_BUFFER).0,
-                batches: broadcast::channel(WALL_BUFFER).0,
+                batches: broadcast::channel(WATCHER_BACKLOG).0,
                 changes: AtomicU64::new(0),
                 snapshot: Mutex::new(None),
                 outbox,

@@ -8,7 +8,7 @@ use futures::{Stream, StreamExt};
 
 use crate::test_app::job_at;
 
-type Events = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> + Send>>;
+type Events = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<std::io::Error>>> + Send>>;
 
 pub struct SseStream {
     inner: Events,
@@ -23,8 +23,31 @@ impl SseStream {
         }
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), 200, "GET {url}");
+        let bytes = response
+            .bytes_stream()
+            .map(|b| b.map_err(std::io::Error::other));
         SseStream {
-            inner: Box::pin(response.bytes_stream().eventsource()),
+            inner: Box::pin(bytes.eventsource()),
+        }
+    }
+
+    /// The stream on a socket its request was written to: its head, which must say 200, then
+    /// its events (a close-delimited body, as the wall stream's).
+    pub async fn from_socket(mut socket: tokio::net::TcpStream) -> Self {
+        use tokio::io::AsyncReadExt;
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(socket.read_u8().await.expect("the response's head"));
+        }
+        let head = String::from_utf8_lossy(&head);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(
+            !head.to_ascii_lowercase().contains("transfer-encoding"),
+            "{head}"
+        );
+        let bytes = tokio_util::io::ReaderStream::new(socket);
+        SseStream {
+            inner: Box::pin(bytes.eventsource()),
         }
     }
 

@@ -211,3 +211,73 @@ async fn the_stream_keeps_its_headers_on_a_kept_alive_connection_and_its_place_i
     let first = stream.next_within(WITHIN).await.unwrap();
     assert_eq!(first.event, EventName::Snapshot.as_str());
 }
+
+/// A watcher that stops reading while the wall moves is not replayed what it missed: once it
+/// reads again, after what its socket's buffers held, it gets a fresh snapshot with the finished
+/// answer, where a watcher that kept reading got every event.
+#[tokio::test]
+async fn a_watcher_that_fell_behind_gets_a_fresh_snapshot_not_the_backlog() {
+    let fake = fake_ollama(0.0, 10).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = AppProcess::start(dir.path(), 0, &[("AIWALL_OLLAMA__URL", fake.url())]).await;
+    let c = browser();
+    let wall = format!("{}/api/v1/wall/events", app.url);
+
+    // One watcher reads everything.
+    let mut steady = SseStream::open(&c, &wall, None).await;
+    // Another, with a small receive buffer, asks for the stream (v1: whole events, which fill
+    // the sockets' buffers quickly) and then reads nothing.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket
+        .connect(([127, 0, 0, 1], app.port).into())
+        .await
+        .unwrap();
+    stalled
+        .write_all(b"GET /api/v1/wall/events HTTP/1.1\r\nhost: wall\r\n\r\n")
+        .await
+        .unwrap();
+    // One paragraph growing to the most a post keeps (64 KiB), in some 1,000 events over about
+    // 17 s: the server's send buffer (at most 4 MiB here) is full long before the end, and the
+    // stalled watcher falls more batches behind than it may.
+    let prompt = "a long answer #fake:tokens=1024 #fake:rate=60 #fake:token-bytes=64";
+    let (_, job_id) = create_ai_post(&c, &app.url, &ai_prompt(prompt)).await;
+    let mut every = 0;
+    let answer = loop {
+        let event = steady
+            .next_within(WITHIN)
+            .await
+            .expect("the stream goes on");
+        match wall_event(&event) {
+            WallEvent::Progress(p) if p.job_id == job_id => every += 1,
+            WallEvent::Done(done) if done.job_id == job_id => break done.text,
+            _ => {}
+        }
+    };
+    assert!(every > 600, "{every} progress events");
+
+    // Reading again: the snapshot it was first sent, what the buffers held, then a fresh
+    // snapshot with the finished answer, not the rest of the events.
+    let mut stream = SseStream::from_socket(stalled).await;
+    let first = stream.next_within(WITHIN).await.unwrap();
+    assert_eq!(first.event, EventName::Snapshot.as_str());
+    let mut replayed = 0;
+    let fresh = loop {
+        let event = stream.next_within(WITHIN).await.expect("a fresh snapshot");
+        match wall_event(&event) {
+            WallEvent::Snapshot(snapshot) => break snapshot,
+            WallEvent::Progress(_) => replayed += 1,
+            WallEvent::Done(_) => panic!("the whole backlog, {replayed} progress events, replayed"),
+            _ => {}
+        }
+    };
+    assert!(replayed < every, "{replayed} of {every}");
+    let job = fresh
+        .posts
+        .into_iter()
+        .find_map(|p| p.job.filter(|j| j.id == job_id))
+        .expect("the job in the fresh snapshot");
+    // A finished answer that long comes folded on the wall ("Show all" fetches the rest).
+    assert_eq!(job.status, app::types::JobStatus::Completed);
+    assert!(job.folded && answer.starts_with(&job.text), "{job:?}");
+}

@@ -140,11 +140,14 @@ impl Watcher {
         self.write(vec![hello, first]).await?;
         self.open.sent();
         let shutdown = self.state.shutdown.clone();
+        // Made once: a wake costs no registration with the token.
+        let stopping = shutdown.cancelled();
+        tokio::pin!(stopping);
         // The client sends nothing more; a read ends when it leaves (or breaks the protocol).
         let mut ignored = [0u8; 16];
         loop {
             let next = tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
+                () = &mut stopping => return Ok(()),
                 read = self.socket.read(&mut ignored) => match read {
                     Ok(0) | Err(_) => return Ok(()),
                     Ok(_) => continue,
@@ -164,7 +167,7 @@ impl Watcher {
                 Next::Closed => return Ok(()),
             };
             tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
+                () = &mut stopping => return Ok(()),
                 written = self.write(frames) => written?,
             }
             self.open.sent_many(events);

@@ -11,6 +11,7 @@
 //! on SQLite: jobs are posted and watchers spread round the instances, and the latency is
 //! also given apart for watchers on the instance that runs the job and on the others (the
 //! bus's cost), with the bus's notifications per job per second.
+mod counter;
 mod frames;
 mod process;
 mod store;
@@ -233,7 +234,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if !args.idle.is_empty() {
         let wall = format!("{}/api/v{}/wall/events", urls[0], args.wall_version);
         let follower = Arc::new(tokio::sync::Semaphore::new(0));
-        let followed = watch_wall(http.clone(), wall.clone(), job_ids, 0, follower, true).await?;
+        let followed = watch_wall(http.clone(), wall.clone(), job_ids, 0, follower).await?;
         let missed: u64 = followed.iter().map(|s| s.missed).sum();
         println!(
             "a page of {} answers written ({missed} events missed)",
@@ -277,9 +278,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let connected = Arc::clone(&connected);
         let jobs = job_ids.clone();
         tasks.push(tokio::spawn(async move {
-            let fold = w % args.fold_every.max(1) == 0;
-            for s in watch_wall(http, url, jobs, instance, connected, fold).await? {
-                seen.lock().map_err(|_| "poisoned")?.push(s);
+            if w % args.fold_every.max(1) == 0 {
+                for s in watch_wall(http, url, jobs, instance, connected).await? {
+                    seen.lock().map_err(|_| "poisoned")?.push(s);
+                }
+            } else {
+                let counted =
+                    counter::count(&url, jobs.len(), move || connected.add_permits(1)).await?;
+                seen.lock().map_err(|_| "poisoned")?.push(Seen {
+                    job_id: jobs[0],
+                    instance,
+                    latencies: Vec::new(),
+                    bytes: counted.bytes,
+                    events: counted.events,
+                    missed: 0,
+                });
             }
             Ok::<(), String>(())
         }));
@@ -509,7 +522,6 @@ async fn watch_wall(
     jobs: Vec<i64>,
     instance: usize,
     connected: Arc<tokio::sync::Semaphore>,
-    fold: bool,
 ) -> Result<Vec<Seen>, String> {
     use app::live::apply::{self, Applied};
     use app::types::{JobView, WallEvent};
@@ -556,16 +568,6 @@ async fn watch_wall(
                 connected.add_permits(1);
             }
             count += 1;
-            if !fold {
-                if ["done", "job_error"].contains(&event.name) {
-                    match WallEvent::decode(event.name, event.data).map_err(|e| e.to_string())? {
-                        WallEvent::Done(d) => drop(ended.insert(d.job_id)),
-                        WallEvent::Error(e) => drop(ended.insert(e.job_id)),
-                        _ => {}
-                    }
-                }
-                continue;
-            }
             let now = unix_micros();
             let mut stamps = |job_id: i64, delta: &str| {
                 if let Some(s) = seen.iter_mut().find(|s| s.job_id == job_id) {

@@ -281,3 +281,74 @@ async fn a_watcher_that_fell_behind_gets_a_fresh_snapshot_not_the_backlog() {
     assert_eq!(job.status, app::types::JobStatus::Completed);
     assert!(job.folded && answer.starts_with(&job.text), "{job:?}");
 }
+
+/// A client that stops reading altogether is let go: once its socket has taken nothing for 30 s,
+/// its stream is closed and its place given back (it would hold the wall's batches meanwhile).
+#[tokio::test]
+async fn a_watcher_that_never_reads_again_is_closed_and_its_place_given_back() {
+    let fake = fake_ollama(0.0, 10).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("AIWALL_OLLAMA__URL", fake.url()),
+        ("AIWALL_LIMITS__SSE_PER_CLIENT", "1".to_string()),
+    ];
+    let app = AppProcess::start(dir.path(), 0, &env).await;
+    let wall = format!("{}/api/v1/wall/events", app.url);
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket
+        .connect(([127, 0, 0, 1], app.port).into())
+        .await
+        .unwrap();
+    stalled
+        .write_all(b"GET /api/v1/wall/events HTTP/1.1\r\nhost: wall\r\n\r\n")
+        .await
+        .unwrap();
+    read_until(&mut stalled, "event: snapshot").await;
+    // Its one place is taken.
+    let refused = browser().get(&wall).send().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    // More than the sockets' buffers hold (v1 sends the growing paragraph whole, some 19 MB in
+    // all), while the client reads nothing.
+    let prompt = "a long answer #fake:tokens=1024 #fake:rate=60 #fake:token-bytes=64";
+    create_ai_post(&browser(), &app.url, &ai_prompt(prompt)).await;
+    eventually(
+        Duration::from_secs(60),
+        "the stalled stream is closed and its place given back",
+        || async {
+            let response = browser().get(&wall).send().await.ok()?;
+            (response.status() == 200).then_some(())
+        },
+    )
+    .await;
+    drop(stalled);
+}
+
+/// A request sent behind the stream's on the same connection (pipelined) cannot be answered
+/// once the stream has the socket: the connection is closed, and the stream's place given back.
+#[tokio::test]
+async fn a_request_pipelined_behind_the_streams_closes_the_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("AIWALL_LIMITS__SSE_PER_CLIENT", "1".to_string())];
+    let app = AppProcess::start(dir.path(), 0, &env).await;
+    let mut socket = TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
+    socket
+        .write_all(
+            b"GET /api/v2/wall/events HTTP/1.1\r\nhost: wall\r\n\r\nGET /healthz HTTP/1.1\r\nhost: wall\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(WITHIN, socket.read_to_end(&mut got))
+        .await
+        .expect("the connection closed")
+        .unwrap();
+    let got = String::from_utf8_lossy(&got);
+    assert!(!got.contains("event: snapshot"), "{got}");
+    let stream = browser()
+        .get(format!("{}/api/v2/wall/events", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200, "the place is free");
+}

@@ -212,6 +212,24 @@ async fn the_stream_keeps_its_headers_on_a_kept_alive_connection_and_its_place_i
     assert_eq!(first.event, EventName::Snapshot.as_str());
 }
 
+/// One paragraph growing to the most a post keeps (64 KiB) in some 1,000 events over about
+/// 17 s: v1 sends it whole each time, some 19 MB in all, far more than a socket's buffers hold
+/// (at most 4 MiB here for the server's).
+const FLOOD: &str = "a long answer #fake:tokens=1024 #fake:rate=60 #fake:token-bytes=64";
+
+/// A client with a small receive buffer that asks for the wall stream (v1: whole events, which
+/// fill the sockets' buffers quickly), and reads only what the test reads.
+async fn slow_reader(port: u16) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+    stream
+        .write_all(b"GET /api/v1/wall/events HTTP/1.1\r\nhost: wall\r\n\r\n")
+        .await
+        .unwrap();
+    stream
+}
+
 /// A watcher that stops reading while the wall moves is not replayed what it missed: once it
 /// reads again, after what its socket's buffers held, it gets a fresh snapshot with the finished
 /// answer, where a watcher that kept reading got every event.
@@ -225,23 +243,10 @@ async fn a_watcher_that_fell_behind_gets_a_fresh_snapshot_not_the_backlog() {
 
     // One watcher reads everything.
     let mut steady = SseStream::open(&c, &wall, None).await;
-    // Another, with a small receive buffer, asks for the stream (v1: whole events, which fill
-    // the sockets' buffers quickly) and then reads nothing.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stalled = socket
-        .connect(([127, 0, 0, 1], app.port).into())
-        .await
-        .unwrap();
-    stalled
-        .write_all(b"GET /api/v1/wall/events HTTP/1.1\r\nhost: wall\r\n\r\n")
-        .await
-        .unwrap();
-    // One paragraph growing to the most a post keeps (64 KiB), in some 1,000 events over about
-    // 17 s: the server's send buffer (at most 4 MiB here) is full long before the end, and the
-    // stalled watcher falls more batches behind than it may.
-    let prompt = "a long answer #fake:tokens=1024 #fake:rate=60 #fake:token-bytes=64";
-    let (_, job_id) = create_ai_post(&c, &app.url, &ai_prompt(prompt)).await;
+    // Another reads nothing while the answer is written: the stalled watcher falls more
+    // batches behind than it may.
+    let stalled = slow_reader(app.port).await;
+    let (_, job_id) = create_ai_post(&c, &app.url, &ai_prompt(FLOOD)).await;
     let mut every = 0;
     let answer = loop {
         let event = steady
@@ -294,24 +299,13 @@ async fn a_watcher_that_never_reads_again_is_closed_and_its_place_given_back() {
     ];
     let app = AppProcess::start(dir.path(), 0, &env).await;
     let wall = format!("{}/api/v1/wall/events", app.url);
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stalled = socket
-        .connect(([127, 0, 0, 1], app.port).into())
-        .await
-        .unwrap();
-    stalled
-        .write_all(b"GET /api/v1/wall/events HTTP/1.1\r\nhost: wall\r\n\r\n")
-        .await
-        .unwrap();
+    let mut stalled = slow_reader(app.port).await;
     read_until(&mut stalled, "event: snapshot").await;
     // Its one place is taken.
     let refused = browser().get(&wall).send().await.unwrap();
     assert_eq!(refused.status(), 429);
-    // More than the sockets' buffers hold (v1 sends the growing paragraph whole, some 19 MB in
-    // all), while the client reads nothing.
-    let prompt = "a long answer #fake:tokens=1024 #fake:rate=60 #fake:token-bytes=64";
-    create_ai_post(&browser(), &app.url, &ai_prompt(prompt)).await;
+    // More than the sockets' buffers hold, while the client reads nothing.
+    create_ai_post(&browser(), &app.url, &ai_prompt(FLOOD)).await;
     eventually(
         Duration::from_secs(60),
         "the stalled stream is closed and its place given back",

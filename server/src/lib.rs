@@ -22,3 +22,4 @@ pub mod routes;
 pub mod sse_frame;
 pub mod startup;
 pub mod state;
+pub mod supervise;

@@ -126,7 +126,14 @@ impl Server {
         tokio::spawn({
             let (hub, stop) = (state.hub.clone(), state.shutdown.clone());
             let every = state.config.wall_batch_interval();
-            async move { hub.pump_wall(every, WALL_KEEP_ALIVE, stop).await }
+            crate::supervise::keep_running(
+                "the wall's pump",
+                crate::supervise::RESTART_AFTER,
+                move || {
+                    let (hub, stop) = (hub.clone(), stop.clone());
+                    async move { hub.pump_wall(every, WALL_KEEP_ALIVE, stop).await }
+                },
+            )
         });
         let mut bus_sender = None;
         if let (Some(outgoing), Some(pg)) = (outgoing, state.db.postgres()) {

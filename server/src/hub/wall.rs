@@ -78,6 +78,9 @@ impl Hub {
     /// comment after `keep_alive` of quiet; until `stop`.
     pub async fn pump_wall(&self, every: Duration, keep_alive: Duration, stop: CancellationToken) {
         let mut events = self.wall_events();
+        // A pump started again after a panic has lost what its predecessor held: the watchers
+        // start again from a snapshot (at the server's start there are none).
+        self.send_batch(WireEvent::Resynced);
         loop {
             let first = tokio::select! {
                 first = events.recv() => first,
@@ -147,7 +150,11 @@ mod tests {
             }
         });
         let mut watcher = hub.subscribe_wall();
-        tokio::task::yield_now().await;
+        let start = watcher.recv().await.unwrap();
+        assert!(
+            matches!(&*start, WireEvent::Resynced),
+            "a pump that starts sends the watchers to a snapshot: {start:?}"
+        );
         hub.track(JobView::fresh(1, 10, "m"));
         let first = watcher.recv().await.unwrap();
         assert!(

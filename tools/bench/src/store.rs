@@ -102,7 +102,8 @@ impl Store {
     /// The jobs' mean time from claim to end, in seconds.
     pub async fn average_generation_secs(&self) -> Result<f64> {
         // A double on both engines (PostgreSQL's AVG of integers is NUMERIC).
-        let sql = "SELECT CAST(AVG(elapsed_time) AS DOUBLE PRECISION) / 1000.0 FROM ai_generation_jobs";
+        let sql =
+            "SELECT CAST(AVG(elapsed_time) AS DOUBLE PRECISION) / 1000.0 FROM ai_generation_jobs";
         Ok(on_pool!(self, |pool| sqlx::query_scalar(sql)
             .fetch_one(&pool)
             .await?))

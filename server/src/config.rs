@@ -46,7 +46,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// The most time a client may take to send a request's headers.
     pub header_read_timeout_secs: u64,
-    /// The most time a request in progress may go without a byte moving (not live streams).
+    /// The most time a request in progress may go without a byte moving (a live stream only
+    /// when its client takes none of a write).
     pub idle_timeout_secs: u64,
     /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers name the client (see
     /// `client_addr`); requests from anywhere else are counted by their own address.

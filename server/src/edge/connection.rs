@@ -167,6 +167,8 @@ pub async fn serve(
             }
         } else {
             tracing::debug!(%peer, "closed a connection that sent a request behind a live stream's");
+            // The stream's place is given back before its client sees the socket close.
+            drop(taken);
         }
     }
     // `ticket`, a parameter, is dropped after the connection (a local): the place is given back

@@ -38,9 +38,6 @@ use crate::{
 
 /// Batches written to a watcher at once, at most.
 const BATCH: usize = 64;
-/// A watcher whose socket takes none of a write for this long has stopped reading: its stream
-/// is closed (it would hold the wall's backlog of batches in memory for as long as it stays).
-const WRITE_STALL: Duration = Duration::from_secs(30);
 
 /// Which wall stream a watcher reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,20 +171,22 @@ impl Watcher {
         }
     }
 
-    /// Writes `frames` with as few system calls as the socket takes.
+    /// Writes `frames` with as few system calls as the socket takes. A watcher whose socket takes
+    /// none of a write for `server.idle_timeout_secs` has stopped reading: its stream is closed
+    /// (it would hold the wall's batches for as long as it stays).
     async fn write(&mut self, mut frames: Vec<Bytes>) -> io::Result<()> {
+        let stall = Duration::from_secs(self.state.config.server.idle_timeout_secs);
         let mut first = 0;
         while first < frames.len() {
             let slices: Vec<io::IoSlice<'_>> = frames[first..]
                 .iter()
                 .map(|f| io::IoSlice::new(f))
                 .collect();
-            let mut written =
-                tokio::time::timeout(WRITE_STALL, self.socket.write_vectored(&slices))
-                    .await
-                    .map_err(|_| {
-                        io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading")
-                    })??;
+            let mut written = tokio::time::timeout(stall, self.socket.write_vectored(&slices))
+                .await
+                .map_err(|_| {
+                    io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading")
+                })??;
             drop(slices);
             if written == 0 {
                 return Err(io::ErrorKind::WriteZero.into());

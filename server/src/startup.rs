@@ -129,9 +129,9 @@ impl Server {
             crate::supervise::keep_running(
                 "the wall's pump",
                 crate::supervise::RESTART_AFTER,
-                move || {
+                move |again| {
                     let (hub, stop) = (hub.clone(), stop.clone());
-                    async move { hub.pump_wall(every, WALL_KEEP_ALIVE, stop).await }
+                    async move { hub.pump_wall(every, WALL_KEEP_ALIVE, stop, again).await }
                 },
             )
         });

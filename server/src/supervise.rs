@@ -6,18 +6,31 @@ use std::{future::Future, time::Duration};
 /// The pause before a task that panicked starts again (a task that panics at once does not spin).
 pub const RESTART_AFTER: Duration = Duration::from_secs(1);
 
-/// Runs the task `start` makes until it returns; each time it panics, a fresh one after `pause`.
+/// Runs the task `start` makes until it returns; each time it panics, a fresh one after `pause`
+/// (`start` is told whether it starts again after a panic).
 pub async fn keep_running<F, Fut>(name: &'static str, pause: Duration, mut start: F)
 where
-    F: FnMut() -> Fut,
+    F: FnMut(bool) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    let mut again = false;
     loop {
-        match tokio::spawn(start()).await {
+        match tokio::spawn(start(again)).await {
             Ok(()) => return,
             Err(e) if e.is_panic() => {
-                tracing::error!(task = name, "a background task panicked; starting it again");
+                let payload = e.into_panic();
+                let why = payload
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("a panic");
+                tracing::error!(
+                    task = name,
+                    panic = why,
+                    "a background task panicked; starting it again"
+                );
                 tokio::time::sleep(pause).await;
+                again = true;
             }
             // Cancelled: the runtime is going away.
             Err(_) => return,
@@ -37,10 +50,12 @@ mod tests {
     #[tokio::test]
     async fn a_task_that_panics_is_started_again_and_one_that_returns_is_done() {
         let starts = Arc::new(AtomicUsize::new(0));
-        keep_running("test", std::time::Duration::from_millis(1), || {
+        keep_running("test", std::time::Duration::from_millis(1), |again| {
             let starts = Arc::clone(&starts);
             async move {
-                if starts.fetch_add(1, Ordering::SeqCst) < 2 {
+                let start = starts.fetch_add(1, Ordering::SeqCst);
+                assert_eq!(again, start > 0, "told whether it starts again");
+                if start < 2 {
                     panic!("a bug");
                 }
             }

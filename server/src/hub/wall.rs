@@ -75,12 +75,19 @@ impl Batch {
 
 impl Hub {
     /// Hands the wall's events to its watchers in batches, at most one per `every`, with a
-    /// comment after `keep_alive` of quiet; until `stop`.
-    pub async fn pump_wall(&self, every: Duration, keep_alive: Duration, stop: CancellationToken) {
+    /// comment after `keep_alive` of quiet; until `stop`. A pump started `again` after a panic
+    /// first sends the watchers to a fresh snapshot: what its predecessor held is lost.
+    pub async fn pump_wall(
+        &self,
+        every: Duration,
+        keep_alive: Duration,
+        stop: CancellationToken,
+        again: bool,
+    ) {
         let mut events = self.wall_events();
-        // A pump started again after a panic has lost what its predecessor held: the watchers
-        // start again from a snapshot (at the server's start there are none).
-        self.send_batch(WireEvent::Resynced);
+        if again {
+            self.send_batch(WireEvent::Resynced);
+        }
         loop {
             let first = tokio::select! {
                 first = events.recv() => first,
@@ -145,16 +152,17 @@ mod tests {
         let pump = tokio::spawn({
             let (hub, stop) = (hub.clone(), stop.clone());
             async move {
-                hub.pump_wall(Duration::from_millis(20), Duration::from_millis(300), stop)
-                    .await
+                hub.pump_wall(
+                    Duration::from_millis(20),
+                    Duration::from_millis(300),
+                    stop,
+                    false,
+                )
+                .await
             }
         });
         let mut watcher = hub.subscribe_wall();
-        let start = watcher.recv().await.unwrap();
-        assert!(
-            matches!(&*start, WireEvent::Resynced),
-            "a pump that starts sends the watchers to a snapshot: {start:?}"
-        );
+        tokio::task::yield_now().await;
         hub.track(JobView::fresh(1, 10, "m"));
         let first = watcher.recv().await.unwrap();
         assert!(
@@ -187,6 +195,22 @@ mod tests {
         // Quiet for longer than the keep-alive: a comment.
         let quiet = watcher.recv().await.unwrap();
         assert!(matches!(&*quiet, WireEvent::KeepAlive), "{quiet:?}");
+        stop.cancel();
+        pump.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_pump_started_again_after_a_panic_first_sends_the_watchers_to_a_snapshot() {
+        let hub = Hub::new();
+        let stop = CancellationToken::new();
+        let mut watcher = hub.subscribe_wall();
+        let pump = tokio::spawn({
+            let (hub, stop) = (hub.clone(), stop.clone());
+            let ms = Duration::from_millis;
+            async move { hub.pump_wall(ms(20), ms(300), stop, true).await }
+        });
+        let first = watcher.recv().await.unwrap();
+        assert!(matches!(&*first, WireEvent::Resynced), "{first:?}");
         stop.cancel();
         pump.await.unwrap();
     }

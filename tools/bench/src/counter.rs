@@ -12,12 +12,16 @@ use tokio::{
 pub struct Counted {
     pub bytes: u64,
     pub events: u64,
+    /// It fell behind and was sent a fresh snapshot, which holds the jobs' ends it missed: it
+    /// stopped there.
+    pub resynced: bool,
 }
 
 /// The longest pattern looked for, less one: kept from one read to the next, so that a pattern
 /// split between two reads is still found.
 const CARRY: usize = 24;
 const EVENT: &[u8] = b"\nevent: ";
+const SNAPSHOT: &[u8] = b"\nevent: snapshot\n";
 const ENDS: [&[u8]; 2] = [b"\nevent: done\n", b"\nevent: job_error\n"];
 
 /// Reads the wall stream at `url` (`http://HOST:PORT/PATH`) until `jobs` jobs have ended;
@@ -49,7 +53,7 @@ async fn read(
         .map_err(|e| e.to_string())?;
     let mut buf = vec![0u8; 64 * 1024];
     let (mut filled, mut head_done) = (0, false);
-    let (mut bytes, mut events, mut ended) = (0u64, 0u64, 0usize);
+    let (mut bytes, mut events, mut ended, mut snapshots) = (0u64, 0u64, 0usize, 0);
     while ended < jobs {
         let n = socket
             .read(&mut buf[filled..])
@@ -84,10 +88,22 @@ async fn read(
         };
         events += fresh(EVENT) as u64;
         ended += ENDS.iter().map(|end| fresh(end)).sum::<usize>();
+        snapshots += fresh(SNAPSHOT);
+        if snapshots > 1 {
+            return Ok(Counted {
+                bytes,
+                events,
+                resynced: true,
+            });
+        }
         let keep = window.len().min(CARRY);
         let start = window.as_ptr() as usize - buf.as_ptr() as usize + window.len() - keep;
         buf.copy_within(start..start + keep, 0);
         filled = keep;
     }
-    Ok(Counted { bytes, events })
+    Ok(Counted {
+        bytes,
+        events,
+        resynced: false,
+    })
 }

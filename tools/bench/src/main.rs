@@ -286,12 +286,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let counted =
                     counter::count(&url, jobs.len(), move || connected.add_permits(1)).await?;
                 seen.lock().map_err(|_| "poisoned")?.push(Seen {
-                    job_id: jobs[0],
+                    job_id: jobs.first().copied().unwrap_or_default(),
                     instance,
                     latencies: Vec::new(),
                     bytes: counted.bytes,
                     events: counted.events,
                     missed: 0,
+                    resynced: counted.resynced,
                 });
             }
             Ok::<(), String>(())
@@ -313,6 +314,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     bytes: 0,
                     events: 0,
                     missed: 0,
+                    resynced: false,
                 });
                 Ok::<(), String>(())
             }));
@@ -368,6 +370,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("jobs: {statuses:?}; watchers that failed: {failed}");
     let delivered: u64 = seen.iter().map(|s| s.events).sum();
     let missed: u64 = seen.iter().map(|s| s.missed).sum();
+    let resynced = seen.iter().filter(|s| s.resynced).count();
+    if resynced > 0 {
+        println!("watchers that fell behind and took a fresh snapshot: {resynced}");
+    }
     if let Some(n) = args.wall {
         let bytes: u64 = seen.iter().map(|s| s.bytes).sum();
         let n = n.max(1) as f64;
@@ -511,6 +517,9 @@ struct Seen {
     events: u64,
     /// Events whose text or blocks did not follow on from what the watcher had.
     missed: u64,
+    /// The watcher fell behind and the server sent it a fresh snapshot (on its first job's
+    /// entry).
+    resynced: bool,
 }
 
 /// One browser's wall stream: follows every job in `jobs` to its end, folding every event into
@@ -548,11 +557,13 @@ async fn watch_wall(
             bytes: 0,
             events: 0,
             missed: 0,
+            resynced: false,
         })
         .collect();
     let mut views: std::collections::HashMap<i64, JobView> = std::collections::HashMap::new();
     let mut ended = std::collections::HashSet::new();
     let (mut bytes, mut count, mut missed, mut announced) = (0u64, 0u64, 0u64, false);
+    let (mut snapshots, mut resynced) = (0, false);
     'reading: while ended.len() < jobs.len() {
         let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? else {
             break;
@@ -584,6 +595,17 @@ async fn watch_wall(
                     WallEvent::Snapshot(s) => {
                         views.extend(s.posts.into_iter().filter_map(|p| p.job).map(|j| (j.id, j)));
                         views.extend(s.jobs.into_iter().map(|j| (j.id, j)));
+                        snapshots += 1;
+                        if snapshots > 1 {
+                            // Fell behind: the jobs that ended meanwhile end here.
+                            resynced = true;
+                            ended.extend(
+                                views
+                                    .values()
+                                    .filter(|v| jobs.contains(&v.id) && v.status.is_terminal())
+                                    .map(|v| v.id),
+                            );
+                        }
                         Applied::Updated
                     }
                     WallEvent::Job(view) => {
@@ -627,6 +649,7 @@ async fn watch_wall(
         first.bytes = bytes;
         first.events = count;
         first.missed = missed;
+        first.resynced = resynced;
     }
     Ok(seen)
 }

@@ -160,6 +160,8 @@ pub async fn serve(
         // Bytes read past the request's head: a pipelined request, which a stream cannot
         // answer; the connection closes.
         if parts.read_buf.is_empty() {
+            // Even empty, it holds hyper's whole read buffer (8 KiB) for as long as it lives.
+            drop(parts.read_buf);
             let socket = parts.io.into_inner();
             tokio::select! {
                 () = taken.write(socket) => {}

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 pub struct Throttle {
     interval: Duration,
     last: Option<Instant>,
-    held_since: Option<Instant>,
+    /// A change is waiting for the interval to pass.
+    held: bool,
 }
 
 impl Throttle {
@@ -20,7 +21,7 @@ impl Throttle {
         Self {
             interval,
             last: None,
-            held_since: None,
+            held: false,
         }
     }
 
@@ -33,7 +34,7 @@ impl Throttle {
             self.mark_sent(now);
             true
         } else {
-            self.held_since.get_or_insert(now);
+            self.held = true;
             false
         }
     }
@@ -41,18 +42,16 @@ impl Throttle {
     /// When held-back changes must go out even if nothing else arrives, if any are held: one
     /// interval after the last send.
     pub fn due_at(&self) -> Option<Instant> {
-        let held = self.held_since?;
-        Some(
-            self.last
-                .map_or(held, |last| last + self.interval)
-                .max(held),
-        )
+        // Only a change within an interval of a send is held: there is a last send.
+        self.last
+            .filter(|_| self.held)
+            .map(|last| last + self.interval)
     }
 
     /// Records a send that happened anyway (a flush, or a status change that always goes out).
     pub fn mark_sent(&mut self, now: Instant) {
         self.last = Some(now);
-        self.held_since = None;
+        self.held = false;
     }
 }
 

@@ -118,6 +118,16 @@ async fn version_2_sends_the_answer_in_short_deltas_that_fold_into_exactly_what_
     );
 }
 
+/// Waits until a stream at `wall` is granted: the one place a client has (`sse_per_client=1`)
+/// was given back.
+async fn place_given_back(wall: &str, within: Duration) {
+    eventually(within, "the stream's place is given back", || async {
+        let response = browser().get(wall).send().await.ok()?;
+        (response.status() == 200).then_some(())
+    })
+    .await;
+}
+
 /// Reads from `socket` until `text` has arrived; everything read.
 async fn read_until(socket: &mut TcpStream, text: &str) -> String {
     let mut got = Vec::new();
@@ -194,11 +204,7 @@ async fn the_stream_keeps_its_headers_on_a_kept_alive_connection_and_its_place_i
     assert_eq!(refused.status(), 429);
     // ...and given back when the client goes, without a byte sent to notice it.
     drop(socket);
-    eventually(WITHIN, "the stream's place is given back", || async {
-        let response = browser().get(&wall).send().await.ok()?;
-        (response.status() == 200).then_some(())
-    })
-    .await;
+    place_given_back(&wall, WITHIN).await;
 
     // A HEAD request gets the head only, and the place back.
     let head = tokio::time::timeout(WITHIN, browser().head(&wall).send())
@@ -313,15 +319,8 @@ async fn a_watcher_that_never_reads_again_is_closed_and_its_place_given_back() {
     assert_eq!(refused.status(), 429);
     // More than the sockets' buffers hold, while the client reads nothing.
     create_ai_post(&browser(), &app.url, &ai_prompt(FLOOD)).await;
-    eventually(
-        Duration::from_secs(60),
-        "the stalled stream is closed and its place given back",
-        || async {
-            let response = browser().get(&wall).send().await.ok()?;
-            (response.status() == 200).then_some(())
-        },
-    )
-    .await;
+    // Once it has taken nothing for 3 s.
+    place_given_back(&wall, Duration::from_secs(60)).await;
     drop(stalled);
 }
 
@@ -347,9 +346,5 @@ async fn a_request_pipelined_behind_the_streams_closes_the_connection() {
     let got = String::from_utf8_lossy(&got);
     assert!(!got.contains("event: snapshot"), "{got}");
     let wall = format!("{}/api/v2/wall/events", app.url);
-    eventually(WITHIN, "the stream's place is given back", || async {
-        let response = browser().get(&wall).send().await.ok()?;
-        (response.status() == 200).then_some(())
-    })
-    .await;
+    place_given_back(&wall, WITHIN).await;
 }

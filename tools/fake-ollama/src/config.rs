@@ -5,6 +5,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::length_mix::LengthMix;
+
 /// The text emitted when no `output` is configured. It mixes ASCII with multi-byte UTF-8
 /// (accents, CJK, emoji) so that clients splitting bytes in the wrong place get caught.
 pub const DEFAULT_OUTPUT: &str = "The wall listens before it speaks. In a small café near the \
@@ -91,6 +93,10 @@ pub struct FakeConfig {
     /// Seconds for a `Retry-After` header on injected HTTP error answers (`status`, `fail-first`).
     #[arg(long)]
     pub retry_after: Option<u64>,
+    /// Answer lengths drawn from a seeded log-normal mix, `MEDIAN:SIGMA:SEED`, in place of
+    /// `length` (a `#fake:tokens=` directive still wins): the n-th request gets the n-th length.
+    #[arg(long)]
+    pub length_mix: Option<LengthMix>,
 }
 
 /// Which wire protocol a fake answers.
@@ -213,6 +219,7 @@ impl Default for FakeConfig {
             reasoning_field: None,
             thinking_models: Vec::new(),
             retry_after: None,
+            length_mix: None,
         }
     }
 }

@@ -121,6 +121,7 @@ mod config;
 mod directives;
 mod frames;
 mod ledger;
+mod length_mix;
 mod models;
 mod openai;
 mod reply;
@@ -143,6 +144,7 @@ pub use config::{
 };
 pub use directives::DIRECTIVES_HELP;
 pub use ledger::{RequestRecord, Stats};
+pub use length_mix::{LengthMix, Lengths};
 pub use routes::OLLAMA_VERSION;
 
 use routes::Fake;

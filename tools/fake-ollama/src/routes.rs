@@ -1,7 +1,7 @@
 //! The fake's HTTP router and Ollama's endpoints, answering (and failing) the way Ollama does;
 //! `--api` decides which API's paths answer.
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Failure, FakeConfig, BUSY_MESSAGE};
 use crate::directives::apply_directives;
 use crate::ledger::{DisconnectGuard, Ledger, RequestRecord};
+use crate::length_mix::{LengthMix, Lengths};
 use crate::models;
 use crate::openai;
 use crate::reply::{Endpoint, Reply};
@@ -36,6 +37,8 @@ pub(crate) struct Fake {
     pub shutdown: CancellationToken,
     pub started_at: String,
     pub started: SystemTime,
+    /// `config.length_mix`'s lengths still to give, and the mix they come from.
+    lengths: Mutex<Option<(LengthMix, Lengths)>>,
 }
 
 impl Fake {
@@ -46,7 +49,24 @@ impl Fake {
             shutdown: CancellationToken::new(),
             started_at: now_rfc3339(),
             started: SystemTime::now(),
+            lengths: Mutex::default(),
         }
+    }
+
+    /// The configuration one reply starts from: [`Fake::config`], with the next length of
+    /// its length mix when it has one.
+    pub(crate) fn reply_config(&self) -> FakeConfig {
+        let mut config = self.config();
+        if let Some(mix) = config.length_mix {
+            let mut lengths = self.lengths.lock().unwrap_or_else(PoisonError::into_inner);
+            if lengths.as_ref().is_none_or(|(of, _)| *of != mix) {
+                *lengths = Some((mix, mix.lengths()));
+            }
+            if let Some(length) = lengths.as_mut().and_then(|(_, l)| l.next()) {
+                config.length = length;
+            }
+        }
+        config
     }
 
     pub(crate) fn config(&self) -> FakeConfig {
@@ -214,7 +234,7 @@ async fn answer(fake: &Fake, incoming: Incoming, load_only: bool) -> Response {
         return fake.error(400, "model is required");
     }
     fake.ledger.model_requested(&incoming.model);
-    let mut config = fake.config();
+    let mut config = fake.reply_config();
     let Some(installed) = models::resolve(&config.models, &incoming.model) else {
         let message = format!(
             "model \"{}\" not found, try pulling it first",

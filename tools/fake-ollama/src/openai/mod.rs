@@ -90,7 +90,7 @@ pub(crate) async fn models(State(fake): State<Arc<Fake>>) -> Json<Value> {
 pub(crate) async fn chat_completions(State(fake): State<Arc<Fake>>, body: Bytes) -> Response {
     let started = Instant::now();
     fake.ledger.openai_chat_request();
-    let mut config = fake.config();
+    let mut config = fake.reply_config();
     let request: ChatCompletionRequest = match parse_body(&body) {
         Ok(request) => request,
         Err(message) => return error(&fake, config.openai_flavor, 400, message),

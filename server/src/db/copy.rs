@@ -192,7 +192,8 @@ fn insert_jobs(batch: &[JobRow]) -> DbResult<QueryBuilder<'_, Postgres>> {
          output_tokens, total_tokens, time_to_first_token_ms, load_duration_ns, \
          prompt_eval_duration_ns, eval_duration_ns, total_duration_ns, done_reason, \
          cut_at_bytes, error, failure, attempt, runs, queued_at, retry_at, created_at, \
-         started_at, finished_at, backend, thinking, thinking_tokens, thinking_ms) ",
+         started_at, finished_at, backend, thinking, thinking_tokens, thinking_ms, queue_key, \
+         queue_turn) ",
     );
     let count = |n: Option<u32>| n.map(i64::from);
     insert.push_values(rows, |mut row, (j, elapsed, remaining, durations)| {
@@ -234,7 +235,9 @@ fn insert_jobs(batch: &[JobRow]) -> DbResult<QueryBuilder<'_, Postgres>> {
             .push_bind(&j.backend)
             .push_bind(storable(&j.thinking))
             .push_bind(count(j.thinking_tokens))
-            .push_bind(thinking_ms);
+            .push_bind(thinking_ms)
+            .push_bind(&j.queue_key)
+            .push_bind(j.queue_turn);
     });
     Ok(insert)
 }

@@ -30,6 +30,10 @@ pub struct JobRow {
     /// The client address the job was asked from, as the per-address limits count it
     /// (`ClientKey`'s spelling); `None` for jobs from before it was stored.
     pub client_key: Option<String>,
+    /// Whose turns in the fair queue the job waits in (`None`: its author's).
+    pub queue_key: Option<String>,
+    /// The fair queue's round it waits for (`None`, from before there were rounds: 0).
+    pub queue_turn: Option<i64>,
     pub status: JobStatus,
     pub prompt: String,
     pub model: String,
@@ -78,6 +82,26 @@ pub struct JobRow {
     pub stop_requested: bool,
 }
 
+/// The waiting jobs in the fair queue's order (`queue_turn`, see the migration that adds it),
+/// which `jobs::queue::Queue` keeps in memory too.
+const FAIR_LINE: &str = "SELECT * FROM ai_generation_jobs WHERE status = $1
+      ORDER BY COALESCE(queue_turn, 0), queued_at, id";
+
+/// The fair queue's round for a job of turn key `$key` entering the queue now: one past that
+/// key's latest unfinished job, and never before the round at the head of the line. (`$queued`,
+/// `$loading` and `$generating` are the statuses.)
+pub(super) fn next_turn(key: &str, queued: &str, loading: &str, generating: &str) -> String {
+    format!(
+        "(SELECT MAX(turn) FROM (
+            SELECT COALESCE(MIN(queue_turn), 0) AS turn FROM ai_generation_jobs
+             WHERE status = {queued}
+            UNION ALL
+            SELECT COALESCE(MAX(queue_turn), 0) + 1 FROM ai_generation_jobs
+             WHERE status IN ({queued}, {loading}, {generating})
+               AND COALESCE(queue_key, author_id) = {key}) AS rounds)"
+    )
+}
+
 /// Reads a row on either engine: what the derive would write, with each count read as the
 /// 64-bit integer both engines store and checked into its Rust type.
 impl<'r, R: Row> sqlx::FromRow<'r, R> for JobRow
@@ -96,6 +120,8 @@ where
             post_id: row.try_get("post_id")?,
             author_id: row.try_get("author_id")?,
             client_key: row.try_get("client_key")?,
+            queue_key: row.try_get("queue_key")?,
+            queue_turn: row.try_get("queue_turn")?,
             status: row.try_get("status")?,
             prompt: row.try_get("prompt")?,
             model: row.try_get("model")?,
@@ -214,16 +240,14 @@ impl Db {
         Ok(ids.into_iter().collect())
     }
 
-    /// The waiting jobs, head of the line first: the order every instance dispatches in and
-    /// shows positions by.
+    /// The waiting jobs, head of the line first: the fair order every instance dispatches in
+    /// and shows positions by.
     pub async fn queued_jobs(&self) -> DbResult<Vec<JobRow>> {
         Ok(on_pool!(self, |pool| {
-            sqlx::query_as::<_, JobRow>(
-                "SELECT * FROM ai_generation_jobs WHERE status = $1 ORDER BY queued_at, id",
-            )
-            .bind(JobStatus::Queued)
-            .fetch_all(pool)
-            .await
+            sqlx::query_as::<_, JobRow>(FAIR_LINE)
+                .bind(JobStatus::Queued)
+                .fetch_all(pool)
+                .await
         })?)
     }
 

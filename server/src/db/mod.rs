@@ -221,6 +221,7 @@ pub(crate) mod testing {
             model: "m",
             max_tokens: None,
             client_key: None,
+            queue_key: "a1",
         };
         db.insert_ai_post(new).await.unwrap().job.unwrap().id
     }

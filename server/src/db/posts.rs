@@ -39,6 +39,9 @@ pub struct NewAiPostRow<'a> {
     /// Where it was asked from (`ClientKey`'s spelling), stored on the job for the per-address
     /// queue limit.
     pub client_key: Option<&'a str>,
+    /// Whose turns it waits in, in the fair queue: the author when the post came with the
+    /// cookie, else `address:` and the client's address group.
+    pub queue_key: &'a str,
 }
 
 impl Db {
@@ -81,22 +84,27 @@ impl Db {
             .bind(PostKind::Ai)
             .fetch_one(&mut *tx)
             .await?;
-            let job = sqlx::query_as::<_, JobRow>(
+            let insert = format!(
                 "INSERT INTO ai_generation_jobs
                      (post_id, author_id, client_key, status, prompt, model, max_tokens,
-                      last_update_at, created_at, queued_at)
-                 VALUES ($1, $2, $8, $3, $4, $5, $6, $7, $7, $7) RETURNING *",
-            )
-            .bind(post.id)
-            .bind(new.author_id)
-            .bind(JobStatus::Queued)
-            .bind(new.prompt)
-            .bind(new.model)
-            .bind(new.max_tokens.map(i64::from))
-            .bind(now)
-            .bind(new.client_key)
-            .fetch_one(&mut *tx)
-            .await?;
+                      last_update_at, created_at, queued_at, queue_key, queue_turn)
+                 VALUES ($1, $2, $8, $3, $4, $5, $6, $7, $7, $7, $9, {}) RETURNING *",
+                super::jobs::next_turn("$9", "$3", "$10", "$11")
+            );
+            let job = sqlx::query_as::<_, JobRow>(&insert)
+                .bind(post.id)
+                .bind(new.author_id)
+                .bind(JobStatus::Queued)
+                .bind(new.prompt)
+                .bind(new.model)
+                .bind(new.max_tokens.map(i64::from))
+                .bind(now)
+                .bind(new.client_key)
+                .bind(new.queue_key)
+                .bind(JobStatus::Loading)
+                .bind(JobStatus::Generating)
+                .fetch_one(&mut *tx)
+                .await?;
             tx.commit().await?;
             (post, job)
         });
@@ -208,6 +216,7 @@ mod tests {
                     model: "llama3.2:1b",
                     max_tokens: Some(100),
                     client_key: None,
+                    queue_key: "a1",
                 })
                 .await
                 .unwrap();
@@ -241,6 +250,7 @@ mod tests {
                         model: "m",
                         max_tokens: None,
                         client_key: None,
+                        queue_key: "a1",
                     };
                     let created = db.insert_ai_post(new).await.unwrap();
                     expected.push((created.post.id, Some(created.job.unwrap().id)));
@@ -269,6 +279,7 @@ mod tests {
                     model: "m",
                     max_tokens: None,
                     client_key: None,
+                    queue_key: "a1",
                 })
                 .await
                 .unwrap();

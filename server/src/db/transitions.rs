@@ -460,25 +460,30 @@ impl Db {
     pub async fn retry_job(&self, id: i64, client_key: &str) -> DbResult<Option<JobRow>> {
         metrics::db_write("retry");
         let now = now_ms();
-        Ok(on_pool!(self, |pool| sqlx::query_as::<_, JobRow>(
+        // It waits for its client's next round, as a new post would.
+        let sql = format!(
             concat!(
-                "UPDATE ai_generation_jobs
+                "UPDATE ai_generation_jobs AS job
                     SET status = $3, attempt = 0, queued_at = $2, error = NULL, failure = NULL,
                         last_update_at = $2, started_at = NULL, finished_at = NULL,
-                        client_key = $6, stop_requested = FALSE, ",
+                        client_key = $6, stop_requested = FALSE, queue_turn = {}, ",
                 fresh_progress!(),
                 " WHERE id = $1 AND status IN ($4, $5)
                  RETURNING *"
-            )
-        )
-        .bind(id)
-        .bind(now)
-        .bind(JobStatus::Queued)
-        .bind(JobStatus::Failed)
-        .bind(JobStatus::Cancelled)
-        .bind(client_key)
-        .fetch_optional(pool)
-        .await)?)
+            ),
+            super::jobs::next_turn("COALESCE(job.queue_key, job.author_id)", "$3", "$7", "$8")
+        );
+        Ok(on_pool!(self, |pool| sqlx::query_as::<_, JobRow>(&sql)
+            .bind(id)
+            .bind(now)
+            .bind(JobStatus::Queued)
+            .bind(JobStatus::Failed)
+            .bind(JobStatus::Cancelled)
+            .bind(client_key)
+            .bind(JobStatus::Loading)
+            .bind(JobStatus::Generating)
+            .fetch_optional(pool)
+            .await)?)
     }
 
     /// At shutdown, or while the model server is away: a running job goes back to the queue at

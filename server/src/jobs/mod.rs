@@ -51,7 +51,7 @@ pub use admission::{Admission, AdmissionError};
 pub use estimate::Estimator;
 pub use view::job_view;
 
-use queue::{Queue, StopHandle, StopReason};
+use queue::{Queue, StopHandle, StopReason, Waiting};
 
 /// A Stop that finds its job neither waiting nor running looks again this often, this many
 /// times: the job is between the two only while its claim is being written.
@@ -142,7 +142,7 @@ impl Jobs {
 
     /// Puts `row` in the queue and tells its watchers (and the jobs behind it) their places.
     fn enter_locked(&self, queue: &mut Queue, row: &JobRow) -> JobView {
-        queue.enter(row.queued_at, row.id, &row.model);
+        queue.enter(Waiting::of(row));
         self.hub.track(job_view(row, None));
         self.publish_positions(queue);
         self.hub

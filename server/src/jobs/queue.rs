@@ -1,5 +1,12 @@
-//! Where every unfinished job is: waiting in the queue (FIFO by the time it entered, then id),
-//! or running, with what is needed to stop it.
+//! Where every unfinished job is: waiting in the fair queue, or running, with what is needed
+//! to stop it.
+//!
+//! The fair order serves clients in turn. Each job waits for a round, given as it enters the
+//! queue: one past its client's latest unfinished job, never before the round at the head of
+//! the line (the migration that adds `queue_turn` says it in SQL). The line is ordered by round,
+//! then by the time each entered the queue, then id. So one client's third post waits behind
+//! everyone's second, and a newcomer's first post waits for at most one job of each other
+//! client. `Db::queued_jobs` reads the same order from the database.
 use std::{
     collections::{BTreeSet, HashMap},
     sync::{Arc, Mutex},
@@ -7,6 +14,8 @@ use std::{
 };
 
 use tokio_util::sync::CancellationToken;
+
+use crate::db::JobRow;
 
 /// Why a running job is being stopped from outside.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,13 +74,35 @@ impl StopHandle {
     }
 }
 
+/// One job in the waiting line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Waiting {
+    /// The fair queue's round it waits for.
+    pub turn: i64,
+    pub queued_at: i64,
+    pub id: i64,
+    /// Which servers it can run on.
+    pub model: String,
+}
+
+impl Waiting {
+    pub fn of(row: &JobRow) -> Self {
+        Self {
+            turn: row.queue_turn.unwrap_or(0),
+            queued_at: row.queued_at,
+            id: row.id,
+            model: row.model.clone(),
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Queue {
-    /// (queued_at, id): the order of the queue.
-    waiting: BTreeSet<(i64, i64)>,
-    /// The model of each waiting job (which servers it can run on) and the number of its
-    /// entry (which tells a reload of the line what entered after it began).
-    models: HashMap<i64, (String, u64)>,
+    /// (turn, queued_at, id): the order of the line.
+    waiting: BTreeSet<(i64, i64, i64)>,
+    /// Each waiting job, and the number of its entry (which tells a reload of the line what
+    /// entered after it began).
+    jobs: HashMap<i64, (Waiting, u64)>,
     /// How many entries so far.
     entries: u64,
     running: HashMap<i64, StopHandle>,
@@ -80,12 +111,11 @@ pub struct Queue {
 }
 
 impl Queue {
-    pub fn enter(&mut self, queued_at: i64, job_id: i64, model: &str) {
-        self.leave(job_id);
+    pub fn enter(&mut self, job: Waiting) {
+        self.leave(job.id);
         self.entries += 1;
-        self.waiting.insert((queued_at, job_id));
-        self.models
-            .insert(job_id, (model.to_string(), self.entries));
+        self.waiting.insert((job.turn, job.queued_at, job.id));
+        self.jobs.insert(job.id, (job, self.entries));
     }
 
     /// How many entries so far: [`Queue::reload`] keeps what entered after this.
@@ -93,13 +123,13 @@ impl Queue {
         self.entries
     }
 
-    /// Makes the waiting line the database's (`line`: (queued_at, id, model), head first),
-    /// except for jobs that entered after entry number `since` (the reading began before
-    /// them) and the ones running here. The ids of the jobs new to it.
-    pub fn reload(&mut self, line: &[(i64, i64, String)], since: u64) -> Vec<i64> {
-        let listed: std::collections::HashSet<i64> = line.iter().map(|(_, id, _)| *id).collect();
+    /// Makes the waiting line the database's (`line`), except for jobs that entered after
+    /// entry number `since` (the reading began before them) and the ones running here. The
+    /// ids of the jobs new to it.
+    pub fn reload(&mut self, line: &[Waiting], since: u64) -> Vec<i64> {
+        let listed: std::collections::HashSet<i64> = line.iter().map(|job| job.id).collect();
         let gone: Vec<i64> = self
-            .models
+            .jobs
             .iter()
             .filter(|(id, (_, entry))| *entry <= since && !listed.contains(id))
             .map(|(id, _)| *id)
@@ -108,37 +138,35 @@ impl Queue {
             self.leave(id);
         }
         let mut new = Vec::new();
-        for (queued_at, id, model) in line {
-            if self.running.contains_key(id) || self.waiting.contains(&(*queued_at, *id)) {
+        for job in line {
+            let place = (job.turn, job.queued_at, job.id);
+            if self.running.contains_key(&job.id) || self.waiting.contains(&place) {
                 continue;
             }
-            self.enter(*queued_at, *id, model);
-            new.push(*id);
+            new.push(job.id);
+            self.enter(job.clone());
         }
         new
     }
 
     /// The waiting jobs as (id, model), head first.
     pub fn waiting_models(&self) -> impl Iterator<Item = (i64, &str)> + '_ {
-        self.waiting.iter().map(|&(_, id)| {
-            (
-                id,
-                self.models
-                    .get(&id)
-                    .map(|(model, _)| model.as_str())
-                    .unwrap_or_default(),
-            )
+        self.waiting.iter().map(|&(_, _, id)| {
+            let model = self.jobs.get(&id).map(|(job, _)| job.model.as_str());
+            (id, model.unwrap_or_default())
         })
     }
 
     /// The waiting jobs as (the time they entered the queue, id), head first.
     pub fn waiting(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
-        self.waiting.iter().copied()
+        self.waiting
+            .iter()
+            .map(|&(_, queued_at, id)| (queued_at, id))
     }
 
     pub fn leave(&mut self, job_id: i64) {
-        if self.models.remove(&job_id).is_some() {
-            self.waiting.retain(|&(_, id)| id != job_id);
+        if let Some((job, _)) = self.jobs.remove(&job_id) {
+            self.waiting.remove(&(job.turn, job.queued_at, job.id));
         }
     }
 
@@ -149,7 +177,7 @@ impl Queue {
     }
 
     pub fn is_waiting(&self, job_id: i64) -> bool {
-        self.models.contains_key(&job_id)
+        self.jobs.contains_key(&job_id)
     }
 
     pub fn running(&self, job_id: i64) -> Option<&StopHandle> {
@@ -188,16 +216,29 @@ impl Queue {
 mod tests {
     use super::*;
 
+    fn job(turn: i64, queued_at: i64, id: i64) -> Waiting {
+        Waiting {
+            turn,
+            queued_at,
+            id,
+            model: "m".into(),
+        }
+    }
+
+    fn order(q: &Queue) -> Vec<i64> {
+        q.waiting_models().map(|(id, _)| id).collect()
+    }
+
     #[test]
-    fn fifo_by_queue_time_then_id_and_a_retry_keeps_only_its_own_run() {
+    fn by_round_then_queue_time_then_id_and_a_retry_keeps_only_its_own_run() {
         let mut q = Queue::default();
-        q.enter(20, 1, "m");
-        q.enter(10, 2, "m");
-        q.enter(10, 3, "m");
-        let order = |q: &Queue| q.waiting_models().map(|(id, _)| id).collect::<Vec<_>>();
-        assert_eq!(order(&q), [2, 3, 1]);
+        q.enter(job(1, 20, 1));
+        q.enter(job(1, 10, 2));
+        q.enter(job(1, 10, 3));
+        q.enter(job(0, 30, 4));
+        assert_eq!(order(&q), [4, 2, 3, 1]);
         q.start(2, StopHandle::new(1));
-        assert_eq!(order(&q), [3, 1]);
+        assert_eq!(order(&q), [4, 3, 1]);
         q.start(2, StopHandle::new(2)); // a Retry's run
         q.finish(2, 1);
         assert!(
@@ -211,20 +252,15 @@ mod tests {
     #[test]
     fn a_reload_takes_the_databases_line_but_keeps_what_entered_during_it() {
         let mut q = Queue::default();
-        q.enter(10, 1, "m");
-        q.enter(20, 2, "m");
+        q.enter(job(1, 10, 1));
+        q.enter(job(1, 20, 2));
         let since = q.entries();
-        q.enter(30, 3, "m"); // entered while the database was being read
+        q.enter(job(1, 30, 3)); // entered while the database was being read
         q.start(4, StopHandle::new(1)); // claimed here
-        let line = [
-            (20, 2, "m".to_string()),
-            (25, 5, "m".to_string()),
-            (26, 4, "m".to_string()),
-        ];
+        let line = [job(1, 20, 2), job(1, 25, 5), job(1, 26, 4)];
         assert_eq!(q.reload(&line, since), [5]);
-        let order: Vec<i64> = q.waiting_models().map(|(id, _)| id).collect();
         assert_eq!(
-            order,
+            order(&q),
             [2, 5, 3],
             "1 was claimed or ended elsewhere; 4 runs here"
         );

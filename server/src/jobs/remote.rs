@@ -4,7 +4,11 @@
 use app::types::{JobStatus, JobView};
 use tokio::sync::watch;
 
-use super::{queue::StopReason, view::job_view, Jobs};
+use super::{
+    queue::{StopReason, Waiting},
+    view::job_view,
+    Jobs,
+};
 use crate::{
     db::{DbResult, JobRow, Recovered},
     metrics,
@@ -58,7 +62,7 @@ impl Jobs {
         }
         match row.status {
             JobStatus::Queued => {
-                queue.enter(row.queued_at, row.id, &row.model);
+                queue.enter(Waiting::of(row));
                 self.hub.track_remote(view);
             }
             status if status.is_running() => {
@@ -197,10 +201,7 @@ impl Jobs {
     pub async fn reload_queue(&self) -> DbResult<()> {
         let since = self.queue().entries();
         let rows = self.db.queued_jobs().await?;
-        let line: Vec<(i64, i64, String)> = rows
-            .iter()
-            .map(|row| (row.queued_at, row.id, row.model.clone()))
-            .collect();
+        let line: Vec<Waiting> = rows.iter().map(Waiting::of).collect();
         let mut queue = self.queue();
         let new = queue.reload(&line, since);
         for row in rows.iter().filter(|row| new.contains(&row.id)) {

@@ -97,6 +97,7 @@ mod tests {
                 model: "m",
                 max_tokens: Some(50),
                 client_key: None,
+                queue_key: "a1",
             };
             let queued = db.insert_ai_post(new).await.unwrap().job.unwrap();
             let view = job_view(&queued, Some(3));

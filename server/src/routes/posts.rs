@@ -136,6 +136,12 @@ pub async fn create_ai(
         .model(new.model.as_deref(), &state.config.generation.default_model)
         .and_then(|model| AllowedModels::of(&state.config.generation).check(model))
         .map_err(HttpError::invalid)?;
+    // A client without the cookie waits in its address group's turn: dropping the cookie
+    // (and so becoming a new author) must not buy a turn of its own in the fair queue.
+    let queue_key = match identity::author(&jar) {
+        Some(author) => author.id,
+        None => format!("address:{}", client.key()),
+    };
     let (jar, author) = identity::author_or_new(jar, state.config.server.serves_https());
     let _admitted = state.jobs.admit(&author.id, client.key()).await?;
     let created = state
@@ -147,6 +153,7 @@ pub async fn create_ai(
             model: &model,
             max_tokens,
             client_key: Some(&client.key().to_string()),
+            queue_key: &queue_key,
         })
         .await?;
     if let Some(job) = &created.job {

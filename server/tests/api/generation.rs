@@ -13,7 +13,9 @@ use server::db::Engine;
 
 use crate::{
     sse::{job_event, wall_event},
-    test_app::{browser, fast_fake, on_each_engine, spawn_app_on, TestApp},
+    test_app::{
+        ai_prompt, browser, create_ai_post, fast_fake, on_each_engine, spawn_app_on, TestApp,
+    },
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -539,33 +541,63 @@ on_each_engine! {
 }
 
 on_each_engine! {
-    async fn queued_jobs_know_their_position_and_run_in_order(engine) {
+    async fn queued_jobs_know_their_place_and_clients_are_served_in_turn(engine) {
         let app = spawn_app_on(
             engine,
             Some(FakeConfig {
                 tokens_per_second: 100.0,
-                length: 30,
+                length: 10,
                 ..FakeConfig::default()
             }),
             |c| c.jobs.concurrency = 1,
         )
         .await;
-        let mut ids = Vec::new();
-        for i in 0..3 {
-            ids.push(app.ai_post(&format!("job {i}")).await.1);
+        let place = |id: i64| {
+            let app = &app;
+            async move { app.job(id).await.queue_position }
+        };
+        // Ann and Bob have the cookie (from an earlier post): their posts wait in their own
+        // turns. (A browser's very first post, without it, waits in its address's.)
+        let hello = |name: &str| serde_json::json!({"author_name": name, "text": "hello"});
+        let response = app.post_json("/posts", &hello("Ann")).await;
+        assert_eq!(response.status(), 201);
+        let bob = browser();
+        let response = bob.post(app.api("/posts")).json(&hello("Bob")).send().await.unwrap();
+        assert_eq!(response.status(), 201);
+        // Ann's first holds the one slot for five seconds while the line forms behind it.
+        let a1 = app.ai_post("first #fake:rate=10 #fake:tokens=50").await.1;
+        crate::deadline::eventually(WAIT, "Ann's first claimed", || async {
+            (app.job(a1).await.status != JobStatus::Queued).then_some(())
+        })
+        .await;
+        let a2 = app.ai_post("second").await.1;
+        let a3 = app.ai_post("third").await.1;
+        assert_eq!((place(a2).await, place(a3).await), (Some(1), Some(2)));
+
+        let b1 = create_ai_post(&bob, &app.url, &ai_prompt("Bob's first")).await.1;
+        // No cookie: each post makes a new author, but both wait in their address's turn.
+        let anonymous = reqwest::Client::new();
+        let c1 = create_ai_post(&anonymous, &app.url, &ai_prompt("one")).await.1;
+        let c2 = create_ai_post(&anonymous, &app.url, &ai_prompt("two")).await.1;
+        let mut places = Vec::new();
+        for id in [a2, b1, c1, a3, c2] {
+            places.push(place(id).await);
         }
-        let third = app.job(ids[2]).await;
-        assert_eq!(third.status, JobStatus::Queued);
-        assert_eq!(third.queue_position, Some(2));
-        let mut finished = Vec::new();
-        for id in &ids {
-            let job = app.wait_terminal(*id).await;
-            finished.push(job.progress.last_update_at);
-        }
-        assert!(
-            finished.windows(2).all(|w| w[0] <= w[1]),
-            "FIFO: {finished:?}"
+        assert_eq!(
+            places,
+            [Some(1), Some(2), Some(3), Some(4), Some(5)],
+            "everyone's first, then everyone's second: Ann's third went from 2nd to 4th"
         );
+
+        let mut finished = Vec::new();
+        for id in [a1, a2, a3, b1, c1, c2] {
+            let job = app.wait_terminal(id).await;
+            assert_eq!(job.status, JobStatus::Completed);
+            finished.push((job.progress.last_update_at, id));
+        }
+        finished.sort_unstable();
+        let order: Vec<i64> = finished.into_iter().map(|(_, id)| id).collect();
+        assert_eq!(order, [a1, a2, b1, c1, a3, c2], "run in the order of their places");
     }
 }
 

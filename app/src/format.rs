@@ -53,6 +53,25 @@ pub fn remaining(ms: u64) -> String {
     }
 }
 
+/// The time still expected and, when it says more than the point does, the range it falls in
+/// 8 times out of 10: "about 12 s left (8–20 s)", "about 2 min 05 s left (1 min 10 s – 3 min
+/// 20 s)".
+pub fn remaining_in(ms: u64, low: Option<u64>, high: Option<u64>) -> String {
+    let point = remaining(ms);
+    let (Some(low), Some(high)) = (low, high) else {
+        return point;
+    };
+    let (low, high) = (low.min(ms), high.max(ms));
+    let whole = |ms: u64| (ms + 500) / 1000;
+    if ms < 1000 || whole(low) == whole(high) {
+        point
+    } else if whole(high) < 60 {
+        format!("{point} ({}–{} s)", whole(low), whole(high))
+    } else {
+        format!("{point} ({} – {})", clock(low), clock(high))
+    }
+}
+
 /// A size in whole kilobytes of 1024 bytes, rounded down: "64 KB" (below one, "0.5 KB").
 pub fn kilobytes(bytes: u32) -> String {
     if bytes < 1024 {
@@ -80,6 +99,20 @@ mod tests {
 
     #[test]
     fn reads_the_same_everywhere() {
+        assert_eq!(
+            remaining_in(12_000, Some(8_000), Some(20_400)),
+            "about 12 s left (8–20 s)"
+        );
+        assert_eq!(
+            remaining_in(125_000, Some(70_000), Some(200_000)),
+            "about 2 min 05 s left (1 min 10 s – 3 min 20 s)"
+        );
+        assert_eq!(remaining_in(12_000, None, None), "about 12 s left");
+        assert_eq!(
+            remaining_in(12_000, Some(11_800), Some(12_200)),
+            "about 12 s left"
+        );
+        assert_eq!(remaining_in(600, Some(100), Some(5_000)), "almost done");
         assert_eq!(kilobytes(65_536), "64 KB");
         assert_eq!(kilobytes(1_500), "1 KB");
         assert_eq!(kilobytes(512), "0.5 KB");

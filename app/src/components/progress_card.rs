@@ -145,8 +145,8 @@ fn fill_class(percent: Option<f64>) -> String {
     }
 }
 
-/// The live numbers: "25 tokens · 10 tok/s · 3 s · about 7 s left" (the elapsed time alone
-/// while the model loads).
+/// The live numbers: "25 tokens · 10 tok/s · 3 s · about 7 s left (4–12 s)" (the elapsed time
+/// alone while the model loads).
 #[derive(Clone, Default, PartialEq)]
 struct Numbers {
     tokens: Option<String>,
@@ -168,7 +168,14 @@ fn numbers(job: &LiveJob, elapsed: u64, stalled: bool) -> Numbers {
             .progress
             .estimated_time_remaining
             .filter(|_| writing && !stalled)
-            .map(format::remaining),
+            .map(|ms| {
+                let p = &view.progress;
+                format::remaining_in(
+                    ms,
+                    p.estimated_time_remaining_low,
+                    p.estimated_time_remaining_high,
+                )
+            }),
     }
 }
 

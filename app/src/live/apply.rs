@@ -101,6 +101,8 @@ pub fn done(job: &mut JobView, ev: &DoneEvent) {
     job.progress = ev.progress.clone();
     job.progress.percent = 100.0;
     job.progress.estimated_time_remaining = Some(0);
+    job.progress.estimated_time_remaining_low = None;
+    job.progress.estimated_time_remaining_high = None;
     job.queue_position = None;
     job.retry_at = None;
     job.error = None;
@@ -118,6 +120,8 @@ pub fn error(job: &mut JobView, ev: &ErrorEvent) {
     job.queue_position = None;
     job.retry_at = None;
     job.progress.estimated_time_remaining = None;
+    job.progress.estimated_time_remaining_low = None;
+    job.progress.estimated_time_remaining_high = None;
     ended(job);
     job.seq = job.seq.max(ev.seq);
 }
@@ -448,6 +452,8 @@ mod tests {
             tokens_per_second: 2.5,
             elapsed_time: 900,
             estimated_time_remaining: Some(100),
+            estimated_time_remaining_low: Some(50),
+            estimated_time_remaining_high: Some(300),
             percent: 40.0,
             last_update_at: 7,
         }

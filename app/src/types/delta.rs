@@ -31,6 +31,10 @@ pub struct ProgressDelta {
     pub elapsed_time: u64,
     #[serde(rename = "r", default)]
     pub estimated_time_remaining: Option<u64>,
+    #[serde(rename = "rl", default, skip_serializing_if = "Option::is_none")]
+    pub estimated_time_remaining_low: Option<u64>,
+    #[serde(rename = "rh", default, skip_serializing_if = "Option::is_none")]
+    pub estimated_time_remaining_high: Option<u64>,
     #[serde(rename = "p")]
     pub percent: f64,
     #[serde(rename = "u")]
@@ -60,6 +64,8 @@ impl ProgressDelta {
             tokens_per_second: p.tokens_per_second,
             elapsed_time: p.elapsed_time,
             estimated_time_remaining: p.estimated_time_remaining,
+            estimated_time_remaining_low: p.estimated_time_remaining_low,
+            estimated_time_remaining_high: p.estimated_time_remaining_high,
             percent: p.percent,
             last_update_at: p.last_update_at,
         })
@@ -72,6 +78,8 @@ impl ProgressDelta {
             tokens_per_second: self.tokens_per_second,
             elapsed_time: self.elapsed_time,
             estimated_time_remaining: self.estimated_time_remaining,
+            estimated_time_remaining_low: self.estimated_time_remaining_low,
+            estimated_time_remaining_high: self.estimated_time_remaining_high,
             percent: self.percent,
             last_update_at: self.last_update_at,
         }

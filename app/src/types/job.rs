@@ -71,6 +71,13 @@ pub struct Progress {
     pub elapsed_time: u64,
     /// Milliseconds still expected; `None` when there is no honest estimate yet.
     pub estimated_time_remaining: Option<u64>,
+    /// The range the time still to wait falls in, 8 times out of 10 (from the 10th to the 90th
+    /// percentile of the model's comparable answers), in milliseconds; with
+    /// `estimated_time_remaining`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_time_remaining_low: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_time_remaining_high: Option<u64>,
     /// 0.0 to 100.0; reaches 100 only when the job is completed and never goes back.
     pub percent: f64,
     /// Unix time in milliseconds of the last change.

@@ -96,11 +96,14 @@ impl Live {
         // Reasoning and answer are written at the same pace: once the answer has two tokens,
         // the measured pace is its own.
         let rate = self.estimator.rate(now);
+        let eta = self.estimator.eta(now);
         Progress {
             current_tokens: self.answer_tokens,
             tokens_per_second: if self.answer_tokens >= 2 { rate } else { 0.0 },
             elapsed_time: self.estimator.elapsed_ms(now),
-            estimated_time_remaining: self.estimator.remaining_ms(now),
+            estimated_time_remaining: eta.map(|eta| eta.ms),
+            estimated_time_remaining_low: eta.map(|eta| eta.low_ms),
+            estimated_time_remaining_high: eta.map(|eta| eta.high_ms),
             percent: self.estimator.percent(),
             last_update_at: now_ms(),
         }

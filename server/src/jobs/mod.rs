@@ -14,6 +14,8 @@
 //! Each run holds a lease on its job ([`lease`]); a job whose instance died is run again by
 //! another, and a Stop asked on one instance reaches the instance that runs the job.
 mod admission;
+#[cfg(test)]
+mod calibration;
 mod cap;
 mod dispatch;
 mod estimate;

@@ -16,7 +16,7 @@ use tokio::time::sleep_until;
 
 use super::{
     cap,
-    estimate::{expected_length, Estimator},
+    estimate::{Estimator, Lengths},
     live::Live,
     publisher::Publisher,
     queue::{StopHandle, StopReason},
@@ -31,8 +31,9 @@ use crate::{
     pool::{Member, Slot},
 };
 
-/// Completed jobs of the same model that the length estimate looks back on.
-const HISTORY: u32 = 20;
+/// Completed jobs of the same model that the length estimate looks back on: a bounded window
+/// that forgets old behaviour (a model updated, a prompt style out of fashion).
+pub(super) const HISTORY: u32 = 200;
 /// Asking Ollama which models are loaded only refines the phase shown ("Loading the model" or
 /// "Reading the prompt"): it must never hold up the request itself.
 const MODEL_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -102,7 +103,7 @@ impl Jobs {
             .recent_output_lengths(&row.model, HISTORY)
             .await
             .unwrap_or_default();
-        let expected = expected_length(row.max_tokens, &recent);
+        let lengths = Lengths::new(&recent, row.max_tokens);
         let retries_left = self.config.jobs.max_attempts.saturating_sub(row.attempt);
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(self.config.jobs.retry_base_ms))
@@ -128,7 +129,7 @@ impl Jobs {
             row.id,
             row.runs,
             row.attempt,
-            Estimator::new(started, expected),
+            Estimator::new(started, lengths),
         );
         live.backend = Some(slot.member().name.clone());
         let mut publisher = Publisher::new(
@@ -609,11 +610,14 @@ mod tests {
     use std::time::Instant;
 
     use super::{final_stats, Live, MAX_STORED_NS};
-    use crate::{backend::ReplyStats, jobs::estimate::Estimator};
+    use crate::{
+        backend::ReplyStats,
+        jobs::estimate::{Estimator, Lengths},
+    };
 
     #[test]
     fn wild_numbers_from_the_model_server_are_bounded_to_what_the_post_stores() {
-        let live = Live::new(1, 1, 1, Estimator::new(Instant::now(), None));
+        let live = Live::new(1, 1, 1, Estimator::new(Instant::now(), Lengths::default()));
         let wild = ReplyStats {
             input_tokens: Some(u64::MAX),
             output_tokens: Some(7),
@@ -637,7 +641,7 @@ mod tests {
 
     #[test]
     fn what_the_server_did_not_report_stays_unknown_and_reasoning_is_not_the_answer() {
-        let mut live = Live::new(1, 1, 1, Estimator::new(Instant::now(), None));
+        let mut live = Live::new(1, 1, 1, Estimator::new(Instant::now(), Lengths::default()));
         live.thinking_tokens = 30;
         let usage_only = ReplyStats {
             input_tokens: Some(12),

@@ -50,6 +50,9 @@ fn progress(row: &JobRow) -> Progress {
         tokens_per_second: row.tokens_per_second,
         elapsed_time: row.elapsed_time,
         estimated_time_remaining: row.estimated_time_remaining,
+        // Not stored: the next live update brings it.
+        estimated_time_remaining_low: None,
+        estimated_time_remaining_high: None,
         percent: row.percent,
         last_update_at: row.last_update_at,
     }

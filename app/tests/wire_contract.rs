@@ -41,6 +41,8 @@ fn progress() -> Progress {
         tokens_per_second: 12.5,
         elapsed_time: 3360,
         estimated_time_remaining: Some(1250),
+        estimated_time_remaining_low: Some(900),
+        estimated_time_remaining_high: Some(2100),
         percent: 62.5,
         last_update_at: 1_764_000_003_360,
     }
@@ -55,6 +57,7 @@ fn job() -> JobView {
         model: "llama3.2:1b".into(),
         max_tokens: Some(200),
         queue_position: Some(2),
+        expected_start_at: Some(1_764_000_010_000),
         progress: progress(),
         text: "The sea is".into(),
         blocks: vec!["<p>The sea is</p>\n".into()],
@@ -120,6 +123,7 @@ fn progress_event() -> ProgressEvent {
         post_id: 3,
         status: JobStatus::Generating,
         queue_position: Some(2),
+        expected_start_at: Some(1_764_000_010_000),
         progress: progress(),
         text_offset: 10,
         text_delta: " deep".into(),
@@ -163,6 +167,7 @@ fn progress_event_nones() -> ProgressEvent {
         post_id: 4,
         status: JobStatus::Queued,
         queue_position: None,
+        expected_start_at: None,
         progress: Progress {
             last_update_at: 1_764_000_000_000,
             ..Progress::default()
@@ -198,6 +203,8 @@ fn done_event() -> DoneEvent {
         progress: Progress {
             elapsed_time: 3400,
             estimated_time_remaining: Some(0),
+            estimated_time_remaining_low: None,
+            estimated_time_remaining_high: None,
             percent: 100.0,
             last_update_at: 1_764_000_003_400,
             ..progress()
@@ -341,6 +348,8 @@ fn the_short_progress_event_of_v2_is_as_committed() {
         tokens_per_second: 21.5,
         elapsed_time: 1950,
         estimated_time_remaining: Some(3100),
+        estimated_time_remaining_low: Some(1800),
+        estimated_time_remaining_high: Some(5200),
         percent: 37.5,
         last_update_at: 1_764_000_000_123,
     };
@@ -353,6 +362,8 @@ fn the_short_progress_event_of_v2_is_as_committed() {
         html: None,
         text_delta: String::new(),
         estimated_time_remaining: None,
+        estimated_time_remaining_low: None,
+        estimated_time_remaining_high: None,
         ..delta
     };
     assert_wall_event(

@@ -33,12 +33,21 @@ fn phase(job: &LiveJob, now: f64, reconnecting: bool) -> String {
                 waiting_for_server(backends, since, now)
             }
             (_, Some(since)) => waiting_for_server(&[], Some(since), now),
-            (Some(WaitingFor::Slot { backends }), None) => waiting_for_slot(backends),
-            (Some(WaitingFor::Turn) | None, None) => match view.queue_position {
-                Some(1) => "Queued · next".into(),
-                Some(n) => format!("Queued · {}", format::ordinal(n)),
-                None => "Queued".into(),
-            },
+            (Some(WaitingFor::Slot { backends }), None) => {
+                starting(waiting_for_slot(backends), view.expected_start_at, now)
+            }
+            (Some(WaitingFor::Turn) | None, None) => {
+                let place = match view.queue_position {
+                    Some(1) => "Queued · next".into(),
+                    Some(n) if job.pushed_back => format!(
+                        "Queued · {} · another writer's turn came first",
+                        format::ordinal(n)
+                    ),
+                    Some(n) => format!("Queued · {}", format::ordinal(n)),
+                    None => "Queued".into(),
+                };
+                starting(place, view.expected_start_at, now)
+            }
         },
         JobStatus::Loading => match view.retry_at {
             Some(at) => {
@@ -105,6 +114,25 @@ fn waiting_for_server(backends: &[String], since: Option<i64>, now: f64) -> Stri
     let ms = (now - since).max(0.0) as u64;
     // Whole seconds, rounded down, so the count never runs ahead of the outage.
     format!("{words} · {}", format::clock(ms / 1000 * 1000))
+}
+
+/// A waiting job's words and, on this browser's clock, when it is expected to start: "Queued
+/// · 2nd · starts in about 40 s". The server renders before any clock runs: the words alone.
+fn starting(words: String, at: Option<i64>, now: f64) -> String {
+    let Some(at) = at.filter(|_| now > 0.0) else {
+        return words;
+    };
+    // Unix milliseconds stay below 2^53: exact in an f64.
+    #[allow(clippy::cast_precision_loss)]
+    let at = at as f64;
+    // Whole seconds, never negative: truncation is the intent.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let secs = ((at - now) / 1000.0).ceil().max(0.0) as u64;
+    if secs <= 1 {
+        format!("{words} · starting any moment")
+    } else {
+        format!("{words} · starts in about {}", format::clock(secs * 1000))
+    }
 }
 
 /// The next job, while every model server that has its model is busy: "Next · waiting for a
@@ -569,6 +597,7 @@ mod tests {
             tokens_at: 1_000.0,
             speed: 0.0,
             thought_clock: None,
+            pushed_back: false,
             view,
         }
     }
@@ -576,6 +605,7 @@ mod tests {
     fn queued(waiting_for: Option<WaitingFor>, position: u32) -> LiveJob {
         live(JobView {
             queue_position: Some(position),
+            expected_start_at: None,
             waiting_for,
             ..JobView::fresh(1, 1, "qwen3:4b")
         })
@@ -629,6 +659,22 @@ mod tests {
         );
         assert_eq!(at(&queued(Some(WaitingFor::Turn), 1)), "Queued · next");
         assert_eq!(at(&queued(Some(WaitingFor::Turn), 2)), "Queued · 2nd");
+        let mut later = queued(Some(WaitingFor::Turn), 4);
+        later.view.expected_start_at = Some(45_000);
+        assert_eq!(at(&later), "Queued · 4th · starts in about 40 s");
+        later.pushed_back = true;
+        assert_eq!(
+            at(&later),
+            "Queued · 4th · another writer's turn came first · starts in about 40 s"
+        );
+        later.view.expected_start_at = Some(5_500);
+        later.pushed_back = false;
+        assert_eq!(at(&later), "Queued · 4th · starting any moment");
+        assert_eq!(
+            phase(&later, 0.0, false),
+            "Queued · 4th",
+            "no clock on the server"
+        );
         let slot = |backends: &[&str]| WaitingFor::Slot {
             backends: names(backends),
         };

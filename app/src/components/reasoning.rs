@@ -124,6 +124,7 @@ mod tests {
             tokens_at: 1_000.0,
             speed: 0.0,
             thought_clock: view.reasoning.as_ref().map(|r| (r.duration_ms, 1_000.0)),
+            pushed_back: false,
             view,
         }
     }

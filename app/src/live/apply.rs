@@ -65,6 +65,7 @@ pub fn progress(job: &mut JobView, ev: &ProgressEvent) -> Applied {
     job.waiting_for = ev.waiting_for.clone();
     job.status = ev.status;
     job.queue_position = ev.queue_position;
+    job.expected_start_at = ev.expected_start_at;
     job.progress = ev.progress.clone();
     job.attempt = ev.attempt;
     job.retry_at = ev.retry_at;
@@ -104,6 +105,7 @@ pub fn done(job: &mut JobView, ev: &DoneEvent) {
     job.progress.estimated_time_remaining_low = None;
     job.progress.estimated_time_remaining_high = None;
     job.queue_position = None;
+    job.expected_start_at = None;
     job.retry_at = None;
     job.error = None;
     job.failure = None;
@@ -118,6 +120,7 @@ pub fn error(job: &mut JobView, ev: &ErrorEvent) {
     job.text = ev.text.clone();
     job.blocks = ev.blocks.clone();
     job.queue_position = None;
+    job.expected_start_at = None;
     job.retry_at = None;
     job.progress.estimated_time_remaining = None;
     job.progress.estimated_time_remaining_low = None;
@@ -157,6 +160,7 @@ mod tests {
             post_id: 1,
             status: JobStatus::Generating,
             queue_position: None,
+            expected_start_at: None,
             progress: Progress::default(),
             text_offset: offset,
             text_delta: delta.into(),
@@ -290,6 +294,7 @@ mod tests {
         let waiting = ProgressEvent {
             status: JobStatus::Queued,
             queue_position: Some(1),
+            expected_start_at: None,
             waiting_for: Some(WaitingFor::Slot {
                 backends: vec!["gpu1".into(), "gpu2".into()],
             }),

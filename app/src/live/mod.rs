@@ -33,6 +33,9 @@ pub struct LiveJob {
     /// While a thinking model thinks, its reasoning time ticks like the elapsed time: the
     /// server's count and this browser's time when it was taken. `None` without reasoning.
     pub thought_clock: Option<(u64, f64)>,
+    /// While queued: its place grew since this browser saw it (the fair queue let another
+    /// client's turn go first), until it shrinks again.
+    pub pushed_back: bool,
 }
 
 impl LiveJob {
@@ -44,6 +47,7 @@ impl LiveJob {
             tokens_at: now,
             speed: view.progress.tokens_per_second,
             thought_clock: view.reasoning.as_ref().map(|r| (r.duration_ms, now)),
+            pushed_back: false,
             view,
         }
     }
@@ -60,18 +64,29 @@ impl LiveJob {
         next
     }
 
-    /// What [`LiveJob::measured`] compares: the answer's token count, the reasoning's, and the
-    /// status.
-    fn before(&self) -> (u32, u32, JobStatus) {
+    /// What [`LiveJob::measured`] compares: the answer's token count, the reasoning's, the
+    /// status and the place in the queue.
+    fn before(&self) -> (u32, u32, JobStatus, Option<u32>) {
         let view = &self.view;
-        (view.progress.current_tokens, reasoned(view), view.status)
+        let place = view.queue_position;
+        (
+            view.progress.current_tokens,
+            reasoned(view),
+            view.status,
+            place,
+        )
     }
 
     /// Takes note of a progress event just applied to `view`, whose counts and status before
     /// it were `before`: a new count (of the answer or of the reasoning: a thinking model is
     /// not stalled), or a new phase, restarts the stall clock.
-    fn measured(&mut self, before: (u32, u32, JobStatus)) {
-        let (tokens_before, reasoned_before, status_before) = before;
+    fn measured(&mut self, before: (u32, u32, JobStatus, Option<u32>)) {
+        let (tokens_before, reasoned_before, status_before, place_before) = before;
+        self.pushed_back = match (place_before, self.view.queue_position) {
+            (Some(before), Some(now)) if now != before => now > before,
+            (_, Some(_)) => self.pushed_back,
+            (_, None) => false,
+        };
         let now = clock::now();
         let progress = &self.view.progress;
         if progress.current_tokens != tokens_before
@@ -181,6 +196,7 @@ mod tests {
             tokens_at: 1_000.0,
             speed: 0.0,
             thought_clock: None,
+            pushed_back: false,
             view,
         }
     }
@@ -281,6 +297,23 @@ mod tests {
     }
 
     #[test]
+    fn a_place_in_line_that_grows_is_said_until_it_shrinks() {
+        let mut j = job(JobStatus::Queued, 0);
+        let move_to = |j: &mut LiveJob, place: Option<u32>| {
+            let before = j.before();
+            j.view.queue_position = place;
+            j.measured(before);
+            j.pushed_back
+        };
+        j.view.queue_position = Some(2);
+        assert!(move_to(&mut j, Some(3)), "another's turn went ahead");
+        assert!(move_to(&mut j, Some(3)), "still behind it");
+        assert!(!move_to(&mut j, Some(2)), "moving up again");
+        assert!(move_to(&mut j, Some(4)));
+        assert!(!move_to(&mut j, None), "out of the line");
+    }
+
+    #[test]
     fn reasoning_tokens_count_as_progress_not_as_a_stall() {
         let mut j = job(JobStatus::Generating, 5_000);
         j.tokens_at = -10_000.0;
@@ -304,11 +337,11 @@ mod tests {
     fn the_speed_is_smoothed_and_a_fresh_state_keeps_what_was_measured() {
         let mut j = job(JobStatus::Generating, 5_000);
         j.view.progress.tokens_per_second = 10.0;
-        j.measured((0, 0, JobStatus::Generating));
+        j.measured((0, 0, JobStatus::Generating, None));
         assert_eq!(j.speed, 10.0, "the first reading is taken as it is");
         j.view.progress.current_tokens = 5;
         j.view.progress.tokens_per_second = 14.0;
-        j.measured((4, 0, JobStatus::Generating));
+        j.measured((4, 0, JobStatus::Generating, None));
         assert!((j.speed - 11.0).abs() < 1e-9, "{}", j.speed);
         let again = j.replaced(j.view.clone());
         assert_eq!((again.speed, again.tokens_at), (j.speed, j.tokens_at));
@@ -648,6 +681,7 @@ mod receive_tests {
             post_id: 1,
             status: JobStatus::Generating,
             queue_position: None,
+            expected_start_at: None,
             progress: Progress::default(),
             text_offset,
             text_delta: "Hi".into(),

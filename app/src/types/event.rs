@@ -14,6 +14,9 @@ pub struct ProgressEvent {
     pub post_id: i64,
     pub status: JobStatus,
     pub queue_position: Option<u32>,
+    /// While queued: when (Unix ms) it is expected to start (see `JobView`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_start_at: Option<i64>,
     #[serde(flatten)]
     pub progress: Progress,
     pub text_offset: usize,

@@ -187,6 +187,10 @@ pub struct JobView {
     pub max_tokens: Option<u32>,
     /// 1 for the next job to run; only while queued.
     pub queue_position: Option<u32>,
+    /// While queued: when (Unix ms) it is expected to start, from the jobs ahead of it and
+    /// the model's history; `None` when that cannot be told yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_start_at: Option<i64>,
     pub progress: Progress,
     /// The answer so far (all of it once completed).
     pub text: String,
@@ -248,6 +252,7 @@ impl JobView {
             model: model.into(),
             max_tokens: None,
             queue_position: None,
+            expected_start_at: None,
             progress: Progress::default(),
             text: String::new(),
             blocks: Vec::new(),

@@ -157,6 +157,7 @@ fn follow_on(state: &AppState, event: &ProgressEvent) -> bool {
             v.run = event.run;
             v.status = event.status;
             v.queue_position = event.queue_position;
+            v.expected_start_at = event.expected_start_at;
             v.progress = event.progress.clone();
             v.attempt = event.attempt;
             v.retry_at = event.retry_at;

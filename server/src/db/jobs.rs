@@ -179,8 +179,7 @@ where
     &'r str: ColumnIndex<R>,
     i64: Decode<'r, R::Database> + Type<R::Database>,
 {
-    let stored: Option<i64> = row.try_get(name)?;
-    stored.map(|v| checked(name, v)).transpose()
+    maybe(name, row.try_get(name)?)
 }
 
 /// A stored count in its Rust type, or the column's decode error.
@@ -305,14 +304,26 @@ impl Db {
         .await)?)
     }
 
-    /// Output lengths of the model's most recent completed jobs, newest first: the basis of the
-    /// progress estimate when a post sets no max length.
-    pub async fn recent_output_lengths(&self, model: &str, limit: u32) -> DbResult<Vec<u32>> {
-        let lengths: Vec<i64> = on_pool!(self, |pool| {
-            sqlx::query_scalar(
+    /// What the model's most recent completed jobs did, newest first: the history behind
+    /// the time estimates.
+    pub async fn recent_runs(&self, model: &str, limit: u32) -> DbResult<Vec<PastRun>> {
+        type Columns = (
+            Option<String>,
+            i64,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+        );
+        let rows: Vec<Columns> = on_pool!(self, |pool| {
+            sqlx::query_as(
                 // Everything it wrote: a thinking model's reasoning takes its time as the answer
                 // does.
-                "SELECT output_tokens + COALESCE(thinking_tokens, 0) FROM ai_generation_jobs
+                "SELECT backend, output_tokens + COALESCE(thinking_tokens, 0), eval_duration_ns,
+                        load_duration_ns, input_tokens, prompt_eval_duration_ns,
+                        time_to_first_token_ms
+                   FROM ai_generation_jobs
                   WHERE model = $1 AND status = $3 AND output_tokens IS NOT NULL
                   ORDER BY finished_at DESC LIMIT $2",
             )
@@ -322,11 +333,44 @@ impl Db {
             .fetch_all(pool)
             .await
         })?;
-        Ok(lengths
+        Ok(rows
             .into_iter()
-            .map(|n| checked("output_tokens", n))
+            .map(|(backend, written, eval, load, input, prompt, ttft)| {
+                Ok(PastRun {
+                    backend,
+                    written: checked("output_tokens", written)?,
+                    eval_ns: maybe("eval_duration_ns", eval)?,
+                    load_ns: maybe("load_duration_ns", load)?,
+                    input_tokens: maybe("input_tokens", input)?,
+                    prompt_ns: maybe("prompt_eval_duration_ns", prompt)?,
+                    first_token_ms: maybe("time_to_first_token_ms", ttft)?,
+                })
+            })
             .collect::<sqlx::Result<_>>()?)
     }
+}
+
+/// [`checked`] of a value that may be NULL.
+fn maybe<T: TryFrom<i64>>(column: &str, stored: Option<i64>) -> sqlx::Result<Option<T>> {
+    stored.map(|v| checked(column, v)).transpose()
+}
+
+/// One completed job, as the time estimates learn from it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PastRun {
+    /// The model server that ran it.
+    pub backend: Option<String>,
+    /// Tokens written, reasoning and answer.
+    pub written: u32,
+    /// Time spent writing, as the model server reported it.
+    pub eval_ns: Option<u64>,
+    /// Time spent loading the model (long when it was not in memory).
+    pub load_ns: Option<u64>,
+    pub input_tokens: Option<u32>,
+    /// Time spent reading the prompt.
+    pub prompt_ns: Option<u64>,
+    /// From the request to the first token, as measured here.
+    pub first_token_ms: Option<u64>,
 }
 
 #[cfg(test)]

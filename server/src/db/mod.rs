@@ -30,7 +30,7 @@ pub use copy::{migrate_to, Copied};
 pub use engine::{shown, Engine};
 pub(crate) use engine::{Begin, Pool};
 pub use file::{database_file, private_file};
-pub use jobs::{AdmissionCounts, JobRow};
+pub use jobs::{AdmissionCounts, JobRow, PastRun};
 pub use lock::DbLock;
 pub use posts::{NewAiPostRow, PostRow, PostWithJob};
 pub use transitions::{

@@ -269,6 +269,13 @@ impl Hub {
             .map(|tx| up_to_now(tx.borrow().clone()))
     }
 
+    /// Looks at every tracked job's state as last published, without copying it.
+    pub fn for_each(&self, mut look: impl FnMut(&JobView)) {
+        for tx in self.jobs().values() {
+            look(&tx.borrow());
+        }
+    }
+
     /// Every tracked job's live state, oldest first.
     pub fn snapshot(&self) -> Vec<JobView> {
         let mut views: Vec<JobView> = self
@@ -409,6 +416,7 @@ pub fn progress_event(view: &JobView, offset: usize, thinking_offset: usize) -> 
         post_id: view.post_id,
         status: view.status,
         queue_position: view.queue_position,
+        expected_start_at: view.expected_start_at,
         progress: view.progress.clone(),
         text_offset: offset,
         text_delta: view.text.get(offset..).unwrap_or_default().to_owned(),
@@ -494,6 +502,7 @@ mod tests {
     fn view(id: i64) -> JobView {
         JobView {
             queue_position: Some(1),
+            expected_start_at: None,
             ..JobView::fresh(id, id * 10, "m")
         }
     }

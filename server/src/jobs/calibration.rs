@@ -8,6 +8,7 @@
 #![allow(
     clippy::cast_precision_loss,
     clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
     clippy::cast_sign_loss
 )]
 
@@ -23,7 +24,7 @@ const MIX: LengthMix = LengthMix {
     seed: 7,
 };
 /// The jobs each estimate looks back on (the server's own window).
-const WINDOW: usize = super::run::HISTORY as usize;
+const WINDOW: usize = super::history::WINDOW as usize;
 const GENERATIONS: usize = 4_000;
 /// A steady pace: what is measured is the length's uncertainty, not the rate's.
 const TOKEN_MS: u64 = 25;
@@ -163,4 +164,77 @@ fn conditional_median(written: f64) -> f64 {
     }
     // The drawn value rounds to the length.
     low.round()
+}
+
+/// Queues of 10 mixed jobs (every other one with a max length of 100 tokens) on a server that
+/// runs two at once: each job's forecast start, from the model's history, against the start
+/// it really gets once the lengths are known.
+#[test]
+fn queued_start_estimates_for_ten_mixed_jobs_are_within_30_percent() {
+    use super::forecast::{self, Ahead, Server};
+    use super::history::ModelHistory;
+    use crate::db::PastRun;
+
+    const QUEUES: usize = 400;
+    let rate = 1000.0 / TOKEN_MS as f64;
+    let lengths: Vec<u32> = MIX.lengths().take(WINDOW + QUEUES * 10).collect();
+    let past = |written: u32| PastRun {
+        backend: Some("gpu".into()),
+        written,
+        eval_ns: Some(u64::from(written) * TOKEN_MS * 1_000_000),
+        first_token_ms: Some(300),
+        ..PastRun::default()
+    };
+    let server = [Server {
+        name: "gpu".into(),
+        slots: 2,
+        running: Vec::new(),
+    }];
+    let mut errors = Vec::new();
+    for q in 0..QUEUES {
+        let start = WINDOW + q * 10;
+        let history = ModelHistory::new(
+            lengths[start - WINDOW..start]
+                .iter()
+                .rev()
+                .map(|&n| past(n))
+                .collect(),
+        );
+        let jobs: Vec<(i64, Option<u32>, u32)> = (0..10)
+            .map(|i| {
+                let cap = (i % 2 == 1).then_some(100);
+                let length = lengths[start + i];
+                (i as i64, cap, cap.map_or(length, |c| length.min(c)))
+            })
+            .collect();
+        let line = |duration: &dyn Fn(Option<u32>, u32) -> Option<f64>| -> Vec<Ahead> {
+            jobs.iter()
+                .map(|&(id, cap, written)| Ahead {
+                    id,
+                    servers: vec!["gpu".into()],
+                    duration_ms: duration(cap, written),
+                })
+                .collect()
+        };
+        let forecast = forecast::starts(&server, &line(&|cap, _| history.expected_ms(cap, 0)));
+        let truth = forecast::starts(
+            &server,
+            &line(&|_, written| Some(300.0 + f64::from(written) / rate * 1000.0)),
+        );
+        for ((_, guess), (_, truth)) in forecast.into_iter().zip(truth) {
+            let (guess, truth) = (guess.unwrap(), truth.unwrap());
+            if truth > 0.0 {
+                errors.push((guess - truth).abs() / truth);
+            }
+        }
+    }
+    let within = errors.iter().filter(|&&e| e <= 0.3).count() as f64 / errors.len() as f64;
+    let error = median(errors);
+    println!(
+        "calibration: queued starts, {QUEUES} queues of 10 mixed jobs on 2 slots: median error \
+         {:.1} %, within 30 %: {:.1} %",
+        error * 100.0,
+        within * 100.0
+    );
+    assert!(error <= 0.3, "median error of the queued starts: {error}");
 }

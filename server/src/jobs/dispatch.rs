@@ -54,6 +54,8 @@ impl Jobs {
             if self.shutdown.is_cancelled() {
                 return;
             }
+            // What the waiting jobs' expected starts are worked out from.
+            self.load_missing_histories().await;
             let Plan { starts, nowhere } = self.plan();
             let mut full: Vec<String> = Vec::new();
             for (job_id, slot) in starts {

@@ -63,6 +63,13 @@ impl Lengths {
         self.sorted.len()
     }
 
+    /// The mean length, once there is history enough.
+    pub fn mean(&self) -> Option<f64> {
+        (self.sorted.len() >= MIN_HISTORY).then(|| {
+            self.sorted.iter().map(|&n| f64::from(n)).sum::<f64>() / count(self.sorted.len())
+        })
+    }
+
     /// The tokens still to come after `written`, from the past answers longer than that;
     /// `None` without enough of them.
     pub fn remaining(&self, written: u32) -> Option<Remaining> {

@@ -20,6 +20,8 @@ mod cap;
 mod dispatch;
 mod estimate;
 pub mod fold;
+mod forecast;
+mod history;
 mod lease;
 mod line;
 mod live;
@@ -28,10 +30,12 @@ mod publisher;
 mod queue;
 mod remote;
 mod run;
+mod starts;
 mod throttle;
 mod view;
 
 use std::{
+    collections::HashMap,
     sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
@@ -74,6 +78,8 @@ pub struct Jobs {
     tasks: TaskTracker,
     /// Ends the lease keeper, once the last run here has ended.
     leases_done: CancellationToken,
+    /// What each model has done lately (see `starts`).
+    histories: Mutex<HashMap<String, Arc<history::ModelHistory>>>,
 }
 
 impl Jobs {
@@ -109,6 +115,7 @@ impl Jobs {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             leases_done: CancellationToken::new(),
+            histories: Mutex::default(),
         });
         // The line first: it holds the jobs recovery just put back, which `announce` then
         // finds waiting already.
@@ -244,25 +251,30 @@ impl Jobs {
         Ok(())
     }
 
-    /// Tells every waiting job its place in the line and what it waits for (only those for
-    /// which that changed). A job's line is the waiting jobs ahead of it that need one of the
+    /// Tells every waiting job its place in the line, what it waits for and when it is
+    /// expected to start (only those for which that changed). A job's line is the waiting jobs ahead of it that need one of the
     /// same model servers. Called with the queue locked, so that two changes of it cannot
     /// publish out of order.
     fn publish_positions(&self, queue: &Queue) {
+        let starts = self.expected_starts(queue);
+        let now = crate::db::now_ms();
         for (id, place) in line::places(&self.pool, queue) {
+            let start = starts.get(&id).copied().flatten();
             if self.hub.current(id).is_some_and(|v| {
                 v.status == JobStatus::Queued
-                    && (v.queue_position, &v.waiting_for, v.unreachable_since)
+                    && ((v.queue_position, &v.waiting_for, v.unreachable_since)
                         != (
                             Some(place.position),
                             &Some(place.waiting_for.clone()),
                             place.unreachable_since,
                         )
+                        || starts::moved(v.expected_start_at, start, now))
             }) {
                 self.hub.update(id, |v| {
                     v.queue_position = Some(place.position);
                     v.waiting_for = Some(place.waiting_for);
                     v.unreachable_since = place.unreachable_since;
+                    v.expected_start_at = start;
                 });
             }
         }

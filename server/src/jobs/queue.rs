@@ -83,6 +83,9 @@ pub struct Waiting {
     pub id: i64,
     /// Which servers it can run on.
     pub model: String,
+    /// What its run is expected to take depends on these.
+    pub max_tokens: Option<u32>,
+    pub prompt_chars: usize,
 }
 
 impl Waiting {
@@ -92,6 +95,8 @@ impl Waiting {
             queued_at: row.queued_at,
             id: row.id,
             model: row.model.clone(),
+            max_tokens: row.max_tokens,
+            prompt_chars: row.prompt.chars().count(),
         }
     }
 }
@@ -155,6 +160,13 @@ impl Queue {
             let model = self.jobs.get(&id).map(|(job, _)| job.model.as_str());
             (id, model.unwrap_or_default())
         })
+    }
+
+    /// The waiting jobs, head first.
+    pub fn line(&self) -> impl Iterator<Item = &Waiting> + '_ {
+        self.waiting
+            .iter()
+            .filter_map(|&(_, _, id)| self.jobs.get(&id).map(|(job, _)| job))
     }
 
     /// The waiting jobs as (the time they entered the queue, id), head first.
@@ -222,6 +234,8 @@ mod tests {
             queued_at,
             id,
             model: "m".into(),
+            max_tokens: None,
+            prompt_chars: 0,
         }
     }
 

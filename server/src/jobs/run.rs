@@ -31,9 +31,6 @@ use crate::{
     pool::{Member, Slot},
 };
 
-/// Completed jobs of the same model that the length estimate looks back on: a bounded window
-/// that forgets old behaviour (a model updated, a prompt style out of fashion).
-pub(super) const HISTORY: u32 = 200;
 /// Asking Ollama which models are loaded only refines the phase shown ("Loading the model" or
 /// "Reading the prompt"): it must never hold up the request itself.
 const MODEL_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -85,6 +82,10 @@ impl Jobs {
         self.store_end(&row, &end, &stop).await;
         // Only now: a Stop that comes while the end is being stored finds the job still
         // running (and changes nothing) rather than cancelling a finished answer.
+        if matches!(end.outcome, Outcome::Completed(_)) {
+            // One more answer to learn from: the jobs waiting for this model are told.
+            self.refresh_history(&row.model).await;
+        }
         {
             let mut queue = self.queue();
             queue.finish(row.id, row.runs);
@@ -98,12 +99,8 @@ impl Jobs {
     /// The job's attempts on `slot`'s server, or on another one when its own is busy and
     /// another has a free place (`slot` then holds that one).
     async fn run_attempts(&self, row: &JobRow, stop: &StopHandle, slot: &mut Slot) -> RunEnd {
-        let recent = self
-            .db
-            .recent_output_lengths(&row.model, HISTORY)
-            .await
-            .unwrap_or_default();
-        let lengths = Lengths::new(&recent, row.max_tokens);
+        let history = self.refresh_history(&row.model).await;
+        let lengths = Lengths::new(&history.lengths(), row.max_tokens);
         let retries_left = self.config.jobs.max_attempts.saturating_sub(row.attempt);
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(self.config.jobs.retry_base_ms))

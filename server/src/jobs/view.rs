@@ -14,6 +14,7 @@ pub fn job_view(row: &JobRow, queue_position: Option<u32>) -> JobView {
         model: row.model.clone(),
         max_tokens: row.max_tokens,
         queue_position: queue_position.filter(|_| row.status == JobStatus::Queued),
+        expected_start_at: None,
         progress: progress(row),
         text: row.partial_text.clone(),
         blocks: crate::markdown::blocks(&row.partial_text),

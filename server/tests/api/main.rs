@@ -13,6 +13,7 @@
 mod balanced;
 mod deadline;
 mod edge;
+mod estimates;
 mod exclusive;
 mod fake_process;
 mod flood;

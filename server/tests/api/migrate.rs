@@ -12,7 +12,7 @@ use crate::{
 /// The newest release's database (see `upgrade`).
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/tests/api/fixtures/wall-e0980dc.db"
+    "/tests/api/fixtures/wall-37e637c.db"
 );
 
 /// Everything a post shows that the move must keep (not the live position in the queue).

@@ -6,7 +6,8 @@
 //! cancelled, one generating when the server was killed with SIGKILL, and one queued behind it.
 //! 2a26a00 has the first schema (`20261125000001_wall.sql`), 5a45c4d the failure classes
 //! (`20261129000001_failure_class.sql`), cc7c26a the output cap (`20261130000002`), e0980dc
-//! the backends and reasoning (`20261201000001`). Whenever a migration is added, record one more with
+//! the backends and reasoning (`20261201000001`), 37e637c the leases (`20261203000001`), before
+//! the fair queue's rounds (`20261205000001`). Whenever a migration is added, record one more with
 //! the release before it (`fixtures/record.sh`, which says how) and list it in [`FIXTURES`];
 //! never edit one.
 use std::path::Path;
@@ -28,7 +29,7 @@ const FIXTURE: &str = concat!(
 
 /// Every earlier release's database, oldest first, whether that release stored the client
 /// address of a job, and whether it stored the model server that ran it.
-const FIXTURES: [(&str, bool, bool); 4] = [
+const FIXTURES: [(&str, bool, bool); 5] = [
     (FIXTURE, false, false),
     (
         concat!(
@@ -50,6 +51,14 @@ const FIXTURES: [(&str, bool, bool); 4] = [
         concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/api/fixtures/wall-e0980dc.db"
+        ),
+        true,
+        true,
+    ),
+    (
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/api/fixtures/wall-37e637c.db"
         ),
         true,
         true,

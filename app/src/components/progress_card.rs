@@ -191,11 +191,12 @@ fn numbers(job: &LiveJob, elapsed: u64, stalled: bool) -> Numbers {
         tokens: writing.then(|| format::tokens(view.progress.current_tokens)),
         speed: writing.then(|| format::speed(job.speed)),
         elapsed: format::clock(elapsed),
-        // A time remaining computed before a stall would be a promise nobody keeps.
+        // A time remaining computed before a stall would be a promise nobody keeps. While the
+        // model loads or reads the prompt, the model's history tells the whole wait.
         eta: view
             .progress
             .estimated_time_remaining
-            .filter(|_| writing && !stalled)
+            .filter(|_| (writing || view.status == JobStatus::Loading) && !stalled)
             .map(|ms| {
                 let p = &view.progress;
                 format::remaining_in(

@@ -118,6 +118,9 @@ pub struct Estimator {
     percent: f64,
     /// Where the history ran out: the tokens and the percent then.
     beyond: Option<(u32, f64)>,
+    /// Before the answer's speed can be measured: when the request left, the milliseconds to
+    /// the first token and the tokens per second the model's history expects.
+    setup: Option<(Instant, f64, f64)>,
 }
 
 impl Estimator {
@@ -130,7 +133,21 @@ impl Estimator {
             first_token: None,
             percent: 0.0,
             beyond: None,
+            setup: None,
         }
+    }
+
+    /// A request left at `requested`: until the answer's own speed can be measured, the time
+    /// left is the history's time to the first token and its writing speed (both needed).
+    pub fn expect_first_token(
+        &mut self,
+        requested: Instant,
+        first_token_ms: Option<f64>,
+        rate: Option<f64>,
+    ) {
+        self.setup = first_token_ms
+            .zip(rate.filter(|r| *r > 0.0))
+            .map(|(first, rate)| (requested, first, rate));
     }
 
     /// Counts one streamed chunk (Ollama's live unit; the exact token count comes at the end).
@@ -160,6 +177,7 @@ impl Estimator {
         self.first_token = None;
         self.percent = 0.0;
         self.beyond = None;
+        self.setup = None;
     }
 
     pub fn tokens(&self) -> u32 {
@@ -216,11 +234,24 @@ impl Estimator {
     /// The time still expected and its 80 % range, when there is an honest basis for it.
     pub fn eta(&mut self, now: Instant) -> Option<Eta> {
         let left = self.lengths.remaining(self.tokens)?;
-        let rate = self.rate(now);
+        let measured = self.rate(now);
+        // Before two tokens: the history's time to the first token and speed.
+        let (first_left, rate) = if self.tokens >= 2 {
+            (0.0, measured)
+        } else {
+            let (requested, first_ms, rate) = self.setup?;
+            let waited = now.saturating_duration_since(requested).as_secs_f64() * 1000.0;
+            let first_left = if self.first_token.is_some() {
+                0.0
+            } else {
+                (first_ms - waited).max(0.0)
+            };
+            (first_left, rate)
+        };
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         // Positive and finite by the check; whole milliseconds are what the card shows.
-        let ms = |tokens: f64| (tokens.max(0.0) / rate * 1000.0) as u64;
-        (rate > 0.0 && self.tokens >= 2).then(|| Eta {
+        let ms = |tokens: f64| (first_left + tokens.max(0.0) / rate * 1000.0) as u64;
+        (rate > 0.0).then(|| Eta {
             low_ms: ms(left.low),
             ms: ms(left.median),
             high_ms: ms(left.high),
@@ -332,6 +363,22 @@ mod tests {
             last = p;
         }
         assert!(last > 95.0, "{last}");
+    }
+
+    #[test]
+    fn before_the_first_token_the_history_tells_the_whole_wait() {
+        let t0 = Instant::now();
+        let mut est = Estimator::new(t0, Lengths::new(&twenty_answers(), None));
+        assert_eq!(est.eta(t0), None, "nothing without the history's speed");
+        // 1.5 s to the first token, then 105 tokens (the median) at 50 tok/s.
+        est.expect_first_token(t0, Some(1_500.0), Some(50.0));
+        let eta = est.eta(t0 + Duration::from_millis(500)).unwrap();
+        assert_eq!(eta.ms, 1_000 + 2_100, "{eta:?}");
+        assert!(eta.low_ms < eta.ms && eta.ms < eta.high_ms);
+        let late = est.eta(t0 + Duration::from_secs(3)).unwrap();
+        assert_eq!(late.ms, 2_100, "a slow first token is not a negative wait");
+        est.restart();
+        assert_eq!(est.eta(t0), None, "a new attempt says again when it asks");
     }
 
     #[test]

@@ -322,8 +322,14 @@ impl Jobs {
             _ = stop.stopped() => return AttemptEnd::Stopped,
         };
         live.model_loaded = loaded.map(|models| models.iter().any(|m| same_model(m, &row.model)));
-        publisher.send_to_watchers_now(live).await;
         live.request_started = Instant::now();
+        let history = self.history(&row.model);
+        live.estimator.expect_first_token(
+            live.request_started,
+            history.first_token_ms(row.prompt.chars().count(), live.model_loaded),
+            history.decode_rate(Some(&member.name)),
+        );
+        publisher.send_to_watchers_now(live).await;
         let request = ChatRequest {
             model: row.model.clone(),
             prompt: row.prompt.clone(),

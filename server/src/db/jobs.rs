@@ -88,13 +88,18 @@ const FAIR_LINE: &str = "SELECT * FROM ai_generation_jobs WHERE status = $1
       ORDER BY COALESCE(queue_turn, 0), queued_at, id";
 
 /// The fair queue's round for a job of turn key `$key` entering the queue now: one past that
-/// key's latest unfinished job, and never before the round at the head of the line. (`$queued`,
-/// `$loading` and `$generating` are the statuses.)
+/// key's latest unfinished job, and never before the round being served (the head of the line's,
+/// or the highest of the running jobs', whichever is later: a job that cannot start, its
+/// servers down, does not hold the rounds back). (`$queued`, `$loading` and `$generating` are
+/// the statuses.)
 pub(super) fn next_turn(key: &str, queued: &str, loading: &str, generating: &str) -> String {
     format!(
         "(SELECT MAX(turn) FROM (
-            SELECT COALESCE(MIN(queue_turn), 0) AS turn FROM ai_generation_jobs
+            SELECT COALESCE(MIN(COALESCE(queue_turn, 0)), 0) AS turn FROM ai_generation_jobs
              WHERE status = {queued}
+            UNION ALL
+            SELECT COALESCE(MAX(queue_turn), 0) FROM ai_generation_jobs
+             WHERE status IN ({loading}, {generating})
             UNION ALL
             SELECT COALESCE(MAX(queue_turn), 0) + 1 FROM ai_generation_jobs
              WHERE status IN ({queued}, {loading}, {generating})
@@ -381,6 +386,50 @@ mod tests {
         testing::{each_engine, queued_job, sqlite, temp_db},
         Db,
     };
+
+    /// A job of `key`'s, queued now: its id and round.
+    async fn post_as(db: &Db, key: &str) -> (i64, i64) {
+        let new = crate::db::NewAiPostRow {
+            author_id: key,
+            author_name: key,
+            prompt: "p",
+            model: "m",
+            max_tokens: None,
+            client_key: None,
+            queue_key: key,
+        };
+        let job = db.insert_ai_post(new).await.unwrap().job.unwrap();
+        (job.id, job.queue_turn.unwrap())
+    }
+
+    #[tokio::test]
+    async fn rounds_follow_each_client_and_never_fall_behind_the_one_being_served() {
+        for (db, _keep) in each_engine().await {
+            let mut ann = Vec::new();
+            for _ in 0..3 {
+                ann.push(post_as(&db, "ann").await);
+            }
+            assert_eq!(ann.iter().map(|j| j.1).collect::<Vec<_>>(), [1, 2, 3]);
+            let (bob, bob_round) = post_as(&db, "bob").await;
+            assert_eq!(bob_round, 1, "a newcomer goes in the head's round");
+            let line: Vec<i64> = db
+                .queued_jobs()
+                .await
+                .unwrap()
+                .iter()
+                .map(|j| j.id)
+                .collect();
+            assert_eq!(line, [ann[0].0, bob, ann[1].0, ann[2].0]);
+            // Ann's three run (round 3 is being served) and Bob's ended: his next is not
+            // sent back to round 2, behind what already ran.
+            for (id, _) in &ann {
+                edit(&db, "SET status = 'generating'", *id).await;
+            }
+            edit(&db, "SET status = 'completed'", bob).await;
+            assert_eq!(post_as(&db, "bob").await.1, 3);
+            assert_eq!(post_as(&db, "ann").await.1, 4, "one past her latest");
+        }
+    }
 
     #[tokio::test]
     async fn a_failure_class_written_by_a_newer_release_reads_as_other() {

@@ -38,6 +38,9 @@ enum Claimed {
 }
 /// The longest sleep with nothing to do: a safety net under the wake-ups.
 const IDLE_CHECK: Duration = Duration::from_secs(60);
+/// While jobs wait, how often their expected starts are looked at again (the running jobs'
+/// estimates move; only a start that moved enough is told).
+const STARTS_CHECK: Duration = Duration::from_secs(5);
 
 /// What one pass down the queue decided.
 #[derive(Default)]
@@ -86,9 +89,14 @@ impl Jobs {
                 self.fail_nowhere(job_id, &model).await;
             }
             let next_due = self.fail_overdue().await;
+            let idle = if self.queue().waiting_count() > 0 {
+                STARTS_CHECK
+            } else {
+                IDLE_CHECK
+            };
             tokio::select! {
                 _ = self.pool.changed() => {}
-                _ = tokio::time::sleep(next_due.unwrap_or(IDLE_CHECK).min(IDLE_CHECK)) => {}
+                _ = tokio::time::sleep(next_due.unwrap_or(idle).min(idle)) => {}
                 _ = self.shutdown.cancelled() => return,
             }
         }

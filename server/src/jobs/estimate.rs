@@ -9,7 +9,7 @@
 //!   is the point estimate and its 10th to 90th percentiles the range (an 80 % range). A long
 //!   answer so far is evidence of a long answer, which the mean of all lengths ignores;
 //! * `remaining = length / rate`, where `rate` is the tokens per second measured over the last
-//!   [`WINDOW`]; nothing before two tokens, before [`MIN_HISTORY`] past answers, nor once fewer
+//!   [`RATE_WINDOW`]; nothing before two tokens, before [`MIN_HISTORY`] past answers, nor once fewer
 //!   than [`MIN_TAIL`] of them were longer than `n` (the answer is longer than the model's
 //!   usual and nobody knows how much: the card says "estimating…");
 //! * `percent = 99 * n / (n + median remaining)`; past the history it creeps from where it was
@@ -25,7 +25,7 @@ use std::{
 };
 
 /// How far back the tokens-per-second measurement looks.
-pub const WINDOW: Duration = Duration::from_secs(3);
+pub const RATE_WINDOW: Duration = Duration::from_secs(3);
 /// Past answers needed before the estimate says anything.
 pub const MIN_HISTORY: usize = 10;
 /// Past answers longer than the one being written needed for its remaining length.
@@ -163,7 +163,7 @@ impl Estimator {
         while self
             .recent
             .front()
-            .is_some_and(|t| now.duration_since(*t) > WINDOW)
+            .is_some_and(|t| now.duration_since(*t) > RATE_WINDOW)
         {
             self.recent.pop_front();
         }
@@ -192,7 +192,7 @@ impl Estimator {
         u64::try_from(now.duration_since(self.started).as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Tokens per second over the last [`WINDOW`] (or since the first token, if sooner), so a
+    /// Tokens per second over the last [`RATE_WINDOW`] (or since the first token, if sooner), so a
     /// stall shows as a falling rate rather than a frozen one.
     pub fn rate(&mut self, now: Instant) -> f64 {
         self.trim(now);
@@ -203,11 +203,11 @@ impl Estimator {
         if self.tokens < 2 || since_first.is_zero() {
             return 0.0;
         }
-        if since_first < WINDOW {
+        if since_first < RATE_WINDOW {
             // n tokens since the first one span n - 1 intervals.
             (count(self.recent.len()) - 1.0) / since_first.as_secs_f64()
         } else {
-            count(self.recent.len()) / WINDOW.as_secs_f64()
+            count(self.recent.len()) / RATE_WINDOW.as_secs_f64()
         }
     }
 

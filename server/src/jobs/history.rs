@@ -1,14 +1,14 @@
 //! What a model has done lately, and what it predicts of the next job: its answer lengths, its
 //! writing speed per model server, and the time to its first token, split into loading the
 //! model (cold: it was not in memory; warm: it was) and reading the prompt. Learned from the
-//! model's last [`WINDOW`] completed jobs in the database: a bounded window that forgets old
+//! model's last [`HISTORY_RUNS`] completed jobs in the database: a bounded window that forgets old
 //! behaviour, survives restarts and is the same on every instance.
 use crate::db::PastRun;
 
 use super::estimate::Lengths;
 
 /// The completed jobs of a model the history looks back on.
-pub const WINDOW: u32 = 200;
+pub const HISTORY_RUNS: u32 = 200;
 /// Runs needed before a median says anything.
 const MIN_RUNS: usize = 3;
 /// A load longer than this was a cold one: the model had to be read into memory.
@@ -37,7 +37,7 @@ impl ModelHistory {
     pub fn decode_rate(&self, backend: Option<&str>) -> Option<f64> {
         let rate = |r: &PastRun| {
             let ns = r.eval_ns.filter(|&ns| ns > 0)?;
-            Some(f64::from(r.written) / seconds(ns))
+            Some(f64::from(r.written) / seconds(ns)).filter(|r| *r > 0.0)
         };
         let own: Vec<f64> = self
             .runs
@@ -70,7 +70,7 @@ impl ModelHistory {
                 .iter()
                 .filter_map(|r| {
                     let ns = r.prompt_ns.filter(|&ns| ns > 0)?;
-                    Some(f64::from(r.input_tokens?) / seconds(ns))
+                    Some(f64::from(r.input_tokens?) / seconds(ns)).filter(|r| *r > 0.0)
                 })
                 .collect(),
         )

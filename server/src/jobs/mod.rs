@@ -35,7 +35,6 @@ mod throttle;
 mod view;
 
 use std::{
-    collections::HashMap,
     sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
@@ -79,7 +78,7 @@ pub struct Jobs {
     /// Ends the lease keeper, once the last run here has ended.
     leases_done: CancellationToken,
     /// What each model has done lately (see `starts`).
-    histories: Mutex<HashMap<String, Arc<history::ModelHistory>>>,
+    histories: Mutex<starts::Histories>,
 }
 
 impl Jobs {

@@ -2,8 +2,8 @@
 //! to stop it.
 //!
 //! The fair order serves clients in turn. Each job waits for a round, given as it enters the
-//! queue: one past its client's latest unfinished job, never before the round at the head of
-//! the line (the migration that adds `queue_turn` says it in SQL). The line is ordered by round,
+//! queue: one past its client's latest unfinished job, never before the round being served
+//! (`db::jobs::next_turn` says it in SQL). The line is ordered by round,
 //! then by the time each entered the queue, then id. So one client's third post waits behind
 //! everyone's second, and a newcomer's first post waits for at most one job of each other
 //! client. `Db::queued_jobs` reads the same order from the database.

@@ -82,10 +82,6 @@ impl Jobs {
         self.store_end(&row, &end, &stop).await;
         // Only now: a Stop that comes while the end is being stored finds the job still
         // running (and changes nothing) rather than cancelling a finished answer.
-        if matches!(end.outcome, Outcome::Completed(_)) {
-            // One more answer to learn from: the jobs waiting for this model are told.
-            self.refresh_history(&row.model).await;
-        }
         {
             let mut queue = self.queue();
             queue.finish(row.id, row.runs);
@@ -94,6 +90,11 @@ impl Jobs {
             }
         }
         drop(slot);
+        if matches!(end.outcome, Outcome::Completed(_)) {
+            // One more answer to learn from: the jobs waiting for this model are told.
+            self.refresh_history(&row.model).await;
+            self.publish_positions(&self.queue());
+        }
     }
 
     /// The job's attempts on `slot`'s server, or on another one when its own is busy and

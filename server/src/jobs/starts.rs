@@ -2,31 +2,47 @@
 //! [`forecast`](super::forecast) fed with the pool's servers, the running jobs' expected ends
 //! and each model's [`ModelHistory`], kept here per model and read again from the database
 //! when one of its jobs starts or completes.
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use app::types::JobStatus;
 
 use super::{
     forecast::{self, Ahead, Server},
-    history::{ModelHistory, WINDOW},
+    history::{ModelHistory, HISTORY_RUNS},
     queue::Queue,
     Jobs,
 };
 use crate::db::now_ms;
 
+/// A start further away than this is no promise worth showing.
+const DAY_MS: f64 = 86_400_000.0;
+
+/// How long a model's history is taken as read: other instances' jobs end too.
+const HISTORY_TTL: Duration = Duration::from_secs(30);
+
+/// Each model's history, and when it was read.
+pub(super) type Histories = HashMap<String, (Instant, Arc<ModelHistory>)>;
+
 impl Jobs {
     /// The model's history as last read (empty before it has been).
     pub(super) fn history(&self, model: &str) -> Arc<ModelHistory> {
-        self.histories().get(model).cloned().unwrap_or_default()
+        self.histories()
+            .get(model)
+            .map(|(_, history)| Arc::clone(history))
+            .unwrap_or_default()
     }
 
     /// Reads the model's history again from the database (a failure keeps what was known).
     pub(super) async fn refresh_history(&self, model: &str) -> Arc<ModelHistory> {
-        match self.db.recent_runs(model, WINDOW).await {
+        match self.db.recent_runs(model, HISTORY_RUNS).await {
             Ok(runs) => {
                 let history = Arc::new(ModelHistory::new(runs));
                 self.histories()
-                    .insert(model.to_owned(), Arc::clone(&history));
+                    .insert(model.to_owned(), (Instant::now(), Arc::clone(&history)));
                 history
             }
             Err(e) => {
@@ -36,14 +52,19 @@ impl Jobs {
         }
     }
 
-    /// Reads the history of every waiting job's model that has none yet.
+    /// Reads the history of every waiting job's model that has none yet, or one older than
+    /// [`HISTORY_TTL`].
     pub(super) async fn load_missing_histories(&self) {
         let missing: Vec<String> = {
             let queue = self.queue();
             let known = self.histories();
             let mut models: Vec<String> = queue
                 .line()
-                .filter(|job| !known.contains_key(&job.model))
+                .filter(|job| {
+                    known
+                        .get(&job.model)
+                        .is_none_or(|(read, _)| read.elapsed() > HISTORY_TTL)
+                })
                 .map(|job| job.model.clone())
                 .collect();
             models.sort_unstable();
@@ -62,7 +83,7 @@ impl Jobs {
         let expected = |model: &str, max_tokens: Option<u32>, prompt_chars: usize| {
             histories
                 .get(model)
-                .and_then(|h| h.expected_ms(max_tokens, prompt_chars))
+                .and_then(|(_, h)| h.expected_ms(max_tokens, prompt_chars))
         };
         let mut running: HashMap<String, Vec<Option<f64>>> = HashMap::new();
         self.hub.for_each(|view| {
@@ -71,20 +92,26 @@ impl Jobs {
             };
             // Unix milliseconds and elapsed times stay far below 2^52: exact in an f64.
             #[allow(clippy::cast_precision_loss)]
-            let left = if view.status == JobStatus::Generating {
+            let left = {
                 let since = (now - view.progress.last_update_at).max(0) as f64;
-                let remaining = view.progress.estimated_time_remaining;
-                remaining.map(|ms| (ms as f64 - since).max(0.0))
-            } else {
-                let elapsed = view.progress.elapsed_time as f64;
-                expected(&view.model, view.max_tokens, 0).map(|ms| (ms - elapsed).max(0.0))
+                match view.progress.estimated_time_remaining {
+                    Some(ms) => Some((ms as f64 - since).max(0.0)),
+                    // Loading, before the model's speed is known here: its whole expected run.
+                    None if view.status == JobStatus::Loading => {
+                        let elapsed = view.progress.elapsed_time as f64 + since;
+                        expected(&view.model, view.max_tokens, 0).map(|ms| (ms - elapsed).max(0.0))
+                    }
+                    None => None,
+                }
             };
             running.entry(backend.clone()).or_default().push(left);
         });
+        // A server that is down takes no job until it is back, and nobody knows when.
         let servers: Vec<Server> = self
             .pool
             .members()
             .iter()
+            .filter(|m| m.is_up())
             .map(|m| Server {
                 name: m.name.clone(),
                 slots: m.concurrency,
@@ -105,14 +132,17 @@ impl Jobs {
             })
             .collect();
         #[allow(clippy::cast_possible_truncation)]
-        // Milliseconds from now: far inside i64.
+        // Finite milliseconds from now, kept within a day: far inside i64.
         forecast::starts(&servers, &line)
             .into_iter()
-            .map(|(id, ms)| (id, ms.map(|ms| now + ms.round() as i64)))
+            .map(|(id, ms)| {
+                let ms = ms.filter(|ms| ms.is_finite() && *ms < DAY_MS);
+                (id, ms.map(|ms| now.saturating_add(ms.round() as i64)))
+            })
             .collect()
     }
 
-    fn histories(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<ModelHistory>>> {
+    fn histories(&self) -> std::sync::MutexGuard<'_, Histories> {
         // A panic while holding this lock cannot leave the map half-updated.
         self.histories.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -87,12 +87,18 @@ pub struct JobRow {
 const FAIR_LINE: &str = "SELECT * FROM ai_generation_jobs WHERE status = $1
       ORDER BY COALESCE(queue_turn, 0), queued_at, id";
 
-/// The fair queue's round for a job of turn key `$key` entering the queue now: one past that
-/// key's latest unfinished job, and never before the round being served (the head of the line's,
-/// or the highest of the running jobs', whichever is later: a job that cannot start, its
-/// servers down, does not hold the rounds back). (`$queued`, `$loading` and `$generating` are
-/// the statuses.)
-pub(super) fn next_turn(key: &str, queued: &str, loading: &str, generating: &str) -> String {
+/// The fair queue's round for a job entering the queue now: one past the latest unfinished job
+/// of its client (`whose`, an SQL condition on a job row), and never before the round being
+/// served (the head of the line's, or the highest of the running jobs', whichever is later: a
+/// job that cannot start, its servers down, does not hold the rounds back). (`$queued`,
+/// `$loading` and `$generating` are the statuses.)
+///
+/// A client with the cookie is its author, and its address's jobs asked without the cookie
+/// count too; one without the cookie is its address: those jobs count, and those of the authors
+/// they made (a post without the cookie gets one). So taking a fresh cookie after each post
+/// without one buys no turn, while a newcomer's first post (without the cookie) does not wait
+/// behind the other writers at its address.
+pub(super) fn next_turn(whose: &str, queued: &str, loading: &str, generating: &str) -> String {
     format!(
         "(SELECT MAX(turn) FROM (
             SELECT COALESCE(MIN(COALESCE(queue_turn, 0)), 0) AS turn FROM ai_generation_jobs
@@ -102,8 +108,7 @@ pub(super) fn next_turn(key: &str, queued: &str, loading: &str, generating: &str
              WHERE status IN ({loading}, {generating})
             UNION ALL
             SELECT COALESCE(MAX(queue_turn), 0) + 1 FROM ai_generation_jobs
-             WHERE status IN ({queued}, {loading}, {generating})
-               AND COALESCE(queue_key, author_id) = {key}) AS rounds)"
+             WHERE status IN ({queued}, {loading}, {generating}) AND {whose}) AS rounds)"
     )
 }
 
@@ -389,17 +394,44 @@ mod tests {
 
     /// A job of `key`'s, queued now: its id and round.
     async fn post_as(db: &Db, key: &str) -> (i64, i64) {
+        post_from(db, key, key, "198.51.100.7").await
+    }
+
+    /// A job of `author`'s in `key`'s turns, asked from `address`, queued now: its id and round.
+    async fn post_from(db: &Db, author: &str, key: &str, address: &str) -> (i64, i64) {
         let new = crate::db::NewAiPostRow {
-            author_id: key,
-            author_name: key,
+            author_id: author,
+            author_name: author,
             prompt: "p",
             model: "m",
             max_tokens: None,
-            client_key: None,
+            client_key: Some(address),
             queue_key: key,
         };
         let job = db.insert_ai_post(new).await.unwrap().job.unwrap();
         (job.id, job.queue_turn.unwrap())
+    }
+
+    #[tokio::test]
+    async fn taking_a_fresh_cookie_after_each_post_without_one_buys_no_turn() {
+        for (db, _keep) in each_engine().await {
+            let here = "192.0.2.1";
+            let bare = format!("{}{here}", crate::db::ADDRESS_KEY);
+            // Each post without the cookie makes an author, whose cookie the next post uses.
+            let mut rounds = Vec::new();
+            for made in ["c1", "c2"] {
+                rounds.push(post_from(&db, made, &bare, here).await.1);
+                rounds.push(post_from(&db, made, made, here).await.1);
+            }
+            assert_eq!(rounds, [1, 2, 3, 4], "one client, one turn after another");
+            // Ann, at the same address with her cookie, has two posts waiting: a newcomer's
+            // first post there does not wait behind them.
+            let office = "203.0.113.9";
+            post_from(&db, "ann", "ann", office).await;
+            assert_eq!(post_from(&db, "ann", "ann", office).await.1, 2);
+            let newcomer = format!("{}{office}", crate::db::ADDRESS_KEY);
+            assert_eq!(post_from(&db, "carl", &newcomer, office).await.1, 1);
+        }
     }
 
     #[tokio::test]

@@ -32,7 +32,7 @@ pub(crate) use engine::{Begin, Pool};
 pub use file::{database_file, private_file};
 pub use jobs::{AdmissionCounts, JobRow, PastRun};
 pub use lock::DbLock;
-pub use posts::{NewAiPostRow, PostRow, PostWithJob};
+pub use posts::{NewAiPostRow, PostRow, PostWithJob, ADDRESS_KEY};
 pub use transitions::{
     Claimant, Interrupted, JobCompletion, ProgressWrite, Recovered, Written, STOPPED_BY_AUTHOR,
 };

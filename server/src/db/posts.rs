@@ -28,6 +28,10 @@ pub struct PostWithJob {
     pub job: Option<JobRow>,
 }
 
+/// How a queue key made of a client's address group begins (the rest is `ClientKey`'s
+/// spelling); any other key is an author's.
+pub const ADDRESS_KEY: &str = "address:";
+
 /// What the data layer needs to create an AI post and its job.
 #[derive(Clone, Debug)]
 pub struct NewAiPostRow<'a> {
@@ -84,12 +88,20 @@ impl Db {
             .bind(PostKind::Ai)
             .fetch_one(&mut *tx)
             .await?;
+            // $8 is the client's address group, $9 its key in the queue (see `next_turn`).
+            let whose = if new.queue_key.starts_with(ADDRESS_KEY) {
+                "(COALESCE(queue_key, author_id) = $9 OR author_id IN (
+                    SELECT author_id FROM ai_generation_jobs
+                     WHERE queue_key = $9 AND status IN ($3, $10, $11)))"
+            } else {
+                "COALESCE(queue_key, author_id) IN ($9, 'address:' || $8)"
+            };
             let insert = format!(
                 "INSERT INTO ai_generation_jobs
                      (post_id, author_id, client_key, status, prompt, model, max_tokens,
                       last_update_at, created_at, queued_at, queue_key, queue_turn)
                  VALUES ($1, $2, $8, $3, $4, $5, $6, $7, $7, $7, $9, {}) RETURNING *",
-                super::jobs::next_turn("$9", "$3", "$10", "$11")
+                super::jobs::next_turn(whose, "$3", "$10", "$11")
             );
             let job = sqlx::query_as::<_, JobRow>(&insert)
                 .bind(post.id)

@@ -471,7 +471,14 @@ impl Db {
                 " WHERE id = $1 AND status IN ($4, $5)
                  RETURNING *"
             ),
-            super::jobs::next_turn("COALESCE(job.queue_key, job.author_id)", "$3", "$7", "$8")
+            // Asked by its author, with the cookie (see `next_turn`).
+            super::jobs::next_turn(
+                "COALESCE(queue_key, author_id) IN \
+                 (COALESCE(job.queue_key, job.author_id), 'address:' || $6)",
+                "$3",
+                "$7",
+                "$8"
+            )
         );
         Ok(on_pool!(self, |pool| sqlx::query_as::<_, JobRow>(&sql)
             .bind(id)

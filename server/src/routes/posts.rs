@@ -12,7 +12,7 @@ use super::{
 use crate::{
     allowed_models::AllowedModels,
     client_addr::ClientAddr,
-    db::{NewAiPostRow, PostWithJob},
+    db::{NewAiPostRow, PostWithJob, ADDRESS_KEY},
     error::{HttpError, HttpResult},
     identity::{self, tag_of},
     jobs::fold::fold,
@@ -140,7 +140,7 @@ pub async fn create_ai(
     // (and so becoming a new author) must not buy a turn of its own in the fair queue.
     let queue_key = match identity::author(&jar) {
         Some(author) => author.id,
-        None => format!("address:{}", client.key()),
+        None => format!("{ADDRESS_KEY}{}", client.key()),
     };
     let (jar, author) = identity::author_or_new(jar, state.config.server.serves_https());
     let _admitted = state.jobs.admit(&author.id, client.key()).await?;

@@ -34,7 +34,7 @@ fn phase(job: &LiveJob, now: f64, reconnecting: bool) -> String {
             }
             (_, Some(since)) => waiting_for_server(&[], Some(since), now),
             (Some(WaitingFor::Slot { backends }), None) => {
-                starting(waiting_for_slot(backends), view.expected_start_at, now)
+                starting(waiting_for_slot(backends), view, now)
             }
             (Some(WaitingFor::Turn) | None, None) => {
                 let place = match view.queue_position {
@@ -46,7 +46,7 @@ fn phase(job: &LiveJob, now: f64, reconnecting: bool) -> String {
                     Some(n) => format!("Queued · {}", format::ordinal(n)),
                     None => "Queued".into(),
                 };
-                starting(place, view.expected_start_at, now)
+                starting(place, view, now)
             }
         },
         JobStatus::Loading => match view.retry_at {
@@ -116,22 +116,36 @@ fn waiting_for_server(backends: &[String], since: Option<i64>, now: f64) -> Stri
     format!("{words} · {}", format::clock(ms / 1000 * 1000))
 }
 
-/// A waiting job's words and, on this browser's clock, when it is expected to start: "Queued
-/// · 2nd · starts in about 40 s". The server renders before any clock runs: the words alone.
-fn starting(words: String, at: Option<i64>, now: f64) -> String {
-    let Some(at) = at.filter(|_| now > 0.0) else {
+/// A waiting job's words and, on this browser's clock, when it is expected to start and to be
+/// done: "Queued · 2nd · starts in about 40 s, done in about 1 min 10 s". The server renders
+/// before any clock runs: the words alone.
+fn starting(words: String, view: &JobView, now: f64) -> String {
+    let Some(start) = view.expected_start_at.filter(|_| now > 0.0) else {
         return words;
     };
-    // Unix milliseconds stay below 2^53: exact in an f64.
-    #[allow(clippy::cast_precision_loss)]
-    let at = at as f64;
-    // Whole seconds, never negative: truncation is the intent.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let secs = ((at - now) / 1000.0).ceil().max(0.0) as u64;
-    if secs <= 1 {
-        format!("{words} · starting any moment")
-    } else {
-        format!("{words} · starts in about {}", format::clock(secs * 1000))
+    // Whole seconds from now, never negative: truncation is the intent. (Unix milliseconds
+    // stay below 2^53: exact in an f64.)
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    let seconds_to = |at: i64| ((at as f64 - now) / 1000.0).ceil().max(0.0) as u64;
+    let start = seconds_to(start);
+    let starts = match start {
+        0 | 1 => format!("{words} · starting any moment"),
+        secs => format!("{words} · starts in about {}", format::clock(secs * 1000)),
+    };
+    let end = view.progress.estimated_time_remaining.and_then(|left| {
+        let left = i64::try_from(left).ok()?;
+        Some(view.progress.last_update_at.saturating_add(left))
+    });
+    // A run shorter than the rounding says nothing more.
+    match end.map(seconds_to) {
+        Some(secs) if secs > start.max(1) => {
+            format!("{starts}, done in about {}", format::clock(secs * 1000))
+        }
+        _ => starts,
     }
 }
 
@@ -663,6 +677,13 @@ mod tests {
         let mut later = queued(Some(WaitingFor::Turn), 4);
         later.view.expected_start_at = Some(45_000);
         assert_eq!(at(&later), "Queued · 4th · starts in about 40 s");
+        later.view.progress.last_update_at = 4_000;
+        later.view.progress.estimated_time_remaining = Some(71_000);
+        assert_eq!(
+            at(&later),
+            "Queued · 4th · starts in about 40 s, done in about 1 min 10 s"
+        );
+        later.view.progress.estimated_time_remaining = None;
         later.pushed_back = true;
         assert_eq!(
             at(&later),

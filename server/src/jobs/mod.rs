@@ -250,15 +250,16 @@ impl Jobs {
         Ok(())
     }
 
-    /// Tells every waiting job its place in the line, what it waits for and when it is
-    /// expected to start (only those for which that changed). A job's line is the waiting jobs ahead of it that need one of the
+    /// Tells every waiting job its place in the line, what it waits for, when it is expected
+    /// to start and the time left until it is expected to end (only those for which that
+    /// changed). A job's line is the waiting jobs ahead of it that need one of the
     /// same model servers. Called with the queue locked, so that two changes of it cannot
     /// publish out of order.
     fn publish_positions(&self, queue: &Queue) {
         let starts = self.expected_starts(queue);
         let now = crate::db::now_ms();
         for (id, place) in line::places(&self.pool, queue) {
-            let start = starts.get(&id).copied().flatten();
+            let expected = starts.get(&id).copied().unwrap_or_default();
             if self.hub.current(id).is_some_and(|v| {
                 v.status == JobStatus::Queued
                     && ((v.queue_position, &v.waiting_for, v.unreachable_since)
@@ -267,13 +268,21 @@ impl Jobs {
                             &Some(place.waiting_for.clone()),
                             place.unreachable_since,
                         )
-                        || starts::moved(v.expected_start_at, start, now))
+                        || starts::moved(v.expected_start_at, expected.start, now)
+                        || starts::moved(starts::expected_end(&v), expected.end, now))
             }) {
                 self.hub.update(id, |v| {
                     v.queue_position = Some(place.position);
                     v.waiting_for = Some(place.waiting_for);
                     v.unreachable_since = place.unreachable_since;
-                    v.expected_start_at = start;
+                    v.expected_start_at = expected.start;
+                    // From the moment of posting, the time left is the wait and the run.
+                    v.progress.estimated_time_remaining = expected
+                        .end
+                        .map(|end| u64::try_from(end - now).unwrap_or_default());
+                    v.progress.estimated_time_remaining_low = None;
+                    v.progress.estimated_time_remaining_high = None;
+                    v.progress.last_update_at = now;
                 });
             }
         }

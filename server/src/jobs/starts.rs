@@ -76,8 +76,9 @@ impl Jobs {
         }
     }
 
-    /// When (Unix ms) each waiting job is expected to start; `None` where nobody can tell.
-    pub(super) fn expected_starts(&self, queue: &Queue) -> HashMap<i64, Option<i64>> {
+    /// When (Unix ms) each waiting job is expected to start and to end; `None` where nobody
+    /// can tell.
+    pub(super) fn expected_starts(&self, queue: &Queue) -> HashMap<i64, Expected> {
         let now = now_ms();
         let histories = self.histories();
         let expected = |model: &str, max_tokens: Option<u32>, prompt_chars: usize| {
@@ -133,11 +134,22 @@ impl Jobs {
             .collect();
         #[allow(clippy::cast_possible_truncation)]
         // Finite milliseconds from now, kept within a day: far inside i64.
+        let at = |ms: Option<f64>| {
+            ms.filter(|ms| ms.is_finite() && *ms < DAY_MS)
+                .map(|ms| now.saturating_add(ms.round() as i64))
+        };
         forecast::starts(&servers, &line)
             .into_iter()
-            .map(|(id, ms)| {
-                let ms = ms.filter(|ms| ms.is_finite() && *ms < DAY_MS);
-                (id, ms.map(|ms| now.saturating_add(ms.round() as i64)))
+            .zip(&line)
+            .map(|((id, start), job)| {
+                let end = start.zip(job.duration_ms).map(|(start, run)| start + run);
+                (
+                    id,
+                    Expected {
+                        start: at(start),
+                        end: at(end),
+                    },
+                )
             })
             .collect()
     }
@@ -146,6 +158,19 @@ impl Jobs {
         // A panic while holding this lock cannot leave the map half-updated.
         self.histories.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// When a waiting job is expected to start and to end (Unix ms), when that can be told.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Expected {
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+}
+
+/// When a waiting job was last said to end (Unix ms), if it was.
+pub(super) fn expected_end(view: &app::types::JobView) -> Option<i64> {
+    let left = i64::try_from(view.progress.estimated_time_remaining?).ok()?;
+    Some(view.progress.last_update_at.saturating_add(left))
 }
 
 /// Whether an expected start moved enough to tell the watchers: by more than a second and a

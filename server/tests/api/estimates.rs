@@ -44,20 +44,29 @@ on_each_engine! {
         let _second = app.ai_post("second").await.1;
         let third = app.ai_post("third").await.1;
         let posted = server::db::now_ms();
-        let start = eventually(WAIT, "the third told when it starts", || async {
+        let (start, total) = eventually(WAIT, "the third told when it starts", || async {
             let view = app.job(third).await;
-            view.expected_start_at.filter(|_| view.status == JobStatus::Queued)
+            let start = view.expected_start_at.filter(|_| view.status == JobStatus::Queued)?;
+            Some((start, view.progress.estimated_time_remaining?))
         })
         .await;
-        // Two answers of about 60 tokens at 100 tok/s ahead of it: well under ten seconds.
+        // Two answers of about 60 tokens at 100 tok/s ahead of it: well under ten seconds; and
+        // from posting, the time left is the wait and its own run.
         let wait = start - posted;
         assert!((0..10_000).contains(&wait), "starts in {wait} ms");
+        let total = i64::try_from(total).unwrap();
+        assert!(total > wait && total < wait + 5_000, "done in {total} ms");
 
+        // (While it waits, its time left is the wait and the run, without a range.)
         let eta = stream
             .until(WAIT, "a time left with its range", |event| match job_event(event) {
-                JobEvent::Progress(ProgressEvent { progress, .. }) => progress
-                    .estimated_time_remaining
-                    .map(|ms| (progress.estimated_time_remaining_low, ms, progress.estimated_time_remaining_high)),
+                JobEvent::Progress(ProgressEvent {
+                    status: JobStatus::Generating,
+                    progress: p,
+                    ..
+                }) => p.estimated_time_remaining.map(|ms| {
+                    (p.estimated_time_remaining_low, ms, p.estimated_time_remaining_high)
+                }),
                 _ => None,
             })
             .await;

@@ -56,12 +56,7 @@ fn phase(job: &LiveJob, now: f64, reconnecting: bool) -> String {
                 if now <= 0.0 {
                     return format!("{why} Trying again soon");
                 }
-                // Unix milliseconds stay below 2^53: exact in an f64.
-                #[allow(clippy::cast_precision_loss)]
-                let at = at as f64;
-                // Whole seconds, never negative: truncation is the intent.
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                let secs = ((at - now) / 1000.0).ceil().max(0.0) as u64;
+                let secs = seconds_until(at, now);
                 format!("{why} Trying again in {}", format::clock(secs * 1000))
             }
             None => match (view.prompt_progress, view.model_loaded) {
@@ -116,6 +111,18 @@ fn waiting_for_server(backends: &[String], since: Option<i64>, now: f64) -> Stri
     format!("{words} · {}", format::clock(ms / 1000 * 1000))
 }
 
+/// Whole seconds from `now` (this browser's clock) until `at` (Unix ms), rounded up, never
+/// negative.
+fn seconds_until(at: i64, now: f64) -> u64 {
+    // Unix milliseconds stay below 2^53: exact in an f64.
+    #[allow(clippy::cast_precision_loss)]
+    let at = at as f64;
+    // Whole seconds, never negative: truncation is the intent.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let secs = ((at - now) / 1000.0).ceil().max(0.0) as u64;
+    secs
+}
+
 /// A waiting job's words and, on this browser's clock, when it is expected to start and to be
 /// done: "Queued · 2nd · starts in about 40 s, done in about 1 min 10 s". The server renders
 /// before any clock runs: the words alone.
@@ -123,25 +130,13 @@ fn starting(words: String, view: &JobView, now: f64) -> String {
     let Some(start) = view.expected_start_at.filter(|_| now > 0.0) else {
         return words;
     };
-    // Whole seconds from now, never negative: truncation is the intent. (Unix milliseconds
-    // stay below 2^53: exact in an f64.)
-    #[allow(
-        clippy::cast_precision_loss,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss
-    )]
-    let seconds_to = |at: i64| ((at as f64 - now) / 1000.0).ceil().max(0.0) as u64;
-    let start = seconds_to(start);
+    let start = seconds_until(start, now);
     let starts = match start {
         0 | 1 => format!("{words} · starting any moment"),
         secs => format!("{words} · starts in about {}", format::clock(secs * 1000)),
     };
-    let end = view.progress.estimated_time_remaining.and_then(|left| {
-        let left = i64::try_from(left).ok()?;
-        Some(view.progress.last_update_at.saturating_add(left))
-    });
     // A run shorter than the rounding says nothing more.
-    match end.map(seconds_to) {
+    match view.progress.ends_at().map(|end| seconds_until(end, now)) {
         Some(secs) if secs > start.max(1) => {
             format!("{starts}, done in about {}", format::clock(secs * 1000))
         }

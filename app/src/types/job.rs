@@ -84,6 +84,14 @@ pub struct Progress {
     pub last_update_at: i64,
 }
 
+impl Progress {
+    /// When (Unix ms) the job is expected to end, by the time left as last told.
+    pub fn ends_at(&self) -> Option<i64> {
+        let left = i64::try_from(self.estimated_time_remaining?).ok()?;
+        Some(self.last_update_at.saturating_add(left))
+    }
+}
+
 /// The statistics of a finished generation, as far as the model server reported them: each
 /// one it did not report is `None` (shown as "—", never as 0). Counts and durations are the
 /// server's own (durations in nanoseconds, as Ollama reports them; llama.cpp's milliseconds

@@ -269,7 +269,7 @@ impl Jobs {
                             place.unreachable_since,
                         )
                         || starts::moved(v.expected_start_at, expected.start, now)
-                        || starts::moved(starts::expected_end(&v), expected.end, now))
+                        || starts::moved(v.progress.ends_at(), expected.end, now))
             }) {
                 self.hub.update(id, |v| {
                     v.queue_position = Some(place.position);

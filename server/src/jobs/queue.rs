@@ -156,10 +156,7 @@ impl Queue {
 
     /// The waiting jobs as (id, model), head first.
     pub fn waiting_models(&self) -> impl Iterator<Item = (i64, &str)> + '_ {
-        self.waiting.iter().map(|&(_, _, id)| {
-            let model = self.jobs.get(&id).map(|(job, _)| job.model.as_str());
-            (id, model.unwrap_or_default())
-        })
+        self.line().map(|job| (job.id, job.model.as_str()))
     }
 
     /// The waiting jobs, head first.

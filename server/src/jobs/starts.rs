@@ -167,12 +167,6 @@ pub(super) struct Expected {
     pub end: Option<i64>,
 }
 
-/// When a waiting job was last said to end (Unix ms), if it was.
-pub(super) fn expected_end(view: &app::types::JobView) -> Option<i64> {
-    let left = i64::try_from(view.progress.estimated_time_remaining?).ok()?;
-    Some(view.progress.last_update_at.saturating_add(left))
-}
-
 /// Whether an expected start moved enough to tell the watchers: by more than a second and a
 /// tenth of the wait, or from known to unknown and back. (Running jobs' estimates move a
 /// little with every token; a card that changed its promise as often would say nothing.)

@@ -93,11 +93,12 @@ const FAIR_LINE: &str = "SELECT * FROM ai_generation_jobs WHERE status = $1
 /// job that cannot start, its servers down, does not hold the rounds back). (`$queued`,
 /// `$loading` and `$generating` are the statuses.)
 ///
-/// A client with the cookie is its author, and its address's jobs asked without the cookie
-/// count too; one without the cookie is its address: those jobs count, and those of the authors
-/// they made (a post without the cookie gets one). So taking a fresh cookie after each post
-/// without one buys no turn, while a newcomer's first post (without the cookie) does not wait
-/// behind the other writers at its address.
+/// A client with the cookie is its author: all the author's jobs count, the one asked without
+/// the cookie that gave it too. One without the cookie is its address: the jobs asked from there
+/// without it count, and those of the authors they made (a post without the cookie gets one). So
+/// taking a fresh cookie after each post without one buys no turn, while neither a newcomer's
+/// first post (without the cookie) nor a writer with the cookie waits behind the others at
+/// their address.
 pub(super) fn next_turn(whose: &str, queued: &str, loading: &str, generating: &str) -> String {
     format!(
         "(SELECT MAX(turn) FROM (

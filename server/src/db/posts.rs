@@ -88,13 +88,13 @@ impl Db {
             .bind(PostKind::Ai)
             .fetch_one(&mut *tx)
             .await?;
-            // $8 is the client's address group, $9 its key in the queue (see `next_turn`).
+            // $2 is the author, $9 the client's key in the queue (see `next_turn`).
             let whose = if new.queue_key.starts_with(ADDRESS_KEY) {
                 "(COALESCE(queue_key, author_id) = $9 OR author_id IN (
                     SELECT author_id FROM ai_generation_jobs
                      WHERE queue_key = $9 AND status IN ($3, $10, $11)))"
             } else {
-                "COALESCE(queue_key, author_id) IN ($9, 'address:' || $8)"
+                "author_id = $2"
             };
             let insert = format!(
                 "INSERT INTO ai_generation_jobs

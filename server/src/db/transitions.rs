@@ -472,13 +472,7 @@ impl Db {
                  RETURNING *"
             ),
             // Asked by its author, with the cookie (see `next_turn`).
-            super::jobs::next_turn(
-                "COALESCE(queue_key, author_id) IN \
-                 (COALESCE(job.queue_key, job.author_id), 'address:' || $6)",
-                "$3",
-                "$7",
-                "$8"
-            )
+            super::jobs::next_turn("author_id = job.author_id", "$3", "$7", "$8")
         );
         Ok(on_pool!(self, |pool| sqlx::query_as::<_, JobRow>(&sql)
             .bind(id)

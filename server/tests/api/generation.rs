@@ -607,6 +607,48 @@ on_each_engine! {
 }
 
 on_each_engine! {
+    async fn a_client_taking_a_fresh_cookie_after_each_post_without_one_gains_no_turn(engine) {
+        let app = spawn_app_on(
+            engine,
+            Some(FakeConfig {
+                tokens_per_second: 100.0,
+                length: 10,
+                ..FakeConfig::default()
+            }),
+            |c| c.jobs.concurrency = 1,
+        )
+        .await;
+        let hello = serde_json::json!({"author_name": "Ann", "text": "hello"});
+        assert_eq!(app.post_json("/posts", &hello).await.status(), 201);
+        let a1 = app.ai_post("first #fake:rate=10 #fake:tokens=50").await.1;
+        crate::deadline::eventually(WAIT, "Ann's first claimed", || async {
+            (app.job(a1).await.status != JobStatus::Queued).then_some(())
+        })
+        .await;
+        let a2 = app.ai_post("second").await.1;
+        // Each browser posts once without the cookie (and gets one), once with it, and is
+        // thrown away: four posts, each a turn after the last.
+        let mut theirs = Vec::new();
+        for _ in 0..2 {
+            let fresh = browser();
+            for prompt in ["without the cookie", "with the cookie just given"] {
+                theirs.push(create_ai_post(&fresh, &app.url, &ai_prompt(prompt)).await.1);
+            }
+        }
+        let a3 = app.ai_post("third").await.1;
+        let mut places = Vec::new();
+        for id in [a2, theirs[0], theirs[1], a3, theirs[2], theirs[3]] {
+            places.push(app.job(id).await.queue_position);
+        }
+        assert_eq!(
+            places,
+            [Some(1), Some(2), Some(3), Some(4), Some(5), Some(6)],
+            "Ann's third goes ahead of their third and fourth"
+        );
+    }
+}
+
+on_each_engine! {
     async fn the_author_can_stop_and_retry_and_others_get_403(engine) {
         let app = spawn_app_on(
             engine,

@@ -212,6 +212,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .build()?;
+    let loaded_at = tokio::time::Instant::now() + Duration::from_millis(load_ms);
     let mut job_ids = Vec::new();
     for i in 0..args.jobs {
         let url = &urls[i % instances];
@@ -257,6 +258,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .map(|s| s.rss_kib().unwrap_or_default())
         .sum();
+    // The tokens flow once the model has "loaded": the CPU from then on is the generation's
+    // alone (the figures over the whole run also hold the wait for it).
+    let pids: Vec<String> = servers.iter().map(|s| s.pid.to_string()).collect();
+    let generating = tokio::spawn(async move {
+        tokio::time::sleep_until(loaded_at).await;
+        let server: u64 = pids
+            .iter()
+            .map(|pid| process::cpu_ticks(pid).unwrap_or_default())
+            .sum();
+        (
+            Instant::now(),
+            server,
+            process::cpu_ticks("self").unwrap_or_default(),
+        )
+    });
     let cpu_before: u64 = servers
         .iter()
         .map(|s| s.cpu_ticks().unwrap_or_default())
@@ -339,6 +355,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|s| s.cpu_ticks().unwrap_or_default())
         .sum::<u64>()
         - cpu_before;
+    let (generating_from, server_then, own_then) = generating.await?;
+    let generating_secs_here = generating_from.elapsed().as_secs_f64();
+    let server_now: u64 = servers
+        .iter()
+        .map(|s| s.cpu_ticks().unwrap_or_default())
+        .sum();
+    let share = |ticks: u64| {
+        ticks as f64 / process::clock_ticks() as f64 / generating_secs_here.max(0.001) * 100.0
+    };
+    let (server_busy, own_busy) = (
+        share(server_now.saturating_sub(server_then)),
+        share(process::cpu_ticks("self")?.saturating_sub(own_then)),
+    );
     let writes = store.writes().await?;
     let generating_secs = store.average_generation_secs().await?;
     let statuses = store.statuses().await?;
@@ -417,6 +446,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         cpu_secs / wall * 100.0,
         cpu_secs * 1e6 / watchers_total as f64 / wall,
         cpu_secs * 1e6 / h.len().max(1) as f64
+    );
+    println!(
+        "while the tokens flowed (the last {generating_secs_here:.1} s): server {server_busy:.0}%, this client (watchers and fake Ollama) {own_busy:.0}% of one core, of {} cores",
+        std::thread::available_parallelism().map_or(1, usize::from)
     );
     if args.wall.is_some() {
         println!(

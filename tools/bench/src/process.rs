@@ -71,20 +71,7 @@ impl Server {
 
     /// User + system CPU time in clock ticks.
     pub fn cpu_ticks(&self) -> std::io::Result<u64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
-        // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
-        let after = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest)
-            .unwrap_or_default();
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let field = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or_default()
-        };
-        Ok(field(11) + field(12))
+        cpu_ticks(&self.pid.to_string())
     }
 
     pub fn stop(self) {}
@@ -103,6 +90,24 @@ pub fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
+}
+
+/// User + system CPU time in clock ticks of the process `pid` (`self` for this one).
+pub fn cpu_ticks(pid: &str) -> std::io::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or_default()
+    };
+    Ok(field(11) + field(12))
 }
 
 /// Clock ticks per second for /proc times (USER_HZ, 100 on Linux).

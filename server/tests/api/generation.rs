@@ -545,51 +545,59 @@ on_each_engine! {
     }
 }
 
+/// A wall with one generation slot, held for five seconds by the first AI post of Ann (who has
+/// the cookie, from an earlier post: her posts wait in her own turns) while a line forms behind
+/// it: the app, and that job once claimed.
+async fn one_slot_held_by_ann(engine: Engine) -> (TestApp, i64) {
+    let app = spawn_app_on(
+        engine,
+        Some(FakeConfig {
+            tokens_per_second: 100.0,
+            length: 10,
+            ..FakeConfig::default()
+        }),
+        |c| c.jobs.concurrency = 1,
+    )
+    .await;
+    let hello = serde_json::json!({"author_name": "Ann", "text": "hello"});
+    assert_eq!(app.post_json("/posts", &hello).await.status(), 201);
+    let a1 = app.ai_post("first #fake:rate=10 #fake:tokens=50").await.1;
+    crate::deadline::eventually(WAIT, "Ann's first claimed", || async {
+        (app.job(a1).await.status != JobStatus::Queued).then_some(())
+    })
+    .await;
+    (app, a1)
+}
+
+/// The jobs' places in the line, in the order given.
+async fn places(app: &TestApp, ids: &[i64]) -> Vec<Option<u32>> {
+    let mut places = Vec::new();
+    for &id in ids {
+        places.push(app.job(id).await.queue_position);
+    }
+    places
+}
+
 on_each_engine! {
     async fn queued_jobs_know_their_place_and_clients_are_served_in_turn(engine) {
-        let app = spawn_app_on(
-            engine,
-            Some(FakeConfig {
-                tokens_per_second: 100.0,
-                length: 10,
-                ..FakeConfig::default()
-            }),
-            |c| c.jobs.concurrency = 1,
-        )
-        .await;
-        let place = |id: i64| {
-            let app = &app;
-            async move { app.job(id).await.queue_position }
-        };
-        // Ann and Bob have the cookie (from an earlier post): their posts wait in their own
-        // turns. (A browser's very first post, without it, waits in its address's.)
-        let hello = |name: &str| serde_json::json!({"author_name": name, "text": "hello"});
-        let response = app.post_json("/posts", &hello("Ann")).await;
-        assert_eq!(response.status(), 201);
+        let (app, a1) = one_slot_held_by_ann(engine).await;
+        // Bob has the cookie too (from an earlier post): his posts wait in his own turns. (A
+        // browser's very first post, without it, waits in its address's.)
         let bob = browser();
-        let response = bob.post(app.api("/posts")).json(&hello("Bob")).send().await.unwrap();
+        let hello = serde_json::json!({"author_name": "Bob", "text": "hello"});
+        let response = bob.post(app.api("/posts")).json(&hello).send().await.unwrap();
         assert_eq!(response.status(), 201);
-        // Ann's first holds the one slot for five seconds while the line forms behind it.
-        let a1 = app.ai_post("first #fake:rate=10 #fake:tokens=50").await.1;
-        crate::deadline::eventually(WAIT, "Ann's first claimed", || async {
-            (app.job(a1).await.status != JobStatus::Queued).then_some(())
-        })
-        .await;
         let a2 = app.ai_post("second").await.1;
         let a3 = app.ai_post("third").await.1;
-        assert_eq!((place(a2).await, place(a3).await), (Some(1), Some(2)));
+        assert_eq!(places(&app, &[a2, a3]).await, [Some(1), Some(2)]);
 
         let b1 = create_ai_post(&bob, &app.url, &ai_prompt("Bob's first")).await.1;
         // No cookie: each post makes a new author, but both wait in their address's turn.
         let anonymous = reqwest::Client::new();
         let c1 = create_ai_post(&anonymous, &app.url, &ai_prompt("one")).await.1;
         let c2 = create_ai_post(&anonymous, &app.url, &ai_prompt("two")).await.1;
-        let mut places = Vec::new();
-        for id in [a2, b1, c1, a3, c2] {
-            places.push(place(id).await);
-        }
         assert_eq!(
-            places,
+            places(&app, &[a2, b1, c1, a3, c2]).await,
             [Some(1), Some(2), Some(3), Some(4), Some(5)],
             "everyone's first, then everyone's second: Ann's third went from 2nd to 4th"
         );
@@ -608,23 +616,7 @@ on_each_engine! {
 
 on_each_engine! {
     async fn a_client_taking_a_fresh_cookie_after_each_post_without_one_gains_no_turn(engine) {
-        let app = spawn_app_on(
-            engine,
-            Some(FakeConfig {
-                tokens_per_second: 100.0,
-                length: 10,
-                ..FakeConfig::default()
-            }),
-            |c| c.jobs.concurrency = 1,
-        )
-        .await;
-        let hello = serde_json::json!({"author_name": "Ann", "text": "hello"});
-        assert_eq!(app.post_json("/posts", &hello).await.status(), 201);
-        let a1 = app.ai_post("first #fake:rate=10 #fake:tokens=50").await.1;
-        crate::deadline::eventually(WAIT, "Ann's first claimed", || async {
-            (app.job(a1).await.status != JobStatus::Queued).then_some(())
-        })
-        .await;
+        let (app, _a1) = one_slot_held_by_ann(engine).await;
         let a2 = app.ai_post("second").await.1;
         // Each browser posts once without the cookie (and gets one), once with it, and is
         // thrown away: four posts, each a turn after the last.
@@ -636,12 +628,8 @@ on_each_engine! {
             }
         }
         let a3 = app.ai_post("third").await.1;
-        let mut places = Vec::new();
-        for id in [a2, theirs[0], theirs[1], a3, theirs[2], theirs[3]] {
-            places.push(app.job(id).await.queue_position);
-        }
         assert_eq!(
-            places,
+            places(&app, &[a2, theirs[0], theirs[1], a3, theirs[2], theirs[3]]).await,
             [Some(1), Some(2), Some(3), Some(4), Some(5), Some(6)],
             "Ann's third goes ahead of their third and fourth"
         );

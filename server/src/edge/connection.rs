@@ -211,6 +211,38 @@ pub struct Socket {
     activity: Arc<Activity>,
 }
 
+/// Without `&mut`: the wall's pump writes to a watcher's socket while the watcher's own task
+/// waits on it ([`crate::hub::fanout`]).
+impl Socket {
+    /// Writes what the socket takes now, without waiting.
+    pub fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let written = self.stream.try_write_vectored(bufs)?;
+        if written > 0 {
+            self.activity.moved();
+        }
+        Ok(written)
+    }
+
+    /// Waits until the socket may take a write.
+    pub async fn writable(&self) -> io::Result<()> {
+        self.stream.writable().await
+    }
+
+    /// Waits until the client has sent something, or left.
+    pub async fn readable(&self) -> io::Result<()> {
+        self.stream.readable().await
+    }
+
+    /// Reads what the client has sent, without waiting.
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let read = self.stream.try_read(buf)?;
+        if read > 0 {
+            self.activity.moved();
+        }
+        Ok(read)
+    }
+}
+
 impl AsyncRead for Socket {
     fn poll_read(
         mut self: Pin<&mut Self>,

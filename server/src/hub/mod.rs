@@ -26,14 +26,13 @@ use tokio::sync::{broadcast, watch};
 
 use crate::bus::Outbox;
 
+pub mod fanout;
 mod wall;
+use fanout::{Fanout, Joined, Version};
 pub use wall::WireEvent;
 
 /// Wall events kept for the pump before it lags (and every watcher gets a snapshot).
 const WALL_BUFFER: usize = 4096;
-/// Batches a wall watcher may be behind before it lags and gets a snapshot instead of the
-/// backlog: about 4 s at the most the pump sends (one batch per `progress.wall_batch_ms`, 16).
-const WATCHER_BACKLOG: usize = 256;
 
 #[derive(Clone)]
 pub struct Hub {
@@ -44,8 +43,8 @@ struct Inner {
     jobs: Mutex<HashMap<i64, watch::Sender<JobView>>>,
     /// Every wall event as it happens, to the pump ([`Hub::pump_wall`]).
     wall: broadcast::Sender<Arc<WireEvent>>,
-    /// The pump's batches, to the wall watchers.
-    batches: broadcast::Sender<Arc<WireEvent>>,
+    /// The wall's watchers, to whom the pump hands its batches.
+    fanout: Arc<Fanout>,
     /// How many changes the wall has seen: a snapshot taken after the n-th holds them all.
     changes: AtomicU64,
     /// The last snapshot framed for a wall watcher, and the changes it holds.
@@ -79,7 +78,7 @@ impl Hub {
             inner: Arc::new(Inner {
                 jobs: Mutex::new(HashMap::new()),
                 wall: broadcast::channel(WALL_BUFFER).0,
-                batches: broadcast::channel(WATCHER_BACKLOG).0,
+                fanout: Arc::default(),
                 changes: AtomicU64::new(0),
                 snapshot: Mutex::new(None),
                 outbox,
@@ -287,10 +286,10 @@ impl Hub {
         views
     }
 
-    /// Subscribes to the wall's batches of events; take a snapshot after this, so nothing falls
-    /// between.
-    pub fn subscribe_wall(&self) -> broadcast::Receiver<Arc<WireEvent>> {
-        self.inner.batches.subscribe()
+    /// A seat for a new wall watcher, where the wall's batches queue until its socket comes;
+    /// take a snapshot after this, so nothing falls between.
+    pub fn join_wall(&self, version: Version) -> Joined {
+        self.inner.fanout.join(version)
     }
 
     /// The wall's events one by one, as they happen (the pump's input).
@@ -366,7 +365,7 @@ impl Hub {
     }
 
     pub fn wall_watchers(&self) -> usize {
-        self.inner.batches.receiver_count()
+        self.inner.fanout.watchers()
     }
 
     fn broadcast(&self, event: WallEvent) {
@@ -480,7 +479,7 @@ mod tests {
     use app::types::{HtmlPatch, JobStatus, JobView, ProgressEvent, WallEvent};
     use tokio::sync::broadcast;
 
-    use super::{Hub, WireEvent};
+    use super::{Hub, Version, WireEvent};
 
     /// The next event on the wall as `/api/v1/wall/events` sends it, and as v2 does.
     fn next(wall: &mut broadcast::Receiver<Arc<WireEvent>>) -> (WallEvent, WallEvent) {
@@ -511,7 +510,7 @@ mod tests {
     async fn a_watcher_sees_the_latest_state_and_the_wall_sees_deltas() {
         let hub = Hub::new();
         hub.track(view(1));
-        let (_watching, mut wall) = (hub.subscribe_wall(), hub.wall_events());
+        let (_watching, mut wall) = (hub.join_wall(Version::V1), hub.wall_events());
         assert_eq!(hub.snapshot().len(), 1);
         let mut rx = hub.watch(1).unwrap();
         hub.update(1, |v| v.text.push_str("Hello"));
@@ -557,7 +556,7 @@ mod tests {
     async fn the_wall_gets_the_blocks_from_the_first_that_changed() {
         let hub = Hub::new();
         hub.track(view(1));
-        let (_watching, mut wall) = (hub.subscribe_wall(), hub.wall_events());
+        let (_watching, mut wall) = (hub.join_wall(Version::V1), hub.wall_events());
         let blocks = |b: &[&str]| Some(b.iter().map(|s| (*s).to_owned()).collect());
         hub.publish(1, blocks(&["<h1>A</h1>", "<p>b</p>"]), |v| {
             v.text.push_str("# A\n\nb")
@@ -591,7 +590,7 @@ mod tests {
     async fn version_2_sends_a_change_of_text_and_numbers_in_short_and_any_other_whole() {
         let hub = Hub::new();
         hub.track(view(1));
-        let (_watching, mut wall) = (hub.subscribe_wall(), hub.wall_events());
+        let (_watching, mut wall) = (hub.join_wall(Version::V1), hub.wall_events());
         let blocks = |b: &[&str]| Some(b.iter().map(|s| (*s).to_owned()).collect());
         hub.publish(1, blocks(&["<p>Hello</p>"]), |v| {
             v.status = JobStatus::Generating;
@@ -627,7 +626,7 @@ mod tests {
     #[tokio::test]
     async fn a_framed_snapshot_is_shared_until_the_wall_changes() {
         let hub = Hub::new();
-        let _watching = hub.subscribe_wall();
+        let _watching = hub.join_wall(Version::V1);
         let frame = axum::body::Bytes::from_static(b"snapshot");
         let changes = hub.changes();
         hub.keep_framed_snapshot(changes, frame.clone());

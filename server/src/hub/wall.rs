@@ -1,8 +1,10 @@
 //! What the wall's watchers are sent: every event framed once for both versions of the stream,
 //! and the pump that hands the watchers those events in batches, at most one batch per interval,
-//! so that a watcher wakes and writes once for all the jobs that moved meanwhile, not once per
-//! job and event. A batch goes at once when the wall has been quiet for the interval; a comment
-//! goes when it has been quiet for longer (one timer for the whole wall, not one per watcher).
+//! so that a watcher's socket is written once for all the jobs that moved meanwhile, not once
+//! per job and event. A batch goes at once when the wall has been quiet for the interval; a
+//! comment goes when it has been quiet for longer (one timer for the whole wall, not one per
+//! watcher). The interval runs from one batch's start to the next: when handing a batch to
+//! every watcher takes longer, the next goes as soon as that one is done.
 use std::{sync::Arc, time::Duration};
 
 use app::types::WallEvent;
@@ -10,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_util::sync::CancellationToken;
 
-use super::Hub;
+use super::{fanout::Seat, Hub};
 
 /// What the wall's broadcasts carry.
 #[derive(Debug)]
@@ -61,14 +63,18 @@ impl Batch {
     }
 
     /// Sends what was gathered, if anything.
-    fn send(&mut self, hub: &Hub) {
+    async fn send(&mut self, hub: &Hub, seats: &mut Vec<Arc<Seat>>) {
         if self.events > 0 {
             let batch = std::mem::take(self);
-            hub.send_batch(WireEvent::Frames {
-                events: batch.events,
-                v1: batch.v1.freeze(),
-                v2: batch.v2.freeze(),
-            });
+            hub.send_batch(
+                &WireEvent::Frames {
+                    events: batch.events,
+                    v1: batch.v1.freeze(),
+                    v2: batch.v2.freeze(),
+                },
+                seats,
+            )
+            .await;
         }
     }
 }
@@ -85,18 +91,21 @@ impl Hub {
         again: bool,
     ) {
         let mut events = self.wall_events();
+        // The watchers a batch goes to, kept from one to the next.
+        let mut seats = Vec::new();
         if again {
-            self.send_batch(WireEvent::Resynced);
+            self.send_batch(&WireEvent::Resynced, &mut seats).await;
         }
         loop {
             let first = tokio::select! {
                 first = events.recv() => first,
                 () = tokio::time::sleep(keep_alive) => {
-                    self.send_batch(WireEvent::KeepAlive);
+                    self.send_batch(&WireEvent::KeepAlive, &mut seats).await;
                     continue;
                 }
                 () = stop.cancelled() => return,
             };
+            let started = tokio::time::Instant::now();
             let mut batch = Batch::default();
             let mut next = first.map_err(|e| match e {
                 RecvError::Lagged(_) => TryRecvError::Lagged(0),
@@ -107,32 +116,31 @@ impl Hub {
                     Ok(wire) => match &*wire {
                         WireEvent::Frames { events, v1, v2 } => batch.add(*events, v1, v2),
                         WireEvent::Resynced => {
-                            batch.send(self);
-                            self.send_batch(WireEvent::Resynced);
+                            batch.send(self, &mut seats).await;
+                            self.send_batch(&WireEvent::Resynced, &mut seats).await;
                         }
                         WireEvent::KeepAlive => {}
                     },
                     // The pump fell behind: the watchers start again from a snapshot.
                     Err(TryRecvError::Lagged(_)) => {
                         batch = Batch::default();
-                        self.send_batch(WireEvent::Resynced);
+                        self.send_batch(&WireEvent::Resynced, &mut seats).await;
                     }
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Closed) => return,
                 }
                 next = events.try_recv();
             }
-            batch.send(self);
+            batch.send(self, &mut seats).await;
             tokio::select! {
-                () = tokio::time::sleep(every) => {}
+                () = tokio::time::sleep_until(started + every) => {}
                 () = stop.cancelled() => return,
             }
         }
     }
 
-    fn send_batch(&self, wire: WireEvent) {
-        // No receivers is fine: nobody is looking at the wall.
-        drop(self.inner.batches.send(Arc::new(wire)));
+    async fn send_batch(&self, wire: &WireEvent, seats: &mut Vec<Arc<Seat>>) {
+        self.inner.fanout.send(wire, seats).await;
     }
 }
 
@@ -141,9 +149,26 @@ mod tests {
     use std::time::Duration;
 
     use app::types::{JobView, WallEvent};
+    use bytes::Bytes;
     use tokio_util::sync::CancellationToken;
 
-    use super::{Hub, WireEvent};
+    use super::{
+        super::fanout::{Version, Work},
+        Hub,
+    };
+
+    /// What the pump queued for a watcher without its socket, once there is something.
+    async fn next(seat: &super::super::fanout::Joined) -> (Vec<Bytes>, usize, bool) {
+        seat.woken().await;
+        match seat.take() {
+            Work::Write {
+                frames,
+                events,
+                snapshot,
+            } => (frames, events, snapshot),
+            other => panic!("something to write: {other:?}"),
+        }
+    }
 
     #[tokio::test]
     async fn events_go_at_once_after_a_quiet_spell_and_then_in_one_batch_per_interval() {
@@ -161,27 +186,21 @@ mod tests {
                 .await
             }
         });
-        let mut watcher = hub.subscribe_wall();
+        let watcher = hub.join_wall(Version::V1);
         tokio::task::yield_now().await;
         hub.track(JobView::fresh(1, 10, "m"));
-        let first = watcher.recv().await.unwrap();
-        assert!(
-            matches!(&*first, WireEvent::Frames { events: 1, .. }),
-            "{first:?}"
-        );
+        let (first, events, _) = next(&watcher).await;
+        assert_eq!((first.len(), events), (1, 1), "{first:?}");
         for id in 2..=4 {
             hub.track(JobView::fresh(id, id * 10, "m"));
         }
-        let batch = watcher.recv().await.unwrap();
-        let WireEvent::Frames { events, v1, v2 } = &*batch else {
-            panic!("a batch: {batch:?}");
-        };
+        let (batch, events, _) = next(&watcher).await;
         assert_eq!(
-            *events, 3,
+            (batch.len(), events),
+            (1, 3),
             "the three jobs that came within the interval, in one batch"
         );
-        assert_eq!(v1, v2);
-        let text = std::str::from_utf8(v1).unwrap();
+        let text = std::str::from_utf8(&batch[0]).unwrap();
         let ids: Vec<i64> = text
             .split_terminator("\n\n")
             .map(
@@ -193,8 +212,8 @@ mod tests {
             .collect();
         assert_eq!(ids, [2, 3, 4], "in order");
         // Quiet for longer than the keep-alive: a comment.
-        let quiet = watcher.recv().await.unwrap();
-        assert!(matches!(&*quiet, WireEvent::KeepAlive), "{quiet:?}");
+        let (quiet, events, _) = next(&watcher).await;
+        assert_eq!((quiet, events), (vec![crate::sse_frame::KEEP_ALIVE], 0));
         stop.cancel();
         pump.await.unwrap();
     }
@@ -203,14 +222,14 @@ mod tests {
     async fn a_pump_started_again_after_a_panic_first_sends_the_watchers_to_a_snapshot() {
         let hub = Hub::new();
         let stop = CancellationToken::new();
-        let mut watcher = hub.subscribe_wall();
+        let watcher = hub.join_wall(Version::V1);
         let pump = tokio::spawn({
             let (hub, stop) = (hub.clone(), stop.clone());
             let ms = Duration::from_millis;
             async move { hub.pump_wall(ms(20), ms(300), stop, true).await }
         });
-        let first = watcher.recv().await.unwrap();
-        assert!(matches!(&*first, WireEvent::Resynced), "{first:?}");
+        let (frames, _, snapshot) = next(&watcher).await;
+        assert!(frames.is_empty() && snapshot, "{frames:?}");
         stop.cancel();
         pump.await.unwrap();
     }

@@ -64,6 +64,30 @@ pub async fn serve(
     keep_alive: bool,
     closing: Closing,
 ) {
+    let http = http(stream, peer, app, &ticket, timeouts, keep_alive, &closing);
+    // Boxed: once a live stream has the socket, hyper's connection, its timers and the waits
+    // on them go, and the task holds no room for them for as long as the stream lives.
+    if let Some((taken, socket)) = Box::pin(http).await {
+        tokio::select! {
+            () = taken.write(socket) => {}
+            () = closing.now.cancelled() => {}
+        }
+    }
+    // `ticket`, a parameter, is dropped after the socket: the place is given back once the
+    // socket is closed.
+}
+
+/// HTTP/1.1 on the connection, until it closes or a response takes the socket (returned, past
+/// the request's head).
+async fn http(
+    stream: TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    ticket: &Ticket,
+    timeouts: Timeouts,
+    keep_alive: bool,
+    closing: &Closing,
+) -> Option<(Taken, Socket)> {
     let activity = Arc::clone(&ticket.activity);
     // Live updates are small writes that must leave at once, not wait for the next one.
     let _ = stream.set_nodelay(true);
@@ -154,27 +178,18 @@ pub async fn serve(
             }
         }
     }
-    if let Some(taken) = taken {
-        // hyper's buffers and the service go; the socket stays, past the request's head.
-        let parts = connection.into_parts();
-        // Bytes read past the request's head: a pipelined request, which a stream cannot
-        // answer; the connection closes.
-        if parts.read_buf.is_empty() {
-            // Even empty, it holds hyper's whole read buffer (8 KiB) for as long as it lives.
-            drop(parts.read_buf);
-            let socket = parts.io.into_inner();
-            tokio::select! {
-                () = taken.write(socket) => {}
-                () = closing.now.cancelled() => {}
-            }
-        } else {
-            tracing::debug!(%peer, "closed a connection that sent a request behind a live stream's");
-            // The stream's place is given back before its client sees the socket close.
-            drop(taken);
-        }
+    let taken = taken?;
+    // hyper's buffers and the service go; the socket stays, past the request's head.
+    let parts = connection.into_parts();
+    // Bytes read past the request's head: a pipelined request, which a stream cannot answer;
+    // the connection closes.
+    if !parts.read_buf.is_empty() {
+        tracing::debug!(%peer, "closed a connection that sent a request behind a live stream's");
+        // The stream's place is given back before its client sees the socket close.
+        drop(taken);
+        return None;
     }
-    // `ticket`, a parameter, is dropped after the connection (a local): the place is given back
-    // once the socket is closed.
+    Some((taken, parts.io.into_inner()))
 }
 
 /// A response that writes its own body, with the socket taken from hyper.

@@ -20,6 +20,7 @@ use axum::{
     http::{header, HeaderValue},
     response::Response,
 };
+use futures::FutureExt;
 
 use super::{posts::load_page, sse::RECONNECT_AFTER};
 use crate::{
@@ -27,6 +28,7 @@ use crate::{
     edge::handoff::{Handoff, Socket},
     error::{HttpError, HttpResult},
     hub::fanout::{Joined, Version, Work},
+    limits::StreamSlot,
     sse_frame,
     state::AppState,
 };
@@ -58,13 +60,12 @@ async fn open(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(Handoff::response(head, move |socket| {
-        Box::pin(async move {
-            let _held_while_streaming = slot;
-            let watcher = Watcher { seat, state };
-            if let Err(e) = watcher.run(socket, first).await {
+        // The stream's own future, boxed as it is: no layer around it holds its arguments twice.
+        Box::pin(stream(seat, state, slot, socket, first).map(|ended| {
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, "a wall stream ended");
             }
-        })
+        }))
     }))
 }
 
@@ -93,61 +94,61 @@ async fn snapshot(state: &AppState) -> HttpResult<Bytes> {
     Ok(frame)
 }
 
-/// One wall watcher, from its first bytes until it leaves or the server stops.
-struct Watcher {
+/// One wall watcher's stream, from its first bytes until it leaves or the server stops; its
+/// place (`_slot`) is held meanwhile.
+async fn stream(
     seat: Joined,
     state: AppState,
-}
-
-impl Watcher {
-    async fn run(self, socket: Socket, first: Bytes) -> io::Result<()> {
-        self.seat.attach(socket);
-        let stall = Duration::from_secs(self.state.config.server.idle_timeout_secs);
-        let shutdown = self.state.shutdown.clone();
-        // Made once: a wake costs no registration with the token.
-        let stopping = shutdown.cancelled();
-        tokio::pin!(stopping);
-        let mut frames = vec![sse_frame::hello(RECONNECT_AFTER), first];
-        let mut events = 1;
-        let mut snapshot = false;
+    _slot: StreamSlot,
+    socket: Socket,
+    first: Bytes,
+) -> io::Result<()> {
+    seat.attach(socket);
+    let stall = Duration::from_secs(state.config.server.idle_timeout_secs);
+    // Made once: a wake costs no registration with the token.
+    let stopping = state.shutdown.cancelled();
+    tokio::pin!(stopping);
+    let mut frames = vec![sse_frame::hello(RECONNECT_AFTER), first];
+    let mut events = 1;
+    let mut snapshot = false;
+    loop {
+        // Boxed: a waiting watcher's future holds no room for a write.
+        tokio::select! {
+            () = &mut stopping => return Ok(()),
+            written = Box::pin(seat.write(frames, stall)) => written?,
+        }
+        seat.sent(events);
+        if snapshot {
+            // Boxed: a waiting watcher's future holds no room for a database read.
+            match Box::pin(self::snapshot(&state)).await {
+                Ok(frame) => (frames, events, snapshot) = (vec![frame], 1, false),
+                Err(e) => {
+                    tracing::warn!(error = ?e, "a wall watcher's snapshot failed; closing its stream");
+                    return Ok(());
+                }
+            }
+            continue;
+        }
+        // Whatever queued while this task wrote; then the pump writes again.
         loop {
+            match seat.take() {
+                Work::Write {
+                    frames: more,
+                    events: n,
+                    snapshot: then,
+                } => {
+                    (frames, events, snapshot) = (more, n, then);
+                    break;
+                }
+                Work::Closed => return Ok(()),
+                Work::Idle => {}
+            }
             tokio::select! {
                 () = &mut stopping => return Ok(()),
-                written = self.seat.write(frames, stall) => written?,
-            }
-            self.seat.sent(events);
-            if snapshot {
-                // Boxed: a waiting watcher's future holds no room for a database read.
-                match Box::pin(self::snapshot(&self.state)).await {
-                    Ok(frame) => (frames, events, snapshot) = (vec![frame], 1, false),
-                    Err(e) => {
-                        tracing::warn!(error = ?e, "a wall watcher's snapshot failed; closing its stream");
-                        return Ok(());
-                    }
-                }
-                continue;
-            }
-            // Whatever queued while this task wrote; then the pump writes again.
-            loop {
-                match self.seat.take() {
-                    Work::Write {
-                        frames: more,
-                        events: n,
-                        snapshot: then,
-                    } => {
-                        (frames, events, snapshot) = (more, n, then);
-                        break;
-                    }
-                    Work::Closed => return Ok(()),
-                    Work::Idle => {}
-                }
-                tokio::select! {
-                    () = &mut stopping => return Ok(()),
-                    there = self.seat.client_still_there() => if !there {
-                        return Ok(());
-                    },
-                    () = self.seat.woken() => {}
-                }
+                there = seat.client_still_there() => if !there {
+                    return Ok(());
+                },
+                () = seat.woken() => {}
             }
         }
     }

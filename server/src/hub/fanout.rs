@@ -76,13 +76,16 @@ impl Fanout {
         self.taken.load(Ordering::Acquire)
     }
 
-    /// Hands `wire` to every watcher: `seats` is the pump's own list, kept between batches. A
-    /// round of thousands of writes gives the other tasks on its thread their turns.
-    pub async fn send(&self, wire: &WireEvent, seats: &mut Vec<Arc<Seat>>) {
+    /// Hands `wire` to every watcher. A round of thousands of writes gives the other tasks on
+    /// its thread their turns.
+    pub async fn send(&self, wire: &WireEvent) {
         // Copied out: a watcher joins or leaves without waiting for a round of writes.
-        seats.clear();
-        seats.extend(self.seats().iter().map(|(_, seat)| Arc::clone(seat)));
-        for seat in seats.iter() {
+        let seats: Vec<Arc<Seat>> = self
+            .seats()
+            .iter()
+            .map(|(_, seat)| Arc::clone(seat))
+            .collect();
+        for seat in &seats {
             match wire {
                 WireEvent::Frames { events, v1, v2 } => {
                     let frame = match seat.version {
@@ -96,8 +99,6 @@ impl Fanout {
             }
             tokio::task::consume_budget().await;
         }
-        // The sockets go with their watchers, not with the pump's next round.
-        seats.clear();
     }
 
     fn seats(&self) -> MutexGuard<'_, Slab<Arc<Seat>>> {
@@ -288,31 +289,26 @@ impl Seat {
         let Some(socket) = self.socket.get() else {
             unreachable!("a seat with no socket is busy");
         };
-        match socket.try_write_vectored(&[io::IoSlice::new(frame)]) {
-            Ok(written) if written == frame.len() => {
-                drop(queue);
-                self.sent(events);
-            }
-            Ok(written) => {
-                queue.rest = Some(frame.slice(written..));
-                queue.events = events;
-                queue.busy = true;
-                drop(queue);
-                self.wake.notify_one();
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                queue.rest = Some(frame.clone());
-                queue.events = events;
-                queue.busy = true;
-                drop(queue);
-                self.wake.notify_one();
-            }
+        let written = match socket.try_write_vectored(&[io::IoSlice::new(frame)]) {
+            Ok(written) => written,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
             Err(_) => {
                 queue.closed = true;
                 drop(queue);
                 self.wake.notify_one();
+                return;
             }
+        };
+        if written == frame.len() {
+            drop(queue);
+            self.sent(events);
+            return;
         }
+        queue.rest = Some(frame.slice(written..));
+        queue.events = events;
+        queue.busy = true;
+        drop(queue);
+        self.wake.notify_one();
     }
 
     /// The wall changed in a way no batch tells: what is queued goes, and a snapshot comes
@@ -373,9 +369,8 @@ mod tests {
         let fanout = Arc::new(Fanout::default());
         let (v1, v2) = (fanout.join(Version::V1), fanout.join(Version::V2));
         assert_eq!(fanout.watchers(), 2);
-        let mut seats = Vec::new();
-        fanout.send(&frames("a"), &mut seats).await;
-        fanout.send(&frames("b"), &mut seats).await;
+        fanout.send(&frames("a")).await;
+        fanout.send(&frames("b")).await;
         let write = |text: &[&'static str]| Work::Write {
             frames: text
                 .iter()
@@ -399,18 +394,17 @@ mod tests {
     async fn a_watcher_too_far_behind_drops_its_batches_for_a_snapshot() {
         let fanout = Arc::new(Fanout::default());
         let seat = fanout.join(Version::V1);
-        let mut seats = Vec::new();
         for _ in 0..=BACKLOG {
-            fanout.send(&frames("a"), &mut seats).await;
+            fanout.send(&frames("a")).await;
         }
-        fanout.send(&frames("b"), &mut seats).await;
+        fanout.send(&frames("b")).await;
         let expected = Work::Write {
             frames: Vec::new(),
             events: 0,
             snapshot: true,
         };
         assert_eq!(seat.take(), expected, "what came after is in the snapshot");
-        fanout.send(&WireEvent::Resynced, &mut seats).await;
+        fanout.send(&WireEvent::Resynced).await;
         assert_eq!(seat.take(), expected, "the wall was caught up");
     }
 

@@ -5,14 +5,14 @@
 //! comment goes when it has been quiet for longer (one timer for the whole wall, not one per
 //! watcher). The interval runs from one batch's start to the next: when handing a batch to
 //! every watcher takes longer, the next goes as soon as that one is done.
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use app::types::WallEvent;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_util::sync::CancellationToken;
 
-use super::{fanout::Seat, Hub};
+use super::Hub;
 
 /// What the wall's broadcasts carry.
 #[derive(Debug)]
@@ -63,17 +63,14 @@ impl Batch {
     }
 
     /// Sends what was gathered, if anything.
-    async fn send(&mut self, hub: &Hub, seats: &mut Vec<Arc<Seat>>) {
+    async fn send(&mut self, hub: &Hub) {
         if self.events > 0 {
             let batch = std::mem::take(self);
-            hub.send_batch(
-                &WireEvent::Frames {
-                    events: batch.events,
-                    v1: batch.v1.freeze(),
-                    v2: batch.v2.freeze(),
-                },
-                seats,
-            )
+            hub.send_batch(&WireEvent::Frames {
+                events: batch.events,
+                v1: batch.v1.freeze(),
+                v2: batch.v2.freeze(),
+            })
             .await;
         }
     }
@@ -91,16 +88,14 @@ impl Hub {
         again: bool,
     ) {
         let mut events = self.wall_events();
-        // The watchers a batch goes to, kept from one to the next.
-        let mut seats = Vec::new();
         if again {
-            self.send_batch(&WireEvent::Resynced, &mut seats).await;
+            self.send_batch(&WireEvent::Resynced).await;
         }
         loop {
             let first = tokio::select! {
                 first = events.recv() => first,
                 () = tokio::time::sleep(keep_alive) => {
-                    self.send_batch(&WireEvent::KeepAlive, &mut seats).await;
+                    self.send_batch(&WireEvent::KeepAlive).await;
                     continue;
                 }
                 () = stop.cancelled() => return,
@@ -116,22 +111,22 @@ impl Hub {
                     Ok(wire) => match &*wire {
                         WireEvent::Frames { events, v1, v2 } => batch.add(*events, v1, v2),
                         WireEvent::Resynced => {
-                            batch.send(self, &mut seats).await;
-                            self.send_batch(&WireEvent::Resynced, &mut seats).await;
+                            batch.send(self).await;
+                            self.send_batch(&WireEvent::Resynced).await;
                         }
                         WireEvent::KeepAlive => {}
                     },
                     // The pump fell behind: the watchers start again from a snapshot.
                     Err(TryRecvError::Lagged(_)) => {
                         batch = Batch::default();
-                        self.send_batch(&WireEvent::Resynced, &mut seats).await;
+                        self.send_batch(&WireEvent::Resynced).await;
                     }
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Closed) => return,
                 }
                 next = events.try_recv();
             }
-            batch.send(self, &mut seats).await;
+            batch.send(self).await;
             tokio::select! {
                 () = tokio::time::sleep_until(started + every) => {}
                 () = stop.cancelled() => return,
@@ -139,8 +134,8 @@ impl Hub {
         }
     }
 
-    async fn send_batch(&self, wire: &WireEvent, seats: &mut Vec<Arc<Seat>>) {
-        self.inner.fanout.send(wire, seats).await;
+    async fn send_batch(&self, wire: &WireEvent) {
+        self.inner.fanout.send(wire).await;
     }
 }
 

@@ -228,7 +228,7 @@ pub struct JobsConfig {
 pub struct ProgressConfig {
     pub db_write_interval_ms: u64,
     pub push_interval_ms: u64,
-    /// The wall's watchers get at most one batch of events per this many milliseconds.
+    /// The wall's watchers get at most one write of events per this many milliseconds.
     pub wall_batch_ms: u64,
 }
 

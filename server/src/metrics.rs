@@ -239,6 +239,14 @@ impl StreamKind {
     }
 }
 
+/// `n` events went out on streams of `kind`, counted once for many streams (the wall's pump
+/// counts a round of writes at once, not each watcher's).
+pub fn events_sent(kind: StreamKind, n: usize) {
+    if n > 0 {
+        counter!(EVENTS, "kind" => kind.as_str()).increment(u64::try_from(n).unwrap_or(u64::MAX));
+    }
+}
+
 /// Counts an open stream for as long as it lives, and the events sent on it. The handles are
 /// looked up once per stream, not once per event: an event goes to every watcher.
 pub struct OpenStream {

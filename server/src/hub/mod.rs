@@ -43,7 +43,7 @@ struct Inner {
     jobs: Mutex<HashMap<i64, watch::Sender<JobView>>>,
     /// Every wall event as it happens, to the pump ([`Hub::pump_wall`]).
     wall: broadcast::Sender<Arc<WireEvent>>,
-    /// The wall's watchers, to whom the pump hands its batches.
+    /// The wall's watchers, to whom the pump hands what it seals.
     fanout: Arc<Fanout>,
     /// How many changes the wall has seen: a snapshot taken after the n-th holds them all.
     changes: AtomicU64,
@@ -286,7 +286,7 @@ impl Hub {
         views
     }
 
-    /// A seat for a new wall watcher, where the wall's batches queue until its socket comes;
+    /// A seat for a new wall watcher, where the wall's pieces queue until its socket comes;
     /// take a snapshot after this, so nothing falls between.
     pub fn join_wall(&self, version: Version) -> Joined {
         self.inner.fanout.join(version)

@@ -1,38 +1,45 @@
 //! What the wall's watchers are sent: every event framed once for both versions of the stream,
-//! and the pump that hands the watchers those events in batches, at most one batch per interval,
-//! so that a watcher's socket is written once for all the jobs that moved meanwhile, not once
-//! per job and event. A batch goes at once when the wall has been quiet for the interval; a
-//! comment goes when it has been quiet for longer (one timer for the whole wall, not one per
-//! watcher). The interval runs from one batch's start to the next: when handing a batch to
-//! every watcher takes longer, the next goes as soon as that one is done.
-use std::time::Duration;
+//! and the pump that hands the watchers those events. The pump seals the events that came into
+//! one piece ([`super::fanout`]) and goes round the watchers, writing each of them everything
+//! sealed since its last turn: a watcher's socket is written once per turn for all the jobs that
+//! moved meanwhile, not once per job and event. While it goes round it looks for new events
+//! every [`LOOK_EVERY`] watchers, so that the watchers after that point have them in this round
+//! and the ones before in the next: a token waits for the pump to come round once. A round
+//! starts at once when the wall has been quiet, at most one per interval (from one round's start
+//! to the next: when a round takes longer, the next starts as soon as it is done), and a comment
+//! goes when the wall has been quiet for longer (one timer for the whole wall, not one per
+//! watcher).
+use std::{sync::Arc, time::Duration};
 
 use app::types::WallEvent;
 use bytes::{Bytes, BytesMut};
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::broadcast::{
+    self,
+    error::{RecvError, TryRecvError},
+};
 use tokio_util::sync::CancellationToken;
 
-use super::Hub;
+use super::{
+    fanout::{Line, Piece},
+    Hub,
+};
+use crate::metrics::StreamKind;
 
 /// What the wall's broadcasts carry.
 #[derive(Debug)]
 pub enum WireEvent {
-    /// Events, framed (`event:` and `data:` lines) once for each version of the stream, however
-    /// many watchers send them: one event as it happens, several in a batch.
+    /// An event, framed (`event:` and `data:` lines) once for each version of the stream,
+    /// however many watchers send it.
     Frames {
-        /// How many events.
-        events: usize,
         /// For `/api/v1/wall/events`: every event whole.
         v1: Bytes,
         /// For `/api/v2/wall/events`: a progress event that changed only the text and numbers
         /// in short ([`app::types::ProgressDelta`]); the others as in `v1`.
         v2: Bytes,
     },
-    /// The hub caught up with the other instances after missing their notes, or the pump fell
-    /// behind: each watcher takes a fresh snapshot.
+    /// The hub caught up with the other instances after missing their notes: each watcher
+    /// takes a fresh snapshot.
     Resynced,
-    /// Nothing happened for a while: a comment, so that proxies keep idle streams open.
-    KeepAlive,
 }
 
 impl WireEvent {
@@ -43,11 +50,14 @@ impl WireEvent {
             Some(short) => crate::sse_frame::event(short)?,
             None => v1.clone(),
         };
-        Ok(Self::Frames { events: 1, v1, v2 })
+        Ok(Self::Frames { v1, v2 })
     }
 }
 
-/// Events gathered for one batch.
+/// Seats the pump hands their pieces to between two looks for new events.
+const LOOK_EVERY: usize = 64;
+
+/// Events gathered for one piece.
 #[derive(Default)]
 struct Batch {
     events: usize,
@@ -56,29 +66,103 @@ struct Batch {
 }
 
 impl Batch {
-    fn add(&mut self, events: usize, v1: &Bytes, v2: &Bytes) {
-        self.events += events;
+    fn add(&mut self, v1: &Bytes, v2: &Bytes) {
+        self.events += 1;
         self.v1.extend_from_slice(v1);
         self.v2.extend_from_slice(v2);
     }
+}
 
-    /// Sends what was gathered, if anything.
-    async fn send(&mut self, hub: &Hub) {
-        if self.events > 0 {
-            let batch = std::mem::take(self);
-            hub.send_batch(&WireEvent::Frames {
-                events: batch.events,
-                v1: batch.v1.freeze(),
-                v2: batch.v2.freeze(),
-            })
-            .await;
+/// The pump's own state: what it has sealed, and what it has gathered since.
+struct Pump<'a> {
+    hub: &'a Hub,
+    events: broadcast::Receiver<Arc<WireEvent>>,
+    line: Line,
+    batch: Batch,
+}
+
+/// The wall's events stopped for good: the hub is gone.
+struct Closed;
+
+impl Pump<'_> {
+    /// Gathers the events that came (`first`, then all that wait), and seals them in a piece.
+    fn gather(&mut self, first: Result<Arc<WireEvent>, TryRecvError>) -> Result<(), Closed> {
+        let mut next = first;
+        loop {
+            match next {
+                Ok(wire) => match &*wire {
+                    WireEvent::Frames { v1, v2 } => self.batch.add(v1, v2),
+                    WireEvent::Resynced => {
+                        self.seal();
+                        self.resync();
+                    }
+                },
+                // The pump fell behind: the watchers start again from a snapshot.
+                Err(TryRecvError::Lagged(_)) => {
+                    self.batch = Batch::default();
+                    self.resync();
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Closed) => return Err(Closed),
+            }
+            next = self.events.try_recv();
         }
+        self.seal();
+        Ok(())
+    }
+
+    /// Seals what was gathered, if anything.
+    fn seal(&mut self) {
+        if self.batch.events > 0 {
+            let batch = std::mem::take(&mut self.batch);
+            let piece = Piece::new(batch.events, batch.v1.freeze(), batch.v2.freeze());
+            self.hub.inner.fanout.seal(&mut self.line, piece);
+        }
+    }
+
+    fn resync(&mut self) {
+        self.hub.inner.fanout.resync(&self.line);
+    }
+
+    /// A comment for every watcher, so that proxies keep idle streams open.
+    fn keep_alive(&mut self) {
+        let comment = Piece::new(
+            0,
+            crate::sse_frame::KEEP_ALIVE,
+            crate::sse_frame::KEEP_ALIVE,
+        );
+        self.hub.inner.fanout.seal(&mut self.line, comment);
+    }
+
+    /// Whether some watcher has not been handed every piece.
+    fn owed(&self, since: u64) -> bool {
+        self.line.head() > since
+    }
+
+    /// Hands every watcher its pieces, looking for new events every [`LOOK_EVERY`] seats; a
+    /// round of thousands of writes gives the other tasks on its thread their turns. Returns
+    /// the number of the next piece when it began: the watchers before a later one lack it.
+    async fn round(&mut self) -> Result<u64, Closed> {
+        let hub = self.hub;
+        let seats = hub.inner.fanout.round(&mut self.line);
+        let began = self.line.head();
+        let mut sent = 0;
+        for (i, seat) in seats.iter().enumerate() {
+            if i > 0 && i % LOOK_EVERY == 0 {
+                let next = self.events.try_recv();
+                self.gather(next)?;
+            }
+            sent += seat.offer(&self.line);
+            tokio::task::consume_budget().await;
+        }
+        crate::metrics::events_sent(StreamKind::Wall, sent);
+        Ok(began)
     }
 }
 
 impl Hub {
-    /// Hands the wall's events to its watchers in batches, at most one per `every`, with a
-    /// comment after `keep_alive` of quiet; until `stop`. A pump started `again` after a panic
+    /// Hands the wall's events to its watchers, going round them at most once per `every`, with
+    /// a comment after `keep_alive` of quiet; until `stop`. A pump started `again` after a panic
     /// first sends the watchers to a fresh snapshot: what its predecessor held is lost.
     pub async fn pump_wall(
         &self,
@@ -87,55 +171,50 @@ impl Hub {
         stop: CancellationToken,
         again: bool,
     ) {
-        let mut events = self.wall_events();
+        let mut pump = Pump {
+            hub: self,
+            events: self.wall_events(),
+            line: self.inner.fanout.line(),
+            batch: Batch::default(),
+        };
         if again {
-            self.send_batch(&WireEvent::Resynced).await;
+            pump.resync();
         }
+        // The number of the first piece some watcher may lack.
+        let mut since = pump.line.head();
         loop {
-            let first = tokio::select! {
-                first = events.recv() => first,
-                () = tokio::time::sleep(keep_alive) => {
-                    self.send_batch(&WireEvent::KeepAlive).await;
+            let waiting = pump.events.try_recv();
+            if pump.gather(waiting).is_err() {
+                return;
+            }
+            if !pump.owed(since) {
+                tokio::select! {
+                    first = pump.events.recv() => {
+                        let first = first.map_err(|e| match e {
+                            RecvError::Lagged(_) => TryRecvError::Lagged(0),
+                            RecvError::Closed => TryRecvError::Closed,
+                        });
+                        if pump.gather(first).is_err() {
+                            return;
+                        }
+                    }
+                    () = tokio::time::sleep(keep_alive) => pump.keep_alive(),
+                    () = stop.cancelled() => return,
+                }
+                if !pump.owed(since) {
                     continue;
                 }
-                () = stop.cancelled() => return,
-            };
-            let started = tokio::time::Instant::now();
-            let mut batch = Batch::default();
-            let mut next = first.map_err(|e| match e {
-                RecvError::Lagged(_) => TryRecvError::Lagged(0),
-                RecvError::Closed => TryRecvError::Closed,
-            });
-            loop {
-                match next {
-                    Ok(wire) => match &*wire {
-                        WireEvent::Frames { events, v1, v2 } => batch.add(*events, v1, v2),
-                        WireEvent::Resynced => {
-                            batch.send(self).await;
-                            self.send_batch(&WireEvent::Resynced).await;
-                        }
-                        WireEvent::KeepAlive => {}
-                    },
-                    // The pump fell behind: the watchers start again from a snapshot.
-                    Err(TryRecvError::Lagged(_)) => {
-                        batch = Batch::default();
-                        self.send_batch(&WireEvent::Resynced).await;
-                    }
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Closed) => return,
-                }
-                next = events.try_recv();
             }
-            batch.send(self).await;
+            let started = tokio::time::Instant::now();
+            let Ok(began) = pump.round().await else {
+                return;
+            };
+            since = began;
             tokio::select! {
                 () = tokio::time::sleep_until(started + every) => {}
                 () = stop.cancelled() => return,
             }
         }
-    }
-
-    async fn send_batch(&self, wire: &WireEvent) {
-        self.inner.fanout.send(wire).await;
     }
 }
 

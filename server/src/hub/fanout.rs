@@ -73,8 +73,14 @@ pub struct Line {
 
 impl Line {
     /// The number of the next piece.
-    pub fn head(&self) -> u64 {
+    fn head(&self) -> u64 {
         self.first + self.pieces.len() as u64
+    }
+
+    /// Whether a piece was sealed after the round before began: the watchers it had passed lack
+    /// it.
+    pub fn owed(&self) -> bool {
+        self.head() > self.kept_from
     }
 
     /// The pieces from number `next` on.

@@ -134,18 +134,11 @@ impl Pump<'_> {
         self.hub.inner.fanout.seal(&mut self.line, comment);
     }
 
-    /// Whether some watcher has not been handed every piece.
-    fn owed(&self, since: u64) -> bool {
-        self.line.head() > since
-    }
-
     /// Hands every watcher its pieces, looking for new events every [`LOOK_EVERY`] seats; a
-    /// round of thousands of writes gives the other tasks on its thread their turns. Returns
-    /// the number of the next piece when it began: the watchers before a later one lack it.
-    async fn round(&mut self) -> Result<u64, Closed> {
+    /// round of thousands of writes gives the other tasks on its thread their turns.
+    async fn round(&mut self) -> Result<(), Closed> {
         let hub = self.hub;
         let seats = hub.inner.fanout.round(&mut self.line);
-        let began = self.line.head();
         let mut sent = 0;
         for (i, seat) in seats.iter().enumerate() {
             if i > 0 && i % LOOK_EVERY == 0 {
@@ -156,7 +149,7 @@ impl Pump<'_> {
             tokio::task::consume_budget().await;
         }
         crate::metrics::events_sent(StreamKind::Wall, sent);
-        Ok(began)
+        Ok(())
     }
 }
 
@@ -180,14 +173,12 @@ impl Hub {
         if again {
             pump.resync();
         }
-        // The number of the first piece some watcher may lack.
-        let mut since = pump.line.head();
         loop {
             let waiting = pump.events.try_recv();
             if pump.gather(waiting).is_err() {
                 return;
             }
-            if !pump.owed(since) {
+            if !pump.line.owed() {
                 tokio::select! {
                     first = pump.events.recv() => {
                         let first = first.map_err(|e| match e {
@@ -201,15 +192,14 @@ impl Hub {
                     () = tokio::time::sleep(keep_alive) => pump.keep_alive(),
                     () = stop.cancelled() => return,
                 }
-                if !pump.owed(since) {
+                if !pump.line.owed() {
                     continue;
                 }
             }
             let started = tokio::time::Instant::now();
-            let Ok(began) = pump.round().await else {
+            if pump.round().await.is_err() {
                 return;
-            };
-            since = began;
+            }
             tokio::select! {
                 () = tokio::time::sleep_until(started + every) => {}
                 () = stop.cancelled() => return,
